@@ -1,0 +1,26 @@
+#pragma once
+// Deterministic RNG: xoshiro256** seeded by splitmix64, Box-Muller normals.
+// Implemented here (not std::normal_distribution) so a seed gives the same numbers
+// with every standard library and compiler.
+#include <cstdint>
+
+namespace lowrank::tensor {
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 1337);
+  uint64_t next_u64();
+  uint32_t next_u32() { return static_cast<uint32_t>(next_u64() >> 32); }
+  float uniform();                       // [0, 1)
+  float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
+  float normal();                        // N(0, 1)
+  int64_t randint(int64_t n);            // [0, n)
+  Rng split();                           // an independent stream derived from this one
+
+ private:
+  uint64_t s_[4];
+  bool have_spare_ = false;
+  float spare_ = 0.f;
+};
+
+}  // namespace lowrank::tensor

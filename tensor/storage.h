@@ -1,0 +1,44 @@
+#pragma once
+// Storage: one owned, move-only buffer of float32 on a device. Tensors share it via shared_ptr.
+#include <cstddef>
+#include <string>
+
+namespace lowrank::tensor {
+
+enum class Device { CPU, CUDA };
+std::string device_name(Device d);
+Device parse_device(const std::string& name);  // "cpu" | "cuda", throws otherwise
+
+class Storage {
+ public:
+  Storage(size_t numel, Device device);  // uninitialised memory
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  Storage(Storage&& o) noexcept;
+  Storage& operator=(Storage&& o) noexcept;
+
+  float* data() const { return ptr_; }
+  size_t numel() const { return numel_; }
+  size_t bytes() const { return numel_ * sizeof(float); }
+  Device device() const { return device_; }
+
+ private:
+  void release();
+  float* ptr_ = nullptr;
+  size_t numel_ = 0;
+  Device device_ = Device::CPU;
+};
+
+// Bytes currently held by CPU storages, and the high-water mark (for memory reports).
+size_t cpu_bytes_in_use();
+size_t cpu_bytes_peak();
+void reset_cpu_bytes_peak();
+
+// Device memory hooks: implemented in cuda/ when built with CUDA, otherwise they throw a clear error.
+float* cuda_alloc_floats(size_t numel);
+void cuda_free_floats(float* p, size_t numel);
+// dst/src on the given devices, at least one of them CUDA.
+void cuda_copy_floats(float* dst, Device dst_dev, const float* src, Device src_dev, size_t numel);
+
+}  // namespace lowrank::tensor

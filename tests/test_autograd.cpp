@@ -1,0 +1,104 @@
+// The tape itself and the gradient checker, including proof that the checker catches wrong backwards.
+#include "autograd/op_util.h"
+#include "test_util.h"
+
+using namespace lowrank;
+using namespace lowrank::autograd;
+using namespace lowrank::testing;
+
+namespace {
+
+// y = x² with a deliberately configurable backward, to show the checker catches mistakes.
+enum class Bug { None, WrongFactor, Assigns };
+struct SquareOp : Node {
+  Tensor x, out;
+  Bug bug = Bug::None;
+  void backward() override {
+    const float* dy = grad_of(out);
+    float* dx = grad_sink(x);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      float g = (bug == Bug::WrongFactor ? 2.2f : 2.f) * x.data()[i] * dy[i];
+      if (bug == Bug::Assigns) dx[i] = g; else dx[i] += g;
+    }
+  }
+  const char* name() const override { return "square"; }
+};
+
+Tensor square(const Tensor& x, Bug bug) {
+  Tensor out = Tensor::empty(x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i) out.data()[i] = x.data()[i] * x.data()[i];
+  if (needs_grad({&x})) {
+    auto n = std::make_unique<SquareOp>();
+    n->x = x;
+    n->out = out;
+    n->bug = bug;
+    record(std::move(n), out);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck: passes a correct backward, fails a wrong factor and a backward that assigns") {
+  Tensor x = param({4, 5}, 1);
+  CHECK(gradcheck([&] { return square(x, Bug::None); }, {x}).ok);
+  GradCheckResult wrong = gradcheck([&] { return square(x, Bug::WrongFactor); }, {x});
+  CHECK_FALSE(wrong.ok);
+  CHECK(wrong.worst.find("input 0") != std::string::npos);
+  CHECK_FALSE(gradcheck([&] { return square(x, Bug::Assigns); }, {x}).ok);
+}
+
+TEST_CASE("tape: records only when needed, backward runs in reverse and clears the tape") {
+  tape().clear();
+  Tensor w = param({3}, 2);
+  Tensor c = Tensor::full({3}, 2.f);  // a constant: no grad
+  Tensor y = mul(c, c);
+  CHECK(tape().size() == 0);
+  CHECK_FALSE(y.requires_grad());
+  Tensor loss = sum(mul(w, c));
+  CHECK(tape().size() == 2);
+  backward(loss);
+  CHECK(tape().size() == 0);
+  check_values(w.grad(), {2, 2, 2});
+  CHECK_FALSE(c.grad().defined());
+}
+
+TEST_CASE("tape: gradients accumulate across backward calls until zero_grad") {
+  Tensor w = param({2}, 3);
+  backward(sum(scale(w, 3.f)));
+  backward(sum(scale(w, 3.f)));
+  check_values(w.grad(), {6, 6});
+  std::vector<Tensor> ps{w};
+  zero_grad(ps);
+  check_values(w.grad(), {0, 0});
+}
+
+TEST_CASE("tape: a tensor used twice receives both contributions") {
+  Tensor x = param({3}, 4);
+  backward(sum(mul(x, x)));
+  std::vector<float> xv = x.to_vector(), g = x.grad().to_vector();
+  for (int i = 0; i < 3; ++i) CHECK(g[i] == doctest::Approx(2 * xv[i]));
+}
+
+TEST_CASE("no-grad scope records nothing and outputs do not require grad") {
+  tape().clear();
+  Tensor w = param({3}, 5);
+  {
+    NoGradGuard guard;
+    Tensor y = sum(mul(w, w));
+    CHECK_FALSE(y.requires_grad());
+    CHECK(tape().size() == 0);
+  }
+  CHECK(grad_enabled());
+  CHECK(sum(w).requires_grad());
+  tape().clear();
+}
+
+TEST_CASE("backward: errors for a non-scalar loss and for a root without grad") {
+  Tensor w = param({3}, 6);
+  Tensor y = scale(w, 2.f);
+  CHECK(error_of([&] { backward(y); }).find("one element, got shape (3,)") != std::string::npos);
+  tape().clear();
+  Tensor c = Tensor::full({}, 1.f);
+  CHECK(error_of([&] { backward(c); }).find("does not require grad") != std::string::npos);
+}

@@ -1,0 +1,56 @@
+#pragma once
+// Helpers shared by the tests.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "tensor/error.h"
+#include "tensor/tensor.h"
+
+namespace lowrank::testing {
+
+using autograd::GradCheckOptions;
+using autograd::GradCheckResult;
+
+// A leaf parameter with seeded N(0, std) values that requires grad.
+inline Tensor param(const Shape& s, uint64_t seed, float std = 1.f) {
+  Rng rng(seed);
+  Tensor t = Tensor::randn(s, rng, std);
+  t.requires_grad_(true);
+  return t;
+}
+
+// Runs the gradient checker and fails the test with the worst element when it disagrees.
+inline void check_grad(const std::function<Tensor()>& f, const std::vector<Tensor>& inputs,
+                       const GradCheckOptions& opt = GradCheckOptions()) {
+  GradCheckResult r = autograd::gradcheck(f, inputs, opt);
+  INFO("gradcheck worst: " << r.worst << " (checked " << r.checked << ", max abs err " << r.max_abs_err << ")");
+  CHECK(r.checked > 0);
+  CHECK(r.ok);
+}
+
+// Values of t equal `expect` within tol (element by element).
+inline void check_values(const Tensor& t, const std::vector<float>& expect, float tol = 1e-5f) {
+  std::vector<float> v = t.to_vector();
+  REQUIRE(v.size() == expect.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    INFO("element " << i);
+    CHECK(v[i] == doctest::Approx(expect[i]).epsilon(tol).scale(1.0));
+  }
+}
+
+// The message of the lowrank::Error thrown by f ("" if none was thrown).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace lowrank::testing
