@@ -133,8 +133,8 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor& b) {
   LR_CHECK(x_in.ndim() >= 1 && w.ndim() == 2 && x_in.size(-1) == w.size(1), "linear: x ", x_in.shape(),
            " does not match weight ", w.shape(), " (expected (..., in) and (out, in))");
   LR_CHECK(w.is_contiguous(), "linear: weight ", w.shape(), " must be contiguous");
-  LR_CHECK(!b.defined() || (b.ndim() == 1 && b.size(0) == w.size(0)), "linear: bias ", b.shape(),
-           " does not match weight ", w.shape());
+  LR_CHECK(!b.defined() || (b.ndim() == 1 && b.size(0) == w.size(0) && b.is_contiguous()), "linear: bias ",
+           b.shape(), " does not match weight ", w.shape(), " or is not contiguous");
   Tensor x = compact(x_in);
   const int64_t in = w.size(1), outf = w.size(0), N = x.numel() / in;
   Shape s = x.shape();

@@ -16,9 +16,13 @@ void Tape::backward(Tensor root, const Tensor& droot) {
            " does not require grad (no parameter with requires_grad reached it, or it was computed under NoGradGuard)");
   LR_CHECK(droot.shape() == root.shape(), "backward: seed gradient ", droot.shape(), " does not match root ",
            root.shape());
+  // Clear the tape even when a node throws, so stale nodes never run on the next backward.
+  struct ClearOnExit {
+    Tape& t;
+    ~ClearOnExit() { t.clear(); }
+  } guard{*this};
   root.grad_or_zeros().add_(droot);
   for (size_t i = nodes_.size(); i-- > 0;) nodes_[i]->backward();
-  clear();
 }
 
 bool grad_enabled() { return t_grad_enabled; }

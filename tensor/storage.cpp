@@ -21,16 +21,17 @@ void note_alloc(size_t bytes) {
 }
 }  // namespace
 
-std::string device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
+std::string device_name(Device d) { return d == Device::CPU ? "cpu" : d == Device::CUDA ? "cuda" : "meta"; }
 
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::CPU;
   if (name == "cuda") return Device::CUDA;
+  if (name == "meta") return Device::Meta;
   throw Error(cat("unknown device '", name, "' (expected cpu or cuda)"));
 }
 
 Storage::Storage(size_t numel, Device device) : numel_(numel), device_(device) {
-  if (numel == 0) return;
+  if (numel == 0 || device == Device::Meta) return;
   if (device == Device::CUDA) {
     ptr_ = cuda_alloc_floats(numel);
     return;

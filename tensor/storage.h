@@ -5,9 +5,10 @@
 
 namespace lowrank::tensor {
 
-enum class Device { CPU, CUDA };
+// Meta: shapes only, no memory (to build and count GPT-3-sized models without allocating).
+enum class Device { CPU, CUDA, Meta };
 std::string device_name(Device d);
-Device parse_device(const std::string& name);  // "cpu" | "cuda", throws otherwise
+Device parse_device(const std::string& name);  // "cpu" | "cuda" | "meta", throws otherwise
 
 class Storage {
  public:

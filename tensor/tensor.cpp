@@ -64,6 +64,7 @@ Tensor Tensor::empty(const Shape& shape, Device device) {
 Tensor Tensor::zeros(const Shape& shape, Device device) { return full(shape, 0.f, device); }
 
 Tensor Tensor::full(const Shape& shape, float value, Device device) {
+  if (device == Device::Meta) return empty(shape, device);
   Tensor t = empty(shape, Device::CPU);
   float* p = t.data();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = value;
@@ -107,6 +108,7 @@ bool Tensor::is_contiguous() const {
 
 float* Tensor::data() const {
   LR_CHECK(defined(), "Tensor::data: undefined tensor");
+  LR_CHECK(device() != Device::Meta, "Tensor::data: meta tensor ", shape_, " has no data");
   return storage_->data() + offset_;
 }
 
@@ -256,7 +258,7 @@ Tensor& Tensor::grad_or_zeros() {
 void Tensor::set_grad(const Tensor& g) {
   LR_CHECK(g.shape() == shape_, "set_grad: gradient shape ", g.shape(), " does not match tensor ", shape_);
   LR_CHECK(slot_, "set_grad: undefined tensor");
-  slot_->grad = g;
+  slot_->grad = g.contiguous();  // ops write gradients as compact row-major buffers
 }
 
 void Tensor::zero_grad() {

@@ -1,0 +1,83 @@
+// Elementwise activations: gelu (GPT-2's tanh approximation), relu, tanh.
+//   gelu: y = ½x(1 + tanh u),  u = k(x + a·x³),  k = √(2/π),  a = 0.044715
+//         dx += dy · [½(1 + tanh u) + ½x(1 - tanh²u)·k(1 + 3a·x²)]
+//   relu: y = max(x, 0);       dx += dy · [x > 0]   (the kink at 0 gets gradient 0)
+//   tanh: y = tanh x;          dx += dy · (1 - y²)  (from the saved output, no second tanh)
+// Every element is independent, so the loops split over elements with a static schedule.
+#include <cmath>
+
+#include "autograd/op_util.h"
+#include "autograd/ops.h"
+#include "tensor/parallel.h"
+
+namespace lowrank::autograd {
+
+using tensor::kParallelGrain;
+
+namespace {
+
+enum class Act { Gelu, Relu, Tanh };
+const char* act_name(Act a) { return a == Act::Gelu ? "gelu" : a == Act::Relu ? "relu" : "tanh"; }
+
+constexpr float kGeluK = 0.7978845608028654f;  // √(2/π)
+constexpr float kGeluA = 0.044715f;
+
+// y (n) = act(x (n))
+void act_forward(float* y, const float* x, int64_t n, Act act) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    if (act == Act::Gelu) y[i] = 0.5f * v * (1.f + std::tanh(kGeluK * (v + kGeluA * v * v * v)));
+    if (act == Act::Relu) y[i] = v > 0.f ? v : 0.f;
+    if (act == Act::Tanh) y[i] = std::tanh(v);
+  }
+}
+
+// dx (n) += dy (n) · act'(x); x is the input (gelu, relu), y the output (tanh).
+void act_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, Act act) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    if (act == Act::Gelu) {
+      const float v = x[i];
+      const float t = std::tanh(kGeluK * (v + kGeluA * v * v * v));
+      const float du = kGeluK * (1.f + 3.f * kGeluA * v * v);
+      dx[i] += dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
+    }
+    if (act == Act::Relu) dx[i] += x[i] > 0.f ? dy[i] : 0.f;
+    if (act == Act::Tanh) dx[i] += dy[i] * (1.f - y[i] * y[i]);
+  }
+}
+
+struct ActivationOp : Node {
+  Tensor x, out;  // x contiguous; gelu and relu read x, tanh reads out
+  Act act = Act::Gelu;
+  void backward() override {
+    const float* dy = grad_of(out);
+    float* dx = grad_sink(x);
+    if (dy && dx) act_backward(dx, dy, x.data(), out.data(), x.numel(), act);
+  }
+  const char* name() const override { return act_name(act); }
+};
+
+Tensor activation(const Tensor& x_in, Act act) {
+  require_cpu(act_name(act), {&x_in});
+  Tensor x = compact(x_in);
+  Tensor out = Tensor::empty(x.shape());
+  act_forward(out.data(), x.data(), x.numel(), act);
+  if (needs_grad({&x})) {
+    auto node = std::make_unique<ActivationOp>();
+    node->x = x;
+    node->out = out;
+    node->act = act;
+    record(std::move(node), out);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor gelu(const Tensor& x) { return activation(x, Act::Gelu); }
+Tensor relu(const Tensor& x) { return activation(x, Act::Relu); }
+Tensor tanh(const Tensor& x) { return activation(x, Act::Tanh); }
+
+}  // namespace lowrank::autograd

@@ -1,0 +1,139 @@
+// cross_entropy: fused log_softmax + NLL; logits x viewed as (N, V) rows, one target t_i per row.
+//   log p_iv = x_iv - lse_i,   lse_i = m_i + log Σ_v exp(x_iv - m_i),   m_i = max_v x_iv
+//   w_i = mask_i (1 without a mask) · [t_i != ignore_index],   W = Σ_i w_i
+//   q_i = (1-eps)·onehot(t_i) + eps/V   (label smoothing; Σ_v q_iv = 1)
+//   ℓ_i = -Σ_v q_iv·log p_iv = lse_i - (1-eps)·x_it - (eps/V)·Σ_v x_iv
+//   loss = Σ_i w_i·ℓ_i / W
+// Backward: ∂lse_i/∂x_iv = p_iv and Σ_v q_iv = 1, so ∂ℓ_i/∂x_iv = p_iv - q_iv and
+//   dlogits_iv += dloss·(w_i/W)·(p_iv - q_iv)
+// W == 0 (every row ignored or masked out) gives loss 0 and a zero gradient.
+// Memory: the node keeps the logits and lse (N) only; p is recomputed in backward as
+// exp(x - lse), never stored as an (N, V) matrix. Rows with w_i = 0 are skipped in both passes.
+// Per-row losses are summed in double, in row order, so the loss is thread-count independent.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "autograd/op_util.h"
+#include "autograd/ops.h"
+#include "tensor/parallel.h"
+
+namespace lowrank::autograd {
+
+using tensor::kParallelGrain;
+
+namespace {
+
+// w (N): the row weights w_i, after checking targets, mask and label smoothing against the logits.
+std::vector<double> row_weights(const Tensor& logits, const std::vector<int32_t>& targets,
+                                const CrossEntropyOptions& opt, int64_t N, int64_t V) {
+  LR_CHECK(static_cast<int64_t>(targets.size()) == N, "cross_entropy: ", targets.size(), " targets for logits ",
+           logits.shape(), " (", N, " rows)");
+  LR_CHECK(opt.mask.empty() || static_cast<int64_t>(opt.mask.size()) == N, "cross_entropy: mask has ",
+           opt.mask.size(), " entries for logits ", logits.shape(), " (", N, " rows)");
+  const float eps = opt.label_smoothing;
+  LR_CHECK(eps >= 0.f && eps < 1.f, "cross_entropy: label_smoothing must be in [0, 1), got ", eps);
+  std::vector<double> w(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    const int32_t t = targets[i];
+    const float m = opt.mask.empty() ? 1.f : opt.mask[i];
+    LR_CHECK(std::isfinite(m) && m >= 0.f, "cross_entropy: mask[", i, "] = ", m, " must be finite and >= 0");
+    if (t == opt.ignore_index) continue;  // w_i = 0
+    LR_CHECK(t >= 0 && t < V, "cross_entropy: target ", t, " at row ", i, " is outside [0, ", V,
+             ") for logits ", logits.shape(), " (ignore_index is ", opt.ignore_index, ")");
+    w[i] = m;
+  }
+  return w;
+}
+
+// lse (N) and Σ_i w_i·ℓ_i from x (N, V); rows with w_i == 0 are skipped (lse left 0).
+double cross_entropy_forward(float* lse, const float* x, const int32_t* targets, const double* w, int64_t N,
+                             int64_t V, float eps) {
+  std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
+#pragma omp parallel for schedule(static) if (N * V > kParallelGrain)
+  for (int64_t n = 0; n < N; ++n) {
+    lse[n] = 0.f;
+    if (w[n] == 0.0) continue;
+    const float* xr = x + n * V;
+    float m = xr[0];
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, xr[v]);
+    double s = 0.0, sum_x = 0.0;
+    for (int64_t v = 0; v < V; ++v) {
+      s += std::exp(xr[v] - m);
+      sum_x += xr[v];
+    }
+    const double l = m + std::log(s);
+    lse[n] = static_cast<float>(l);
+    const double loss = l - (1.0 - eps) * xr[targets[n]] - (eps / static_cast<double>(V)) * sum_x;
+    row_loss[n] = w[n] * loss;
+  }
+  double total = 0.0;
+  for (double r : row_loss) total += r;
+  return total;
+}
+
+// dx (N, V) += coef_i·(p_iv - q_iv) with p = exp(x - lse) and coef_i = dloss·w_i/W (0: row skipped).
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
+                            const float* coef, int64_t N, int64_t V, float eps) {
+  const float q_off = eps / static_cast<float>(V);  // q_iv off the target
+#pragma omp parallel for schedule(static) if (N * V > kParallelGrain)
+  for (int64_t n = 0; n < N; ++n) {
+    const float c = coef[n];
+    if (c == 0.f) continue;
+    const float* xr = x + n * V;
+    float* dxr = dx + n * V;
+    for (int64_t v = 0; v < V; ++v) dxr[v] += c * (std::exp(xr[v] - lse[n]) - q_off);
+    dxr[targets[n]] -= c * (1.f - eps);
+  }
+}
+
+struct CrossEntropyOp : Node {
+  Tensor logits, out;            // logits contiguous (N, V) rows; out shape ()
+  Tensor lse;                    // (N) logsumexp per row (0 on skipped rows)
+  std::vector<int32_t> targets;  // (N)
+  std::vector<float> row_scale;  // (N) w_i / W
+  int64_t N = 0, V = 0;
+  float eps = 0.f;
+  void backward() override {
+    const float* dy = grad_of(out);
+    float* dx = grad_sink(logits);
+    if (!dy || !dx) return;
+    std::vector<float> coef(row_scale.size());
+    for (size_t i = 0; i < coef.size(); ++i) coef[i] = dy[0] * row_scale[i];
+    cross_entropy_backward(dx, logits.data(), lse.data(), targets.data(), coef.data(), N, V, eps);
+  }
+  const char* name() const override { return "cross_entropy"; }
+};
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits_in, const std::vector<int32_t>& targets, const CrossEntropyOptions& opt) {
+  require_cpu("cross_entropy", {&logits_in});
+  LR_CHECK(logits_in.ndim() >= 1 && logits_in.size(-1) > 0, "cross_entropy: logits ", logits_in.shape(),
+           " need a non-empty last dim V");
+  const int64_t V = logits_in.size(-1), N = logits_in.numel() / V;
+  std::vector<double> w = row_weights(logits_in, targets, opt, N, V);
+  double W = 0.0;
+  for (double wi : w) W += wi;
+  Tensor logits = compact(logits_in);
+  Tensor lse = Tensor::empty({N});
+  const double total = cross_entropy_forward(lse.data(), logits.data(), targets.data(), w.data(), N, V,
+                                             opt.label_smoothing);
+  Tensor out = Tensor::full(Shape(), W > 0.0 ? static_cast<float>(total / W) : 0.f);
+  if (needs_grad({&logits})) {
+    auto node = std::make_unique<CrossEntropyOp>();
+    node->logits = logits;
+    node->out = out;
+    node->lse = lse;
+    node->targets = targets;
+    node->row_scale.resize(static_cast<size_t>(N));
+    for (int64_t i = 0; i < N; ++i) node->row_scale[i] = W > 0.0 ? static_cast<float>(w[i] / W) : 0.f;
+    node->N = N;
+    node->V = V;
+    node->eps = opt.label_smoothing;
+    record(std::move(node), out);
+  }
+  return out;
+}
+
+}  // namespace lowrank::autograd

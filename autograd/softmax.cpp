@@ -1,0 +1,103 @@
+// softmax and log_softmax over the last dim; x viewed as (N, C) rows.
+//   m = max_j x_j (subtracted so exp never overflows),  s = Σ_j exp(x_j - m),  lse = m + log s
+//   softmax:      y_j = exp(x_j - m) / s
+//                 dx_j += y_j · (dy_j - Σ_k dy_k·y_k)       (Jacobian diag(y) - y·yᵀ)
+//   log_softmax:  y_j = x_j - lse
+//                 dx_j += dy_j - exp(y_j) · Σ_k dy_k         (∂lse/∂x_j = softmax_j = exp(y_j))
+// Both backward passes need only the saved output y. Rows are independent and each row is
+// reduced in a fixed order, so results do not depend on the thread count.
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/op_util.h"
+#include "autograd/ops.h"
+#include "tensor/parallel.h"
+
+namespace lowrank::autograd {
+
+using tensor::kParallelGrain;
+
+namespace {
+
+const char* softmax_name(bool log) { return log ? "log_softmax" : "softmax"; }
+
+// y (N, C) = softmax(x) or log_softmax(x), row by row.
+void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelGrain)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xr = x + n * C;
+    float* yr = y + n * C;
+    float m = xr[0];
+    for (int64_t j = 1; j < C; ++j) m = std::max(m, xr[j]);
+    double s = 0.0;
+    for (int64_t j = 0; j < C; ++j) {
+      const float e = std::exp(xr[j] - m);
+      if (!log) yr[j] = e;
+      s += e;
+    }
+    if (log) {
+      const float lse = m + static_cast<float>(std::log(s));
+      for (int64_t j = 0; j < C; ++j) yr[j] = xr[j] - lse;
+    } else {
+      const float inv = static_cast<float>(1.0 / s);
+      for (int64_t j = 0; j < C; ++j) yr[j] *= inv;
+    }
+  }
+}
+
+// dx (N, C) += Jacobianᵀ · dy (N, C), from the saved output y (N, C).
+void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelGrain)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* yr = y + n * C;
+    const float* dyr = dy + n * C;
+    float* dxr = dx + n * C;
+    double dot = 0.0;  // softmax: Σ dy·y;  log_softmax: Σ dy
+    for (int64_t j = 0; j < C; ++j) dot += log ? dyr[j] : dyr[j] * yr[j];
+    const float d = static_cast<float>(dot);
+    if (log) {
+      for (int64_t j = 0; j < C; ++j) dxr[j] += dyr[j] - std::exp(yr[j]) * d;
+    } else {
+      for (int64_t j = 0; j < C; ++j) dxr[j] += yr[j] * (dyr[j] - d);
+    }
+  }
+}
+
+struct SoftmaxOp : Node {
+  Tensor x, out;  // x contiguous (kept for its gradient slot); backward reads only out
+  int64_t N = 0, C = 0;
+  bool log = false;
+  void backward() override {
+    const float* dy = grad_of(out);
+    float* dx = grad_sink(x);
+    if (dy && dx) softmax_backward(dx, dy, out.data(), N, C, log);
+  }
+  const char* name() const override { return softmax_name(log); }
+};
+
+Tensor softmax_impl(const Tensor& x_in, bool log) {
+  const char* op = softmax_name(log);
+  require_cpu(op, {&x_in});
+  LR_CHECK(x_in.ndim() >= 1 && x_in.size(-1) > 0, op, ": need a non-empty last dim, got ", x_in.shape());
+  Tensor x = compact(x_in);
+  const int64_t C = x.size(-1), N = x.numel() / C;
+  Tensor out = Tensor::empty(x.shape());
+  softmax_forward(out.data(), x.data(), N, C, log);
+  if (needs_grad({&x})) {
+    auto node = std::make_unique<SoftmaxOp>();
+    node->x = x;
+    node->out = out;
+    node->N = N;
+    node->C = C;
+    node->log = log;
+    record(std::move(node), out);
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x) { return softmax_impl(x, false); }
+Tensor log_softmax(const Tensor& x) { return softmax_impl(x, true); }
+
+}  // namespace lowrank::autograd

@@ -1,0 +1,190 @@
+#pragma once
+// Shared plumbing for the example binaries: one-line error exits, a progress bar,
+// a timer, atomic JSON output, a plain-text table and small statistics helpers.
+// Header-only so each example stays a single .cpp that CMake globs up.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cxxopts.hpp>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tensor/error.h"
+
+namespace lowrank::examples {
+
+// Runs body(argc, argv); any exception becomes one line "error: <reason>" on stderr and
+// exit status 1, so scripts and CI see a short reason instead of an abort and a core dump.
+inline int run_main(int argc, char** argv, std::function<int(int, char**)> body) {
+  try {
+    return body(argc, argv);
+  } catch (const cxxopts::exceptions::exception& e) {
+    std::cerr << "error: " << e.what() << " (try --help)\n";
+  } catch (const lowrank::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "error: unknown exception\n";
+  }
+  return 1;
+}
+
+// Wall-clock timer on steady_clock: immune to NTP/clock adjustments during long runs.
+class Timer {
+ public:
+  Timer() : start_(std::chrono::steady_clock::now()) {}
+  void reset() { start_ = std::chrono::steady_clock::now(); }
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Formats seconds as "1h02m", "3m05s" or "12s": compact enough for a one-line bar.
+inline std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  long t = static_cast<long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lds", t);
+  return buf;
+}
+
+// One-line progress on stderr. On a terminal it redraws in place with '\r'; when stderr is
+// a file or pipe (CI logs) it prints a plain line about every 10% so logs stay short.
+class ProgressBar {
+ public:
+  explicit ProgressBar(long total, int width = 30)
+      : total_(std::max(1L, total)), width_(width), tty_(isatty(fileno(stderr)) != 0) {}
+
+  void update(long step, double loss, double tokens_per_s) {
+    const double frac = std::clamp(static_cast<double>(step) / total_, 0.0, 1.0);
+    const double elapsed = timer_.seconds();
+    const double eta = step > 0 ? elapsed * (total_ - step) / step : NAN;
+    if (!tty_) {
+      const int decile = static_cast<int>(frac * 10);
+      if (decile <= last_decile_ && step != total_) return;
+      last_decile_ = decile;
+    }
+    char stats[160];
+    std::snprintf(stats, sizeof stats, " %ld/%ld loss %.4f %.0f tok/s ETA %s", step, total_, loss, tokens_per_s,
+                  format_duration(eta).c_str());
+    if (tty_) {
+      const int filled = static_cast<int>(frac * width_);
+      std::string bar = "[" + std::string(filled, '#') + std::string(width_ - filled, '.') + "]";
+      std::fprintf(stderr, "\r%s%s\033[K", bar.c_str(), stats);  // \033[K clears leftovers
+    } else {
+      std::fprintf(stderr, "%3.0f%%%s\n", frac * 100, stats);
+    }
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+  // Ends the redrawn line so later output starts on a fresh one.
+  void finish() {
+    if (tty_ && drawn_) std::fputc('\n', stderr);
+    std::fflush(stderr);
+    drawn_ = false;
+  }
+
+ private:
+  long total_;
+  int width_;
+  bool tty_;
+  bool drawn_ = false;
+  int last_decile_ = -1;
+  Timer timer_;
+};
+
+// Writes j to path atomically: a reader (or a crash mid-write) never sees half a file,
+// because the temp file lives in the same directory and rename() replaces in one step.
+inline void write_json(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp" + std::to_string(getpid());
+  {
+    std::ofstream out(tmp);
+    if (!out) throw lowrank::Error("cannot write " + path + " (opening " + tmp + " failed)");
+    out << j.dump(2) << '\n';
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw lowrank::Error("cannot write " + path + " (write to " + tmp + " failed)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw lowrank::Error("cannot write " + path + " (rename from " + tmp + " failed)");
+  }
+}
+
+// Left-aligned plain-text table: columns padded to their widest cell, a dashed rule
+// under the header. Meant for the few-line summaries at the end of an example.
+inline void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                        std::ostream& os = std::cout) {
+  std::vector<size_t> width(header.size(), 0);
+  auto widen = [&](const std::vector<std::string>& r) {
+    for (size_t c = 0; c < r.size() && c < width.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  };
+  widen(header);
+  for (const auto& r : rows) widen(r);
+  auto line = [&](const std::vector<std::string>& r) {
+    std::string s;
+    for (size_t c = 0; c < width.size(); ++c) {
+      const std::string cell = c < r.size() ? r[c] : "";
+      s += cell + (c + 1 < width.size() ? std::string(width[c] - cell.size() + 2, ' ') : "");
+    }
+    os << s << '\n';
+  };
+  line(header);
+  size_t total = 0;
+  for (size_t c = 0; c < width.size(); ++c) total += width[c] + (c + 1 < width.size() ? 2 : 0);
+  os << std::string(total, '-') << '\n';
+  for (const auto& r : rows) line(r);
+}
+
+// Linear-interpolated quantile (q in [0,1]) of v; NaN when v is empty.
+inline double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const double pos = std::clamp(q, 0.0, 1.0) * (v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - lo) * (v[hi] - v[lo]);
+}
+
+// Median: the robust centre for timings, where outliers (preemption, page faults) only go up.
+inline double median(std::vector<double> v) { return quantile(std::move(v), 0.5); }
+
+struct Spread {
+  double min = NAN, max = NAN, q1 = NAN, q3 = NAN;
+  double iqr() const { return q3 - q1; }
+};
+
+// min/max and quartiles of v, to report how noisy a measured median is.
+inline Spread spread(const std::vector<double>& v) {
+  Spread s;
+  if (v.empty()) return s;
+  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  s.min = *lo;
+  s.max = *hi;
+  s.q1 = quantile(v, 0.25);
+  s.q3 = quantile(v, 0.75);
+  return s;
+}
+
+}  // namespace lowrank::examples

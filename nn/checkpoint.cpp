@@ -1,0 +1,108 @@
+#include "nn/checkpoint.h"
+
+#include <set>
+
+#include "tensor/error.h"
+
+namespace lowrank::nn {
+
+nlohmann::json config_to_json(const GPTConfig& c) {
+  return {{"name", c.name},       {"vocab_size", c.vocab_size},         {"n_positions", c.n_positions},
+          {"n_embd", c.n_embd},   {"n_layer", c.n_layer},               {"n_head", c.n_head},
+          {"n_inner", c.n_inner}, {"dropout", c.dropout},               {"layer_norm_eps", c.layer_norm_eps},
+          {"causal", c.causal},   {"n_classes", c.n_classes}};
+}
+
+GPTConfig config_from_json(const nlohmann::json& j) {
+  GPTConfig c;
+  c.name = j.value("name", c.name);
+  c.vocab_size = j.value("vocab_size", c.vocab_size);
+  c.n_positions = j.value("n_positions", c.n_positions);
+  c.n_embd = j.value("n_embd", c.n_embd);
+  c.n_layer = j.value("n_layer", c.n_layer);
+  c.n_head = j.value("n_head", c.n_head);
+  c.n_inner = j.value("n_inner", c.n_inner);
+  c.dropout = j.value("dropout", c.dropout);
+  c.layer_norm_eps = j.value("layer_norm_eps", c.layer_norm_eps);
+  c.causal = j.value("causal", c.causal);
+  c.n_classes = j.value("n_classes", c.n_classes);
+  return c;
+}
+
+std::map<std::string, Tensor> state_dict(Module& model) {
+  std::map<std::string, Tensor> out;
+  for (NamedTensor& p : model.named_parameters()) out[p.name] = p.tensor;
+  return out;
+}
+
+void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors, const std::string& path,
+                     const std::string& prefix, bool allow_extra) {
+  std::set<std::string> used;
+  tensor::SafetensorsFile view{tensors, {}};
+  for (NamedTensor& p : model.named_parameters()) {
+    Tensor src = tensor::take(view, prefix + p.name, p.tensor.shape(), path);
+    p.tensor.copy_(src);
+    used.insert(prefix + p.name);
+  }
+  if (allow_extra) return;
+  for (const auto& kv : tensors)
+    LR_CHECK(used.count(kv.first) || kv.first.rfind(prefix, 0) != 0, path, ": tensor '", kv.first,
+             "' is not a parameter of this model");
+}
+
+void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta) {
+  std::map<std::string, std::string> meta = extra_meta;
+  meta["format"] = "lowrank-gpt";
+  meta["lowrank.config"] = config_to_json(model.config).dump();
+  tensor::save_safetensors(path, state_dict(model), meta);
+}
+
+GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path) {
+  auto it = f.metadata.find("lowrank.config");
+  LR_CHECK(it != f.metadata.end(), path, ": no 'lowrank.config' metadata (not a lowrank checkpoint?)");
+  try {
+    return config_from_json(nlohmann::json::parse(it->second));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(path, ": invalid 'lowrank.config' metadata: ", e.what()));
+  }
+}
+
+std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng) {
+  tensor::SafetensorsFile f = tensor::load_safetensors(path);
+  auto model = std::make_unique<GPT>(read_config(f, path), rng);
+  std::map<std::string, Tensor> params;
+  for (const auto& kv : f.tensors)
+    if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) params.insert(kv);
+  load_state_dict(*model, params, path);
+  return model;
+}
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// HF Conv1D layers, stored (in, out).
+bool is_conv1d_weight(const std::string& name) {
+  for (const char* s : {"attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"})
+    if (ends_with(name, s)) return true;
+  return false;
+}
+}  // namespace
+
+void load_hf_gpt2(const std::string& path, GPT& model) {
+  tensor::SafetensorsFile f = tensor::load_safetensors(path);
+  const std::string prefix = f.tensors.count("transformer.wte.weight") ? "transformer." : "";
+  std::map<std::string, Tensor> ours;
+  for (const auto& kv : f.tensors) {
+    std::string name = kv.first;
+    if (name == "lm_head.weight") continue;  // tied to wte
+    if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias")) continue;  // old mask buffers
+    LR_CHECK(name.rfind(prefix, 0) == 0, path, ": tensor '", name, "' is not part of a GPT-2 model");
+    name = name.substr(prefix.size());
+    ours[name] = is_conv1d_weight(name) && kv.second.ndim() == 2 ? kv.second.transpose(0, 1).contiguous() : kv.second;
+  }
+  load_state_dict(model, ours, path);
+}
+
+}  // namespace lowrank::nn

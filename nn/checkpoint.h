@@ -1,0 +1,35 @@
+#pragma once
+// Model checkpoints as safetensors: parameters under their HF GPT-2 names, the config as JSON
+// in the "__metadata__" entry ("lowrank.config"). Loading checks every tensor: a missing, extra or
+// mis-shaped tensor is an error naming the file and the tensor.
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/gpt.h"
+#include "tensor/safetensors.h"
+
+namespace lowrank::nn {
+
+nlohmann::json config_to_json(const GPTConfig& c);
+GPTConfig config_from_json(const nlohmann::json& j);  // missing fields keep their defaults
+
+// The model's tensors by name (handles, no copies).
+std::map<std::string, Tensor> state_dict(Module& model);
+// Copies every tensor of `tensors` into the model's parameters; names and shapes must match
+// exactly (prefix is prepended to the model's names when looking them up).
+void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors, const std::string& path_for_errors,
+                     const std::string& prefix = "", bool allow_extra = false);
+
+void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta = {});
+GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path);
+std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng);
+
+// A Hugging Face GPT-2 model.safetensors (GPT2Model or GPT2LMHeadModel names, "transformer."
+// prefix optional). HF's Conv1D stores weights (in, out): they are transposed to our (out, in).
+// Buffers (attn.bias / attn.masked_bias) and a duplicated lm_head.weight are skipped.
+void load_hf_gpt2(const std::string& path, GPT& model);
+
+}  // namespace lowrank::nn

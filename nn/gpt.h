@@ -1,0 +1,66 @@
+#pragma once
+// GPT-2 (Radford et al., 2019): pre-LN decoder blocks, learned positions, LM head tied to wte.
+// Parameter names follow Hugging Face's GPT2Model: wte, wpe, h.{i}.ln_1, h.{i}.attn.c_attn,
+// h.{i}.attn.c_proj, h.{i}.ln_2, h.{i}.mlp.c_fc, h.{i}.mlp.c_proj, ln_f.
+// With config.causal = false the same stack is a bidirectional encoder (see nn/classifier.h).
+#include <memory>
+#include <vector>
+
+#include "nn/config.h"
+#include "nn/layers.h"
+
+namespace lowrank::nn {
+
+class CausalSelfAttention : public Module {
+ public:
+  CausalSelfAttention(const GPTConfig& cfg, const Init& init);
+  Tensor forward(const Tensor& x, const Context& ctx);  // (B,T,C) -> (B,T,C)
+  void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
+
+  std::unique_ptr<Linear> c_attn;  // C -> 3C: q | k | v, fused as in GPT-2
+  std::unique_ptr<Linear> c_proj;  // C -> C
+  int64_t NH;
+  bool causal;
+};
+
+class MLP : public Module {
+ public:
+  MLP(const GPTConfig& cfg, const Init& init);
+  Tensor forward(const Tensor& x, const Context& ctx);  // c_proj(gelu(c_fc(x)))
+  void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
+
+  std::unique_ptr<Linear> c_fc;    // C -> 4C
+  std::unique_ptr<Linear> c_proj;  // 4C -> C
+};
+
+class Block : public Module {
+ public:
+  Block(const GPTConfig& cfg, const Init& init);
+  // x + drop(attn(ln_1(x))), then + drop(mlp(ln_2(x)))
+  Tensor forward(const Tensor& x, const Context& ctx);
+  void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
+
+  LayerNorm ln_1;
+  CausalSelfAttention attn;
+  LayerNorm ln_2;
+  MLP mlp;
+  float dropout;
+};
+
+class GPT : public Module {
+ public:
+  GPT(const GPTConfig& cfg, Rng& rng, Device device = Device::CPU);
+  // ids (B*T, row-major (B,T)) -> final hidden states after ln_f, (B,T,C)
+  Tensor hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
+  // ids -> logits (B,T,V) through the tied head: h · wteᵀ
+  Tensor forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
+  void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
+
+  GPTConfig config;
+  Embedding wte;  // (V, C) token embedding, also the output head
+  Embedding wpe;  // (n_positions, C)
+  std::vector<std::unique_ptr<Block>> h;
+  LayerNorm ln_f;
+};
+
+}  // namespace lowrank::nn

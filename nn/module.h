@@ -1,0 +1,46 @@
+#pragma once
+// Module: a named tree of parameters, named exactly like Hugging Face GPT-2
+// ("h.0.attn.c_attn.weight", ...), so checkpoints and adapters can be exchanged by name.
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "tensor/tensor.h"
+
+namespace lowrank::nn {
+
+using tensor::Device;
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;  // a handle: shares data and autograd state with the module's member
+};
+
+// How parameters are created: on which device, from which RNG. Device::Meta builds shapes only.
+struct Init {
+  Rng& rng;
+  Device device = Device::CPU;
+  Tensor normal(const Shape& s, float std) const;  // N(0, std²), or a meta tensor
+  Tensor constant(const Shape& s, float v) const;
+};
+
+// Per-forward settings: training turns dropout on; rng draws the dropout masks.
+struct Context {
+  bool training = false;
+  Rng* rng = nullptr;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  // Appends every parameter as (prefix + local name, tensor), in a fixed order.
+  virtual void collect(const std::string& prefix, std::vector<NamedTensor>& out) = 0;
+
+  std::vector<NamedTensor> named_parameters();
+  int64_t num_parameters();            // all parameters
+  int64_t num_trainable_parameters();  // those with requires_grad
+  void set_requires_grad(bool on);     // on every parameter
+  void zero_grad();
+};
+
+}  // namespace lowrank::nn

@@ -1,0 +1,102 @@
+#include "optim/adamw.h"
+
+#include <cmath>
+
+#include "tensor/error.h"
+#include "tensor/parallel.h"
+
+namespace lowrank::optim {
+
+namespace {
+
+// The update of one tensor; n elements, bias corrections c1 = 1-β1^t, c2 = 1-β2^t.
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const AdamWConfig& c, float lr,
+                  float wd, float c1, float c2) {
+#pragma omp parallel for schedule(static) if (n > tensor::kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = c.decoupled ? g[i] : g[i] + wd * p[i];
+    m[i] = c.beta1 * m[i] + (1.f - c.beta1) * gi;
+    v[i] = c.beta2 * v[i] + (1.f - c.beta2) * gi * gi;
+    const float update = (m[i] / c1) / (std::sqrt(v[i] / c2) + c.eps);
+    p[i] -= lr * (update + (c.decoupled ? wd * p[i] : 0.f));
+  }
+}
+
+}  // namespace
+
+AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : cfg_(cfg) {
+  for (const NamedTensor& nt : params) {
+    if (!nt.tensor.requires_grad()) continue;
+    LR_CHECK(nt.tensor.is_contiguous(), "AdamW: parameter ", nt.name, " ", nt.tensor.shape(), " is not contiguous");
+    Slot s{nt.name, nt.tensor, Tensor::zeros(nt.tensor.shape(), nt.tensor.device()),
+           Tensor::zeros(nt.tensor.shape(), nt.tensor.device()), nt.tensor.ndim() >= 2};
+    slots_.push_back(s);
+  }
+}
+
+void AdamW::step(float lr) {
+  ++t_;
+  const float c1 = 1.f - std::pow(cfg_.beta1, static_cast<float>(t_));
+  const float c2 = 1.f - std::pow(cfg_.beta2, static_cast<float>(t_));
+  for (Slot& s : slots_) {
+    Tensor g = s.p.grad();
+    if (!g.defined()) continue;  // no gradient reached it this step
+    adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), cfg_, lr,
+                 s.decay ? cfg_.weight_decay : 0.f, c1, c2);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (Slot& s : slots_) s.p.zero_grad();
+}
+
+size_t AdamW::state_bytes() const {
+  size_t b = 0;
+  for (const Slot& s : slots_) b += 2 * static_cast<size_t>(s.p.numel()) * sizeof(float);
+  return b;
+}
+
+std::map<std::string, Tensor> AdamW::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (const Slot& s : slots_) {
+    out["m." + s.name] = s.m;
+    out["v." + s.name] = s.v;
+  }
+  return out;
+}
+
+void AdamW::load_state_dict(const std::map<std::string, Tensor>& state, int64_t step) {
+  for (Slot& s : slots_) {
+    for (auto [key, dst] : {std::pair<std::string, Tensor*>{"m." + s.name, &s.m}, {"v." + s.name, &s.v}}) {
+      auto it = state.find(key);
+      LR_CHECK(it != state.end(), "AdamW state: tensor '", key, "' missing");
+      LR_CHECK(it->second.shape() == dst->shape(), "AdamW state: tensor '", key, "' has shape ", it->second.shape(),
+               ", expected ", dst->shape());
+      dst->copy_(it->second);
+    }
+  }
+  t_ = step;
+}
+
+float clip_grad_norm(const std::vector<NamedTensor>& params, float max_norm) {
+  double sq = 0.0;
+  for (const NamedTensor& p : params) {
+    Tensor g = p.tensor.grad();
+    if (!g.defined()) continue;
+    const float* d = g.data();
+    for (int64_t i = 0; i < g.numel(); ++i) sq += static_cast<double>(d[i]) * d[i];
+  }
+  const float norm = static_cast<float>(std::sqrt(sq));
+  if (norm > max_norm && norm > 0.f) {
+    const float s = max_norm / norm;
+    for (const NamedTensor& p : params) {
+      Tensor g = p.tensor.grad();
+      if (!g.defined()) continue;
+      float* d = g.data();
+      for (int64_t i = 0; i < g.numel(); ++i) d[i] *= s;
+    }
+  }
+  return norm;
+}
+
+}  // namespace lowrank::optim

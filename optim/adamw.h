@@ -1,0 +1,60 @@
+#pragma once
+// Adam / AdamW (Kingma & Ba, 2015; Loshchilov & Hutter, 2019) with bias correction.
+// Moment buffers exist only for tensors that require grad: a LoRA model keeps state for
+// A and B alone (2 × their values), the frozen base costs nothing here.
+//   m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²
+//   p -= lr · ( m̂ / (sqrt(v̂) + eps) + wd · p )     (AdamW: decay decoupled from the gradient)
+//   Adam (decoupled = false) instead adds wd · p to g before the moments (L2 regularisation).
+#include <map>
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace lowrank::optim {
+
+using nn::NamedTensor;
+
+struct AdamWConfig {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.f;
+  bool decoupled = true;  // AdamW; false: Adam with L2 added to the gradient
+};
+
+class AdamW {
+ public:
+  // Keeps the parameters that require grad. Weight decay applies to tensors with >= 2 dims
+  // (matrices and embeddings), not to biases and LayerNorm gains (GPT-2 / loralib convention).
+  AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg);
+
+  void step(float lr);  // one update with this learning rate (schedules pass it in)
+  void step() { step(cfg_.lr); }
+  void zero_grad();
+
+  int64_t steps() const { return t_; }
+  size_t num_tensors() const { return slots_.size(); }
+  size_t state_bytes() const;  // bytes of m and v together
+  const AdamWConfig& config() const { return cfg_; }
+
+  // Optimizer state for exact resume: "m.<name>", "v.<name>" tensors and the step count.
+  std::map<std::string, Tensor> state_dict() const;
+  void load_state_dict(const std::map<std::string, Tensor>& state, int64_t step);
+
+ private:
+  struct Slot {
+    std::string name;
+    Tensor p, m, v;
+    bool decay;
+  };
+  std::vector<Slot> slots_;
+  AdamWConfig cfg_;
+  int64_t t_ = 0;
+};
+
+// Scales all gradients so their global L2 norm is at most max_norm; returns the norm before.
+float clip_grad_norm(const std::vector<NamedTensor>& params, float max_norm);
+
+}  // namespace lowrank::optim

@@ -1,0 +1,275 @@
+#include "tensor/safetensors.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "tensor/error.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.cpp reads and writes little-endian data in place: big-endian hosts are not supported"
+#endif
+
+namespace lowrank::tensor {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementation's limit (100 MB)
+
+struct FileCloser {
+  void operator()(std::FILE* f) const {
+    if (f) std::fclose(f);
+  }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Reads exactly n bytes at absolute position pos; false on a short read.
+bool read_at(std::FILE* f, uint64_t pos, void* dst, size_t n) {
+  if (n == 0) return true;
+  if (fseeko(f, static_cast<off_t>(pos), SEEK_SET) != 0) return false;
+  return std::fread(dst, 1, n, f) == n;
+}
+
+size_t dtype_size(const std::string& dtype) {
+  if (dtype == "F32") return 4;
+  if (dtype == "F16" || dtype == "BF16") return 2;
+  return 0;
+}
+
+std::string tensor_prefix(const std::string& path, const std::string& name) {
+  return cat(path, ": tensor '", name, "'");
+}
+
+// One header entry, validated against the data section of `data_bytes` bytes.
+struct Entry {
+  std::string dtype;
+  Shape shape;
+  uint64_t begin = 0, end = 0;
+};
+
+Entry parse_entry(const std::string& path, const std::string& name, const json& v, uint64_t data_bytes) {
+  const std::string where = tensor_prefix(path, name);
+  LR_CHECK(v.is_object(), where, ": header entry is not a JSON object");
+  LR_CHECK(v.contains("dtype") && v["dtype"].is_string(), where, ": missing or non-string 'dtype'");
+  LR_CHECK(v.contains("shape") && v["shape"].is_array(), where, ": missing or non-array 'shape'");
+  LR_CHECK(v.contains("data_offsets") && v["data_offsets"].is_array() && v["data_offsets"].size() == 2,
+           where, ": 'data_offsets' must be an array [begin, end]");
+  Entry e;
+  e.dtype = v["dtype"].get<std::string>();
+  const size_t esize = dtype_size(e.dtype);
+  LR_CHECK(esize != 0, where, ": unsupported dtype '", e.dtype, "' (supported: F32, F16, BF16)");
+
+  const json& sh = v["shape"];
+  LR_CHECK(sh.size() <= static_cast<size_t>(kMaxDims), where, ": ", sh.size(), "-D shape ", sh.dump(),
+           " (at most ", kMaxDims, " dims supported)");
+  e.shape.ndim = static_cast<int>(sh.size());
+  // numel * esize, refusing anything that could overflow or that cannot fit in the file anyway.
+  uint64_t bytes = esize;
+  bool too_big = false;
+  for (size_t i = 0; i < sh.size(); ++i) {
+    LR_CHECK(sh[i].is_number_unsigned(), where, ": shape ", sh.dump(), " has a non-integer or negative dim");
+    const uint64_t dim = sh[i].get<uint64_t>();
+    LR_CHECK(dim <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where, ": shape ", sh.dump(),
+             " has a dim too large");
+    e.shape.d[i] = static_cast<int64_t>(dim);
+    if (dim != 0 && bytes > std::numeric_limits<uint64_t>::max() / dim) too_big = true;
+    else bytes *= dim;
+  }
+  if (too_big) {
+    // A zero dim elsewhere still makes it empty.
+    bool has_zero = false;
+    for (int i = 0; i < e.shape.ndim; ++i) has_zero |= e.shape.d[i] == 0;
+    LR_CHECK(has_zero, where, ": shape ", e.shape, " is too large");
+    bytes = 0;
+  }
+
+  const json& off = v["data_offsets"];
+  LR_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(), where,
+           ": 'data_offsets' ", off.dump(), " must be non-negative integers");
+  e.begin = off[0].get<uint64_t>();
+  e.end = off[1].get<uint64_t>();
+  LR_CHECK(e.begin <= e.end, where, ": data_offsets [", e.begin, ", ", e.end, "] end before they begin");
+  LR_CHECK(e.end - e.begin == bytes, where, ": data_offsets [", e.begin, ", ", e.end, "] span ",
+           e.end - e.begin, " bytes but ", e.dtype, " shape ", e.shape, " needs ", bytes);
+  LR_CHECK(e.end <= data_bytes, where, ": data_offsets [", e.begin, ", ", e.end,
+           "] run past the end of the data section (", data_bytes, " bytes): truncated file?");
+  return e;
+}
+
+}  // namespace
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;  // +-0
+    } else {
+      // Subnormal: mant * 2^-24. Normalise so the leading 1 moves into the implicit bit.
+      int e = -14;  // exponent of a half subnormal's scale 2^-14 * (mant / 1024)
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --e;
+      }
+      mant &= 0x3ffu;
+      bits = sign | (static_cast<uint32_t>(e + 127) << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);  // inf (mant 0) or NaN (payload kept, stays non-zero)
+  } else {
+    bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float bfloat16_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  FilePtr f(std::fopen(path.c_str(), "rb"));
+  LR_CHECK(f != nullptr, path, ": cannot open safetensors file (", errno_text(), ")");
+  LR_CHECK(fseeko(f.get(), 0, SEEK_END) == 0, path, ": cannot seek (", errno_text(), ")");
+  const off_t size_signed = ftello(f.get());
+  LR_CHECK(size_signed >= 0, path, ": cannot tell file size (", errno_text(), ")");
+  const uint64_t size = static_cast<uint64_t>(size_signed);
+  LR_CHECK(size >= 8, path, ": file is ", size, " bytes, shorter than the 8-byte header length");
+
+  unsigned char len_bytes[8];
+  LR_CHECK(read_at(f.get(), 0, len_bytes, 8), path, ": cannot read the header length");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
+  LR_CHECK(n <= size - 8, path, ": header length ", n, " runs past the end of the file (", size, " bytes)");
+  LR_CHECK(n <= kMaxHeaderBytes, path, ": header length ", n, " exceeds the ", kMaxHeaderBytes, "-byte limit");
+
+  std::string header(static_cast<size_t>(n), '\0');
+  LR_CHECK(read_at(f.get(), 8, header.data(), header.size()), path, ": cannot read the ", n, "-byte header");
+  json j;
+  try {
+    j = json::parse(header);
+  } catch (const json::exception& e) {
+    throw Error(cat(path, ": invalid JSON header: ", e.what()));
+  }
+  LR_CHECK(j.is_object(), path, ": JSON header is not an object");
+
+  const uint64_t data_start = 8 + n;
+  const uint64_t data_bytes = size - data_start;
+  SafetensorsFile out;
+  std::vector<uint16_t> half_buf;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& name = it.key();
+    if (name == "__metadata__") {
+      LR_CHECK(it->is_object(), path, ": '__metadata__' is not a JSON object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        LR_CHECK(m->is_string(), path, ": metadata '", m.key(), "' is not a string");
+        out.metadata[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const Entry e = parse_entry(path, name, *it, data_bytes);
+    Tensor t = Tensor::empty(e.shape);
+    const size_t numel = static_cast<size_t>(e.shape.numel());
+    const uint64_t pos = data_start + e.begin;
+    if (numel > 0) {
+      bool ok;
+      if (e.dtype == "F32") {
+        ok = read_at(f.get(), pos, t.data(), numel * sizeof(float));
+      } else {
+        half_buf.resize(numel);
+        ok = read_at(f.get(), pos, half_buf.data(), numel * sizeof(uint16_t));
+        float* p = t.data();
+        if (e.dtype == "F16") {
+          for (size_t i = 0; i < numel; ++i) p[i] = half_to_float(half_buf[i]);
+        } else {
+          for (size_t i = 0; i < numel; ++i) p[i] = bfloat16_to_float(half_buf[i]);
+        }
+      }
+      LR_CHECK(ok, tensor_prefix(path, name), ": short read of ", e.end - e.begin, " bytes at offset ", pos);
+    }
+    out.tensors.emplace(name, std::move(t));
+  }
+  return out;
+}
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  // Contiguous CPU copies first, so a bad tensor fails before any file is touched.
+  std::vector<std::pair<std::string, Tensor>> items;  // std::map order: sorted names
+  json header = json::object();
+  uint64_t offset = 0;
+  for (const auto& [name, t0] : tensors) {
+    LR_CHECK(!name.empty(), path, ": cannot save a tensor with an empty name");
+    LR_CHECK(name != "__metadata__", path, ": '__metadata__' is reserved and cannot name a tensor");
+    LR_CHECK(t0.defined(), tensor_prefix(path, name), ": undefined tensor");
+    Tensor t = t0.device() == Device::CPU ? t0.contiguous() : t0.to(Device::CPU).contiguous();
+    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * sizeof(float);
+    json shape = json::array();
+    for (int i = 0; i < t.ndim(); ++i) shape.push_back(t.size(i));
+    header[name] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    items.emplace_back(name, t);
+  }
+  if (!metadata.empty()) {
+    json m = json::object();
+    for (const auto& [k, v] : metadata) m[k] = v;
+    header["__metadata__"] = m;
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::exception& e) {
+    throw Error(cat(path, ": cannot encode the header (names and metadata must be UTF-8): ", e.what()));
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
+  unsigned char len_bytes[8];
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xffu);
+
+  const std::string tmp = cat(path, ".tmp.", static_cast<long>(::getpid()));
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  LR_CHECK(f != nullptr, path, ": cannot create temporary file '", tmp, "' (", errno_text(), ")");
+  std::string failure;
+  auto write = [&](const void* p, size_t len) {
+    if (failure.empty() && len > 0 && std::fwrite(p, 1, len, f) != len) failure = cat("write failed (", errno_text(), ")");
+  };
+  write(len_bytes, 8);
+  write(text.data(), text.size());
+  for (const auto& item : items) write(item.second.data(), static_cast<size_t>(item.second.numel()) * sizeof(float));
+  if (failure.empty() && std::fflush(f) != 0) failure = cat("flush failed (", errno_text(), ")");
+  if (failure.empty() && ::fsync(fileno(f)) != 0) failure = cat("fsync failed (", errno_text(), ")");
+  if (std::fclose(f) != 0 && failure.empty()) failure = cat("close failed (", errno_text(), ")");
+  if (failure.empty() && std::rename(tmp.c_str(), path.c_str()) != 0)
+    failure = cat("rename of '", tmp, "' failed (", errno_text(), ")");
+  if (!failure.empty()) {
+    std::remove(tmp.c_str());
+    throw Error(cat(path, ": cannot save safetensors file: ", failure));
+  }
+}
+
+Tensor take(const SafetensorsFile& file, const std::string& name, const Shape& expect,
+            const std::string& path_for_errors) {
+  auto it = file.tensors.find(name);
+  LR_CHECK(it != file.tensors.end(), tensor_prefix(path_for_errors, name), " missing");
+  LR_CHECK(it->second.shape() == expect, tensor_prefix(path_for_errors, name), " has shape ", it->second.shape(),
+           ", expected ", expect);
+  return it->second;
+}
+
+}  // namespace lowrank::tensor

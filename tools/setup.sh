@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lowrank needs (only those missing), then configures and builds.
+# Usage: tools/setup.sh [build-dir]   (default: build). Re-running is cheap: nothing is reinstalled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev"
+
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "==> installing Debian packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+echo "==> configuring and building in $BUILD/"
+mkdir -p "$BUILD"
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LOWRANK_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 \
+  || { cat "$BUILD/configure.log"; exit 1; }
+grep -E "^-- lowrank" "$BUILD/configure.log" || true
+cmake --build "$BUILD" -j "$(nproc)"
