@@ -50,16 +50,21 @@ struct AttnDims {
   int64_t B = 0, Tq = 0, Tk = 0, C = 0, NH = 1, hs = 0;
   bool causal = false;
   float scale = 1.f;
-  int64_t visible(int64_t i) const { return causal ? i + (Tk - Tq) + 1 : Tk; }  // keys [0, visible)
+  const int32_t* key_len = nullptr;  // (B) valid keys per sequence (right padding), or nullptr: all
+  // Query i of sequence b sees keys [0, visible(b, i)).
+  int64_t visible(int64_t b, int64_t i) const {
+    const int64_t n = causal ? i + (Tk - Tq) + 1 : Tk;
+    return key_len ? std::min<int64_t>(n, key_len[b]) : n;
+  }
   int64_t work() const { return B * NH * Tq * Tk * hs; }
 };
 
 // P (Tq, Tk): each row of S, in place, becomes the softmax over its visible keys (max-subtracted
 // so exp never overflows); masked keys get exactly 0.
-void masked_softmax_rows(float* P, const AttnDims& d) {
+void masked_softmax_rows(float* P, const AttnDims& d, int64_t b) {
   for (int64_t i = 0; i < d.Tq; ++i) {
     float* row = P + i * d.Tk;
-    const int64_t n = d.visible(i);
+    const int64_t n = d.visible(b, i);
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
     float sum = 0.f;
@@ -85,7 +90,7 @@ void softmax_backward_rows(float* dS, const float* P, const AttnDims& d) {
 void attention_forward_head(float* out, float* P, const Operand& q, const Operand& k, const Operand& v,
                             const AttnDims& d, int64_t b, int64_t h) {
   gemm(false, true, d.Tq, d.Tk, d.hs, d.scale, q.head(b, h, d.hs), q.st, k.head(b, h, d.hs), k.st, 0.f, P, d.Tk);
-  masked_softmax_rows(P, d);
+  masked_softmax_rows(P, d, b);
   float* o = out + b * d.Tq * d.C + h * d.hs;
   gemm(false, false, d.Tq, d.hs, d.Tk, 1.f, P, d.Tk, v.head(b, h, d.hs), v.st, 0.f, o, d.C);
 }
@@ -142,6 +147,7 @@ struct AttentionOp : Node {
   Tensor P;        // (B, NH, Tq, Tk) softmax probabilities, 0 where masked
   Tensor out;      // (B, Tq, C) contiguous
   AttnDims dims;
+  std::vector<int32_t> key_len;
   void backward() override {
     AttnGrads g;
     g.dout = grad_of(out);
@@ -160,7 +166,8 @@ void check_unit_channel_stride(const Tensor& t, const char* what) {
            "; make it contiguous first");
 }
 
-AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal) {
+AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
+                         const std::vector<int32_t>& key_lengths) {
   require_cpu("attention", {&q, &k, &v});
   LR_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: q, k, v must be (B, T, C), got q ",
            q.shape(), " k ", k.shape(), " v ", v.shape());
@@ -172,6 +179,10 @@ AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int 
   LR_CHECK(!causal || q.size(1) <= k.size(1), "attention: causal needs Tq <= Tk (queries are the last Tq positions)",
            ", got q ", q.shape(), " and k ", k.shape());
   LR_CHECK(k.size(1) > 0 || q.size(1) == 0, "attention: no keys to attend to, k ", k.shape());
+  LR_CHECK(key_lengths.empty() || static_cast<int64_t>(key_lengths.size()) == q.size(0), "attention: ",
+           key_lengths.size(), " key lengths for batch ", q.size(0));
+  for (int32_t n : key_lengths)
+    LR_CHECK(n >= 1 && n <= k.size(1), "attention: key length ", n, " outside [1, ", k.size(1), "] for k ", k.shape());
   check_unit_channel_stride(q, "q");
   check_unit_channel_stride(k, "k");
   check_unit_channel_stride(v, "v");
@@ -184,13 +195,15 @@ AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int 
   d.hs = d.C / NH;
   d.causal = causal;
   d.scale = 1.f / std::sqrt(static_cast<float>(d.hs));
+  d.key_len = key_lengths.empty() ? nullptr : key_lengths.data();
   return d;
 }
 
 }  // namespace
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal) {
-  const AttnDims d = check_attention(q, k, v, NH, causal);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
+                 const std::vector<int32_t>& key_lengths) {
+  const AttnDims d = check_attention(q, k, v, NH, causal, key_lengths);
   Tensor out = Tensor::empty({d.B, d.Tq, d.C});
   const bool rec = needs_grad({&q, &k, &v});
   Tensor P = rec ? Tensor::empty({d.B, d.NH, d.Tq, d.Tk}) : Tensor();
@@ -203,6 +216,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool
     node->P = P;
     node->out = out;
     node->dims = d;
+    node->key_len = key_lengths;  // the node owns its copy; dims.key_len points into it
+    node->dims.key_len = node->key_len.empty() ? nullptr : node->key_len.data();
     record(std::move(node), out);
   }
   return out;

@@ -65,7 +65,10 @@ Tensor dropout(const Tensor& x, float p, Rng& rng, bool training = true);
 // channels [h*hs, (h+1)*hs). The last dim must have stride 1; rows may be strided, so q/k/v can be
 // slice()s of GPT-2's fused qkv (B, T, 3C) without a copy. Result (B, Tq, C), contiguous.
 // causal: query i sees key j iff j <= i + (Tk - Tq) (the ends aligned: KV cache and prefixes work).
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal);
+// key_lengths (B), optional: sequence b has key_lengths[b] valid keys, the rest is right padding
+// that no query sees (bidirectional encoders over padded batches).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
+                 const std::vector<int32_t>& key_lengths = {});
 
 // ---- loss (cross_entropy.cpp) ----
 struct CrossEntropyOptions {

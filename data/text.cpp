@@ -18,7 +18,10 @@ std::string read_file(const std::string& path) {
 
 LMDataset::LMDataset(std::vector<int32_t> tokens, float val_fraction) {
   LR_CHECK(val_fraction > 0.f && val_fraction < 1.f, "LMDataset: val_fraction ", val_fraction, " outside (0, 1)");
-  const size_t n_train = static_cast<size_t>(static_cast<double>(tokens.size()) * (1.0 - val_fraction));
+  // Round the fraction to 6 digits first: 0.1f is 0.10000000149 as a double, which would make
+  // 100 tokens split 89/11 instead of nanoGPT's int(n * 0.9) = 90/10.
+  const double vf = std::round(static_cast<double>(val_fraction) * 1e6) / 1e6;
+  const size_t n_train = static_cast<size_t>(static_cast<double>(tokens.size()) * (1.0 - vf));
   train_.assign(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n_train));
   val_.assign(tokens.begin() + static_cast<std::ptrdiff_t>(n_train), tokens.end());
 }
@@ -41,7 +44,7 @@ LMBatch empty_batch(int64_t B, int64_t T) {
 }  // namespace
 
 LMBatch LMDataset::train_batch(int64_t B, int64_t T, tensor::Rng& rng) const {
-  LR_CHECK(static_cast<int64_t>(train_.size()) > T + 1, "LMDataset: ", train_.size(),
+  LR_CHECK(static_cast<int64_t>(train_.size()) >= T + 1, "LMDataset: ", train_.size(),
            " training tokens are too few for windows of T=", T);
   LMBatch b = empty_batch(B, T);
   const int64_t span = static_cast<int64_t>(train_.size()) - T - 1;

@@ -8,10 +8,12 @@
 #endif
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <tuple>
 
 #include "examples/common/cli.h"
 #include "tensor/gemm.h"
@@ -219,11 +221,9 @@ Options parse(int argc, char** argv) {
 }
 
 nlohmann::json case_json(const Case& c, const Result& r, double peak, int threads) {
-  return {{"shape", c.layer},     {"pass", c.pass},       {"M", c.M},
-          {"N", c.N},             {"K", c.K},             {"transA", c.ta},
-          {"transB", c.tb},       {"median_s", r.median_s}, {"min_s", r.min_s},
-          {"max_s", r.max_s},     {"gflops", r.gflops},   {"fraction_of_peak", r.gflops / peak},
-          {"threads", threads}};
+  return {{"shape", c.layer}, {"pass", c.pass}, {"M", c.M}, {"N", c.N}, {"K", c.K}, {"transA", c.ta},
+          {"transB", c.tb}, {"median_s", r.median_s}, {"min_s", r.min_s}, {"max_s", r.max_s},
+          {"gflops", r.gflops}, {"fraction_of_peak", r.gflops / peak}, {"threads", threads}};
 }
 
 struct Machine {
@@ -243,9 +243,12 @@ Machine measure_machine(int threads, bool quick) {
   return m;
 }
 
+// Which kernel set OpenBLAS's runtime dispatch picked, and whether the environment forced
+// it: OPENBLAS_CORETYPE=Haswell on an AVX-512 machine halves the reachable GEMM peak.
 std::string blas_core() {
 #ifdef LOWRANK_HAVE_OPENBLAS
-  return openblas_get_corename();  // which kernel set OpenBLAS's runtime dispatch picked
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  return std::string(openblas_get_corename()) + (forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : "");
 #else
   return "none (Eigen GEMM)";
 #endif
@@ -257,13 +260,10 @@ nlohmann::json report_json(const Options& o, const Machine& m, double step_s, nl
 #else
   const bool blas = false;
 #endif
-  return {{"benchmark", "bench_ops"},  {"date", today()},
-          {"cpu", cpu_model()},        {"threads", m.threads},
-          {"repeats", o.repeats},      {"tokens", 1024},
-          {"blas", blas},              {"blas_core", blas_core()},
-          {"peak_gflops", m.peakN},    {"peak_gflops_1thread", m.peak1},
-          {"peak_gflops_256bit", m.peak256N}, {"fma_lanes", Widest::kLanes},
-          {"triad_gbs", m.triad_gbs},  {"step_linear_gemm_s", step_s},
+  return {{"benchmark", "bench_ops"}, {"date", today()}, {"cpu", cpu_model()}, {"threads", m.threads},
+          {"repeats", o.repeats}, {"tokens", 1024}, {"blas", blas}, {"blas_core", blas_core()},
+          {"peak_gflops", m.peakN}, {"peak_gflops_1thread", m.peak1}, {"peak_gflops_256bit", m.peak256N},
+          {"fma_lanes", Widest::kLanes}, {"triad_gbs", m.triad_gbs}, {"step_linear_gemm_s", step_s},
           {"gemms", std::move(gemms)}};
 }
 

@@ -31,7 +31,8 @@ Tensor CausalSelfAttention::forward(const Tensor& x, const Context& ctx) {
   const int64_t C = x.size(-1);
   Tensor qkv = c_attn->forward(x, ctx);  // (B,T,3C)
   // q, k, v are strided slices of qkv: attention reads them in place.
-  Tensor y = attention(slice(qkv, -1, 0, C), slice(qkv, -1, C, C), slice(qkv, -1, 2 * C, C), NH, causal);
+  Tensor y = attention(slice(qkv, -1, 0, C), slice(qkv, -1, C, C), slice(qkv, -1, 2 * C, C), NH, causal,
+                       ctx.key_lengths ? *ctx.key_lengths : std::vector<int32_t>{});
   return c_proj->forward(y, ctx);
 }
 

@@ -24,10 +24,12 @@ struct Init {
   Tensor constant(const Shape& s, float v) const;
 };
 
-// Per-forward settings: training turns dropout on; rng draws the dropout masks.
+// Per-forward settings: training turns dropout on; rng draws the dropout masks; key_lengths (B),
+// when set, marks right padding that attention must ignore (encoders over padded batches).
 struct Context {
   bool training = false;
   Rng* rng = nullptr;
+  const std::vector<int32_t>* key_lengths = nullptr;
 };
 
 class Module {
