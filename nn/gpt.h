@@ -13,14 +13,18 @@ namespace lowrank::nn {
 
 class CausalSelfAttention : public Module {
  public:
-  CausalSelfAttention(const GPTConfig& cfg, const Init& init);
-  Tensor forward(const Tensor& x, const Context& ctx);  // (B,T,C) -> (B,T,C)
+  CausalSelfAttention(const GPTConfig& cfg, const Init& init, int64_t layer);
+  // (B,T,C) -> (B,T,C). Keys/values: [cached or prefix_k/v] + this call's; with ctx.cache the
+  // new keys/values are appended to the cache.
+  Tensor forward(const Tensor& x, const Context& ctx);
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
 
   std::unique_ptr<Linear> c_attn;  // C -> 3C: q | k | v, fused as in GPT-2
   std::unique_ptr<Linear> c_proj;  // C -> C
+  Tensor prefix_k, prefix_v;       // (Lp, C) learned keys/values (prefix-layer tuning), or undefined
   int64_t NH;
   bool causal;
+  int64_t layer;                   // index into the KV cache
 };
 
 class MLP : public Module {
@@ -35,8 +39,8 @@ class MLP : public Module {
 
 class Block : public Module {
  public:
-  Block(const GPTConfig& cfg, const Init& init);
-  // x + drop(attn(ln_1(x))), then + drop(mlp(ln_2(x)))
+  Block(const GPTConfig& cfg, const Init& init, int64_t layer);
+  // x + drop(A(attn(ln_1(x)))), then + drop(M(mlp(ln_2(x)))); A, M are the adapters when set
   Tensor forward(const Tensor& x, const Context& ctx);
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
 
@@ -44,13 +48,16 @@ class Block : public Module {
   CausalSelfAttention attn;
   LayerNorm ln_2;
   MLP mlp;
+  std::unique_ptr<Layer> adapter_attn;  // on the attention output (Houlsby), or null
+  std::unique_ptr<Layer> adapter_mlp;   // on the MLP output (Houlsby, Lin), or null
   float dropout;
 };
 
 class GPT : public Module {
  public:
   GPT(const GPTConfig& cfg, Rng& rng, Device device = Device::CPU);
-  // ids (B*T, row-major (B,T)) -> final hidden states after ln_f, (B,T,C)
+  // ids (B*T, row-major (B,T)) -> final hidden states after ln_f, (B,T,C). With ctx.cache the
+  // ids continue the cached sequence (positions start at cache->positions).
   Tensor hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
   // ids -> logits (B,T,V) through the tied head: h · wteᵀ
   Tensor forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
@@ -61,6 +68,7 @@ class GPT : public Module {
   Embedding wpe;  // (n_positions, C)
   std::vector<std::unique_ptr<Block>> h;
   LayerNorm ln_f;
+  Tensor prefix_embed;  // (Lp, C) learned input vectors prepended to every sequence, or undefined
 };
 
 }  // namespace lowrank::nn

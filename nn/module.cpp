@@ -1,5 +1,7 @@
 #include "nn/module.h"
 
+#include "tensor/error.h"
+
 namespace lowrank::nn {
 
 Tensor Init::normal(const Shape& s, float std) const {
@@ -35,6 +37,26 @@ void Module::set_requires_grad(bool on) {
 
 void Module::zero_grad() {
   for (NamedTensor& p : named_parameters()) p.tensor.zero_grad();
+}
+
+void KVCache::reorder(const std::vector<int32_t>& rows) {
+  for (std::vector<Tensor>* list : {&k, &v})
+    for (Tensor& t : *list) {
+      if (!t.defined()) continue;
+      const int64_t T = t.size(1), C = t.size(2);
+      Tensor out = Tensor::empty({static_cast<int64_t>(rows.size()), T, C}, t.device());
+      for (size_t b = 0; b < rows.size(); ++b) {
+        LR_CHECK(rows[b] >= 0 && rows[b] < t.size(0), "KVCache::reorder: row ", rows[b], " of ", t.size(0));
+        out.narrow(0, static_cast<int64_t>(b), 1).copy_(t.narrow(0, rows[b], 1));
+      }
+      t = out;
+    }
+}
+
+void KVCache::clear() {
+  k.clear();
+  v.clear();
+  positions = 0;
 }
 
 }  // namespace lowrank::nn

@@ -24,12 +24,24 @@ struct Init {
   Tensor constant(const Shape& s, float v) const;
 };
 
+// Keys and values of the positions already processed, one (B, Tpast, C) pair per layer, for
+// incremental decoding: each forward appends its new positions (see nn/gpt.cpp).
+struct KVCache {
+  std::vector<Tensor> k, v;  // per layer; undefined until the first forward
+  int64_t positions = 0;     // real tokens processed so far (the next token's position id)
+  // Beam search: row b of the new cache is row rows[b] of the old one (rows may repeat).
+  void reorder(const std::vector<int32_t>& rows);
+  void clear();
+};
+
 // Per-forward settings: training turns dropout on; rng draws the dropout masks; key_lengths (B),
-// when set, marks right padding that attention must ignore (encoders over padded batches).
+// when set, marks right padding that attention must ignore (encoders over padded batches);
+// cache, when set, makes the forward incremental (decoding).
 struct Context {
   bool training = false;
   Rng* rng = nullptr;
   const std::vector<int32_t>* key_lengths = nullptr;
+  KVCache* cache = nullptr;
 };
 
 class Module {
@@ -43,6 +55,12 @@ class Module {
   int64_t num_trainable_parameters();  // those with requires_grad
   void set_requires_grad(bool on);     // on every parameter
   void zero_grad();
+};
+
+// A module over activations (B, T, C) -> (B, T, C'): the interface of adapters plugged into a Block.
+class Layer : public Module {
+ public:
+  virtual Tensor forward(const Tensor& x, const Context& ctx) = 0;
 };
 
 }  // namespace lowrank::nn

@@ -97,3 +97,36 @@ TEST_CASE("gpt: gradient check of the loss w.r.t. parameters of every kind") {
   opt.max_per_input = 6;
   check_grad([&] { return autograd::cross_entropy(model.forward(ids, 2, 6, {}), targets); }, inputs, opt);
 }
+
+TEST_CASE("gpt: incremental forward with a KV cache equals the full forward (also with prefixes)") {
+  nn::GPTConfig cfg = tiny_config();
+  Rng rng(5);
+  nn::GPT model(cfg, rng);
+  Rng prng(6);
+  std::vector<int32_t> ids = {1, 5, 7, 2, 9, 3};
+  for (int variant = 0; variant < 3; ++variant) {
+    CAPTURE(variant);
+    if (variant == 1) model.prefix_embed = Tensor::randn({2, cfg.n_embd}, prng, 0.5f);
+    if (variant == 2) {
+      model.prefix_embed = Tensor();
+      for (auto& b : model.h) {
+        b->attn.prefix_k = Tensor::randn({3, cfg.n_embd}, prng, 0.5f);
+        b->attn.prefix_v = Tensor::randn({3, cfg.n_embd}, prng, 0.5f);
+      }
+    }
+    autograd::NoGradGuard ng;
+    Tensor full = model.forward(ids, 1, 6, {});
+    nn::KVCache cache;
+    nn::Context ctx;
+    ctx.cache = &cache;
+    Tensor first = model.forward({1, 5, 7}, 1, 3, ctx);  // a prompt, then one token at a time
+    for (int t = 0; t < 3; ++t)
+      for (int v = 0; v < cfg.vocab_size; ++v) REQUIRE(first.at({0, t, v}) == doctest::Approx(full.at({0, t, v})).epsilon(1e-5));
+    for (int t = 3; t < 6; ++t) {
+      Tensor step = model.forward({ids[static_cast<size_t>(t)]}, 1, 1, ctx);
+      for (int v = 0; v < cfg.vocab_size; ++v)
+        REQUIRE(step.at({0, 0, v}) == doctest::Approx(full.at({0, t, v})).epsilon(1e-4).scale(1.0));
+    }
+    CHECK(cache.positions == 6);
+  }
+}
