@@ -81,7 +81,10 @@ class ProgressBar {
       const int decile = static_cast<int>(frac * 10);
       if (decile <= last_decile_ && step != total_) return;
       last_decile_ = decile;
+    } else if (drawn_ && elapsed - last_draw_ < 0.1 && step != total_) {
+      return;  // ~10 redraws a second are plenty; fast loops shouldn't pay for terminal I/O
     }
+    last_draw_ = elapsed;
     char stats[160];
     std::snprintf(stats, sizeof stats, " %ld/%ld loss %.4f %.0f tok/s ETA %s", step, total_, loss, tokens_per_s,
                   format_duration(eta).c_str());
@@ -109,6 +112,7 @@ class ProgressBar {
   bool tty_;
   bool drawn_ = false;
   int last_decile_ = -1;
+  double last_draw_ = 0.0;
   Timer timer_;
 };
 
