@@ -18,7 +18,9 @@ struct LoRAConfig {
   int64_t r = 4;
   float alpha = 32.f;                         // scale = alpha / r
   float dropout = 0.1f;                       // on the LoRA path's input only
-  std::vector<std::string> targets = {"q", "v"};  // any of q, k, v (c_attn slices), o (attn.c_proj), mlp (c_fc, mlp.c_proj)
+  // any of q, k, v (c_attn slices), o (attn.c_proj), mlp (c_fc, mlp.c_proj); or "c_attn" instead of
+  // q/k/v: one LoRA over the whole fused c_attn (q, k, v slices sharing one A: peft's GPT-2 layout)
+  std::vector<std::string> targets = {"q", "v"};
   std::vector<int64_t> layers;                // blocks to adapt; empty: all
   std::string bias = "none";                  // none | all | lora_only: which biases also train
   float init_std = 0.f;                       // std of A's Gaussian init; 0: 1/r (peft's "gaussian")
@@ -32,8 +34,8 @@ class LoRALinear : public nn::Linear {
   LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout, float init_std, Rng& rng);
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
-  void merge();    // W += scale · B A   (exact up to float rounding)
-  void unmerge();  // W -= scale · B A
+  void merge();    // W += scale · B A   (exact up to float rounding); a no-op when already merged
+  void unmerge();  // W -= scale · B A   (W0 back within float rounding); a no-op when not merged
   bool merged() const { return merged_; }
 
   Tensor lora_A;  // (r, in)
@@ -48,8 +50,10 @@ class LoRALinear : public nn::Linear {
 // Parameter names: "<prefix>weight", "<prefix>bias", "<prefix>lora_A.q", "<prefix>lora_B.q", ... per slice.
 class LoRAFusedQKV : public nn::Linear {
  public:
+  // shared_A: one A (r, C) for every slice (lora_A has one entry, named "<prefix>lora_A"): exactly a
+  // single rank-r LoRA on all of c_attn with B = [B_q; B_k; B_v] (how peft adapts GPT-2's c_attn).
   LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string>& slices, int64_t r, float alpha, float dropout,
-               float init_std, Rng& rng);
+               float init_std, Rng& rng, bool shared_A = false);
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
   void merge();
@@ -57,9 +61,10 @@ class LoRAFusedQKV : public nn::Linear {
   bool merged() const { return merged_; }
 
   std::vector<std::string> slices;  // subset of {"q","k","v"}, in q, k, v order
-  std::vector<Tensor> lora_A;       // per slice (r, C)
+  std::vector<Tensor> lora_A;       // per slice (r, C); one shared (r, C) when shared_A
   std::vector<Tensor> lora_B;       // per slice (C, r)
   float scale, dropout;
+  bool shared_A = false;
 
  private:
   bool merged_ = false;
@@ -70,19 +75,38 @@ class LoRAFusedQKV : public nn::Linear {
 int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng);
 void merge(nn::GPT& model);    // every LoRA module of the model
 void unmerge(nn::GPT& model);
+// The config apply_lora used, read back from the model's modules (r, alpha = scale·r, dropout,
+// targets, layers; bias from which biases train; init_std 0). Throws when the model has no LoRA.
+LoRAConfig lora_config_of(nn::GPT& model);
 
 // Adapter files (safetensors): only the LoRA tensors (and trained biases when bias != none), with the
 // config (r, alpha, targets, layers, bias) and the base model's hash in the metadata. Loading checks
 // the hash and every tensor's name and shape.
-uint64_t base_hash(nn::GPT& model);  // FNV-1a over the frozen base parameters' names and bytes
-void save_adapter(const std::string& path, nn::GPT& model, const LoRAConfig& cfg);
+// base_hash: FNV-1a over the names and bytes of every parameter the adapter does not carry (all but
+// A, B and the trained biases), so a plain model hashes like itself with LoRA applied. Throws on a
+// merged model. (merge + unmerge moves W0 by float rounding, which changes the hash.)
+uint64_t base_hash(nn::GPT& model);
+void save_adapter(const std::string& path, nn::GPT& model, const LoRAConfig& cfg);  // cfg must match the model
 LoRAConfig read_adapter_config(const std::string& path);
-void load_adapter(const std::string& path, nn::GPT& model);  // model already has apply_lora(cfg)
-void export_merged(const std::string& path, nn::GPT& model);  // a plain lowrank GPT checkpoint with ΔW folded in
+// The model already has apply_lora(cfg): checks config ("lora.config" vs lora_config_of), base hash
+// ("lora.base_hash") and every tensor's name and shape before copying anything.
+void load_adapter(const std::string& path, nn::GPT& model);
+// A plain lowrank GPT checkpoint (nn::load_model) with ΔW folded into copies of the adapted W; the
+// model itself is left exactly as it was (no merge/unmerge round trip).
+void export_merged(const std::string& path, nn::GPT& model);
 
 // Hugging Face peft layout (a directory with adapter_model.safetensors + adapter_config.json;
 // names like base_model.model.transformer.h.0.attn.c_attn.lora_A.weight), to exchange adapters with PyTorch users.
+// peft has one LoRA per fused c_attn: our slices S (rank r each) are written exactly as one of rank
+// r·|S| with A = [A_s; ...] stacked, B block-structured (B_s in slice s's rows and its own r columns,
+// zeros elsewhere) and lora_alpha = scale · r·|S|; other targets keep rank r (rank_pattern then gives
+// c_attn's). "o" is written as target "attn.c_proj", "mlp" as "c_fc" + "mlp.c_proj", both as "c_proj".
 void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg);
-void load_peft(const std::string& dir, nn::GPT& model);  // applies the adapter described by the directory
+// Applies the adapter described by the directory to a plain GPT. A general c_attn LoRA (A, B) of
+// rank R becomes target "c_attn": slices q, k, v sharing A, B_s = B's rows of slice s (exact); our
+// own per-slice layout is restored when the file carries our config and B has that block structure.
+// Errors (naming the file and tensor): non-LORA or DoRA adapters, modules_to_save, modules other
+// than c_attn / attn.c_proj / mlp.c_fc+mlp.c_proj, different modules or ranks or scales per layer.
+void load_peft(const std::string& dir, nn::GPT& model);
 
 }  // namespace lowrank::lora

@@ -1,0 +1,221 @@
+// lowrank adapter files: the few MB a LoRA task costs (Section 4.2: "store and load only the small
+// LoRA matrices per task"), tied to the base model by a hash, plus a merged plain-GPT export.
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "lora/internal.h"
+#include "nn/checkpoint.h"
+#include "tensor/error.h"
+
+namespace lowrank::lora {
+
+using nlohmann::json;
+
+namespace detail {
+
+std::map<std::string, Tensor> adapter_tensors(nn::GPT& model) {
+  std::map<std::string, Tensor> out;
+  if (!has_lora(model)) return out;
+  for (nn::NamedTensor& p : model.named_parameters())
+    if (is_lora_name(p.name) || (ends_with(p.name, "bias") && p.tensor.requires_grad())) out[p.name] = p.tensor;
+  return out;
+}
+
+double clean(float v) {
+  for (int prec = 6; prec < 10; ++prec) {
+    std::ostringstream os;
+    os << std::setprecision(prec) << v;
+    const double d = std::stod(os.str());
+    if (static_cast<float>(d) == v) return d;
+  }
+  return v;
+}
+
+json config_to_json(const LoRAConfig& c) {
+  return {{"r", c.r},         {"alpha", clean(c.alpha)}, {"dropout", clean(c.dropout)}, {"targets", c.targets},
+          {"layers", c.layers}, {"bias", c.bias},        {"init_std", clean(c.init_std)}};
+}
+
+LoRAConfig config_from_json(const json& j, const std::string& path) {
+  LoRAConfig c;
+  try {
+    c.r = j.at("r").get<int64_t>();
+    c.alpha = j.at("alpha").get<float>();
+    c.targets = j.at("targets").get<std::vector<std::string>>();
+    c.dropout = j.value("dropout", c.dropout);
+    c.layers = j.value("layers", c.layers);
+    c.bias = j.value("bias", c.bias);
+    c.init_std = j.value("init_std", c.init_std);
+    c.validate();
+  } catch (const json::exception& e) {
+    throw Error(cat(path, ": invalid LoRA config ", j.dump(), ": ", e.what()));
+  } catch (const Error& e) {
+    throw Error(cat(path, ": invalid LoRA config: ", e.what()));
+  }
+  return c;
+}
+
+std::string describe(const LoRAConfig& c) {
+  std::string t, l;
+  for (const std::string& s : c.targets) t += (t.empty() ? "" : ",") + s;
+  for (int64_t i : c.layers) l += (l.empty() ? "" : ",") + std::to_string(i);
+  return cat("r=", c.r, " alpha=", c.alpha, " dropout=", c.dropout, " targets=", t, " layers=", l.empty() ? "all" : l,
+             " bias=", c.bias);
+}
+
+namespace {
+template <typename T>
+std::vector<T> sorted(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+bool close(float a, float b) { return std::fabs(a - b) <= 1e-6f * std::max(std::fabs(a), std::fabs(b)); }
+}  // namespace
+
+std::string config_diff(const LoRAConfig& a, const LoRAConfig& b, int64_t n_layer) {
+  auto layers = [n_layer](const LoRAConfig& c) {
+    std::vector<int64_t> l = c.layers;
+    if (l.empty())
+      for (int64_t i = 0; i < n_layer; ++i) l.push_back(i);
+    return sorted(l);
+  };
+  if (a.r != b.r) return cat("r ", a.r, " vs ", b.r);
+  // alpha is read back from the modules as scale·r: compare the scale, with float slack
+  if (!close(a.alpha / static_cast<float>(a.r), b.alpha / static_cast<float>(b.r)))
+    return cat("alpha ", a.alpha, " vs ", b.alpha);
+  if (!close(a.dropout, b.dropout)) return cat("dropout ", a.dropout, " vs ", b.dropout);
+  if (sorted(a.targets) != sorted(b.targets)) return cat("targets ", describe(a), " vs ", describe(b));
+  if (layers(a) != layers(b)) return "layers differ";
+  if (a.bias != b.bias) return cat("bias ", a.bias, " vs ", b.bias);
+  return "";
+}
+
+void check_matches(const LoRAConfig& cfg, nn::GPT& model, const std::string& what) {
+  cfg.validate();
+  const LoRAConfig have = lora_config_of(model);
+  const std::string diff = config_diff(cfg, have, model.config.n_layer);
+  LR_CHECK(diff.empty(), what, ": cfg (", describe(cfg), ") does not match the model's LoRA modules (", describe(have),
+           "): ", diff);
+}
+
+}  // namespace detail
+
+namespace {
+
+std::string hex(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+void fnv1a(uint64_t& h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+}
+
+void check_unmerged(nn::GPT& model, const std::string& what) {
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) {
+    const nn::Linear* m = s.module->get();
+    const auto* a = dynamic_cast<const LoRALinear*>(m);
+    const auto* b = dynamic_cast<const LoRAFusedQKV*>(m);
+    LR_CHECK(!(a && a->merged()) && !(b && b->merged()), what, ": ", s.prefix,
+             " is merged (W holds W0 + ΔW); unmerge() first");
+  }
+}
+
+}  // namespace
+
+// Hashes what an adapter does not carry (everything but A, B and the trained biases), so a plain
+// model and the same model with LoRA applied hash alike as long as those biases are untouched.
+uint64_t base_hash(nn::GPT& model) {
+  check_unmerged(model, "base_hash");
+  const std::map<std::string, Tensor> skip = detail::adapter_tensors(model);
+  uint64_t h = 14695981039346656037ull;
+  for (nn::NamedTensor& p : model.named_parameters()) {
+    if (skip.count(p.name)) continue;
+    fnv1a(h, p.name.c_str(), p.name.size() + 1);
+    Tensor c = p.tensor.device() == Device::CPU ? p.tensor.contiguous() : p.tensor.to(Device::CPU);
+    fnv1a(h, c.data(), static_cast<size_t>(c.numel()) * sizeof(float));
+  }
+  return h;
+}
+
+void save_adapter(const std::string& path, nn::GPT& model, const LoRAConfig& cfg) {
+  detail::check_matches(cfg, model, "save_adapter " + path);
+  const std::map<std::string, std::string> meta = {{"format", "lowrank-lora"},
+                                                    {"lora.config", detail::config_to_json(cfg).dump()},
+                                                    {"lora.base_hash", hex(base_hash(model))}};
+  save_safetensors(path, detail::adapter_tensors(model), meta);  // atomic: temp file + rename
+}
+
+namespace {
+LoRAConfig file_config(const SafetensorsFile& f, const std::string& path) {
+  auto it = f.metadata.find("lora.config");
+  LR_CHECK(it != f.metadata.end(), path, ": no 'lora.config' metadata (not a lowrank LoRA adapter?)");
+  json j;
+  try {
+    j = json::parse(it->second);
+  } catch (const json::exception& e) {
+    throw Error(cat(path, ": 'lora.config' metadata is not JSON: ", e.what()));
+  }
+  return detail::config_from_json(j, path);
+}
+}  // namespace
+
+LoRAConfig read_adapter_config(const std::string& path) { return file_config(load_safetensors(path), path); }
+
+void load_adapter(const std::string& path, nn::GPT& model) {
+  SafetensorsFile f = load_safetensors(path);
+  const LoRAConfig want = file_config(f, path);
+  LR_CHECK(detail::has_lora(model), path, ": the model has no LoRA modules; apply_lora(", detail::describe(want),
+           ") first");
+  const LoRAConfig have = lora_config_of(model);
+  const std::string diff = detail::config_diff(want, have, model.config.n_layer);
+  LR_CHECK(diff.empty(), path, ": LoRA config mismatch (", diff, "): file has ", detail::describe(want),
+           ", model has ", detail::describe(have));
+  auto it = f.metadata.find("lora.base_hash");
+  LR_CHECK(it != f.metadata.end(), path, ": no 'lora.base_hash' metadata");
+  const std::string mine = hex(base_hash(model));
+  LR_CHECK(it->second == mine, path, ": base model hash mismatch: the adapter was trained on base ", it->second,
+           ", this model is ", mine);
+  std::map<std::string, Tensor> params = detail::adapter_tensors(model);
+  for (const auto& kv : f.tensors)
+    LR_CHECK(params.count(kv.first), path, ": tensor '", kv.first, "' ", kv.second.shape(),
+             " is not a LoRA tensor of this model");
+  std::map<std::string, Tensor> src;  // every tensor checked before anything is copied
+  for (const auto& kv : params) src[kv.first] = tensor::take(f, kv.first, kv.second.shape(), path);
+  for (auto& kv : params) kv.second.copy_(src[kv.first]);
+}
+
+// Writes W0 + ΔW for every adapted matrix under a plain GPT's names. The LoRA modules are swapped
+// for plain Linears holding fresh merged copies while nn::save_model runs, then put back: the model
+// itself is never modified (merge + unmerge would move W0 by float rounding and change base_hash).
+void export_merged(const std::string& path, nn::GPT& model) {
+  const LoRAConfig cfg = lora_config_of(model);
+  std::vector<std::pair<std::unique_ptr<nn::Linear>*, std::unique_ptr<nn::Linear>>> stash;
+  struct Restore {
+    decltype(stash)& s;
+    ~Restore() {
+      for (auto& kv : s) *kv.first = std::move(kv.second);
+    }
+  } restore{stash};
+  Rng unused(0);  // meta-device shells draw nothing
+  for (const detail::LinearSlot& slot : detail::linear_slots(model)) {
+    nn::Linear* m = slot.module->get();
+    auto* a = dynamic_cast<LoRALinear*>(m);
+    auto* b = dynamic_cast<LoRAFusedQKV*>(m);
+    if (!a && !b) continue;
+    auto plain = std::make_unique<nn::Linear>(m->in_features(), m->out_features(), false,
+                                              nn::Init{unused, Device::Meta});
+    plain->weight = m->weight.clone();
+    plain->bias = m->bias;
+    if (!(a ? a->merged() : b->merged())) detail::add_delta(plain->weight, *m, 1.f);
+    stash.emplace_back(slot.module, std::move(*slot.module));
+    *slot.module = std::move(plain);
+  }
+  nn::save_model(path, model, {{"lora.merged", detail::config_to_json(cfg).dump()}});
+}
+
+}  // namespace lowrank::lora

@@ -1,0 +1,208 @@
+// apply_lora / merge / unmerge over a GPT, and reading the applied config back from the modules.
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "lora/internal.h"
+#include "tensor/error.h"
+
+namespace lowrank::lora {
+
+namespace detail {
+
+std::vector<LinearSlot> linear_slots(nn::GPT& model) {
+  std::vector<LinearSlot> out;
+  for (size_t i = 0; i < model.h.size(); ++i) {
+    nn::Block& b = *model.h[i];
+    const std::string p = "h." + std::to_string(i) + ".";
+    out.push_back({p + "attn.c_attn.", &b.attn.c_attn});
+    out.push_back({p + "attn.c_proj.", &b.attn.c_proj});
+    out.push_back({p + "mlp.c_fc.", &b.mlp.c_fc});
+    out.push_back({p + "mlp.c_proj.", &b.mlp.c_proj});
+  }
+  return out;
+}
+
+bool is_lora(const nn::Linear* m) {
+  return dynamic_cast<const LoRALinear*>(m) != nullptr || dynamic_cast<const LoRAFusedQKV*>(m) != nullptr;
+}
+
+bool has_lora(nn::GPT& model) {
+  for (const LinearSlot& s : linear_slots(model))
+    if (is_lora(s.module->get())) return true;
+  return false;
+}
+
+bool is_lora_name(const std::string& name) {
+  return name.find("lora_A") != std::string::npos || name.find("lora_B") != std::string::npos;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int slice_index(const std::string& s) { return s == "q" ? 0 : s == "k" ? 1 : s == "v" ? 2 : -1; }
+
+}  // namespace detail
+
+namespace {
+
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+std::vector<int64_t> selected_layers(const LoRAConfig& cfg, int64_t n_layer) {
+  std::vector<int64_t> out = cfg.layers;
+  if (out.empty())
+    for (int64_t i = 0; i < n_layer; ++i) out.push_back(i);
+  for (int64_t l : out)
+    LR_CHECK(l < n_layer, "apply_lora: layer ", l, " out of range for a model with ", n_layer, " layers");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Bias modes as in loralib's mark_only_lora_as_trainable (and peft): "all" trains every bias of the
+// model, "lora_only" the biases of the adapted modules. The paper trains none (Section 4.2).
+void apply_bias_mode(nn::GPT& model, const std::string& bias) {
+  if (bias == "all") {
+    for (nn::NamedTensor& p : model.named_parameters())
+      if (detail::ends_with(p.name, "bias")) p.tensor.requires_grad_(true);
+  } else if (bias == "lora_only") {
+    for (const detail::LinearSlot& s : detail::linear_slots(model))
+      if (detail::is_lora(s.module->get()) && (*s.module)->bias.defined()) (*s.module)->bias.requires_grad_(true);
+  }
+}
+
+}  // namespace
+
+int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
+  cfg.validate();
+  for (const detail::LinearSlot& s : detail::linear_slots(model))
+    LR_CHECK(!detail::is_lora(s.module->get()), "apply_lora: ", s.prefix,
+             " already has LoRA (apply_lora works once, on a plain model)");
+  const std::vector<int64_t> layers = selected_layers(cfg, model.config.n_layer);
+  const bool shared = has(cfg.targets, "c_attn");
+  std::vector<std::string> qkv;
+  for (const char* s : {"q", "k", "v"})
+    if (shared || has(cfg.targets, s)) qkv.push_back(s);
+  model.set_requires_grad(false);  // everything frozen; only A, B (and the bias mode's biases) train
+  auto wrap = [&](std::unique_ptr<nn::Linear>& m) {
+    auto lora = std::make_unique<LoRALinear>(*m, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng);
+    m = std::move(lora);
+  };
+  for (int64_t l : layers) {
+    nn::Block& b = *model.h[static_cast<size_t>(l)];
+    if (!qkv.empty()) {
+      auto fused = std::make_unique<LoRAFusedQKV>(*b.attn.c_attn, qkv, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std,
+                                                  rng, shared);
+      b.attn.c_attn = std::move(fused);
+    }
+    if (has(cfg.targets, "o")) wrap(b.attn.c_proj);
+    if (has(cfg.targets, "mlp")) {
+      wrap(b.mlp.c_fc);
+      wrap(b.mlp.c_proj);
+    }
+  }
+  apply_bias_mode(model, cfg.bias);
+  return model.num_trainable_parameters();
+}
+
+void merge(nn::GPT& model) {
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) {
+    if (auto* m = dynamic_cast<LoRALinear*>(s.module->get())) m->merge();
+    if (auto* m = dynamic_cast<LoRAFusedQKV*>(s.module->get())) m->merge();
+  }
+}
+
+void unmerge(nn::GPT& model) {
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) {
+    if (auto* m = dynamic_cast<LoRALinear*>(s.module->get())) m->unmerge();
+    if (auto* m = dynamic_cast<LoRAFusedQKV*>(s.module->get())) m->unmerge();
+  }
+}
+
+namespace {
+
+// What one block carries: its targets (canonical order) and the shared hyperparameters.
+struct BlockLoRA {
+  std::vector<std::string> targets;
+  int64_t r = 0;
+  float scale = 0.f, dropout = 0.f;
+};
+
+void note(BlockLoRA& b, const std::string& where, int64_t r, float scale, float dropout) {
+  if (b.r == 0) {
+    b.r = r, b.scale = scale, b.dropout = dropout;
+    return;
+  }
+  LR_CHECK(b.r == r && b.scale == scale && b.dropout == dropout, "lora_config_of: ", where, " has r=", r,
+           " scale=", scale, " dropout=", dropout, ", other modules of its block r=", b.r, " scale=", b.scale,
+           " dropout=", b.dropout, " (not one apply_lora config)");
+}
+
+BlockLoRA block_lora(nn::Block& blk, const std::string& p) {
+  BlockLoRA b;
+  if (auto* m = dynamic_cast<LoRAFusedQKV*>(blk.attn.c_attn.get())) {
+    if (m->shared_A) b.targets.push_back("c_attn");
+    else b.targets.insert(b.targets.end(), m->slices.begin(), m->slices.end());
+    note(b, p + "attn.c_attn", m->lora_A[0].size(0), m->scale, m->dropout);
+  }
+  if (auto* m = dynamic_cast<LoRALinear*>(blk.attn.c_proj.get())) {
+    b.targets.push_back("o");
+    note(b, p + "attn.c_proj", m->lora_A.size(0), m->scale, m->dropout);
+  }
+  auto* fc = dynamic_cast<LoRALinear*>(blk.mlp.c_fc.get());
+  auto* proj = dynamic_cast<LoRALinear*>(blk.mlp.c_proj.get());
+  LR_CHECK(!fc == !proj, "lora_config_of: ", p, "mlp has LoRA on only one of c_fc, c_proj (target 'mlp' adapts both)");
+  if (fc) {
+    b.targets.push_back("mlp");
+    note(b, p + "mlp.c_fc", fc->lora_A.size(0), fc->scale, fc->dropout);
+    note(b, p + "mlp.c_proj", proj->lora_A.size(0), proj->scale, proj->dropout);
+  }
+  return b;
+}
+
+// none / all / lora_only from which biases train; anything else is not an apply_lora state.
+std::string bias_mode(nn::GPT& model) {
+  std::set<std::string> lora_biases;
+  for (const detail::LinearSlot& s : detail::linear_slots(model))
+    if (detail::is_lora(s.module->get()) && (*s.module)->bias.defined()) lora_biases.insert(s.prefix + "bias");
+  size_t all = 0, on = 0, lora_on = 0;
+  for (nn::NamedTensor& p : model.named_parameters()) {
+    if (!detail::ends_with(p.name, "bias")) continue;
+    ++all;
+    if (p.tensor.requires_grad()) ++on, lora_on += lora_biases.count(p.name);
+  }
+  if (on == 0) return "none";
+  if (on == all) return "all";
+  LR_CHECK(on == lora_on && lora_on == lora_biases.size(), "lora_config_of: ", on, " of ", all,
+           " biases train, which is none of the bias modes none | all | lora_only");
+  return "lora_only";
+}
+
+}  // namespace
+
+LoRAConfig lora_config_of(nn::GPT& model) {
+  LoRAConfig cfg;
+  cfg.targets.clear();
+  std::vector<int64_t> layers;
+  BlockLoRA first;
+  for (size_t i = 0; i < model.h.size(); ++i) {
+    const std::string p = "h." + std::to_string(i) + ".";
+    BlockLoRA b = block_lora(*model.h[i], p);
+    if (b.targets.empty()) continue;
+    if (layers.empty()) first = b;
+    LR_CHECK(b.targets == first.targets && b.r == first.r && b.scale == first.scale && b.dropout == first.dropout,
+             "lora_config_of: block ", p, " differs from block h.", layers.front(), " (not one apply_lora config)");
+    layers.push_back(static_cast<int64_t>(i));
+  }
+  LR_CHECK(!layers.empty(), "lora_config_of: the model has no LoRA modules (call apply_lora first)");
+  cfg.targets = first.targets;
+  cfg.r = first.r;
+  cfg.alpha = first.scale * static_cast<float>(first.r);
+  cfg.dropout = first.dropout;
+  if (static_cast<int64_t>(layers.size()) != model.config.n_layer) cfg.layers = layers;
+  cfg.bias = bias_mode(model);
+  cfg.init_std = 0.f;
+  return cfg;
+}
+
+}  // namespace lowrank::lora

@@ -1,0 +1,213 @@
+// LoRA modules (Hu et al., 2021, Section 4.1): a frozen Linear plus a trainable low-rank path.
+#include "lora/lora.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "lora/internal.h"
+#include "tensor/error.h"
+
+namespace lowrank::lora {
+
+namespace {
+
+void check_hparams(const char* who, int64_t r, float alpha, float dropout, float init_std) {
+  LR_CHECK(r >= 1, who, ": rank r must be >= 1, got ", r);
+  LR_CHECK(std::isfinite(alpha) && alpha > 0.f, who, ": alpha must be > 0, got ", alpha);
+  LR_CHECK(dropout >= 0.f && dropout < 1.f, who, ": dropout must be in [0, 1), got ", dropout);
+  LR_CHECK(std::isfinite(init_std) && init_std >= 0.f, who, ": init_std must be >= 0, got ", init_std);
+}
+
+// A ~ N(0, σ²) with σ = init_std, or 1/r (peft's "gaussian" init). The paper only says "random
+// Gaussian" (Section 4.1); 1/r keeps ‖A x‖ independent of r, so with the alpha/r scale the update
+// size barely depends on r and alpha need not be retuned when r changes.
+Tensor init_A(const nn::Init& init, int64_t r, int64_t in, float init_std) {
+  Tensor a = init.normal({r, in}, init_std > 0.f ? init_std : 1.f / static_cast<float>(r));
+  a.requires_grad_(true);
+  return a;
+}
+
+// B = 0, so ΔW = BA = 0 at the start: training begins exactly at the pretrained model.
+Tensor init_B(const nn::Init& init, int64_t out, int64_t r) {
+  Tensor b = init.constant({out, r}, 0.f);
+  b.requires_grad_(true);
+  return b;
+}
+
+// The wrapper shares W0 and b with the wrapped Linear (same tensors, no copy) and freezes them;
+// apply_lora's bias mode may unfreeze b afterwards.
+void adopt_base(nn::Linear& self, const nn::Linear& base) {
+  self.weight = base.weight;
+  self.bias = base.bias;
+  self.weight.requires_grad_(false);
+  if (self.bias.defined()) self.bias.requires_grad_(false);
+}
+
+// The Linear base class built over the meta device: no memory, no random draws; adopt_base then
+// installs the real handles.
+nn::Linear shell(const nn::Linear& base, Rng& rng) {
+  return nn::Linear(base.in_features(), base.out_features(), false, nn::Init{rng, Device::Meta});
+}
+
+// Dropout on the adapter's input only (loralib's lora_dropout): the frozen path sees x unchanged.
+Tensor lora_input(const Tensor& x, float p, const nn::Context& ctx) {
+  if (!ctx.training || p == 0.f) return x;
+  LR_CHECK(ctx.rng, "LoRA: training with dropout ", p, " needs Context.rng");
+  return autograd::dropout(x, p, *ctx.rng, true);
+}
+
+// w += s · B A, computed outside the tape (merging is not a differentiable step).
+void fold(Tensor w, const Tensor& B, const Tensor& A, float s) {
+  if (w.device() == Device::Meta) return;
+  autograd::NoGradGuard ng;
+  w.add_(autograd::matmul(B, A), s);
+}
+
+void fold_fused(Tensor w, const LoRAFusedQKV& m, float s) {
+  const int64_t C = m.in_features();
+  for (size_t j = 0; j < m.slices.size(); ++j)
+    fold(w.narrow(0, detail::slice_index(m.slices[j]) * C, C), m.lora_B[j], m.lora_A[m.shared_A ? 0 : j], s);
+}
+
+std::vector<std::string> canonical_slices(const std::vector<std::string>& in) {
+  LR_CHECK(!in.empty(), "LoRAFusedQKV: no slices to adapt (expected some of q, k, v)");
+  std::set<int> idx;
+  for (const std::string& s : in) {
+    const int i = detail::slice_index(s);
+    LR_CHECK(i >= 0, "LoRAFusedQKV: unknown slice '", s, "' (expected q, k or v)");
+    LR_CHECK(idx.insert(i).second, "LoRAFusedQKV: slice '", s, "' listed twice");
+  }
+  std::vector<std::string> out;
+  for (int i : idx) out.push_back(i == 0 ? "q" : i == 1 ? "k" : "v");
+  return out;
+}
+
+}  // namespace
+
+void LoRAConfig::validate() const {
+  check_hparams("LoRAConfig", r, alpha, dropout, init_std);
+  LR_CHECK(!targets.empty(), "LoRAConfig: targets is empty (choose from q, k, v, o, mlp, c_attn)");
+  std::set<std::string> seen;
+  for (const std::string& t : targets) {
+    const bool known = t == "q" || t == "k" || t == "v" || t == "o" || t == "mlp" || t == "c_attn";
+    LR_CHECK(known, "LoRAConfig: unknown target '", t, "' (choose from q, k, v, o, mlp, c_attn)");
+    LR_CHECK(seen.insert(t).second, "LoRAConfig: target '", t, "' listed twice");
+  }
+  LR_CHECK(!seen.count("c_attn") || !(seen.count("q") || seen.count("k") || seen.count("v")),
+           "LoRAConfig: target 'c_attn' (one LoRA over the fused q,k,v) cannot be combined with q, k or v");
+  std::set<int64_t> layer_set;
+  for (int64_t l : layers) {
+    LR_CHECK(l >= 0, "LoRAConfig: layer ", l, " is negative");
+    LR_CHECK(layer_set.insert(l).second, "LoRAConfig: layer ", l, " listed twice");
+  }
+  LR_CHECK(bias == "none" || bias == "all" || bias == "lora_only", "LoRAConfig: bias must be none, all or lora_only, got '",
+           bias, "'");
+}
+
+// ---- LoRALinear ----
+
+LoRALinear::LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout_, float init_std, Rng& rng)
+    : nn::Linear(shell(base, rng)), scale(alpha / static_cast<float>(r)), dropout(dropout_) {
+  check_hparams("LoRALinear", r, alpha, dropout_, init_std);
+  adopt_base(*this, base);
+  nn::Init init{rng, weight.device()};
+  lora_A = init_A(init, r, in_features(), init_std);
+  lora_B = init_B(init, out_features(), r);
+}
+
+// h = W0 x + b + (alpha/r) · B (A dropout(x)): two thin GEMMs, ΔW never formed (Section 4.1).
+Tensor LoRALinear::forward(const Tensor& x, const nn::Context& ctx) {
+  Tensor y = autograd::linear(x, weight, bias);
+  if (merged_) return y;  // ΔW already folded into W (Section 4.2: no inference latency)
+  Tensor h = autograd::linear(autograd::linear(lora_input(x, dropout, ctx), lora_A), lora_B);
+  return autograd::add(y, autograd::scale(h, scale));
+}
+
+void LoRALinear::collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) {
+  nn::Linear::collect(prefix, out);
+  out.push_back({prefix + "lora_A", lora_A});
+  out.push_back({prefix + "lora_B", lora_B});
+}
+
+void LoRALinear::merge() {
+  if (merged_) return;  // merging twice would add ΔW twice
+  fold(weight, lora_B, lora_A, scale);
+  merged_ = true;
+}
+
+void LoRALinear::unmerge() {
+  if (!merged_) return;
+  fold(weight, lora_B, lora_A, -scale);
+  merged_ = false;
+}
+
+// ---- LoRAFusedQKV ----
+
+LoRAFusedQKV::LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string>& slices_, int64_t r, float alpha,
+                           float dropout_, float init_std, Rng& rng, bool shared)
+    : nn::Linear(shell(base, rng)),
+      slices(canonical_slices(slices_)),
+      scale(alpha / static_cast<float>(r)),
+      dropout(dropout_),
+      shared_A(shared) {
+  check_hparams("LoRAFusedQKV", r, alpha, dropout_, init_std);
+  const int64_t C = in_features();
+  LR_CHECK(out_features() == 3 * C, "LoRAFusedQKV: c_attn maps ", C, " -> ", out_features(), ", expected ", C,
+           " -> ", 3 * C, " (q | k | v)");
+  adopt_base(*this, base);
+  nn::Init init{rng, weight.device()};
+  const size_t n_A = shared_A ? 1 : slices.size();
+  for (size_t j = 0; j < n_A; ++j) lora_A.push_back(init_A(init, r, C, init_std));
+  for (size_t j = 0; j < slices.size(); ++j) lora_B.push_back(init_B(init, C, r));
+}
+
+// Each adapted slice adds scale · B_s A_s dropout(x) into its third of the (..., 3C) output; the
+// other thirds get zeros, so gradients reach only the adapted slices' A and B. One dropout mask
+// serves all slices, as for a single LoRA on the fused c_attn (peft), so both layouts agree.
+Tensor LoRAFusedQKV::forward(const Tensor& x, const nn::Context& ctx) {
+  Tensor y = autograd::linear(x, weight, bias);
+  if (merged_) return y;
+  const int64_t C = in_features();
+  Tensor d = lora_input(x, dropout, ctx);
+  Tensor shared = shared_A ? autograd::linear(d, lora_A[0]) : Tensor();
+  std::vector<Tensor> parts(3);
+  for (size_t j = 0; j < slices.size(); ++j) {
+    Tensor u = shared_A ? shared : autograd::linear(d, lora_A[j]);
+    parts[static_cast<size_t>(detail::slice_index(slices[j]))] = autograd::linear(u, lora_B[j]);
+  }
+  Shape third = y.shape();
+  third[-1] = C;
+  for (Tensor& p : parts)
+    if (!p.defined()) p = Tensor::zeros(third, y.device());
+  return autograd::add(y, autograd::scale(autograd::concat(parts, -1), scale));
+}
+
+void LoRAFusedQKV::collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) {
+  nn::Linear::collect(prefix, out);
+  if (shared_A) out.push_back({prefix + "lora_A", lora_A[0]});
+  for (size_t j = 0; j < slices.size(); ++j) {
+    if (!shared_A) out.push_back({prefix + "lora_A." + slices[j], lora_A[j]});
+    out.push_back({prefix + "lora_B." + slices[j], lora_B[j]});
+  }
+}
+
+void LoRAFusedQKV::merge() {
+  if (merged_) return;
+  fold_fused(weight, *this, scale);
+  merged_ = true;
+}
+
+void LoRAFusedQKV::unmerge() {
+  if (!merged_) return;
+  fold_fused(weight, *this, -scale);
+  merged_ = false;
+}
+
+void detail::add_delta(Tensor w, const nn::Linear& m, float sign) {
+  LR_CHECK(w.shape() == m.weight.shape(), "add_delta: ", w.shape(), " vs weight ", m.weight.shape());
+  if (const auto* a = dynamic_cast<const LoRALinear*>(&m)) fold(w, a->lora_B, a->lora_A, sign * a->scale);
+  if (const auto* b = dynamic_cast<const LoRAFusedQKV*>(&m)) fold_fused(w, *b, sign * b->scale);
+}
+
+}  // namespace lowrank::lora

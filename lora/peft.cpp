@@ -1,0 +1,124 @@
+// Hugging Face peft's LoRA layout for GPT-2, to exchange adapters with PyTorch users:
+//   dir/adapter_config.json          {"peft_type": "LORA", "r", "lora_alpha", "target_modules", ...}
+//   dir/adapter_model.safetensors    base_model.model.transformer.h.{i}.<module>.lora_A.weight (R, in)
+//                                    base_model.model.transformer.h.{i}.<module>.lora_B.weight (out, R)
+// peft computes ΔW = (lora_alpha / R) · B A per module (lora_alpha / sqrt(R) with use_rslora).
+//
+// peft puts one LoRA on the whole fused c_attn, lowrank one per slice. Our slices S (e.g. q, v),
+// each of rank r, are written exactly as one c_attn LoRA of rank R = r·|S|:
+//   A = [A_q; A_v] (R, C);  B (3C, R) block-structured: B_q in the q rows / columns [0, r), B_v in
+//   the v rows / columns [r, 2r), zeros elsewhere;  lora_alpha = scale · R, so alpha/R = our scale.
+// With other targets of rank r, "r" is theirs and rank_pattern / alpha_pattern give c_attn's R.
+// Reading back, a c_attn LoRA of rank R in general is exactly three slices q, k, v sharing A with
+// B_s = B's rows of slice s (target "c_attn", LoRAFusedQKV::shared_A). The per-slice layout is
+// restored instead when the file carries our config ("lowrank.lora.config" metadata) and B has
+// the block structure.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "lora/internal.h"
+#include "tensor/safetensors.h"
+#include "tensor/error.h"
+
+namespace lowrank::lora {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+using detail::kind_of;
+using detail::kPeftPrefix;
+using detail::PeftModule;
+
+PeftModule to_peft(const nn::Linear& m) {
+  if (const auto* a = dynamic_cast<const LoRALinear*>(&m)) return {a->lora_A.to(Device::CPU), a->lora_B.to(Device::CPU)};
+  const auto& f = dynamic_cast<const LoRAFusedQKV&>(m);
+  const int64_t C = f.in_features(), r = f.lora_A[0].size(0), n = static_cast<int64_t>(f.slices.size());
+  const int64_t R = f.shared_A ? r : r * n;
+  PeftModule out{Tensor::zeros({R, C}), Tensor::zeros({3 * C, R})};
+  if (f.shared_A) out.A.copy_(f.lora_A[0].to(Device::CPU));
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t col = f.shared_A ? 0 : j * r;
+    if (!f.shared_A) out.A.narrow(0, col, r).copy_(f.lora_A[static_cast<size_t>(j)].to(Device::CPU));
+    const int64_t row = detail::slice_index(f.slices[static_cast<size_t>(j)]) * C;
+    out.B.narrow(0, row, C).narrow(1, col, r).copy_(f.lora_B[static_cast<size_t>(j)].to(Device::CPU));
+  }
+  return out;
+}
+
+json peft_config(nn::GPT& model, const LoRAConfig& cfg, const std::map<std::string, int64_t>& rank_of) {
+  const float scale = cfg.alpha / static_cast<float>(cfg.r);
+  const bool qkv = rank_of.count("attn.c_attn"), o = rank_of.count("attn.c_proj"), mlp = rank_of.count("mlp.c_fc");
+  std::vector<std::string> targets;  // peft matches a module whose name ends with ".<target>"
+  if (qkv) targets.push_back("c_attn");
+  if (o) targets.push_back(mlp ? "c_proj" : "attn.c_proj");
+  if (mlp) targets.push_back("c_fc");
+  if (mlp && !o) targets.push_back("mlp.c_proj");
+  const int64_t r = (qkv && !o && !mlp) ? rank_of.at("attn.c_attn") : cfg.r;
+  json rank_pattern = json::object(), alpha_pattern = json::object();
+  if (qkv && rank_of.at("attn.c_attn") != r) {
+    const int64_t R = rank_of.at("attn.c_attn");
+    rank_pattern["c_attn"] = R;
+    alpha_pattern["c_attn"] = detail::clean(scale * static_cast<float>(R));
+  }
+  std::vector<int64_t> layers = cfg.layers;
+  std::sort(layers.begin(), layers.end());
+  return {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", model.config.name},
+          {"r", r}, {"lora_alpha", detail::clean(scale * static_cast<float>(r))},
+          {"lora_dropout", detail::clean(cfg.dropout)}, {"bias", cfg.bias},
+          {"fan_in_fan_out", true},  // GPT-2's Conv1D stores W as (in, out); A, B keep (R, in), (out, R)
+          {"target_modules", targets}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
+          {"layers_to_transform", layers.empty() ? json(nullptr) : json(layers)},
+          {"layers_pattern", layers.empty() ? json(nullptr) : json("h")}, {"inference_mode", true},
+          {"init_lora_weights", true}, {"modules_to_save", nullptr}, {"use_rslora", false}, {"use_dora", false},
+          {"revision", nullptr}};
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    os << text << "\n";
+    os.flush();
+    LR_CHECK(os.good(), path, ": cannot write ", tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) fs::remove(tmp, ec);
+  LR_CHECK(!ec, path, ": cannot rename ", tmp, " into place");
+}
+
+}  // namespace
+
+void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg) {
+  detail::check_matches(cfg, model, "save_peft " + dir);
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, int64_t> rank_of;
+  std::set<std::string> wrapped;  // our bias name of every LoRA-wrapped module
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) {
+    if (!detail::is_lora(s.module->get())) continue;
+    PeftModule pm = to_peft(**s.module);
+    tensors[kPeftPrefix + s.prefix + "lora_A.weight"] = pm.A;
+    tensors[kPeftPrefix + s.prefix + "lora_B.weight"] = pm.B;
+    rank_of[kind_of(s.prefix)] = pm.A.size(0);
+    wrapped.insert(s.prefix + "bias");
+  }
+  // Trained biases; peft (>= 0.7) names a wrapped module's own bias "<module>.base_layer.bias".
+  for (const auto& kv : detail::adapter_tensors(model)) {
+    if (detail::is_lora_name(kv.first)) continue;
+    const std::string name = wrapped.count(kv.first) ? kv.first.substr(0, kv.first.size() - 4) + "base_layer.bias"
+                                                     : kv.first;
+    tensors[kPeftPrefix + name] = kv.second;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  LR_CHECK(!ec, "save_peft: cannot create directory ", dir, ": ", ec.message());
+  save_safetensors(dir + "/adapter_model.safetensors", tensors,
+                   {{"format", "pt"}, {"lowrank.lora.config", detail::config_to_json(cfg).dump()}});
+  write_text_atomic(dir + "/adapter_config.json", peft_config(model, cfg, rank_of).dump(2));
+}
+
+}  // namespace lowrank::lora

@@ -1,0 +1,225 @@
+// Reading Hugging Face peft LoRA directories into a plain GPT (the layout and the c_attn mapping
+// are described at the top of peft.cpp).
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "lora/internal.h"
+#include "nn/checkpoint.h"
+#include "tensor/error.h"
+
+namespace lowrank::lora {
+
+using detail::kind_of;
+using detail::kPeftPrefix;
+using detail::PeftModule;
+using nlohmann::json;
+
+namespace {
+
+// What a peft directory holds, in lowrank names.
+struct PeftFiles {
+  std::string cfg_path, st_path;
+  json cfg;
+  SafetensorsFile st;
+  std::map<std::string, PeftModule> modules;  // "h.0.attn.c_attn." -> (A, B)
+  std::map<std::string, Tensor> biases;       // "h.0.attn.c_attn.bias" -> tensor
+};
+
+json read_json(const std::string& path) {
+  std::ifstream is(path);
+  LR_CHECK(is.good(), path, ": cannot open");
+  try {
+    return json::parse(is);
+  } catch (const json::exception& e) {
+    throw Error(cat(path, ": invalid JSON: ", e.what()));
+  }
+}
+
+void check_supported(const json& j, const std::string& path) {
+  LR_CHECK(j.value("peft_type", std::string()) == "LORA", path, ": peft_type '", j.value("peft_type", std::string()),
+           "' is not supported (only LORA)");
+  LR_CHECK(!j.value("use_dora", false), path, ": use_dora (DoRA's magnitude vectors) is not supported");
+  const json m = j.value("modules_to_save", json(nullptr));
+  LR_CHECK(m.is_null() || m.empty(), path, ": modules_to_save ", m.dump(), " (full module copies) is not supported");
+  LR_CHECK(j.value("layer_replication", json(nullptr)).is_null(), path, ": layer_replication is not supported");
+  LR_CHECK(j.contains("r") && j.contains("lora_alpha"), path, ": 'r' or 'lora_alpha' missing");
+}
+
+// Sorts the file's tensors into modules (A, B) and biases, in lowrank names.
+void parse_tensors(PeftFiles& p, nn::GPT& model) {
+  std::set<std::string> slots;
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) slots.insert(s.prefix);
+  const std::string root = "base_model.model.";
+  for (const auto& kv : p.st.tensors) {
+    LR_CHECK(kv.first.rfind(root, 0) == 0, p.st_path, ": tensor '", kv.first, "' does not start with '", root, "'");
+    std::string name = kv.first.substr(root.size());
+    if (name.rfind("transformer.", 0) == 0) name = name.substr(12);
+    for (const char* ab : {"lora_A.weight", "lora_B.weight"}) {
+      if (!detail::ends_with(name, ab)) continue;
+      const std::string mod = name.substr(0, name.size() - 13);
+      LR_CHECK(slots.count(mod), p.st_path, ": tensor '", kv.first, "' adapts '", mod,
+               "': lowrank's LoRA adapts only h.{i}.attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj");
+      (ab[5] == 'A' ? p.modules[mod].A : p.modules[mod].B) = kv.second;
+      name.clear();
+    }
+    if (name.empty()) continue;
+    LR_CHECK(detail::ends_with(name, "bias"), p.st_path, ": tensor '", kv.first,
+             "' is neither a LoRA matrix nor a bias (not supported)");
+    if (detail::ends_with(name, "base_layer.bias")) name = name.substr(0, name.size() - 15) + "bias";
+    p.biases[name] = kv.second;
+  }
+  for (const auto& kv : p.modules)
+    LR_CHECK(kv.second.A.defined() && kv.second.B.defined(), p.st_path, ": module '", kv.first, "' lacks lora_",
+             kv.second.A.defined() ? "B" : "A", ".weight");
+}
+
+// peft's scaling of one module: lora_alpha (or its alpha_pattern entry) over R (sqrt(R) for rsLoRA).
+// Pattern keys match a module whose name equals the key or ends with ".<key>" (peft also takes regexes).
+float scale_of(const PeftFiles& p, const std::string& mod, int64_t R) {
+  const std::string full = "transformer." + mod.substr(0, mod.size() - 1);
+  float alpha = p.cfg.at("lora_alpha").get<float>();
+  const json patterns = p.cfg.value("alpha_pattern", json::object());
+  for (const auto& kv : patterns.items())
+    if (full == kv.key() || detail::ends_with(full, "." + kv.key())) alpha = kv.value().get<float>();
+  const float denom = p.cfg.value("use_rslora", false) ? std::sqrt(static_cast<float>(R)) : static_cast<float>(R);
+  return alpha / denom;
+}
+
+int64_t layer_of(const std::string& prefix) { return std::stoll(prefix.substr(2, prefix.find('.', 2) - 2)); }
+
+// True when B (3C, R) has our per-slice layout for `slices` of rank r: zero outside the blocks.
+bool block_layout(const PeftModule& pm, const std::vector<std::string>& slices, int64_t r) {
+  const int64_t R = pm.A.size(0), C = pm.B.size(0) / 3;
+  if (slices.empty() || R != r * static_cast<int64_t>(slices.size())) return false;
+  const float* b = pm.B.data();
+  for (int64_t row = 0; row < 3 * C; ++row)
+    for (int64_t col = 0; col < R; ++col)
+      if (detail::slice_index(slices[static_cast<size_t>(col / r)]) != row / C && b[row * R + col] != 0.f) return false;
+  return true;
+}
+
+// Our per-slice config, when the file was written by save_peft and still has that layout.
+bool lowrank_slices(const PeftFiles& p, LoRAConfig& meta) {
+  auto it = p.st.metadata.find("lowrank.lora.config");
+  if (it == p.st.metadata.end()) return false;
+  try {
+    meta = detail::config_from_json(json::parse(it->second), p.st_path);
+  } catch (const std::exception&) {
+    return false;  // not ours after all: import the general way
+  }
+  std::vector<std::string> slices;
+  for (const std::string& t : meta.targets)
+    if (detail::slice_index(t) >= 0) slices.push_back(t);
+  std::sort(slices.begin(), slices.end(), [](auto& a, auto& b) { return detail::slice_index(a) < detail::slice_index(b); });
+  meta.targets = slices;
+  for (const auto& kv : p.modules)
+    if (kind_of(kv.first) == "attn.c_attn" && !block_layout(kv.second, slices, meta.r)) return false;
+  return true;
+}
+
+void check_shapes(const PeftFiles& p, const std::string& mod, const PeftModule& pm, const nn::Linear& m) {
+  const bool ok = pm.A.ndim() == 2 && pm.B.ndim() == 2 && pm.A.size(1) == m.in_features() &&
+                  pm.B.size(0) == m.out_features() && pm.B.size(1) == pm.A.size(0);
+  LR_CHECK(ok, p.st_path, ": tensors '", kPeftPrefix, mod, "lora_A.weight' ", pm.A.shape(), " and 'lora_B.weight' ",
+           pm.B.shape(), " do not fit a ", m.in_features(), " -> ", m.out_features(), " module (expected (R, ",
+           m.in_features(), ") and (", m.out_features(), ", R))");
+}
+
+// One LoRAConfig for the whole adapter: the same modules in every adapted layer, one rank (c_attn's
+// per slice) and one scale; decided before the model is touched.
+LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
+  LR_CHECK(!p.modules.empty(), p.st_path, ": no lora_A / lora_B tensors");
+  std::map<std::string, nn::Linear*> slot;
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) slot[s.prefix] = s.module->get();
+  std::map<int64_t, std::set<std::string>> kinds;
+  for (const auto& kv : p.modules) kinds[layer_of(kv.first)].insert(kind_of(kv.first));
+  const std::set<std::string>& first = kinds.begin()->second;
+  for (const auto& kv : kinds)
+    LR_CHECK(kv.second == first, p.st_path, ": h.", kv.first, " and h.", kinds.begin()->first,
+             " adapt different modules: not expressible as one LoRAConfig");
+  LR_CHECK(first.count("mlp.c_fc") == first.count("mlp.c_proj"), p.st_path,
+           ": adapts only one of mlp.c_fc, mlp.c_proj (lowrank's target 'mlp' adapts both)");
+  LoRAConfig meta;
+  const bool blocks = lowrank_slices(p, meta);
+  int64_t r = 0;
+  float scale = 0.f;
+  for (const auto& kv : p.modules) {
+    check_shapes(p, kv.first, kv.second, *slot.at(kv.first));
+    const int64_t R = kv.second.A.size(0);
+    const int64_t rank = (blocks && kind_of(kv.first) == "attn.c_attn") ? meta.r : R;
+    const float s = scale_of(p, kv.first, R);
+    if (r == 0) r = rank, scale = s;
+    LR_CHECK(rank == r && std::fabs(s - scale) <= 1e-6f * std::fabs(scale), p.st_path, ": module ", kv.first,
+             " has rank ", rank, " and scale ", s, ", others ", r, " and ", scale,
+             " (lowrank's LoRAConfig has one r and one alpha)");
+  }
+  LoRAConfig cfg;
+  cfg.targets.clear();
+  if (first.count("attn.c_attn")) {
+    if (blocks) cfg.targets = meta.targets;
+    else cfg.targets.push_back("c_attn");
+  }
+  if (first.count("attn.c_proj")) cfg.targets.push_back("o");
+  if (first.count("mlp.c_fc")) cfg.targets.push_back("mlp");
+  if (static_cast<int64_t>(kinds.size()) != model.config.n_layer)
+    for (const auto& kv : kinds) cfg.layers.push_back(kv.first);
+  cfg.r = r;
+  cfg.alpha = scale * static_cast<float>(r);
+  cfg.dropout = p.cfg.value("lora_dropout", 0.f);
+  cfg.bias = p.cfg.value("bias", std::string("none"));
+  return detail::config_from_json(detail::config_to_json(cfg), p.cfg_path);  // validates, naming the file
+}
+
+void import_modules(const PeftFiles& p, nn::GPT& model) {
+  for (const detail::LinearSlot& s : detail::linear_slots(model)) {
+    auto it = p.modules.find(s.prefix);
+    if (it == p.modules.end()) continue;
+    const PeftModule& pm = it->second;
+    if (auto* a = dynamic_cast<LoRALinear*>(s.module->get())) {
+      a->lora_A.copy_(pm.A);
+      a->lora_B.copy_(pm.B);
+      continue;
+    }
+    auto& f = dynamic_cast<LoRAFusedQKV&>(**s.module);
+    const int64_t C = f.in_features(), r = f.lora_A[0].size(0);
+    if (f.shared_A) f.lora_A[0].copy_(pm.A);
+    for (size_t j = 0; j < f.slices.size(); ++j) {
+      const int64_t col = f.shared_A ? 0 : static_cast<int64_t>(j) * r;
+      if (!f.shared_A) f.lora_A[j].copy_(pm.A.narrow(0, col, r));
+      f.lora_B[j].copy_(pm.B.narrow(0, detail::slice_index(f.slices[j]) * C, C).narrow(1, col, r));
+    }
+  }
+}
+
+}  // namespace
+
+void load_peft(const std::string& dir, nn::GPT& model) {
+  LR_CHECK(!detail::has_lora(model), dir, ": load_peft applies the adapter itself; the model must be a plain GPT");
+  PeftFiles p;
+  p.cfg_path = dir + "/adapter_config.json";
+  p.st_path = dir + "/adapter_model.safetensors";
+  p.cfg = read_json(p.cfg_path);
+  check_supported(p.cfg, p.cfg_path);
+  p.st = load_safetensors(p.st_path);
+  parse_tensors(p, model);
+  std::map<std::string, Tensor> params = nn::state_dict(model);
+  for (const auto& kv : p.biases) {
+    LR_CHECK(params.count(kv.first), p.st_path, ": bias '", kv.first, "' is not a parameter of this model");
+    LR_CHECK(params.at(kv.first).shape() == kv.second.shape(), p.st_path, ": bias '", kv.first, "' has shape ",
+             kv.second.shape(), ", expected ", params.at(kv.first).shape());
+  }
+  LoRAConfig cfg;
+  try {
+    cfg = infer_config(p, model);
+  } catch (const json::exception& e) {
+    throw Error(cat(p.cfg_path, ": unexpected field type: ", e.what()));
+  }
+  Rng rng(0);  // A's random init is overwritten by the file's
+  apply_lora(model, cfg, rng);
+  import_modules(p, model);
+  for (const auto& kv : p.biases) params.at(kv.first).copy_(kv.second);
+}
+
+}  // namespace lowrank::lora

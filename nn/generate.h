@@ -1,0 +1,64 @@
+#pragma once
+// Deterministic decoding with the KV cache: greedy and beam search, as used for the LoRA paper's
+// NLG evaluation (microsoft/LoRA examples/NLG/src/gpt2_beam.py: beam 10, length_penalty 0.8/0.9,
+// no_repeat_ngram_size 4).
+//
+//   nn::DecodeOptions opt;  opt.beam_size = 10;  opt.length_penalty = 0.9f;  opt.no_repeat_ngram_size = 4;
+//   std::vector<int32_t> out = nn::beam_search(model, data::e2e_prompt(bpe, mr), opt);  // no prompt, no EOS
+//
+// Conventions (Hugging Face's BeamSearchScorer unless said otherwise):
+//  * a hypothesis' log_prob is the sum of the log-probs of its generated tokens, EOS included;
+//    its score is log_prob / length^length_penalty with length = generated tokens incl. EOS;
+//  * every step keeps the beam_size best non-EOS extensions of the live beams; an EOS extension
+//    ranked above the last kept one becomes a finished hypothesis (the best beam_size are kept);
+//  * stop when beam_size hypotheses are finished and no live beam can still beat the worst of them
+//    (an exact bound: log-probs only decrease, so a live beam's best reachable score is its current
+//    log_prob over the most favourable reachable length), or after max_new_tokens; live beams then
+//    count as hypotheses too (length = their tokens, no EOS), as in HF and gpt2_beam.py;
+//  * no_repeat_ngram_size n bans any token that would complete an n-gram already present in the
+//    beam's generated tokens. The prompt is NOT searched by default (gpt2_beam.py's
+//    _calc_banned_ngram_tokens only sees the generated history): HF searches the prompt too, which on
+//    E2E would forbid copying any name of >= n BPE tokens from the MR. ngram_include_prompt = true
+//    gives HF's behaviour;
+//  * beam_size 1 is greedy decoding (HF dispatches num_beams = 1 to greedy search as well).
+// Beams are the rows of one batched forward (B = live beams) over one shared KVCache that is
+// reordered by the surviving beams' parent rows every step. All under autograd::NoGradGuard.
+// Generation also stops where the model runs out of positions (prompt + new tokens - 1 <= n_positions).
+#include <cstdint>
+#include <vector>
+
+#include "nn/gpt.h"
+
+namespace lowrank::nn {
+
+struct DecodeOptions {
+  int64_t beam_size = 1;
+  float length_penalty = 1.f;
+  int64_t no_repeat_ngram_size = 0;  // 0: off
+  int64_t max_new_tokens = 64;
+  int32_t eos_id = 50256;
+  bool ngram_include_prompt = false;  // see above: false = gpt2_beam.py, true = Hugging Face
+};
+
+struct Hypothesis {
+  std::vector<int32_t> tokens;  // generated ids, without the prompt and without EOS
+  bool finished = false;        // ended with EOS (then length = tokens.size() + 1)
+  double log_prob = 0.0;        // sum of the generated tokens' log-probs (EOS included)
+  double score = 0.0;           // log_prob / length^length_penalty
+};
+
+// log_prob / length^length_penalty (length >= 1).
+double length_normalized(double log_prob, int64_t length, float length_penalty);
+
+// Tokens that would complete an n-gram already in seq, i.e. follow an earlier occurrence of seq's
+// last n-1 tokens (fairseq's rule; n = 1 bans every token of seq; none if n <= 0).
+std::vector<int32_t> banned_ngram_tokens(const std::vector<int32_t>& seq, int64_t n);
+
+Hypothesis greedy_decode(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt);
+Hypothesis beam_decode(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt);
+
+// The tokens of the hypotheses above (without prompt and EOS).
+std::vector<int32_t> greedy(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt);
+std::vector<int32_t> beam_search(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt);
+
+}  // namespace lowrank::nn
