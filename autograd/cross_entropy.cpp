@@ -17,6 +17,7 @@
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
+#include "tensor/vecmath.h"
 
 namespace lowrank::autograd {
 
@@ -46,6 +47,44 @@ std::vector<double> row_weights(const Tensor& logits, const std::vector<int32_t>
   return w;
 }
 
+// Per-row loops with 16 explicit float lanes: GCC 12 vectorises this shape (its `omp simd`
+// float reductions do not here). The lanes are summed in a fixed order, so results are identical
+// for any thread count.
+constexpr int64_t kLanes = 16;
+
+float row_max(const float* x, int64_t V) {
+  float m = x[0];
+  for (int64_t v = 1; v < V; ++v) m = x[v] > m ? x[v] : m;
+  return m;
+}
+
+// Σ_v exp(x_v - m), and Σ_v x_v into sum_x.
+float row_sum_exp(const float* x, int64_t V, float m, float& sum_x) {
+  float s[kLanes] = {}, sx[kLanes] = {};
+  int64_t v = 0;
+  for (; v + kLanes <= V; v += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      s[j] += tensor::fast_exp(x[v + j] - m);
+      sx[j] += x[v + j];
+    }
+  float total = 0.f, total_x = 0.f;
+  for (int64_t j = 0; j < kLanes; ++j) {
+    total += s[j];
+    total_x += sx[j];
+  }
+  for (; v < V; ++v) {
+    total += tensor::fast_exp(x[v] - m);
+    total_x += x[v];
+  }
+  sum_x = total_x;
+  return total;
+}
+
+// dx_v += c·(exp(x_v - lse) - q_off)
+void row_grad(float* __restrict dx, const float* __restrict x, int64_t V, float lse, float c, float q_off) {
+  for (int64_t v = 0; v < V; ++v) dx[v] += c * (tensor::fast_exp(x[v] - lse) - q_off);
+}
+
 // lse (N) and Σ_i w_i·ℓ_i from x (N, V); rows with w_i == 0 are skipped (lse left 0).
 double cross_entropy_forward(float* lse, const float* x, const int32_t* targets, const double* w, int64_t N,
                              int64_t V, float eps) {
@@ -55,14 +94,10 @@ double cross_entropy_forward(float* lse, const float* x, const int32_t* targets,
     lse[n] = 0.f;
     if (w[n] == 0.0) continue;
     const float* xr = x + n * V;
-    float m = xr[0];
-    for (int64_t v = 1; v < V; ++v) m = std::max(m, xr[v]);
-    double s = 0.0, sum_x = 0.0;
-    for (int64_t v = 0; v < V; ++v) {
-      s += std::exp(xr[v] - m);
-      sum_x += xr[v];
-    }
-    const double l = m + std::log(s);
+    const float m = row_max(xr, V);
+    float sum_x = 0.f;
+    const float s = row_sum_exp(xr, V, m, sum_x);
+    const double l = static_cast<double>(m) + std::log(static_cast<double>(s));
     lse[n] = static_cast<float>(l);
     const double loss = l - (1.0 - eps) * xr[targets[n]] - (eps / static_cast<double>(V)) * sum_x;
     row_loss[n] = w[n] * loss;
@@ -82,7 +117,7 @@ void cross_entropy_backward(float* dx, const float* x, const float* lse, const i
     if (c == 0.f) continue;
     const float* xr = x + n * V;
     float* dxr = dx + n * V;
-    for (int64_t v = 0; v < V; ++v) dxr[v] += c * (std::exp(xr[v] - lse[n]) - q_off);
+    row_grad(dxr, xr, V, lse[n], c, q_off);
     dxr[targets[n]] -= c * (1.f - eps);
   }
 }

@@ -103,3 +103,18 @@ TEST_CASE("threads: set_num_threads is honoured") {
   tensor::set_num_threads(prev);
   CHECK(tensor::num_threads() == prev);
 }
+
+#include "tensor/vecmath.h"
+
+TEST_CASE("fast_exp: within 4 ulp-ish (relative 5e-7) of std::exp over the softmax range") {
+  double worst = 0.0;
+  for (int i = -870000; i <= 880000; ++i) {
+    const float x = static_cast<float>(i) * 1e-4f;
+    const double ref = std::exp(static_cast<double>(x));
+    const double got = tensor::fast_exp(x);
+    if (ref > 1e-37) worst = std::max(worst, std::fabs(got - ref) / ref);
+  }
+  CHECK(worst < 5e-7);
+  CHECK(tensor::fast_exp(-200.f) <= 1.2e-38f);  // clamped to the smallest normal: negligible next to a row max of 1
+  CHECK(tensor::fast_exp(0.f) == 1.f);
+}
