@@ -158,13 +158,41 @@ def coco_scores(hyps, refs):
     return {k: float(v) for k, v in out.items()}, segments
 
 
+def mteval_counts(pym):
+    """pymteval with mteval-v13a's n-gram counts: an empty hypothesis has no tokens (pymteval reads
+    one empty token) and a hypothesis shorter than n has 0 n-grams (pymteval counts len - n + 1,
+    which can be negative). This is what data/metrics_bleu_nist.cpp implements."""
+
+    def tokenize(self, sent):
+        return pym.NGramScore.tokenize(self, sent) if sent.strip() else []
+
+    class BLEU(pym.BLEUScore):
+        def append(self, pred_sent, ref_sents):
+            length = len(self.tokenize(pred_sent))
+            super().append(pred_sent, ref_sents)
+            for i in range(self.max_ngram):
+                self.cand_lens[i] += max(0, length - i) - (length - i)
+
+    class NIST(pym.NISTScore):
+        def append(self, pred_sent, ref_sents):
+            super().append(pred_sent, ref_sents)
+            for lens in self.cand_lens:
+                lens[-1] = max(0, lens[-1])
+
+    BLEU.tokenize = NIST.tokenize = tokenize
+    return BLEU, NIST
+
+
 def mteval_scores(pym, hyps, refs):
-    """BLEU and NIST: pymteval (e2e-metrics -p), sacrebleu, nltk on pymteval's tokens."""
-    bleu, nist = pym.BLEUScore(), pym.NISTScore()
-    for h, rs in zip(hyps, refs):
-        bleu.append(h, rs)
-        nist.append(h, rs)
-    out = {"bleu_pymteval": bleu.score(), "nist_pymteval": nist.score()}
+    """BLEU and NIST: pymteval (e2e-metrics -p), the same with mteval n-gram counts, sacrebleu,
+    nltk on pymteval's tokens."""
+    out = {}
+    for suffix, (bleu_cls, nist_cls) in {"": (pym.BLEUScore, pym.NISTScore), "_mteval_counts": mteval_counts(pym)}.items():
+        bleu, nist = bleu_cls(), nist_cls()
+        for h, rs in zip(hyps, refs):
+            bleu.append(h, rs)
+            nist.append(h, rs)
+        out["bleu_pymteval" + suffix], out["nist_pymteval" + suffix] = bleu.score(), nist.score()
     width = max(len(rs) for rs in refs)
     streams = [[rs[k] if k < len(rs) else None for rs in refs] for k in range(width)]
     sb = sacrebleu.metrics.BLEU(tokenize="13a", lowercase=True, smooth_method="none", force=True)
