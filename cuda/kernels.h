@@ -1,0 +1,130 @@
+#pragma once
+// CUDA launchers, one per op and direction, on raw DEVICE pointers (float32, row-major, contiguous
+// unless a stride argument says otherwise). Each mirrors the CPU reference kernel of the same name
+// in autograd/*.cpp (or optim/adamw.cpp) with the same math and the same argument meaning:
+//   * forward launchers overwrite their outputs;
+//   * backward launchers ACCUMULATE (+=) into gradient buffers, like the tape expects; a gradient
+//     pointer may be nullptr where that input needs no gradient, as on the CPU.
+// Every launcher runs asynchronously on lowrank::cuda::stream() (the one stream of the backend),
+// so consecutive launches are ordered and no launcher synchronises the host. Integer side inputs
+// (ids, targets, key lengths) are device int32 arrays the caller uploads (they come from the host).
+// No atomics are used: every result is bitwise reproducible from run to run on one GPU.
+// Shape names as in autograd/ops.h: N rows, C channels, V vocabulary, B batch, T time, NH heads.
+#include <cstdint>
+
+namespace lowrank::cuda {
+
+// ---- GEMM (gemm.cu): cuBLAS, same row-major conventions as tensor::gemm -------------------
+// C (M,N) = alpha · op(A) (M,K) · op(B) (K,N) + beta · C, leading dims as in tensor/gemm.h.
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// `batch` such products; product i uses A + i·strideA, B + i·strideB, C + i·strideC (stride 0 shares).
+void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                          int64_t lda, int64_t strideA, const float* B, int64_t ldb, int64_t strideB, float beta,
+                          float* C, int64_t ldc, int64_t strideC, int64_t batch);
+// TF32 tensor-core math for every later GEMM (default OFF: full fp32, comparable with the CPU).
+void set_tf32(bool on);
+bool tf32();
+
+// ---- tensor plumbing (tensor_ops.cu), for Tensor::fill_ / copy_ / contiguous on CUDA ----------
+void fill(float* p, float v, int64_t n);  // p (n) = v
+// dst = src elementwise over `sizes` (ndim <= 4 dims), each side with its own element strides
+// (host arrays of ndim entries); makes strided views contiguous (dst strides row-major).
+void copy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
+                  const int64_t* sizes, int ndim);
+
+// ---- elementwise with row broadcast (elementwise.cpp) ------------------------------------
+// a (outer, inner), b (inner) repeated over rows (outer = 1 when shapes are equal), y (outer, inner).
+void add_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
+void sub_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
+void mul_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
+// da (outer, inner) += dy (·b for mul); db (inner) += ±Σ_rows dy (·a for mul). a, b read by mul only.
+void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
+void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
+                  int64_t inner);
+// y (n) = s · x;  dx (n) += s · dy
+void scale_forward(float* y, const float* x, float s, int64_t n);
+void scale_backward(float* dx, const float* dy, float s, int64_t n);
+
+// ---- activations (activations.cpp), n elements -------------------------------------------
+void gelu_forward(float* y, const float* x, int64_t n);  // GPT-2 tanh approximation
+void gelu_backward(float* dx, const float* dy, const float* x, int64_t n);
+void relu_forward(float* y, const float* x, int64_t n);
+void relu_backward(float* dx, const float* dy, const float* x, int64_t n);
+void tanh_forward(float* y, const float* x, int64_t n);
+void tanh_backward(float* dx, const float* dy, const float* y, int64_t n);  // from the saved output y
+
+// ---- reductions (reduce.cpp) --------------------------------------------------------------
+// out (1 element, device) = factor · Σ x (n): 1 for sum, 1/n for mean. Partial sums in double.
+void sum_forward(float* out, const float* x, int64_t n, float factor = 1.f);
+// dx (n) += factor · dy[0], dy a device scalar
+void sum_backward(float* dx, const float* dy, int64_t n, float factor = 1.f);
+
+// ---- softmax family over the last dim (softmax.cpp); x, y (N, C) ---------------------------
+void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log);
+// dx (N, C) += Jacobianᵀ · dy, from the saved output y
+void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log);
+
+// ---- layernorm (layernorm.cpp) ------------------------------------------------------------
+// y (N, C), mean (N), rstd (N) from x (N, C), w (C), b (C or nullptr)
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                       int64_t N, int64_t C, float eps);
+// dx (N, C) += rstd·(dxhat - mean(dxhat) - xhat·mean(dxhat·xhat)), dxhat = dy·w
+void layernorm_backward_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
+                           const float* rstd, int64_t N, int64_t C);
+// dw (C) += Σ_rows dy·xhat, db (C) += Σ_rows dy; either may be nullptr
+void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
+                               const float* rstd, int64_t N, int64_t C);
+
+// ---- embedding (embedding.cpp); ids (N) device int32, already checked in [0, V) -------------
+// y (N, C) = weight (V, C) rows picked by ids
+void embedding_forward(float* y, const float* weight, const int32_t* ids, int64_t N, int64_t C);
+// dweight (V, C) += scatter-add of dy (N, C) rows: one thread per channel walks n in order, so each
+// sum is formed in the CPU's order (same bits as the CPU, no atomics). Parallel over C only.
+void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int64_t N, int64_t C);
+
+// ---- dropout (dropout.cpp); mask (n) = 0 or 1/(1-p), drawn on the host by the CPU Rng ------------
+void dropout_forward(float* y, const float* x, const float* mask, int64_t n);
+void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n);
+
+// ---- attention (attention.cpp) --------------------------------------------------------------
+// A (B, T, C) operand with unit channel stride: element (b, t, c) at p[b·sb + t·st + c]. st is also
+// the GEMM leading dimension, so it must be >= C even when T == 1 (pass C for size-1 dims).
+struct AttnOperand {
+  const float* p = nullptr;
+  int64_t sb = 0, st = 0;
+};
+struct AttnDims {
+  int64_t B = 0, Tq = 0, Tk = 0, C = 0, NH = 1;  // hs = C / NH, scale = 1/sqrt(hs)
+  bool causal = false;                           // query i sees key j iff j <= i + (Tk - Tq)
+  const int32_t* key_len = nullptr;              // (B) device int32 valid keys per sequence, or nullptr
+};
+// out (B, Tq, C) contiguous. P (B, NH, Tq, Tk): the probabilities (0 where masked), kept for backward;
+// nullptr = inference, a scratch buffer from the caching allocator is used and released.
+void attention_forward(float* out, float* P, const AttnOperand& q, const AttnOperand& k, const AttnOperand& v,
+                       const AttnDims& d);
+// dq (B, Tq, C), dk and dv (B, Tk, C), contiguous, += (each may be nullptr); dout (B, Tq, C) contiguous;
+// P from attention_forward. Scratch dS (B, NH, Tq, Tk) comes from the caching allocator.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const AttnOperand& q,
+                        const AttnOperand& k, const AttnOperand& v, const AttnDims& d);
+
+// ---- cross entropy (cross_entropy.cpp); logits x (N, V), targets (N) device int32 ---------------
+// The host computes the row weights w_i (mask_i, 0 for ignore_index) and W = Σ w_i, as the CPU op
+// does. Per row: lse (N) (0 on rows with w_i == 0) and row_loss (N) = w_i·ℓ_i; the loss is then
+// sum_forward(loss, row_loss, N, 1/W) (or 0 when W == 0). One block per row.
+void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,
+                           int64_t N, int64_t V, float label_smoothing);
+// dx (N, V) += dloss[0]·row_scale_i·(p_iv - q_iv), row_scale_i = w_i / W (0: row skipped); dloss is a
+// device scalar (the loss's gradient), so no host round trip is needed.
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
+                            const float* row_scale, const float* dloss, int64_t N, int64_t V,
+                            float label_smoothing);
+
+// ---- AdamW (optim/adamw.cpp): one fused update of one tensor of n elements ----------------------
+// c1 = 1-β1^t, c2 = 1-β2^t computed on the host; wd is this tensor's weight decay (0 for biases);
+// decoupled = AdamW, else Adam with L2 added to the gradient.
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float wd, float c1, float c2, bool decoupled);
+
+}  // namespace lowrank::cuda
