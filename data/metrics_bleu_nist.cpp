@@ -84,52 +84,62 @@ std::vector<std::string> mteval_tokenize(const std::string& text) {
 
 namespace {
 
-struct Segment {
-  Tokens hyp;
-  std::vector<Tokens> refs;
-};
-
-std::vector<Segment> tokenize_corpus(const Corpus& hyps, const References& refs) {
-  std::vector<Segment> out(hyps.size());
-  for (size_t i = 0; i < hyps.size(); ++i) {
-    out[i].hyp = mteval_tokenize(hyps[i]);
-    for (const auto& r : refs[i]) out[i].refs.push_back(mteval_tokenize(r));
-  }
+// The n-gram counts of orders 1..N of every distinct sentence: [sentence][n - 1].
+std::vector<std::vector<Counts>> all_counts(const TokenizedCorpus& c, int N) {
+  std::vector<std::vector<Counts>> out(c.sentences.size());
+  for (size_t s = 0; s < c.sentences.size(); ++s)
+    for (int n = 1; n <= N; ++n) out[s].push_back(ngram_counts(c.sentences[s], n));
   return out;
 }
 
-// For each n-gram of the hypothesis: min(its count, its largest count in one reference).
-NgramCounts clipped_hits(const Tokens& hyp, const std::vector<Tokens>& refs, int n) {
-  NgramCounts hits = ngram_counts(hyp, n);
-  NgramCounts max_ref;
-  for (const auto& r : refs)
-    for (const auto& [g, c] : ngram_counts(r, n)) max_ref[g] = std::max(max_ref[g], c);
-  for (auto it = hits.begin(); it != hits.end();) {
-    auto m = max_ref.find(it->first);
-    int clipped = m == max_ref.end() ? 0 : std::min(it->second, m->second);
-    if (clipped == 0) it = hits.erase(it);
-    else (it++)->second = clipped;
+// For each hypothesis n-gram: min(its count, its largest count in one reference), when > 0.
+Counts clipped_hits(const Counts& hyp, const std::vector<int>& refs, const std::vector<std::vector<Counts>>& counts,
+                    int n) {
+  std::vector<int> max_ref(hyp.size(), 0);
+  for (int r : refs) {
+    const Counts& rc = counts[static_cast<size_t>(r)][static_cast<size_t>(n - 1)];
+    for (size_t i = 0, j = 0; i < hyp.size() && j < rc.size();) {  // merge join of sorted lists
+      if (hyp[i].first < rc[j].first) ++i;
+      else if (rc[j].first < hyp[i].first) ++j;
+      else max_ref[i] = std::max(max_ref[i], rc[j++].second), ++i;
+    }
   }
-  return hits;
+  Counts out;
+  for (size_t i = 0; i < hyp.size(); ++i)
+    if (std::min(hyp[i].second, max_ref[i]) > 0) out.emplace_back(hyp[i].first, std::min(hyp[i].second, max_ref[i]));
+  return out;
 }
 
 }  // namespace
 
-double corpus_bleu(const Corpus& hyps, const References& refs) {
-  check_corpus(hyps, refs, "corpus_bleu");
+namespace metrics_detail {
+
+MtevalCorpus mteval_corpus(const Corpus& hyps, const References& refs) {
+  MtevalCorpus m{tokenize_corpus(hyps, refs, mteval_tokenize), {}};
+  m.counts = all_counts(m.c, 5);
+  return m;
+}
+
+double bleu_tokenized(const MtevalCorpus& m) {
   constexpr int N = 4;
+  const TokenizedCorpus& c = m.c;
+  const auto& counts = m.counts;
   double hits[N] = {}, totals[N] = {}, hyp_len = 0, ref_len = 0;
-  for (const Segment& seg : tokenize_corpus(hyps, refs)) {
+  for (size_t i = 0; i < c.hyp.size(); ++i) {
+    const auto h = static_cast<size_t>(c.hyp[i]);
     for (int n = 1; n <= N; ++n) {
-      for (const auto& kv : clipped_hits(seg.hyp, seg.refs, n)) hits[n - 1] += kv.second;
-      totals[n - 1] += static_cast<double>(ngram_total(seg.hyp.size(), n));
+      for (const auto& kv : clipped_hits(counts[h][static_cast<size_t>(n - 1)], c.refs[i], counts, n))
+        hits[n - 1] += kv.second;
+      totals[n - 1] += static_cast<double>(ngram_total(c.sentences[h].size(), n));
     }
-    size_t best = seg.refs[0].size(), h = seg.hyp.size();
-    for (const auto& r : seg.refs) {
-      size_t d = r.size() > h ? r.size() - h : h - r.size(), bd = best > h ? best - h : h - best;
-      if (d < bd || (d == bd && r.size() < best)) best = r.size();
+    // The closest reference length (ties: the shorter).
+    size_t len = c.sentences[h].size(), best = c.sentences[static_cast<size_t>(c.refs[i][0])].size();
+    for (int r : c.refs[i]) {
+      size_t rl = c.sentences[static_cast<size_t>(r)].size();
+      size_t d = rl > len ? rl - len : len - rl, bd = best > len ? best - len : len - best;
+      if (d < bd || (d == bd && rl < best)) best = rl;
     }
-    hyp_len += static_cast<double>(h);
+    hyp_len += static_cast<double>(len);
     ref_len += static_cast<double>(best);
   }
   if (hyp_len == 0) return 0.0;
@@ -140,34 +150,42 @@ double corpus_bleu(const Corpus& hyps, const References& refs) {
   return bp * std::exp(log_sum / N);
 }
 
-double corpus_nist(const Corpus& hyps, const References& refs) {
-  check_corpus(hyps, refs, "corpus_nist");
+double nist_tokenized(const MtevalCorpus& m) {
   constexpr int N = 5;
-  std::vector<NgramCounts> ref_counts(N + 1);  // [n]: n-gram counts over all references
-  std::vector<std::vector<NgramCounts>> hits(N);
-  double totals[N] = {}, hyp_len = 0, ref_len = 0, ref_words = 0;
-  for (const Segment& seg : tokenize_corpus(hyps, refs)) {
+  const TokenizedCorpus& c = m.c;
+  const auto& counts = m.counts;
+  // Reference n-gram counts over the corpus: each distinct sentence times its uses as a reference.
+  std::vector<double> uses(c.sentences.size(), 0.0);
+  for (const auto& seg : c.refs)
+    for (int r : seg) uses[static_cast<size_t>(r)] += 1;
+  KeyMap ref_counts;
+  double ref_words = 0, ref_len = 0, hyp_len = 0, totals[N] = {};
+  for (size_t s = 0; s < c.sentences.size(); ++s) {
+    if (uses[s] == 0) continue;
+    ref_words += uses[s] * static_cast<double>(c.sentences[s].size());
+    for (const auto& order : counts[s])
+      for (const auto& [k, n] : order) ref_counts[k] += uses[s] * n;
+  }
+  std::vector<std::vector<Counts>> hits(N);  // [n - 1][segment]
+  for (size_t i = 0; i < c.hyp.size(); ++i) {
+    const auto h = static_cast<size_t>(c.hyp[i]);
     for (int n = 1; n <= N; ++n) {
-      hits[n - 1].push_back(clipped_hits(seg.hyp, seg.refs, n));
-      totals[n - 1] += static_cast<double>(ngram_total(seg.hyp.size(), n));
-      for (const auto& r : seg.refs)
-        for (const auto& [g, c] : ngram_counts(r, n)) ref_counts[n][g] += c;
+      hits[n - 1].push_back(clipped_hits(counts[h][static_cast<size_t>(n - 1)], c.refs[i], counts, n));
+      totals[n - 1] += static_cast<double>(ngram_total(c.sentences[h].size(), n));
     }
     double seg_words = 0;
-    for (const auto& r : seg.refs) seg_words += static_cast<double>(r.size());
-    ref_words += seg_words;
-    ref_len += seg_words / static_cast<double>(seg.refs.size());
-    hyp_len += static_cast<double>(seg.hyp.size());
+    for (int r : c.refs[i]) seg_words += static_cast<double>(c.sentences[static_cast<size_t>(r)].size());
+    ref_len += seg_words / static_cast<double>(c.refs[i].size());
+    hyp_len += static_cast<double>(c.sentences[h].size());
   }
   double score = 0;
   for (int n = 1; n <= N; ++n) {
     if (totals[n - 1] <= 0) continue;  // no hypothesis has n tokens: the term is 0
     double info_sum = 0;
     for (const auto& seg_hits : hits[n - 1])
-      for (const auto& [g, c] : seg_hits) {
-        double prefix = ref_words;
-        if (n > 1) prefix = ref_counts[n - 1].at(g.substr(0, g.rfind(' ')));
-        info_sum += std::log2(prefix / ref_counts[n].at(g)) * c;
+      for (const auto& [k, cnt] : seg_hits) {
+        double prefix = n == 1 ? ref_words : ref_counts.at(prefix_key(k, n));
+        info_sum += std::log2(prefix / ref_counts.at(k)) * cnt;
       }
     score += info_sum / totals[n - 1];
   }
@@ -176,6 +194,18 @@ double corpus_nist(const Corpus& hyps, const References& refs) {
   if (ratio <= 0) return 0.0;
   const double beta = -std::log(0.5) / (std::log(1.5) * std::log(1.5));
   return score * std::exp(-beta * std::log(ratio) * std::log(ratio));
+}
+
+}  // namespace metrics_detail
+
+double corpus_bleu(const Corpus& hyps, const References& refs) {
+  check_corpus(hyps, refs, "corpus_bleu");
+  return bleu_tokenized(mteval_corpus(hyps, refs));
+}
+
+double corpus_nist(const Corpus& hyps, const References& refs) {
+  check_corpus(hyps, refs, "corpus_nist");
+  return nist_tokenized(mteval_corpus(hyps, refs));
 }
 
 }  // namespace lowrank::data

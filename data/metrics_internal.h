@@ -1,5 +1,6 @@
 #pragma once
 // Helpers shared by the metrics files (data/metrics_*.cpp); not part of the public API.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -11,7 +12,6 @@
 namespace lowrank::data::metrics_detail {
 
 using Tokens = std::vector<std::string>;
-using NgramCounts = std::unordered_map<std::string, int>;
 
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -95,28 +95,93 @@ inline std::string u32_to_utf8(const std::u32string& w) {
   return out;
 }
 
-// Counts of the n-grams of one order (tokens joined by a space; tokens never contain one).
-inline NgramCounts ngram_counts(const Tokens& t, int n) {
-  NgramCounts counts;
-  for (size_t i = 0; i + static_cast<size_t>(n) <= t.size(); ++i) {
-    std::string key = t[i];
-    for (int k = 1; k < n; ++k) key.append(1, ' ').append(t[i + static_cast<size_t>(k)]);
-    ++counts[key];
-  }
-  return counts;
-}
-
 // The number of n-grams of order n in a sentence of len tokens (0 when it is shorter than n).
 inline int64_t ngram_total(size_t len, int n) {
   return len >= static_cast<size_t>(n) ? static_cast<int64_t>(len) - n + 1 : 0;
 }
 
-// A corpus after coco_tokenize (what pycocoevalcap's scorers receive).
+// ---- corpora as token ids -------------------------------------------------------------------------
+// Each distinct input string is tokenized once; tokens become ids (from 1) so that n-grams are
+// small integer keys. Per-sentence work (n-gram counts, tf-idf vectors, METEOR normalization) is
+// then done once per distinct sentence even when, as in E2E, a segment's references repeat.
+
+using Ids = std::vector<int32_t>;
+
 struct TokenizedCorpus {
-  std::vector<Tokens> hyps;
-  std::vector<std::vector<Tokens>> refs;
+  std::vector<std::string> vocab{""};  // token id -> token (id 0 is unused)
+  std::vector<Ids> sentences;          // the distinct input strings, tokenized
+  std::vector<int> hyp;                // sentence index of each hypothesis
+  std::vector<std::vector<int>> refs;  // sentence indices of each segment's references
 };
-TokenizedCorpus coco_corpus(const Corpus& hyps, const References& refs);
+
+TokenizedCorpus tokenize_corpus(const Corpus& hyps, const References& refs,
+                                std::vector<std::string> (*tokenize)(const std::string&));
+
+// An n-gram of at most 5 token ids (< 2^21 each), packed into 128 bits; unused slots are 0, so
+// n-grams of different orders never collide.
+struct NgramKey {
+  uint64_t lo = 0, hi = 0;
+  bool operator==(const NgramKey& o) const { return lo == o.lo && hi == o.hi; }
+  bool operator<(const NgramKey& o) const { return hi != o.hi ? hi < o.hi : lo < o.lo; }
+};
+struct NgramKeyHash {
+  size_t operator()(const NgramKey& k) const {
+    uint64_t h = k.lo * 0x9E3779B97F4A7C15ull ^ (k.hi + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+};
+using KeyMap = std::unordered_map<NgramKey, double, NgramKeyHash>;
+
+inline void set_slot(NgramKey& k, int slot, uint64_t id) {
+  if (slot < 3) k.lo |= id << (21 * slot);
+  else k.hi |= id << (21 * (slot - 3));
+}
+inline NgramKey ngram_key(const int32_t* ids, int n) {
+  NgramKey k;
+  for (int s = 0; s < n; ++s) set_slot(k, s, static_cast<uint64_t>(ids[s]));
+  return k;
+}
+// The n-gram without its last token (n >= 2).
+inline NgramKey prefix_key(NgramKey k, int n) {
+  const uint64_t mask = (1ull << 21) - 1;
+  if (n - 1 < 3) k.lo &= ~(mask << (21 * (n - 1)));
+  else k.hi &= ~(mask << (21 * (n - 4)));
+  return k;
+}
+
+// The n-grams of one order with their counts, sorted by key.
+using Counts = std::vector<std::pair<NgramKey, int>>;
+inline Counts ngram_counts(const Ids& ids, int n) {
+  std::vector<NgramKey> keys;
+  for (size_t i = 0; i + static_cast<size_t>(n) <= ids.size(); ++i) keys.push_back(ngram_key(&ids[i], n));
+  std::sort(keys.begin(), keys.end());
+  Counts out;
+  for (const auto& k : keys) {
+    if (!out.empty() && out.back().first == k) ++out.back().second;
+    else out.emplace_back(k, 1);
+  }
+  return out;
+}
+
+// BLEU and NIST on an mteval-tokenized corpus with the n-gram counts (orders 1..5) of its sentences.
+struct MtevalCorpus {
+  TokenizedCorpus c;
+  std::vector<std::vector<Counts>> counts;  // [sentence][n - 1]
+};
+MtevalCorpus mteval_corpus(const Corpus& hyps, const References& refs);
+double bleu_tokenized(const MtevalCorpus& m);
+double nist_tokenized(const MtevalCorpus& m);
+
+// METEOR's view of a corpus: meteor_normalize of every distinct sentence, as ids of normalized
+// words, and per word id its stem id (Snowball) and whether it is one of Meteor's function words.
+struct MeteorWords {
+  std::vector<int> stem;
+  std::vector<char> function;
+};
+std::vector<Ids> normalize_sentences(const TokenizedCorpus& c, MeteorWords& words);
+bool meteor_function_word(const std::string& w);
+
+// pycocoevalcap's scorers on a coco-tokenized corpus (e2e_metrics tokenizes once for all three).
 double rouge_l_tokenized(const TokenizedCorpus& c, std::vector<double>* segments);
 double cider_tokenized(const TokenizedCorpus& c, std::vector<double>* segments);
 double meteor_tokenized(const TokenizedCorpus& c);

@@ -1,31 +1,27 @@
 // METEOR (Banerjee & Lavie 2005; version 1.5: Denkowski & Lavie 2014) as pycocoevalcap runs it:
-// `java -jar meteor-1.5.jar - - -stdio -l en -norm` on PTB-tokenized text, one "SCORE" line per
-// segment (the best reference by segment score), then "EVAL" over all of them, which sums the
-// segments' sufficient statistics and scores the sums once (a corpus score, not a mean).
+// `java -jar meteor-1.5.jar - - -stdio -l en -norm` on PTB-tokenized text, one "SCORE" per segment
+// (the best reference by segment score), then one "EVAL" that sums the segments' sufficient
+// statistics and scores the sums (a corpus score, not a mean of segment scores).
 //
-// Modules: exact and stem (Snowball English) only. Meteor 1.5 "en" also aligns WordNet synonyms
-// (weight 0.8) and paraphrases from its 60 MB paraphrase-en table (weight 0.6); neither is shipped
-// here, so words that only those modules match count as unmatched and this score is at most the
-// official one. On the committed fixture (50 E2E test MRs, perturbed references as hypotheses)
-// Meteor 1.5 restricted to `-m "exact stem"` agrees with this code to ~1e-9 and the full Meteor
-// 1.5 score is higher by ~0.005 (see tests/fixtures/metrics/e2e_metrics.json and the tests).
+// Modules: exact and stem (Snowball English). Meteor 1.5 "en" also matches WordNet synonyms (weight
+// 0.8) and paraphrases from its paraphrase-en table (weight 0.6); neither is shipped here, so words
+// only those modules align stay unmatched and this score is at most the official one. Meteor 1.5
+// run with `-m "exact stem" -w "1.0 0.6"` agrees with this code to rounding; the full Meteor 1.5 is
+// higher by 0.006 (0.4563 vs 0.4501) when each E2E test reference is scored against the other
+// references of its MR, by 0.018 on the committed fixture, which has near-synonym hypotheses.
 //
-// Parameters are Meteor 1.5's defaults for English (task "rank"), which is what the official E2E
-// scorer and hence the LoRA paper used: alpha 0.85, beta 0.20, gamma 0.60, delta 0.75, weights
-// exact 1.0 / stem 0.6; the original 2005 METEOR (alpha 0.9, beta 3, gamma 0.5, no function-word
-// delta, unit weights) gives different numbers and would not be comparable to the paper.
+// Parameters: Meteor 1.5's English defaults (task "rank"), as the official E2E scorer and hence the
+// LoRA paper used them: alpha 0.85, beta 0.20, gamma 0.60, delta 0.75, weights exact 1.0, stem 0.6.
+// The 2005 METEOR (alpha 0.9, beta 3, gamma 0.5, no function-word delta) gives other numbers.
 //
-// The alignment is Meteor 1.5's (edu.cmu.meteor.aligner.Aligner, read from the 1.5 jar), quirks
-// included so that ties break the same way: candidate matches per reference word, one-to-one
-// unambiguous matches fixed up front, then a beam search (40) over the rest ranked by weighted
-// match count (the search weights are 1 for exact and 0.5 for stem, accumulated into an int, so a
-// stem match adds nothing), then fewer chunks, then smaller distance; the distance of a chosen
-// match is added to the path that skips it, as in the jar.
+// The alignment is Meteor 1.5's (edu.cmu.meteor.aligner.Aligner in the jar), quirks included so
+// that ties break the same way: candidate matches per reference word, unambiguous one-to-one matches
+// fixed up front, then a beam search (40) ranked by weighted matches (search weights 1 for exact and
+// 0.5 for stem, accumulated into an int, so a stem match adds nothing), fewer chunks, then smaller
+// distance; the jar adds a chosen match's distance to the path that skips it.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
-#include <unordered_set>
 
 #include "data/metrics.h"
 #include "data/metrics_internal.h"
@@ -41,95 +37,114 @@ constexpr double kScoreWeight[2] = {1.0, 0.6};   // exact, stem: used in the sco
 constexpr double kSearchWeight[2] = {1.0, 0.5};  // exact, stem: used to rank alignments
 constexpr size_t kBeam = 40;
 
-// Meteor 1.5's function/english.words.
-bool function_word(const std::string& w) {
-  static const std::unordered_set<std::string> words = [] {
-    const char* list =
-        "the , . to of and a in that for \" is on 's it with was as said at he by be from have has are his "
-        "but an this not i will \xE2\x80\x99 they ) -rrb- ( -lrb- who their had we which were been more or s "
-        "its would about new one after you : also up when there than $ all out her people she year two - "
-        "can if last first \xE2\x80\x9C over other \xE2\x80\x9D into some what so -- no time years could ? "
-        "'t \xE2\x80\x94 '";
-    Tokens t = split_ws(list);
-    return std::unordered_set<std::string>(t.begin(), t.end());
-  }();
-  return words.count(w) > 0;
-}
-
 struct Match {
   int ref = 0, test = 0, module = 0;  // reference position, test position, 0 exact / 1 stem
 };
 
-struct Path {
-  std::vector<int> sel;  // per reference position: index of the chosen candidate there, or -1
-  std::vector<char> used_test, used_ref;
-  int weighted = 0, chunks = 0, idx = 0, last_end = -1, distance = 0;
+// A set of word positions (W * 64 of them): the search copies paths a lot, so they stay flat.
+template <int W>
+struct Bits {
+  uint64_t w[W] = {};
+  bool test(int i) const { return (w[i >> 6] >> (i & 63)) & 1u; }
+  void set(int i) { w[i >> 6] |= uint64_t{1} << (i & 63); }
 };
 
-// Constants.PARTIAL_COMPARE_TOTAL as a strict weak order (more weighted matches, fewer chunks,
-// smaller distance first).
-bool better(const Path& x, const Path& y) {
-  if (x.weighted != y.weighted) return x.weighted > y.weighted;
-  if (x.chunks != y.chunks) return x.chunks < y.chunks;
-  return x.distance < y.distance;
+// A partial alignment. The chosen matches form a linked list through `nodes` (shared by paths).
+template <int W>
+struct Path {
+  Bits<W> used_test, used_ref;
+  int node = -1, weighted = 0, chunks = 0, idx = 0, last_end = -1, distance = 0;
+};
+struct Node {
+  int ref, cand, parent;
+};
+
+// Constants.PARTIAL_COMPARE_TOTAL (more weighted matches, then fewer chunks, then smaller
+// distance) as one integer, smaller is better. With at most 1024 words per side the fields fit.
+template <int W>
+uint64_t rank_key(const Path<W>& p) {
+  return (static_cast<uint64_t>(4096 - p.weighted) << 48) | (static_cast<uint64_t>(p.chunks) << 32) |
+         static_cast<uint32_t>(p.distance);
+}
+
+// The indices of the best `keep` paths in the order of Java's stable sort (ties by position).
+template <int W>
+std::vector<uint32_t> best_paths(const std::vector<Path<W>>& paths, size_t keep) {
+  std::vector<std::pair<uint64_t, uint32_t>> keys(paths.size());
+  for (size_t i = 0; i < paths.size(); ++i) keys[i] = {rank_key(paths[i]), static_cast<uint32_t>(i)};
+  keep = std::min(keep, keys.size());
+  auto mid = keys.begin() + static_cast<std::ptrdiff_t>(keep);
+  if (keep < keys.size()) std::nth_element(keys.begin(), mid, keys.end());
+  std::sort(keys.begin(), mid);
+  std::vector<uint32_t> out(keep);
+  for (size_t i = 0; i < keep; ++i) out[i] = keys[i].second;
+  return out;
 }
 
 // Adds match m to path p (both sides' weighted counts are truncated to int, as in the jar).
-void take(Path& p, const Match& m) {
+template <int W>
+void take(Path<W>& p, const Match& m) {
   for (int side = 0; side < 2; ++side) p.weighted = static_cast<int>(p.weighted + kSearchWeight[m.module]);
   if (p.last_end != -1 && m.test != p.last_end) ++p.chunks;
   p.idx = m.ref + 1;
   p.last_end = m.test + 1;
 }
 
-// Aligner.resolve: left-to-right beam search over the reference positions.
-Path resolve(const std::vector<std::vector<Match>>& cand, Path start) {
-  std::vector<Path> next{std::move(start)};
+// Aligner.resolve: left-to-right beam search over the reference positions. Returns the chosen
+// candidate per reference position (-1: unmatched); `fixed` holds the matches decided up front.
+template <int W>
+std::vector<int> resolve(const std::vector<std::vector<Match>>& cand, const std::vector<int>& fixed) {
   const int R = static_cast<int>(cand.size());
+  std::vector<Node> nodes;
+  std::vector<Path<W>> paths, next(1);
+  for (int j = 0; j < R; ++j)
+    if (fixed[j] != -1) {
+      next[0].used_ref.set(j);
+      next[0].used_test.set(cand[j][fixed[j]].test);
+    }
   for (int cur = 0; cur <= R; ++cur) {
-    std::vector<Path> paths = std::move(next);
+    paths.swap(next);
     next.clear();
-    std::stable_sort(paths.begin(), paths.end(), better);
-    for (size_t rank = 0; rank < kBeam && rank < paths.size(); ++rank) {
-      Path& path = paths[rank];
+    const std::vector<uint32_t> beam = best_paths(paths, kBeam);
+    for (uint32_t b : beam) {
+      Path<W>& path = paths[b];
       if (cur == R) {
         if (path.last_end != -1) ++path.chunks;
-        next.push_back(std::move(path));
-        continue;
-      }
-      if (path.used_ref[static_cast<size_t>(cur)]) {  // a match fixed up front
-        if (cur < path.idx) {
-          next.push_back(std::move(path));
-        } else if (path.sel[static_cast<size_t>(path.idx)] != -1) {
-          const Match& m = cand[static_cast<size_t>(path.idx)][static_cast<size_t>(path.sel[static_cast<size_t>(path.idx)])];
+      } else if (path.used_ref.test(cur)) {  // a match fixed up front
+        if (cur >= path.idx) {
+          if (path.idx >= R || fixed[path.idx] == -1) continue;
+          const Match& m = cand[path.idx][fixed[path.idx]];
           take(path, m);
           path.distance += std::abs(m.ref - m.test);
-          next.push_back(std::move(path));
         }
-        continue;
+      } else {
+        const auto& here = cand[cur];
+        for (size_t k = 0; k < here.size(); ++k) {
+          const Match& m = here[k];
+          if (path.used_ref.test(m.ref) || path.used_test.test(m.test)) continue;
+          Path<W> np = path;
+          np.used_ref.set(m.ref);
+          np.used_test.set(m.test);
+          nodes.push_back({cur, static_cast<int>(k), path.node});
+          np.node = static_cast<int>(nodes.size()) - 1;
+          take(np, m);
+          path.distance += std::abs(m.ref - m.test);  // sic: the jar adds it to the skipping path
+          next.push_back(np);
+        }
+        if (path.last_end != -1) {  // skip this reference word
+          ++path.chunks;
+          path.last_end = -1;
+        }
+        ++path.idx;
       }
-      const auto& here = cand[static_cast<size_t>(cur)];
-      for (size_t k = 0; k < here.size(); ++k) {
-        const Match& m = here[k];
-        if (path.used_ref[static_cast<size_t>(m.ref)] || path.used_test[static_cast<size_t>(m.test)]) continue;
-        Path np = path;
-        np.used_ref[static_cast<size_t>(m.ref)] = np.used_test[static_cast<size_t>(m.test)] = 1;
-        np.sel[static_cast<size_t>(cur)] = static_cast<int>(k);
-        take(np, m);
-        path.distance += std::abs(m.ref - m.test);  // sic: the jar adds it to the skipping path
-        next.push_back(std::move(np));
-      }
-      if (path.last_end != -1) {
-        ++path.chunks;
-        path.last_end = -1;
-      }
-      ++path.idx;
-      next.push_back(std::move(path));
+      next.push_back(path);
     }
-    if (next.empty()) next.push_back(paths[0]);
+    if (next.empty()) next.push_back(paths[beam[0]]);
   }
-  std::stable_sort(next.begin(), next.end(), better);
-  return next[0];
+  std::vector<int> sel = fixed;
+  for (int n = next[best_paths(next, 1)[0]].node; n != -1; n = nodes[n].parent)
+    sel[nodes[n].ref] = nodes[n].cand;
+  return sel;
 }
 
 // MeteorStats (word-level).
@@ -156,16 +171,8 @@ void compute_score(Stats& s) {
   s.score = std::isnan(score) ? 0.0 : std::max(score, 0.0);
 }
 
-using StemCache = std::unordered_map<std::string, std::string>;
-
-const std::string& stem_of(const std::string& w, StemCache& cache) {
-  auto it = cache.find(w);
-  if (it == cache.end()) it = cache.emplace(w, snowball_english_stem(w)).first;
-  return it->second;
-}
-
 // Aligner.align + MeteorScorer.getMeteorStats(Alignment) for one test/reference pair.
-Stats align_pair(const Tokens& test, const Tokens& ref, StemCache& cache) {
+Stats align_pair(const Ids& test, const Ids& ref, const MeteorWords& words) {
   const size_t T = test.size(), R = ref.size();
   std::vector<std::vector<Match>> cand(R);
   std::vector<int> cov_test(T, 0), cov_ref(R, 0);
@@ -174,34 +181,34 @@ Stats align_pair(const Tokens& test, const Tokens& ref, StemCache& cache) {
     for (size_t j = 0; j < R; ++j)
       for (size_t i = 0; i < T; ++i) {
         bool hit = mod == 0 ? test[i] == ref[j]
-                            : test[i] != ref[j] && stem_of(test[i], cache) == stem_of(ref[j], cache);
+                            : test[i] != ref[j] && words.stem[test[i]] == words.stem[ref[j]];
         if (!hit) continue;
         cand[j].push_back({static_cast<int>(j), static_cast<int>(i), mod});
         ++cov_test[i];
         ++cov_ref[j];
       }
-  Path start{std::vector<int>(R, -1), std::vector<char>(T, 0), std::vector<char>(R, 0)};
-  for (size_t j = 0; j < R; ++j)  // one-to-one, non-overlapping matches are definite
-    if (cand[j].size() == 1 && cov_ref[j] == 1 && cov_test[static_cast<size_t>(cand[j][0].test)] == 1) {
-      start.sel[j] = 0;
-      start.used_ref[j] = start.used_test[static_cast<size_t>(cand[j][0].test)] = 1;
-    }
-  Path best = resolve(cand, std::move(start));
+  std::vector<int> fixed(R, -1);  // one-to-one, non-overlapping matches are definite
+  for (size_t j = 0; j < R; ++j)
+    if (cand[j].size() == 1 && cov_ref[j] == 1 && cov_test[cand[j][0].test] == 1) fixed[j] = 0;
+  const size_t longest = std::max(T, R);
+  LR_CHECK(longest <= 1024, "meteor: sentences longer than 1024 words are not supported (", longest, ")");
+  std::vector<int> sel = longest <= 64 ? resolve<1>(cand, fixed) : longest <= 256 ? resolve<4>(cand, fixed)
+                                                                                  : resolve<16>(cand, fixed);
   Stats s;
   s.test_len = static_cast<double>(T);
   s.ref_len = static_cast<double>(R);
-  for (const auto& w : test) s.test_fn += function_word(w);
-  for (const auto& w : ref) s.ref_fn += function_word(w);
+  for (int32_t w : test) s.test_fn += words.function[w];
+  for (int32_t w : ref) s.ref_fn += words.function[w];
   int last_end = -1;
   for (size_t j = 0; j < R; ++j) {
-    if (best.sel[j] == -1) {
+    if (sel[j] == -1) {
       if (last_end != -1) ++s.chunks;
       last_end = -1;
       continue;
     }
-    const Match& m = cand[j][static_cast<size_t>(best.sel[j])];
-    (function_word(test[static_cast<size_t>(m.test)]) ? s.test_function : s.test_content)[m.module] += 1;
-    (function_word(ref[j]) ? s.ref_function : s.ref_content)[m.module] += 1;
+    const Match& m = cand[j][sel[j]];
+    (words.function[test[m.test]] ? s.test_function : s.test_content)[m.module] += 1;
+    (words.function[ref[j]] ? s.ref_function : s.ref_content)[m.module] += 1;
     if (last_end != -1 && m.test != last_end) ++s.chunks;
     last_end = m.test + 1;
     s.test_matches += 1;
@@ -229,27 +236,23 @@ void add_stats(Stats& total, const Stats& s) {
   total.ref_matches += s.ref_matches;
 }
 
-std::string join(const Tokens& t) {
-  std::string s;
-  for (const auto& w : t) s += (s.empty() ? "" : " ") + w;
-  return s;
-}
-
 }  // namespace
 
 double metrics_detail::meteor_tokenized(const TokenizedCorpus& c) {
-  StemCache cache;
-  Stats total;
-  for (size_t i = 0; i < c.hyps.size(); ++i) {
-    Tokens test = meteor_normalize(join(c.hyps[i]));
-    Stats best;
-    best.score = -1;
-    for (const auto& r : c.refs[i]) {
-      Stats s = align_pair(test, meteor_normalize(join(r)), cache);
-      if (s.score > best.score) best = s;
+  MeteorWords words;
+  std::vector<Ids> norm = normalize_sentences(c, words);
+  std::vector<Stats> best(c.hyp.size());
+  const auto segments = static_cast<int64_t>(c.hyp.size());
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t i = 0; i < segments; ++i) {
+    best[i].score = -1;
+    for (int r : c.refs[i]) {  // the best reference by segment score
+      Stats s = align_pair(norm[c.hyp[i]], norm[r], words);
+      if (s.score > best[i].score) best[i] = s;
     }
-    add_stats(total, best);
   }
+  Stats total;  // sums of integer counts: exact in any order
+  for (const Stats& s : best) add_stats(total, s);
   compute_score(total);
   return total.score;
 }

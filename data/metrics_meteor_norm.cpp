@@ -3,7 +3,10 @@
 // the aligner's whitespace split. pycocoevalcap runs it on text that PTB tokenization has already
 // lowercased and stripped of most punctuation, so what mostly matters for E2E is: symbols are
 // split off, "family-friendly" becomes "family friendly", and "'s" / "n't" become "' s" / "n 't".
+// Also here: the corpus-wide word tables METEOR aligns with (stems, function words).
 #include <cstring>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "data/metrics.h"
 #include "data/metrics_internal.h"
@@ -145,6 +148,42 @@ std::vector<std::string> meteor_normalize(const std::string& text) {
   Tokens words = split_final_periods(split_ws(u32_to_utf8(s)));
   for (auto& w : words) w = lowercase(w);
   return words;
+}
+
+// Meteor 1.5's function/english.words.
+bool metrics_detail::meteor_function_word(const std::string& w) {
+  static const std::unordered_set<std::string> words = [] {
+    const char* list =
+        "the , . to of and a in that for \" is on 's it with was as said at he by be from have has are his "
+        "but an this not i will \xE2\x80\x99 they ) -rrb- ( -lrb- who their had we which were been more or s "
+        "its would about new one after you : also up when there than $ all out her people she year two - "
+        "can if last first \xE2\x80\x9C over other \xE2\x80\x9D into some what so -- no time years could ? "
+        "'t \xE2\x80\x94 '";
+    Tokens t = split_ws(list);
+    return std::unordered_set<std::string>(t.begin(), t.end());
+  }();
+  return words.count(w) > 0;
+}
+
+std::vector<Ids> metrics_detail::normalize_sentences(const TokenizedCorpus& c, MeteorWords& words) {
+  std::unordered_map<std::string, int> word_id, stem_id;
+  std::vector<Ids> out;
+  for (const Ids& sentence : c.sentences) {
+    std::string text;
+    for (int32_t t : sentence) text += (text.empty() ? "" : " ") + c.vocab[static_cast<size_t>(t)];
+    Ids ids;
+    for (const auto& w : meteor_normalize(text)) {
+      auto [it, fresh] = word_id.emplace(w, static_cast<int>(words.stem.size()));
+      if (fresh) {
+        auto st = stem_id.emplace(snowball_english_stem(w), static_cast<int>(stem_id.size())).first;
+        words.stem.push_back(st->second);
+        words.function.push_back(meteor_function_word(w));
+      }
+      ids.push_back(it->second);
+    }
+    out.push_back(std::move(ids));
+  }
+  return out;
 }
 
 }  // namespace lowrank::data
