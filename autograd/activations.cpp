@@ -1,5 +1,5 @@
 // Elementwise activations: gelu (GPT-2's tanh approximation), relu, tanh.
-//   gelu: y = ½x(1 + tanh u),  u = k(x + a·x³),  k = √(2/π),  a = 0.044715
+//   gelu: y = ½x(1 + tanh u),  u = k(x + a·x³),  k = √(2/π),  a = 0.044715  (tanh u via tensor::fast_tanh)
 //         dx += dy · [½(1 + tanh u) + ½x(1 - tanh²u)·k(1 + 3a·x²)]
 //   relu: y = max(x, 0);       dx += dy · [x > 0]   (the kink at 0 gets gradient 0)
 //   tanh: y = tanh x;          dx += dy · (1 - y²)  (from the saved output, no second tanh)
@@ -9,6 +9,7 @@
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
+#include "tensor/vecmath.h"
 
 namespace lowrank::autograd {
 
@@ -27,7 +28,7 @@ void act_forward(float* y, const float* x, int64_t n, Act act) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    if (act == Act::Gelu) y[i] = 0.5f * v * (1.f + std::tanh(kGeluK * (v + kGeluA * v * v * v)));
+    if (act == Act::Gelu) y[i] = 0.5f * v * (1.f + tensor::fast_tanh(kGeluK * (v + kGeluA * v * v * v)));
     if (act == Act::Relu) y[i] = v > 0.f ? v : 0.f;
     if (act == Act::Tanh) y[i] = std::tanh(v);
   }
@@ -39,7 +40,7 @@ void act_backward(float* dx, const float* dy, const float* x, const float* y, in
   for (int64_t i = 0; i < n; ++i) {
     if (act == Act::Gelu) {
       const float v = x[i];
-      const float t = std::tanh(kGeluK * (v + kGeluA * v * v * v));
+      const float t = tensor::fast_tanh(kGeluK * (v + kGeluA * v * v * v));
       const float du = kGeluK * (1.f + 3.f * kGeluA * v * v);
       dx[i] += dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
     }

@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "tensor/error.h"
 
@@ -12,6 +15,53 @@ namespace {
 constexpr size_t kAlign = 64;  // one cache line; AVX-512 loads stay aligned
 std::atomic<size_t> g_in_use{0};
 std::atomic<size_t> g_peak{0};
+
+// Large blocks are kept for reuse: a training step allocates and frees the same big buffers
+// (logits and their gradient: 200 MB each for GPT-2 BPE at 1024 tokens) every step, and returning
+// them to the OS costs a page fault per 4 KiB on the next first touch. Blocks of >= 1 MiB go back to
+// per-size free lists, up to 1 GiB in all; beyond that they are freed (sizes that never repeat, like
+// a growing KV cache, cannot pile up).
+constexpr size_t kCacheMinBytes = size_t(1) << 20;
+constexpr size_t kCacheMaxBytes = size_t(1) << 30;
+struct BlockCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<float*>> free_blocks;  // rounded bytes -> blocks
+  size_t cached = 0;
+};
+BlockCache& block_cache() {
+  static BlockCache* c = new BlockCache();  // never destroyed: storages may outlive static teardown
+  return *c;
+}
+
+size_t rounded_bytes(size_t numel) { return (numel * sizeof(float) + kAlign - 1) / kAlign * kAlign; }
+
+float* cpu_alloc(size_t bytes) {
+  if (bytes >= kCacheMinBytes) {
+    BlockCache& c = block_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.find(bytes);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      float* p = it->second.back();
+      it->second.pop_back();
+      c.cached -= bytes;
+      return p;
+    }
+  }
+  return static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+}
+
+void cpu_free(float* p, size_t bytes) {
+  if (bytes >= kCacheMinBytes) {
+    BlockCache& c = block_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.cached + bytes <= kCacheMaxBytes) {
+      c.free_blocks[bytes].push_back(p);
+      c.cached += bytes;
+      return;
+    }
+  }
+  std::free(p);
+}
 
 void note_alloc(size_t bytes) {
   size_t now = g_in_use.fetch_add(bytes) + bytes;
@@ -36,8 +86,8 @@ Storage::Storage(size_t numel, Device device) : numel_(numel), device_(device) {
     ptr_ = cuda_alloc_floats(numel);
     return;
   }
-  size_t bytes = (numel * sizeof(float) + kAlign - 1) / kAlign * kAlign;
-  ptr_ = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+  const size_t bytes = rounded_bytes(numel);
+  ptr_ = cpu_alloc(bytes);
   if (!ptr_) throw Error(cat("Storage: out of memory allocating ", bytes, " bytes"));
   note_alloc(numel_ * sizeof(float));
 }
@@ -66,7 +116,7 @@ void Storage::release() {
   if (device_ == Device::CUDA) {
     cuda_free_floats(ptr_, numel_);
   } else {
-    std::free(ptr_);
+    cpu_free(ptr_, rounded_bytes(numel_));
     g_in_use.fetch_sub(numel_ * sizeof(float));
   }
   ptr_ = nullptr;
@@ -75,6 +125,21 @@ void Storage::release() {
 size_t cpu_bytes_in_use() { return g_in_use.load(); }
 size_t cpu_bytes_peak() { return g_peak.load(); }
 void reset_cpu_bytes_peak() { g_peak.store(g_in_use.load()); }
+
+void release_cpu_cache() {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& kv : c.free_blocks)
+    for (float* p : kv.second) std::free(p);
+  c.free_blocks.clear();
+  c.cached = 0;
+}
+
+size_t cpu_bytes_cached() {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.cached;
+}
 
 #ifndef LOWRANK_HAVE_CUDA
 float* cuda_alloc_floats(size_t) {

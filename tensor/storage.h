@@ -35,6 +35,9 @@ class Storage {
 size_t cpu_bytes_in_use();
 size_t cpu_bytes_peak();
 void reset_cpu_bytes_peak();
+// Large freed CPU blocks kept for reuse (see storage.cpp), and a way to hand them back to the OS.
+size_t cpu_bytes_cached();
+void release_cpu_cache();
 
 // Device memory hooks: implemented in cuda/ when built with CUDA, otherwise they throw a clear error.
 float* cuda_alloc_floats(size_t numel);

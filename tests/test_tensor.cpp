@@ -118,3 +118,24 @@ TEST_CASE("fast_exp: within 4 ulp-ish (relative 5e-7) of std::exp over the softm
   CHECK(tensor::fast_exp(-200.f) <= 1.2e-38f);  // clamped to the smallest normal: negligible next to a row max of 1
   CHECK(tensor::fast_exp(0.f) == 1.f);
 }
+
+TEST_CASE("storage: large freed blocks are reused, small ones are not cached, release empties the cache") {
+  tensor::release_cpu_cache();
+  const size_t in_use = tensor::cpu_bytes_in_use();
+  const float* first = nullptr;
+  {
+    Tensor big = Tensor::empty({1 << 19});  // 2 MiB
+    first = big.data();
+    CHECK(tensor::cpu_bytes_in_use() == in_use + (size_t(1) << 21));
+  }
+  CHECK(tensor::cpu_bytes_cached() == (size_t(1) << 21));
+  Tensor again = Tensor::zeros({1 << 19});
+  CHECK(again.data() == first);  // the same block came back
+  CHECK(again.at({12345}) == 0.f);  // zeros() still fills: reuse never leaks old values into it
+  CHECK(tensor::cpu_bytes_cached() == 0);
+  { Tensor small = Tensor::empty({1000}); }
+  CHECK(tensor::cpu_bytes_cached() == 0);
+  again = Tensor();
+  tensor::release_cpu_cache();
+  CHECK(tensor::cpu_bytes_cached() == 0);
+}
