@@ -193,7 +193,7 @@ std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, const data
     size_t s = text.find_first_not_of(' ');  // completions start with a space
     hyps.push_back(s == std::string::npos ? "" : text.substr(s));
     refs.push_back(g.refs);
-    bar.update(i + 1, 0.0, 0.0);
+    bar.update(i + 1);
   }
   bar.finish();
   seconds = timer.seconds();

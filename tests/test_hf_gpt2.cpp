@@ -91,22 +91,6 @@ Tensor param_named(nn::GPT& model, const std::string& name) {
   return {};
 }
 
-// A fresh folder under the system temp dir, unique to this process and test, removed afterwards.
-struct TempDir {
-  fs::path dir;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("lowrank_test_hf_gpt2_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

@@ -67,21 +67,6 @@ void perturb_adapter(nn::GPT& m, uint64_t seed) {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-struct TempDir {
-  fs::path dir;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("lowrank_test_lora_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-};
 
 }  // namespace
 

@@ -18,27 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder under the system temp dir, unique to this process and test, removed afterwards.
-struct TempDir {
-  fs::path dir;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("lowrank_test_safetensors_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
-    return out;
-  }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream os(path, std::ios::binary | std::ios::trunc);

@@ -2,6 +2,9 @@
 // Helpers shared by the tests.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -52,5 +55,29 @@ inline std::string error_of(const std::function<void()>& f) {
   }
   return "";
 }
+
+// A fresh folder under the system temp dir, unique to this process, test and tag; removed afterwards.
+struct TempDir {
+  std::filesystem::path dir;
+  explicit TempDir(const std::string& tag) {
+    static int counter = 0;
+    dir = std::filesystem::temp_directory_path() /
+          ("lowrank_test_" + std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (dir / name).string(); }
+  std::vector<std::string> entries() const {  // names of what the folder holds
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    return out;
+  }
+};
 
 }  // namespace lowrank::testing

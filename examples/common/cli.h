@@ -73,7 +73,8 @@ class ProgressBar {
   explicit ProgressBar(long total, int width = 30)
       : total_(std::max(1L, total)), width_(width), tty_(isatty(fileno(stderr)) != 0) {}
 
-  void update(long step, double loss, double tokens_per_s) {
+  // loss = NAN: only step/total and ETA are shown.
+  void update(long step, double loss = NAN, double tokens_per_s = NAN) {
     const double frac = std::clamp(static_cast<double>(step) / total_, 0.0, 1.0);
     const double elapsed = timer_.seconds();
     const double eta = step > 0 ? elapsed * (total_ - step) / step : NAN;
@@ -86,8 +87,11 @@ class ProgressBar {
     }
     last_draw_ = elapsed;
     char stats[160];
-    std::snprintf(stats, sizeof stats, " %ld/%ld loss %.4f %.0f tok/s ETA %s", step, total_, loss, tokens_per_s,
-                  format_duration(eta).c_str());
+    if (std::isnan(loss))  // counting work items (e.g. decoding), no loss or throughput to show
+      std::snprintf(stats, sizeof stats, " %ld/%ld ETA %s", step, total_, format_duration(eta).c_str());
+    else
+      std::snprintf(stats, sizeof stats, " %ld/%ld loss %.4f %.0f tok/s ETA %s", step, total_, loss, tokens_per_s,
+                    format_duration(eta).c_str());
     if (tty_) {
       const int filled = static_cast<int>(frac * width_);
       std::string bar = "[" + std::string(filled, '#') + std::string(width_ - filled, '.') + "]";
