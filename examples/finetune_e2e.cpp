@@ -62,24 +62,13 @@ cxxopts::Options make_options() {
   return o;
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s + ",") {
-    if (c != ',') { cur += c; continue; }
-    if (!cur.empty()) out.push_back(cur);
-    cur.clear();
-  }
-  return out;
-}
-
 lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   lora::MethodConfig m;
   m.method = a["method"].as<std::string>();
   m.lora.r = a["rank"].as<int64_t>();
   m.lora.alpha = a["alpha"].as<float>();
   m.lora.dropout = a["dropout"].as<float>();
-  m.lora.targets = split_commas(a["targets"].as<std::string>());
+  m.lora.targets = ex::split_list(a["targets"].as<std::string>());
   m.adapter_dim = a["adapter-dim"].as<int64_t>();
   m.prefix_len = a["prefix-len"].as<int64_t>();
   return m;

@@ -61,21 +61,9 @@ cxxopts::Options make_options() {
   return o;
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 std::string read_corpus(const std::string& files) {
   std::string text;
-  for (const std::string& f : split_commas(files)) text += data::read_file(f);
+  for (const std::string& f : ex::split_list(files)) text += data::read_file(f);
   LR_CHECK(!text.empty(), "--data ", files, ": no text");
   return text;
 }

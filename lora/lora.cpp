@@ -51,11 +51,7 @@ nn::Linear shell(const nn::Linear& base, Rng& rng) {
 }
 
 // Dropout on the adapter's input only (loralib's lora_dropout): the frozen path sees x unchanged.
-Tensor lora_input(const Tensor& x, float p, const nn::Context& ctx) {
-  if (!ctx.training || p == 0.f) return x;
-  LR_CHECK(ctx.rng, "LoRA: training with dropout ", p, " needs Context.rng");
-  return autograd::dropout(x, p, *ctx.rng, true);
-}
+Tensor lora_input(const Tensor& x, float p, const nn::Context& ctx) { return nn::dropout_if_training(x, p, ctx); }
 
 // w += s · B A, computed outside the tape (merging is not a differentiable step).
 void fold(Tensor w, const Tensor& B, const Tensor& A, float s) {

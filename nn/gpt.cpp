@@ -14,11 +14,6 @@ namespace {
 // 1/sqrt(2·n_layer) (Radford et al., 2019, Section 2.3), so the stream's variance stays bounded.
 float residual_std(const GPTConfig& cfg) { return 0.02f / std::sqrt(2.f * static_cast<float>(cfg.n_layer)); }
 
-Tensor maybe_dropout(const Tensor& x, float p, const Context& ctx) {
-  if (!ctx.training || p == 0.f) return x;
-  LR_CHECK(ctx.rng, "dropout: training with dropout ", p, " needs Context.rng");
-  return dropout(x, p, *ctx.rng, true);
-}
 }  // namespace
 
 CausalSelfAttention::CausalSelfAttention(const GPTConfig& cfg, const Init& init, int64_t layer_)
@@ -89,10 +84,10 @@ Block::Block(const GPTConfig& cfg, const Init& init, int64_t layer)
 Tensor Block::forward(const Tensor& x, const Context& ctx) {
   Tensor y = attn.forward(ln_1.forward(x), ctx);
   if (adapter_attn) y = adapter_attn->forward(y, ctx);
-  Tensor a = add(x, maybe_dropout(y, dropout, ctx));
+  Tensor a = add(x, dropout_if_training(y, dropout, ctx));
   Tensor z = mlp.forward(ln_2.forward(a), ctx);
   if (adapter_mlp) z = adapter_mlp->forward(z, ctx);
-  return add(a, maybe_dropout(z, dropout, ctx));
+  return add(a, dropout_if_training(z, dropout, ctx));
 }
 
 void Block::collect(const std::string& prefix, std::vector<NamedTensor>& out) {
@@ -133,7 +128,7 @@ Tensor GPT::hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T, const 
   const bool prefix = prefix_embed.defined() && start == 0;
   LR_CHECK(!prefix || !ctx.key_lengths, "GPT: prefix embeddings cannot be combined with padded batches");
   if (prefix) x = concat({expand_rows(prefix_embed, B), x}, 1);
-  x = maybe_dropout(x, config.dropout, ctx);
+  x = dropout_if_training(x, config.dropout, ctx);
   for (auto& block : h) x = block->forward(x, ctx);
   if (prefix) x = slice(x, 1, prefix_embed.size(0), T);
   if (ctx.cache) ctx.cache->positions += T;

@@ -39,6 +39,12 @@ void Module::zero_grad() {
   for (NamedTensor& p : named_parameters()) p.tensor.zero_grad();
 }
 
+Tensor dropout_if_training(const Tensor& x, float p, const Context& ctx) {
+  if (!ctx.training || p == 0.f) return x;
+  LR_CHECK(ctx.rng, "dropout: training with dropout ", p, " needs Context.rng");
+  return autograd::dropout(x, p, *ctx.rng, true);
+}
+
 void KVCache::reorder(const std::vector<int32_t>& rows) {
   for (std::vector<Tensor>* list : {&k, &v})
     for (Tensor& t : *list) {

@@ -57,6 +57,9 @@ class Module {
   void zero_grad();
 };
 
+// Inverted dropout with probability p when ctx.training (drawing from ctx.rng), else x itself.
+Tensor dropout_if_training(const Tensor& x, float p, const Context& ctx);
+
 // A module over activations (B, T, C) -> (B, T, C'): the interface of adapters plugged into a Block.
 class Layer : public Module {
  public:

@@ -39,6 +39,19 @@ inline int run_main(int argc, char** argv, std::function<int(int, char**)> body)
   return 1;
 }
 
+// "a,b,,c" -> {"a", "b", "c"}: comma-separated option values, empty items dropped.
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 // Wall-clock timer on steady_clock: immune to NTP/clock adjustments during long runs.
 class Timer {
  public:
