@@ -23,29 +23,42 @@ const char* act_name(Act a) { return a == Act::Gelu ? "gelu" : a == Act::Relu ? 
 constexpr float kGeluK = 0.7978845608028654f;  // √(2/π)
 constexpr float kGeluA = 0.044715f;
 
+// One loop per activation: a branch on `act` inside the loop (or a libm call such as std::tanh
+// next to fast_tanh) keeps GCC from vectorising it, which made GELU 4x slower than the memory
+// bandwidth allows.
 // y (n) = act(x (n))
 void act_forward(float* y, const float* x, int64_t n, Act act) {
+  if (act == Act::Gelu) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      y[i] = 0.5f * v * (1.f + tensor::fast_tanh(kGeluK * (v + kGeluA * v * v * v)));
+    }
+  } else if (act == Act::Relu) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    if (act == Act::Gelu) y[i] = 0.5f * v * (1.f + tensor::fast_tanh(kGeluK * (v + kGeluA * v * v * v)));
-    if (act == Act::Relu) y[i] = v > 0.f ? v : 0.f;
-    if (act == Act::Tanh) y[i] = std::tanh(v);
+    for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
   }
 }
 
 // dx (n) += dy (n) · act'(x); x is the input (gelu, relu), y the output (tanh).
 void act_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, Act act) {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    if (act == Act::Gelu) {
+  if (act == Act::Gelu) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
       const float v = x[i];
       const float t = tensor::fast_tanh(kGeluK * (v + kGeluA * v * v * v));
       const float du = kGeluK * (1.f + 3.f * kGeluA * v * v);
       dx[i] += dy[i] * (0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * du);
     }
-    if (act == Act::Relu) dx[i] += x[i] > 0.f ? dy[i] : 0.f;
-    if (act == Act::Tanh) dx[i] += dy[i] * (1.f - y[i] * y[i]);
+  } else if (act == Act::Relu) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > 0.f ? dy[i] : 0.f;
+  } else {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (1.f - y[i] * y[i]);
   }
 }
 

@@ -10,13 +10,20 @@
 //   dS = P ⊙ (dP − rowsum(dP ⊙ P))   softmax Jacobian: ∂P_ij/∂S_il = P_ij (δ_jl − P_il)
 //   dQ = scale · dS K,   dK = scale · dSᵀ Q
 // Masked entries have P = 0, hence dS = 0: no gradient flows to keys a query cannot see.
+//
+// Memory and work (as FlashAttention, Dao et al. 2022, but with BLAS tiles on the CPU): the node keeps
+// only the row log-sum-exp L_i = m_i + log Σ_j exp(S_ij − m_i), (B, NH, Tq), never P (B, NH, Tq, Tk),
+// which is 600 MB for GPT-2 at T = 1024. Backward recomputes S for a block of rows and gets
+// P = exp(S − L) exactly as the forward normalised it: one extra QKᵀ product, a sixth more attention
+// FLOPs, for a (T/hs)-fold smaller saved state. Queries go in blocks of kRowBlock rows; a block only
+// multiplies the keys its last row can see, so causal attention skips the masked upper triangle
+// (about half the products at T = 1024) instead of computing and then zeroing it.
 // q/k/v may be strided views (slices of a fused (B, T, 3C) qkv): every access goes through the
-// (batch, row) strides with unit channel stride, and the small products run as tensor::gemm with
+// (batch, row) strides with unit channel stride, and the products run as tensor::gemm with
 // lda = row stride, so nothing is copied. Their .grad buffers are contiguous (B, T, C), so the
 // gradients are written with row stride C. Each (b, h) pair is independent and its columns of
 // out/dq/dk/dv are disjoint from every other pair's, so pairs run on OpenMP threads without
 // locks; a pair's BLAS call then runs single-threaded, and results do not depend on the thread count.
-// P (B, NH, Tq, Tk) is saved for backward only when a node is recorded; inference uses scratch.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,6 +33,7 @@
 #include "autograd/ops.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
+#include "tensor/vecmath.h"
 
 namespace lowrank::autograd {
 
@@ -33,11 +41,15 @@ using tensor::gemm;
 
 namespace {
 
+constexpr int64_t kRowBlock = 64;  // query rows per tile: S tile (64, Tk) stays in L2
+constexpr int64_t kLanes = 16;     // explicit float lanes: GCC 12 vectorises these row loops
+
 // A (B, T, C) operand with unit channel stride: element (b, t, c) is p[b*sb + t*st + c].
 struct Operand {
   float* p = nullptr;
   int64_t sb = 0, st = 0;
   const float* head(int64_t b, int64_t h, int64_t hs) const { return p + b * sb + h * hs; }
+  const float* row(int64_t b, int64_t h, int64_t hs, int64_t t) const { return head(b, h, hs) + t * st; }
 };
 
 Operand operand(const Tensor& t) {
@@ -51,7 +63,7 @@ struct AttnDims {
   bool causal = false;
   float scale = 1.f;
   const int32_t* key_len = nullptr;  // (B) valid keys per sequence (right padding), or nullptr: all
-  // Query i of sequence b sees keys [0, visible(b, i)).
+  // Query i of sequence b sees keys [0, visible(b, i)); non-decreasing in i.
   int64_t visible(int64_t b, int64_t i) const {
     const int64_t n = causal ? i + (Tk - Tq) + 1 : Tk;
     return key_len ? std::min<int64_t>(n, key_len[b]) : n;
@@ -59,53 +71,108 @@ struct AttnDims {
   int64_t work() const { return B * NH * Tq * Tk * hs; }
 };
 
-// P (Tq, Tk): each row of S, in place, becomes the softmax over its visible keys (max-subtracted
-// so exp never overflows); masked keys get exactly 0.
-void masked_softmax_rows(float* P, const AttnDims& d, int64_t b) {
-  for (int64_t i = 0; i < d.Tq; ++i) {
-    float* row = P + i * d.Tk;
-    const int64_t n = d.visible(b, i);
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
-    float sum = 0.f;
-    for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
+// One tile: query rows [i0, i1) of pair (b, h) against keys [0, nk), nk = what row i1-1 sees.
+struct Tile {
+  int64_t b, h, i0, i1, nk;
+  int64_t rows() const { return i1 - i0; }
+};
+
+// S (rows, nk) = scale · Q[i0:i1] K[0:nk]ᵀ, row stride nk.
+void scores(float* S, const Operand& q, const Operand& k, const AttnDims& d, const Tile& t) {
+  gemm(false, true, t.rows(), t.nk, d.hs, d.scale, q.row(t.b, t.h, d.hs, t.i0), q.st, k.head(t.b, t.h, d.hs), k.st,
+       0.f, S, t.nk);
+}
+
+float lane_max(const float* x, int64_t n) {
+  float m[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) m[l] = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  float r = m[0];
+  for (int64_t l = 1; l < kLanes; ++l) r = m[l] > r ? m[l] : r;
+  for (; j < n; ++j) r = x[j] > r ? x[j] : r;
+  return r;
+}
+
+// x[j] = exp(x[j] - shift) for j < n; returns Σ_j of the new values.
+float lane_exp(float* x, int64_t n, float shift) {
+  float s[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) s[l] += (x[j + l] = tensor::fast_exp(x[j + l] - shift));
+  float r = 0.f;
+  for (int64_t l = 0; l < kLanes; ++l) r += s[l];
+  for (; j < n; ++j) r += (x[j] = tensor::fast_exp(x[j] - shift));
+  return r;
+}
+
+// Forward: each row of S becomes its softmax over the visible keys (max-subtracted, so exp never
+// overflows), masked keys exactly 0; L[i] = m + log Σ exp(S − m).
+void softmax_tile(float* S, float* L, const AttnDims& d, const Tile& t) {
+  for (int64_t i = t.i0; i < t.i1; ++i) {
+    float* row = S + (i - t.i0) * t.nk;
+    const int64_t n = d.visible(t.b, i);
+    const float mx = lane_max(row, n);
+    const float sum = lane_exp(row, n, mx);
     const float inv = 1.f / sum;
     for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-    for (int64_t j = n; j < d.Tk; ++j) row[j] = 0.f;
+    std::fill(row + n, row + t.nk, 0.f);
+    L[i] = mx + std::log(sum);
   }
 }
 
-// dS (Tq, Tk), in place over dP: dS = P ⊙ (dP − rowsum(dP ⊙ P))
-void softmax_backward_rows(float* dS, const float* P, const AttnDims& d) {
-  for (int64_t i = 0; i < d.Tq; ++i) {
-    float* g = dS + i * d.Tk;
-    const float* p = P + i * d.Tk;
+// Backward: P = exp(S − L) from the saved log-sum-exp, the forward's probabilities recomputed.
+void probs_tile(float* S, const float* L, const AttnDims& d, const Tile& t) {
+  for (int64_t i = t.i0; i < t.i1; ++i) {
+    float* row = S + (i - t.i0) * t.nk;
+    const int64_t n = d.visible(t.b, i);
+    lane_exp(row, n, L[i]);
+    std::fill(row + n, row + t.nk, 0.f);
+  }
+}
+
+// dS (rows, nk), in place over dP: dS = P ⊙ (dP − rowsum(dP ⊙ P))
+void softmax_backward_tile(float* dS, const float* P, const Tile& t) {
+  for (int64_t r = 0; r < t.rows(); ++r) {
+    float* g = dS + r * t.nk;
+    const float* p = P + r * t.nk;
+    float acc[kLanes] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= t.nk; j += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) acc[l] += g[j + l] * p[j + l];
     float dot = 0.f;
-    for (int64_t j = 0; j < d.Tk; ++j) dot += g[j] * p[j];
-    for (int64_t j = 0; j < d.Tk; ++j) g[j] = p[j] * (g[j] - dot);
+    for (int64_t l = 0; l < kLanes; ++l) dot += acc[l];
+    for (; j < t.nk; ++j) dot += g[j] * p[j];
+    for (j = 0; j < t.nk; ++j) g[j] = p[j] * (g[j] - dot);
   }
 }
 
-// One (b, h): P (Tq, Tk) = masked softmax(scale · Q Kᵀ); out[b, :, head h] (Tq, hs) = P V.
-void attention_forward_head(float* out, float* P, const Operand& q, const Operand& k, const Operand& v,
-                            const AttnDims& d, int64_t b, int64_t h) {
-  gemm(false, true, d.Tq, d.Tk, d.hs, d.scale, q.head(b, h, d.hs), q.st, k.head(b, h, d.hs), k.st, 0.f, P, d.Tk);
-  masked_softmax_rows(P, d, b);
-  float* o = out + b * d.Tq * d.C + h * d.hs;
-  gemm(false, false, d.Tq, d.hs, d.Tk, 1.f, P, d.Tk, v.head(b, h, d.hs), v.st, 0.f, o, d.C);
+// Runs f(tile) over every tile of pair (b, h), rows in blocks of kRowBlock.
+template <typename F>
+void for_each_tile(const AttnDims& d, int64_t b, int64_t h, F f) {
+  for (int64_t i0 = 0; i0 < d.Tq; i0 += kRowBlock) {
+    const int64_t i1 = std::min(d.Tq, i0 + kRowBlock);
+    f(Tile{b, h, i0, i1, d.visible(b, i1 - 1)});
+  }
 }
 
-// out (B, Tq, C); P_all (B, NH, Tq, Tk) to keep the probabilities, or nullptr (per-thread scratch).
-void attention_forward(float* out, float* P_all, const Operand& q, const Operand& k, const Operand& v,
+// out (B, Tq, C); L (B, NH, Tq) the row log-sum-exps (always written: Tq floats per pair).
+void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
                        const AttnDims& d) {
-  const int64_t pairs = d.B * d.NH, psize = d.Tq * d.Tk;
+  const int64_t pairs = d.B * d.NH;
 #pragma omp parallel if (d.work() > tensor::kParallelGrain)
   {
-    std::vector<float> scratch(P_all ? 0 : static_cast<size_t>(psize));
+    std::vector<float> S(static_cast<size_t>(std::min(d.Tq, kRowBlock) * d.Tk));
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < pairs; ++bh) {
-      float* P = P_all ? P_all + bh * psize : scratch.data();
-      attention_forward_head(out, P, q, k, v, d, bh / d.NH, bh % d.NH);
+      const int64_t b = bh / d.NH, h = bh % d.NH;
+      for_each_tile(d, b, h, [&](const Tile& t) {
+        scores(S.data(), q, k, d, t);
+        softmax_tile(S.data(), L + bh * d.Tq, d, t);
+        float* o = out + (b * d.Tq + t.i0) * d.C + h * d.hs;
+        gemm(false, false, t.rows(), d.hs, t.nk, 1.f, S.data(), t.nk, v.head(b, h, d.hs), v.st, 0.f, o, d.C);
+      });
     }
   }
 }
@@ -116,35 +183,43 @@ struct AttnGrads {
   const float* dout = nullptr;
 };
 
-// One (b, h), accumulating into dq/dk/dv: dV += Pᵀ dO; dS from dP = dO Vᵀ; dQ += scale·dS K;
-// dK += scale·dSᵀ Q. dS (Tq, Tk) is the caller's scratch.
-void attention_backward_head(const AttnGrads& g, float* dS, const float* P, const Operand& q, const Operand& k,
-                             const Operand& v, const AttnDims& d, int64_t b, int64_t h) {
-  const int64_t qoff = b * d.Tq * d.C + h * d.hs, koff = b * d.Tk * d.C + h * d.hs;
+// One tile, accumulating into dq/dk/dv: P recomputed; dV += Pᵀ dO; dS from dP = dO Vᵀ;
+// dQ += scale·dS K; dK += scale·dSᵀ Q. P and dS are the caller's (rows, nk) scratch.
+void attention_backward_tile(const AttnGrads& g, float* P, float* dS, const float* L, const Operand& q,
+                             const Operand& k, const Operand& v, const AttnDims& d, const Tile& t) {
+  const int64_t qoff = (t.b * d.Tq + t.i0) * d.C + t.h * d.hs, koff = t.b * d.Tk * d.C + t.h * d.hs;
   const float* dO = g.dout + qoff;
-  if (g.dv) gemm(true, false, d.Tk, d.hs, d.Tq, 1.f, P, d.Tk, dO, d.C, 1.f, g.dv + koff, d.C);
+  scores(P, q, k, d, t);
+  probs_tile(P, L, d, t);
+  if (g.dv) gemm(true, false, t.nk, d.hs, t.rows(), 1.f, P, t.nk, dO, d.C, 1.f, g.dv + koff, d.C);
   if (!g.dq && !g.dk) return;
-  gemm(false, true, d.Tq, d.Tk, d.hs, 1.f, dO, d.C, v.head(b, h, d.hs), v.st, 0.f, dS, d.Tk);
-  softmax_backward_rows(dS, P, d);
-  if (g.dq) gemm(false, false, d.Tq, d.hs, d.Tk, d.scale, dS, d.Tk, k.head(b, h, d.hs), k.st, 1.f, g.dq + qoff, d.C);
-  if (g.dk) gemm(true, false, d.Tk, d.hs, d.Tq, d.scale, dS, d.Tk, q.head(b, h, d.hs), q.st, 1.f, g.dk + koff, d.C);
+  gemm(false, true, t.rows(), t.nk, d.hs, 1.f, dO, d.C, v.head(t.b, t.h, d.hs), v.st, 0.f, dS, t.nk);
+  softmax_backward_tile(dS, P, t);
+  if (g.dq)
+    gemm(false, false, t.rows(), d.hs, t.nk, d.scale, dS, t.nk, k.head(t.b, t.h, d.hs), k.st, 1.f, g.dq + qoff, d.C);
+  if (g.dk)
+    gemm(true, false, t.nk, d.hs, t.rows(), d.scale, dS, t.nk, q.row(t.b, t.h, d.hs, t.i0), q.st, 1.f, g.dk + koff,
+         d.C);
 }
 
-void attention_backward(const AttnGrads& g, const float* P_all, const Operand& q, const Operand& k,
-                        const Operand& v, const AttnDims& d) {
-  const int64_t pairs = d.B * d.NH, psize = d.Tq * d.Tk;
+void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
+                        const AttnDims& d) {
+  const int64_t pairs = d.B * d.NH;
 #pragma omp parallel if (d.work() > tensor::kParallelGrain)
   {
-    std::vector<float> dS(static_cast<size_t>(psize));
+    const size_t tile = static_cast<size_t>(std::min(d.Tq, kRowBlock) * d.Tk);
+    std::vector<float> P(tile), dS(tile);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < pairs; ++bh)
-      attention_backward_head(g, dS.data(), P_all + bh * psize, q, k, v, d, bh / d.NH, bh % d.NH);
+      for_each_tile(d, bh / d.NH, bh % d.NH, [&](const Tile& t) {
+        attention_backward_tile(g, P.data(), dS.data(), L + bh * d.Tq, q, k, v, d, t);
+      });
   }
 }
 
 struct AttentionOp : Node {
   Tensor q, k, v;  // as given: rows may be strided, channel stride 1
-  Tensor P;        // (B, NH, Tq, Tk) softmax probabilities, 0 where masked
+  Tensor L;        // (B, NH, Tq) row log-sum-exp of the scores: P is recomputed from it
   Tensor out;      // (B, Tq, C) contiguous
   AttnDims dims;
   std::vector<int32_t> key_len;
@@ -155,7 +230,7 @@ struct AttentionOp : Node {
     g.dq = grad_sink(q);
     g.dk = grad_sink(k);
     g.dv = grad_sink(v);
-    attention_backward(g, P.data(), operand(q), operand(k), operand(v), dims);
+    attention_backward(g, L.data(), operand(q), operand(k), operand(v), dims);
   }
   const char* name() const override { return "attention"; }
 };
@@ -206,14 +281,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool
   const AttnDims d = check_attention(q, k, v, NH, causal, key_lengths);
   Tensor out = Tensor::empty({d.B, d.Tq, d.C});
   const bool rec = needs_grad({&q, &k, &v});
-  Tensor P = rec ? Tensor::empty({d.B, d.NH, d.Tq, d.Tk}) : Tensor();
-  attention_forward(out.data(), rec ? P.data() : nullptr, operand(q), operand(k), operand(v), d);
+  Tensor L = Tensor::empty({d.B, d.NH, d.Tq});
+  attention_forward(out.data(), L.data(), operand(q), operand(k), operand(v), d);
   if (rec) {
     auto node = std::make_unique<AttentionOp>();
     node->q = q;
     node->k = k;
     node->v = v;
-    node->P = P;
+    node->L = L;
     node->out = out;
     node->dims = d;
     node->key_len = key_lengths;  // the node owns its copy; dims.key_len points into it

@@ -3,6 +3,8 @@
 //   dA = dC·op(B)ᵀ   (stored Aᵀ when trans_a: dAᵀ = op(B)·dCᵀ)
 //   dB = op(A)ᵀ·dC   (stored Bᵀ when trans_b: dBᵀ = dCᵀ·op(A))
 // Both are accumulated with beta = 1, so backward adds into .grad as the tape requires.
+#include <algorithm>
+
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/gemm.h"
@@ -83,13 +85,23 @@ struct MatmulOp : Node {
 
 // ---- linear: y (N, out) = x (N, in) · wᵀ + b ----
 
-// db (out) += column sums of dy (N, out); each thread owns a block of columns (deterministic).
+// db (out) += column sums of dy (N, out). Each task owns a block of kColBlock columns and walks the
+// rows in order, adding a contiguous row segment at a time: vectorised, cache-friendly (the naive
+// column-by-column walk strides through dy and was 2% of a fine-tuning step), and each column is
+// still summed over n in order, so the result does not depend on the thread count.
+constexpr int64_t kColBlock = 64;
 void bias_backward(float* db, const float* dy, int64_t N, int64_t out) {
+  const int64_t blocks = (out + kColBlock - 1) / kColBlock;
 #pragma omp parallel for schedule(static) if (N * out > tensor::kParallelGrain)
-  for (int64_t j = 0; j < out; ++j) {
-    float acc = 0.f;
-    for (int64_t n = 0; n < N; ++n) acc += dy[n * out + j];
-    db[j] += acc;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t j0 = blk * kColBlock, w = std::min(kColBlock, out - j0);
+    float acc[kColBlock] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const float* row = dy + n * out + j0;
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < w; ++j) db[j0 + j] += acc[j];
   }
 }
 

@@ -28,6 +28,9 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, float s);
+// y (..., W) with s·parts[j] (..., w_j) added into columns [offsets[j], offsets[j] + w_j); the ranges
+// must be disjoint (add_columns.cpp). LoRA's per-slice update of GPT-2's fused qkv in one pass.
+Tensor add_columns(const Tensor& y, const std::vector<Tensor>& parts, const std::vector<int64_t>& offsets, float s);
 
 // ---- activations (activations.cpp) ----
 Tensor gelu(const Tensor& x);  // GPT-2's tanh approximation

@@ -158,8 +158,8 @@ LoRAFusedQKV::LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string
   for (size_t j = 0; j < slices.size(); ++j) lora_B.push_back(init_B(init, C, r));
 }
 
-// Each adapted slice adds scale · B_s A_s dropout(x) into its third of the (..., 3C) output; the
-// other thirds get zeros, so gradients reach only the adapted slices' A and B. One dropout mask
+// Each adapted slice adds scale · B_s A_s dropout(x) into its third of the (..., 3C) output
+// (autograd::add_columns, one pass); the other thirds stay the base output. One dropout mask
 // serves all slices, as for a single LoRA on the fused c_attn (peft), so both layouts agree.
 Tensor LoRAFusedQKV::forward(const Tensor& x, const nn::Context& ctx) {
   Tensor y = autograd::linear(x, weight, bias);
@@ -167,16 +167,14 @@ Tensor LoRAFusedQKV::forward(const Tensor& x, const nn::Context& ctx) {
   const int64_t C = in_features();
   Tensor d = lora_input(x, dropout, ctx);
   Tensor shared = shared_A ? autograd::linear(d, lora_A[0]) : Tensor();
-  std::vector<Tensor> parts(3);
+  std::vector<Tensor> parts;
+  std::vector<int64_t> offsets;
   for (size_t j = 0; j < slices.size(); ++j) {
     Tensor u = shared_A ? shared : autograd::linear(d, lora_A[j]);
-    parts[static_cast<size_t>(detail::slice_index(slices[j]))] = autograd::linear(u, lora_B[j]);
+    parts.push_back(autograd::linear(u, lora_B[j]));
+    offsets.push_back(detail::slice_index(slices[j]) * C);
   }
-  Shape third = y.shape();
-  third[-1] = C;
-  for (Tensor& p : parts)
-    if (!p.defined()) p = Tensor::zeros(third, y.device());
-  return autograd::add(y, autograd::scale(autograd::concat(parts, -1), scale));
+  return autograd::add_columns(y, parts, offsets, scale);  // y[:, slice] += scale · u Bᵀ
 }
 
 void LoRAFusedQKV::collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) {

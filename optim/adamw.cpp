@@ -10,15 +10,20 @@ namespace lowrank::optim {
 namespace {
 
 // The update of one tensor; n elements, bias corrections c1 = 1-β1^t, c2 = 1-β2^t.
+// Hyperparameters are copied into locals first: read through `c` they could alias the float
+// arrays being written, which stops vectorisation (AdamW was 4% of a full fine-tuning step).
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const AdamWConfig& c, float lr,
                   float wd, float c1, float c2) {
-#pragma omp parallel for schedule(static) if (n > tensor::kParallelGrain)
+  const float b1 = c.beta1, b2 = c.beta2, eps = c.eps, inv_c1 = 1.f / c1, inv_c2 = 1.f / c2;
+  const float l2 = c.decoupled ? 0.f : wd, decay = c.decoupled ? wd : 0.f;
+#pragma omp parallel for simd schedule(static) if (n > tensor::kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
-    const float gi = c.decoupled ? g[i] : g[i] + wd * p[i];
-    m[i] = c.beta1 * m[i] + (1.f - c.beta1) * gi;
-    v[i] = c.beta2 * v[i] + (1.f - c.beta2) * gi * gi;
-    const float update = (m[i] / c1) / (std::sqrt(v[i] / c2) + c.eps);
-    p[i] -= lr * (update + (c.decoupled ? wd * p[i] : 0.f));
+    const float gi = g[i] + l2 * p[i];
+    const float mi = b1 * m[i] + (1.f - b1) * gi;
+    const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= lr * ((mi * inv_c1) / (std::sqrt(vi * inv_c2) + eps) + decay * p[i]);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "tensor/storage.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -18,11 +19,14 @@ std::atomic<size_t> g_peak{0};
 
 // Large blocks are kept for reuse: a training step allocates and frees the same big buffers
 // (logits and their gradient: 200 MB each for GPT-2 BPE at 1024 tokens) every step, and returning
-// them to the OS costs a page fault per 4 KiB on the next first touch. Blocks of >= 1 MiB go back to
-// per-size free lists, up to 1 GiB in all; beyond that they are freed (sizes that never repeat, like
-// a growing KV cache, cannot pile up).
+// them to the OS costs a page fault per 4 KiB on the next first touch (plus the kernel zeroing the
+// page): 10% of a GPT-2 LoRA step when the cache was capped at 1 GiB and the step's activations need
+// 3 GB. Blocks of >= 1 MiB go back to per-size free lists while in-use + cached bytes stay within the
+// high-water mark of in-use bytes (or 1 GiB): the pool grows to the working set of one step and no
+// further, so a process never holds more than it once needed, and sizes that never repeat (a growing
+// KV cache) cannot pile up beyond that.
 constexpr size_t kCacheMinBytes = size_t(1) << 20;
-constexpr size_t kCacheMaxBytes = size_t(1) << 30;
+constexpr size_t kCacheMinCapBytes = size_t(1) << 30;
 struct BlockCache {
   std::mutex mu;
   std::unordered_map<size_t, std::vector<float*>> free_blocks;  // rounded bytes -> blocks
@@ -54,7 +58,8 @@ void cpu_free(float* p, size_t bytes) {
   if (bytes >= kCacheMinBytes) {
     BlockCache& c = block_cache();
     std::lock_guard<std::mutex> lock(c.mu);
-    if (c.cached + bytes <= kCacheMaxBytes) {
+    const size_t cap = std::max(kCacheMinCapBytes, g_peak.load());
+    if (c.cached + g_in_use.load() <= cap) {  // g_in_use still counts this block
       c.free_blocks[bytes].push_back(p);
       c.cached += bytes;
       return;

@@ -38,7 +38,11 @@ void zip_strided(const Tensor& dst, const Tensor& src, const char* op, F f) {
     for (int64_t i = 0; i < n; ++i) f(d[i], s[i]);
     return;
   }
+  // Strided views (slices of the fused qkv, transposes): rows split across threads; each thread
+  // owns whole rows of dst, so the result does not depend on the thread count.
   Strided4 a = pad4(dst), b = pad4(src);
+  const int64_t n = dst.numel();
+#pragma omp parallel for collapse(3) if (n > (1 << 16)) schedule(static)
   for (int64_t i0 = 0; i0 < a.n[0]; ++i0)
     for (int64_t i1 = 0; i1 < a.n[1]; ++i1)
       for (int64_t i2 = 0; i2 < a.n[2]; ++i2) {
@@ -66,8 +70,7 @@ Tensor Tensor::zeros(const Shape& shape, Device device) { return full(shape, 0.f
 Tensor Tensor::full(const Shape& shape, float value, Device device) {
   if (device == Device::Meta) return empty(shape, device);
   Tensor t = empty(shape, Device::CPU);
-  float* p = t.data();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = value;
+  t.fill_(value);  // threaded for large tensors: gradient buffers are zero-filled every step
   return device == Device::CPU ? t : t.to(device);
 }
 

@@ -134,3 +134,17 @@ TEST_CASE("concat: values along the last and first dim, gradients, errors") {
   CHECK(error_of([&] { concat({x, y}, 0); }).find("concat: shapes (2, 3) and (2, 5) differ outside dim 0") !=
         std::string::npos);
 }
+
+TEST_CASE("add_columns: values, gradients for y and every part, errors") {
+  Tensor y = Tensor::from({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor p = Tensor::from({10, 20}, {2, 1});
+  check_values(add_columns(y, {p}, {2}, 0.5f), {1, 2, 8, 4, 5, 16});
+  check_values(add_columns(y, {}, {}, 2.f), {1, 2, 3, 4, 5, 6});
+  Tensor Y = param({2, 3, 6}, 70), q = param({2, 3, 2}, 71), v = param({2, 3, 2}, 72);
+  check_grad([&] { return add_columns(Y, {q, v}, {0, 4}, 1.7f); }, {Y, q, v});
+  Tensor strided = transpose(param({3, 2, 6}, 73), 0, 1);  // (2, 3, 6) view: gradient through the view
+  check_grad([&] { return add_columns(strided, {q}, {3}, -0.5f); }, {strided, q});
+  CHECK(error_of([&] { add_columns(Y, {q, v}, {0, 1}, 1.f); }).find("overlap") != std::string::npos);
+  CHECK(error_of([&] { add_columns(Y, {q}, {5}, 1.f); }).find("does not fit in y (2, 3, 6)") != std::string::npos);
+  CHECK(error_of([&] { add_columns(Y, {param({2, 4, 2}, 74)}, {0}, 1.f); }).find("in dim 1") != std::string::npos);
+}

@@ -1,0 +1,224 @@
+// bench_step: one training step (forward + cross-entropy + backward + AdamW) of a GPT-2-124M-shaped
+// model with random weights, full fine-tuning vs LoRA (r=4 on Wq, Wv), timed step by step.
+//   ./build/bench_step                                # B=1, T=1024, FT and LoRA, all cores
+//   ./build/bench_step --batch 4 --seq 256 --threads 1 --json out/bench_step.json
+// Reports median and spread of the step time, tokens/s, GFLOP/s from the exact FLOP count below,
+// the fraction of the GEMM-bound floor (issue 7: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
+// = 3.1 s / 4.4 s; also against this machine's sgemm rate measured in the same run), peak memory
+// with its breakdown and the optimizer-state bytes (the paper's memory/speed claim, Section 4.2).
+// A benchmark, not a test: it checks nothing, it measures. Default run: ~2 minutes on 2 cores.
+#include <sys/resource.h>
+
+#include <memory>
+
+#include "autograd/ops.h"
+#include "examples/common/cli.h"
+#include "examples/common/step_flops.h"
+#include "lora/methods.h"
+#include "nn/config.h"
+#include "nn/gpt.h"
+#include "optim/adamw.h"
+#include "tensor/gemm.h"
+#include "tensor/parallel.h"
+#include "tensor/storage.h"
+
+using namespace lowrank;
+namespace ex = lowrank::examples;
+
+namespace {
+
+cxxopts::Options make_options() {
+  cxxopts::Options o("bench_step", "Time a GPT-2-124M training step: full fine-tuning vs LoRA");
+  o.add_options()
+    ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
+    ("batch", "sequences per step B", cxxopts::value<int64_t>()->default_value("1"))
+    ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))
+    ("methods", "comma list of ft, lora", cxxopts::value<std::string>()->default_value("ft,lora"))
+    ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
+    ("targets", "LoRA targets", cxxopts::value<std::string>()->default_value("q,v"))
+    ("steps", "timed steps per method", cxxopts::value<int>()->default_value("5"))
+    ("warmup", "untimed steps first (buffers, caches)", cxxopts::value<int>()->default_value("1"))
+    ("floor-gflops", "GEMM rate of issue 7's floor", cxxopts::value<double>()->default_value("200"))
+    ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+    ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
+    ("json", "write results to this JSON file", cxxopts::value<std::string>()->default_value(""))
+    ("h,help", "show help");
+  return o;
+}
+
+// sgemm rate on the largest linear GEMM of the step, (B·T, C)·(C, 4C): this machine's GEMM speed.
+double measure_gemm_gflops(int64_t N, int64_t C) {
+  Rng rng(3);
+  Tensor a = Tensor::randn({N, C}, rng), b = Tensor::randn({C, 4 * C}, rng), c = Tensor::zeros({N, 4 * C});
+  std::vector<double> s;
+  for (int i = 0; i < 6; ++i) {
+    ex::Timer t;
+    tensor::gemm(false, false, N, 4 * C, C, 1.f, a.data(), C, b.data(), 4 * C, 0.f, c.data(), 4 * C);
+    if (i > 0) s.push_back(t.seconds());
+  }
+  return 2.0 * N * C * 4 * C / ex::median(s) / 1e9;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1e3;  // ru_maxrss is in KiB on Linux
+}
+
+size_t bytes_of(const std::vector<nn::NamedTensor>& ps, bool trainable_only, bool grads) {
+  size_t n = 0;
+  for (const auto& p : ps) {
+    if (trainable_only && !p.tensor.requires_grad()) continue;
+    if (grads) {
+      if (p.tensor.grad().defined()) n += static_cast<size_t>(p.tensor.grad().numel()) * sizeof(float);
+    } else {
+      n += static_cast<size_t>(p.tensor.numel()) * sizeof(float);
+    }
+  }
+  return n;
+}
+
+struct Result {
+  std::string method;
+  int64_t trainable = 0;
+  std::vector<double> times;
+  double loss = 0, flops = 0;
+  size_t weights = 0, grads = 0, optimizer = 0, peak = 0;
+};
+
+// batch -> forward -> loss -> zero_grad -> backward -> step, as in every training example.
+float train_step(nn::GPT& model, optim::AdamW& opt, const std::vector<int32_t>& ids,
+                 const std::vector<int32_t>& targets, int64_t B, int64_t T, Rng& drop) {
+  Tensor logits = model.forward(ids, B, T, nn::Context{true, &drop});
+  Tensor loss = autograd::cross_entropy(logits, targets);
+  opt.zero_grad();
+  autograd::backward(loss);
+  opt.step(1e-4f);
+  return loss.item();
+}
+
+Result bench_method(const std::string& method, const cxxopts::ParseResult& a) {
+  const int64_t B = a["batch"].as<int64_t>(), T = a["seq"].as<int64_t>();
+  nn::GPTConfig cfg = nn::config_by_name(a["model"].as<std::string>());
+  cfg.n_positions = std::max(cfg.n_positions, T);
+  cfg.dropout = 0.f;
+  Rng rng(a["seed"].as<uint64_t>());
+  nn::GPT model(cfg, rng);
+  lora::MethodConfig mc;
+  mc.method = method;
+  mc.lora.r = a["rank"].as<int64_t>();
+  mc.lora.dropout = 0.f;  // the FLOP count has no dropout; LoRA's own dropout is a cheap mask anyway
+  mc.lora.targets = ex::split_list(a["targets"].as<std::string>());
+  Result r;
+  r.method = method;
+  r.trainable = lora::apply_method(model, mc, rng);
+  r.flops = ex::step_flops(cfg, B, T, mc);
+  optim::AdamW opt(model.named_parameters(), optim::AdamWConfig{});
+  std::vector<int32_t> ids(static_cast<size_t>(B * T)), targets(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
+    targets[i] = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
+  }
+  tensor::reset_cpu_bytes_peak();
+  const int warmup = a["warmup"].as<int>(), steps = a["steps"].as<int>();
+  ex::ProgressBar bar(warmup + steps);
+  for (int s = 0; s < warmup + steps; ++s) {
+    ex::Timer t;
+    r.loss = train_step(model, opt, ids, targets, B, T, rng);
+    if (s >= warmup) r.times.push_back(t.seconds());
+    bar.update(s + 1, r.loss, static_cast<double>(B * T) / t.seconds());
+  }
+  bar.finish();
+  const auto ps = model.named_parameters();
+  r.weights = bytes_of(ps, false, false);
+  r.grads = bytes_of(ps, true, true);
+  r.optimizer = opt.state_bytes();
+  r.peak = tensor::cpu_bytes_peak();
+  return r;
+}
+
+double mb(size_t b) { return static_cast<double>(b) / 1e6; }
+std::string fmt(double v, int prec = 2) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+nlohmann::json to_json(const Result& r, int64_t tokens, double gemm, double floor_rate) {
+  const double med = ex::median(r.times);
+  const ex::Spread sp = ex::spread(r.times);
+  return {{"method", r.method}, {"trainable_params", r.trainable}, {"step_s_median", med},
+          {"step_s_min", sp.min}, {"step_s_max", sp.max}, {"step_s_q1", sp.q1}, {"step_s_q3", sp.q3},
+          {"step_s_all", r.times}, {"tokens_per_s", tokens / med}, {"gflop", r.flops / 1e9},
+          {"gflop_per_s", r.flops / med / 1e9}, {"floor_s_issue", r.flops / floor_rate / 1e9},
+          {"floor_s_measured_gemm", r.flops / gemm / 1e9}, {"x_floor_issue", med / (r.flops / floor_rate / 1e9)},
+          {"x_floor_measured_gemm", med / (r.flops / gemm / 1e9)}, {"loss", r.loss},
+          {"bytes", {{"weights", r.weights}, {"grads", r.grads}, {"optimizer", r.optimizer},
+                     {"activations_and_workspace", r.peak > r.weights + r.grads + r.optimizer
+                                                       ? r.peak - r.weights - r.grads - r.optimizer : 0},
+                     {"peak_tensor_bytes", r.peak}}}};
+}
+
+// One row per method, then the LoRA/FT ratios the paper (Section 4.2) and issue 7 talk about.
+int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, int64_t tokens, double gemm,
+           double floor_rate) {
+  std::vector<std::vector<std::string>> rows;
+  nlohmann::json j = {{"model", a["model"].as<std::string>()}, {"batch", a["batch"].as<int64_t>()},
+                      {"seq", a["seq"].as<int64_t>()}, {"threads", tensor::num_threads()},
+                      {"sgemm_gflop_per_s", gemm}, {"floor_gflop_per_s", floor_rate}, {"methods", nlohmann::json::array()}};
+  for (const Result& r : rs) {
+    const nlohmann::json m = to_json(r, tokens, gemm, floor_rate);
+    j["methods"].push_back(m);
+    const ex::Spread sp = ex::spread(r.times);
+    rows.push_back({r.method, std::to_string(r.trainable), fmt(m["step_s_median"]) + " [" + fmt(sp.min) + ", " + fmt(sp.max) + "]",
+                    fmt(m["tokens_per_s"], 0), fmt(m["gflop"], 1), fmt(m["gflop_per_s"], 1),
+                    fmt(m["x_floor_issue"]) + " / " + fmt(m["x_floor_measured_gemm"]),
+                    fmt(mb(r.weights), 0) + "+" + fmt(mb(r.grads), 0) + "+" + fmt(mb(r.optimizer), 0) + "+" +
+                        fmt(mb(m["bytes"]["activations_and_workspace"].get<size_t>()), 0),
+                    fmt(mb(r.peak), 0)});
+  }
+  ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s", "x floor (200 / sgemm)",
+                   "MB weights+grads+adam+act", "peak MB"}, rows);
+  if (rs.size() == 2 && rs[0].method == "ft" && rs[1].method == "lora") {
+    const double t = ex::median(rs[1].times) / ex::median(rs[0].times), mem = mb(rs[1].peak) / mb(rs[0].peak);
+    std::cout << "LoRA/FT step time " << fmt(t, 3) << ", peak memory " << fmt(mem, 3) << ", optimizer state "
+              << rs[1].optimizer << " vs " << rs[0].optimizer << " bytes\n";
+    j["lora_over_ft_time"] = t;
+    j["lora_over_ft_peak_bytes"] = mem;
+  }
+  j["peak_rss_mb"] = peak_rss_mb();
+  if (!a["json"].as<std::string>().empty()) ex::write_json(a["json"].as<std::string>(), j);
+  return 0;
+}
+
+}  // namespace
+
+namespace {
+
+int bench_main(int argc, char** argv) {
+  cxxopts::Options options = make_options();
+  auto a = options.parse(argc, argv);
+  if (a.count("help")) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  tensor::set_num_threads(a["threads"].as<int>());
+  const int64_t B = a["batch"].as<int64_t>(), T = a["seq"].as<int64_t>();
+  LR_CHECK(B > 0 && T > 0 && a["steps"].as<int>() > 0, "--batch, --seq and --steps must be positive");
+  const nn::GPTConfig cfg = nn::config_by_name(a["model"].as<std::string>());
+  const double gemm = measure_gemm_gflops(B * T, cfg.n_embd), floor_rate = a["floor-gflops"].as<double>();
+  std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << ", " << tensor::num_threads()
+            << " threads; sgemm (B*T,C)x(C,4C): " << fmt(gemm, 1) << " GFLOP/s\n";
+
+  std::vector<Result> results;
+  for (const std::string& m : ex::split_list(a["methods"].as<std::string>())) {
+    LR_CHECK(m == "ft" || m == "lora", "--methods: expected ft or lora, got '", m, "'");
+    std::cout << m << ":\n";
+    results.push_back(bench_method(m, a));
+  }
+  return report(results, a, B * T, gemm, floor_rate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ex::run_main(argc, argv, bench_main); }
