@@ -102,3 +102,42 @@ TEST_CASE("backward: errors for a non-scalar loss and for a root without grad") 
   Tensor c = Tensor::full({}, 1.f);
   CHECK(error_of([&] { backward(c); }).find("does not require grad") != std::string::npos);
 }
+
+namespace {
+// Records whether it has been destroyed, and whether the node after it was gone when it ran.
+struct ProbeOp : Node {
+  Tensor x, out;
+  bool* destroyed = nullptr;
+  const bool* later_destroyed = nullptr;
+  bool* later_was_gone = nullptr;
+  void backward() override {
+    if (later_destroyed) *later_was_gone = *later_destroyed;
+    grad_sink(x);
+  }
+  ~ProbeOp() override { *destroyed = true; }
+  const char* name() const override { return "probe"; }
+};
+Tensor probe(const Tensor& x, bool* destroyed, const bool* later_destroyed, bool* later_was_gone) {
+  Tensor out = x.clone();
+  auto n = std::make_unique<ProbeOp>();
+  n->x = x;
+  n->out = out;
+  n->destroyed = destroyed;
+  n->later_destroyed = later_destroyed;
+  n->later_was_gone = later_was_gone;
+  record(std::move(n), out);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("tape: each node is freed right after its backward, so saved activations go early") {
+  tape().clear();
+  Tensor x = param({4}, 3);
+  bool first_gone = false, second_gone = false, second_gone_when_first_ran = false;
+  Tensor h = probe(x, &first_gone, &second_gone, &second_gone_when_first_ran);
+  Tensor y = probe(h, &second_gone, nullptr, nullptr);
+  backward(sum(y));
+  CHECK(second_gone_when_first_ran);  // the later node was destroyed before the earlier one ran
+  CHECK(first_gone);
+  CHECK(tape().size() == 0);
+}

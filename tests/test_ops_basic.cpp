@@ -142,8 +142,8 @@ TEST_CASE("add_columns: values, gradients for y and every part, errors") {
   check_values(add_columns(y, {}, {}, 2.f), {1, 2, 3, 4, 5, 6});
   Tensor Y = param({2, 3, 6}, 70), q = param({2, 3, 2}, 71), v = param({2, 3, 2}, 72);
   check_grad([&] { return add_columns(Y, {q, v}, {0, 4}, 1.7f); }, {Y, q, v});
-  Tensor strided = transpose(param({3, 2, 6}, 73), 0, 1);  // (2, 3, 6) view: gradient through the view
-  check_grad([&] { return add_columns(strided, {q}, {3}, -0.5f); }, {strided, q});
+  Tensor base = param({3, 2, 6}, 73);  // a (2, 3, 6) transposed view of it: gradient through the view
+  check_grad([&] { return add_columns(transpose(base, 0, 1), {q}, {3}, -0.5f); }, {base, q});
   CHECK(error_of([&] { add_columns(Y, {q, v}, {0, 1}, 1.f); }).find("overlap") != std::string::npos);
   CHECK(error_of([&] { add_columns(Y, {q}, {5}, 1.f); }).find("does not fit in y (2, 3, 6)") != std::string::npos);
   CHECK(error_of([&] { add_columns(Y, {param({2, 4, 2}, 74)}, {0}, 1.f); }).find("in dim 1") != std::string::npos);
