@@ -4,20 +4,18 @@
 //   ./build/train_gpt --save out/gpt-mini.safetensors                 # a base model first
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method lora --rank 4 --targets q,v
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method ft --lr 2e-4
-// Each step: batch -> forward -> masked loss -> zero_grad -> backward -> clip -> AdamW step.
+// Training (load, apply the method, AdamW on the masked loss) lives in examples/common/e2e_train.h.
 #include <fstream>
 #include <iostream>
 
-#include "autograd/ops.h"
 #include "data/bpe.h"
 #include "data/e2e.h"
 #include "data/metrics.h"
 #include "examples/common/cli.h"
+#include "examples/common/e2e_train.h"
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
-#include "optim/adamw.h"
-#include "optim/schedule.h"
 #include "tensor/parallel.h"
 
 using namespace lowrank;
@@ -84,81 +82,19 @@ size_t peak_rss_bytes() {
   return kb * 1024;
 }
 
-float masked_loss_step(nn::GPT& model, optim::AdamW& opt, const data::E2EBatch& b, float smoothing, float clip,
-                       float lr, Rng& drop_rng) {
-  Tensor logits = model.forward(b.inputs, b.B, b.T, nn::Context{true, &drop_rng});
-  autograd::CrossEntropyOptions ce;
-  ce.label_smoothing = smoothing;
-  ce.mask = b.mask;
-  Tensor loss = autograd::cross_entropy(logits, b.targets, ce);
-  const float l = loss.item();
-  LR_CHECK(std::isfinite(l), "loss is ", l, " (lower --lr)");
-  opt.zero_grad();
-  autograd::backward(loss);
-  if (clip > 0.f) optim::clip_grad_norm(model.named_parameters(), clip);
-  opt.step(lr);
-  return l;
-}
-
-// Mean masked loss (no smoothing) over the first n evaluation batches of ds.
-double eval_loss(nn::GPT& model, const data::E2EDataset& ds, int64_t B, int64_t n) {
-  autograd::NoGradGuard ng;
-  double sum = 0.0, tokens = 0.0;
-  n = std::min(n, ds.num_eval_batches(B));
-  for (int64_t i = 0; i < n; ++i) {
-    data::E2EBatch b = ds.eval_batch(i, B);
-    autograd::CrossEntropyOptions ce;
-    ce.mask = b.mask;
-    sum += autograd::cross_entropy(model.forward(b.inputs, b.B, b.T, {}), b.targets, ce).item() * b.tokens;
-    tokens += static_cast<double>(b.tokens);
-  }
-  return sum / tokens;
-}
-
-}  // namespace
-
-namespace {
-
-struct TrainResult {
-  float final_loss = NAN;
-  double seconds = 0, tokens_per_s = 0, valid_loss = NAN;
-  int64_t steps = 0;
-};
-
-TrainResult train(nn::GPT& model, optim::AdamW& opt, const data::E2EDataset& train_set,
-                  const data::E2EDataset& valid_set, const cxxopts::ParseResult& a) {
-  const int64_t B = a["batch-size"].as<int64_t>();
-  const uint64_t seed = a["seed"].as<uint64_t>();
-  Rng shuffle_rng(seed), drop_rng(seed + 1);
-  int64_t steps = a["steps"].as<int64_t>();
-  if (steps <= 0) steps = a["epochs"].as<int64_t>() * (train_set.size() / B);
-  optim::Schedule sched{a["lr"].as<float>(), a["warmup"].as<int64_t>(), steps, "linear", 0.f};  // paper: linear
-  sched.validate();
-  ex::ProgressBar bar(steps);
-  ex::Timer timer;
-  TrainResult r;
-  double tokens = 0.0, loss_avg = 0.0;
-  std::vector<std::vector<int64_t>> epoch;
-  for (int64_t step = 0; step < steps; ++step) {
-    if (epoch.empty()) {
-      epoch = train_set.epoch_batches(B, shuffle_rng, true);
-      std::reverse(epoch.begin(), epoch.end());  // pop_back walks the epoch in its drawn order
-    }
-    data::E2EBatch b = train_set.batch(epoch.back());
-    epoch.pop_back();
-    const float l = masked_loss_step(model, opt, b, a["label-smoothing"].as<float>(), a["clip"].as<float>(),
-                                     sched.lr_at(step), drop_rng);
-    loss_avg = step == 0 ? l : 0.95 * loss_avg + 0.05 * l;
-    tokens += static_cast<double>(b.B * b.T);
-    bar.update(step + 1, loss_avg, tokens / timer.seconds());
-  }
-  bar.finish();
-  r.seconds = timer.seconds();
-  r.tokens_per_s = tokens / r.seconds;
-  r.final_loss = static_cast<float>(loss_avg);
-  r.steps = steps;
-  r.valid_loss = eval_loss(model, valid_set, B, 50);
-  return r;
+ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
+  ex::E2ETrainOptions o;
+  o.batch_size = a["batch-size"].as<int64_t>();
+  o.steps = a["steps"].as<int64_t>();
+  o.epochs = a["epochs"].as<int64_t>();
+  o.warmup = a["warmup"].as<int64_t>();
+  o.lr = a["lr"].as<float>();
+  o.weight_decay = a["weight-decay"].as<float>();
+  o.label_smoothing = a["label-smoothing"].as<float>();
+  o.clip = a["clip"].as<float>();
+  o.max_len = a["max-len"].as<int64_t>();
+  o.seed = a["seed"].as<uint64_t>();
+  return o;
 }
 
 // Beam-search the first n test MRs (all when n == 0); returns hypotheses and their reference sets.
@@ -212,41 +148,31 @@ int finetune_main(int argc, char** argv) {
   LR_CHECK(a.count("init"), "--init is required: a base checkpoint from train_gpt (e.g. out/gpt-mini.safetensors)");
   tensor::set_num_threads(a["threads"].as<int>());
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
-  Rng rng(a["seed"].as<uint64_t>());
-  std::unique_ptr<nn::GPT> model = nn::load_model(a["init"].as<std::string>(), rng);
-  LR_CHECK(model->config.vocab_size == tok.vocab_size(), a["init"].as<std::string>(), ": vocabulary ",
-           model->config.vocab_size, " is not GPT-2 BPE's ", tok.vocab_size(), " (pretrain with --tokenizer bpe)");
-  const int64_t total_params = model->num_parameters();
-  lora::MethodConfig mc = method_config(a);
-  const int64_t trainable = lora::apply_method(*model, mc, rng);
-  optim::AdamWConfig oc;
-  oc.weight_decay = a["weight-decay"].as<float>();
-  optim::AdamW opt(model->named_parameters(), oc);
-  const int64_t max_len = std::min(a["max-len"].as<int64_t>(), model->config.n_positions);
-  data::E2EDataset train_set(data::load_e2e(kE2E + "/train.txt"), tok, max_len);
-  data::E2EDataset valid_set(data::load_e2e(kE2E + "/valid.txt"), tok, max_len);
-  std::cout << "method " << mc.method << ": " << trainable << " trainable of " << total_params
-            << " parameters, optimizer state " << opt.state_bytes() << " bytes; E2E train " << train_set.size()
-            << " examples\n";
+  const lora::MethodConfig mc = method_config(a);
+  const ex::E2ETrainOptions to = train_options(a);
+  ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to);
+  const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to));
+  ex::print_e2e_setup(em, mc.method, splits.train);
 
-  TrainResult tr = train(*model, opt, train_set, valid_set, a);
+  const ex::E2ETrainResult tr = ex::train_e2e(em, splits, to);
+  nn::GPT& model = *em.model;
   if (!a["save-adapter"].as<std::string>().empty()) {
     LR_CHECK(mc.method == "lora", "--save-adapter needs --method lora");
-    lora::save_adapter(a["save-adapter"].as<std::string>(), *model, mc.lora);
+    lora::save_adapter(a["save-adapter"].as<std::string>(), model, mc.lora);
   }
   std::vector<data::E2EGroup> groups = data::group_by_mr(data::load_e2e(kE2E + "/test.txt"));
   double decode_s = 0.0;
-  auto [hyps, refs] = decode_test(*model, tok, groups, a, decode_s);
+  auto [hyps, refs] = decode_test(model, tok, groups, a, decode_s);
   write_outputs(a["outputs"].as<std::string>(), groups, hyps);
   data::MetricScores m = data::e2e_metrics(hyps, refs);
 
   ex::print_table({"method", "trainable", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr", "valid loss", "train s"},
-                  {{mc.method, std::to_string(trainable), fmt(m.bleu), fmt(m.nist), fmt(m.meteor), fmt(m.rouge_l),
+                  {{mc.method, std::to_string(em.trainable), fmt(m.bleu), fmt(m.nist), fmt(m.meteor), fmt(m.rouge_l),
                     fmt(m.cider), fmt(tr.valid_loss), fmt(tr.seconds, 0)}});
   if (!a["json"].as<std::string>().empty())
     ex::write_json(a["json"].as<std::string>(),
-                   {{"method", mc.method}, {"trainable_params", trainable}, {"total_params", total_params},
-                    {"optimizer_state_bytes", opt.state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
+                   {{"method", mc.method}, {"trainable_params", em.trainable}, {"total_params", em.total_params},
+                    {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
                     {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps},
                     {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s},
                     {"final_train_loss", tr.final_loss}, {"valid_loss", tr.valid_loss},

@@ -1,0 +1,153 @@
+#pragma once
+// Fine-tuning a pretrained GPT on E2E NLG (Hu et al., 2021, Section 5.5) with LoRA or a baseline:
+// load the base, apply the method, train with AdamW on the completion-only masked loss, report the
+// validation loss. Shared by finetune_e2e (which then decodes and scores) and subspace (which trains
+// the adapters that Section 7 analyses). Each step: batch -> forward -> masked loss -> zero_grad ->
+// backward -> clip -> AdamW step, learning rate from linear warmup + linear decay (the paper's).
+// Randomness: one seed gives the model load and A's init (rng(seed)), the batch order (seed) and the
+// dropout masks (seed + 1): a fixed seed reproduces a run exactly.
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "data/e2e.h"
+#include "data/tokenizer.h"
+#include "examples/common/cli.h"
+#include "lora/methods.h"
+#include "nn/checkpoint.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+
+namespace lowrank::examples {
+
+struct E2ETrainOptions {
+  int64_t batch_size = 8;       // examples per step
+  int64_t steps = 300;          // optimizer steps; <= 0: `epochs` over the train set
+  int64_t epochs = 1;
+  int64_t warmup = 30;          // linear warmup steps, then linear decay to 0
+  float lr = 1e-3f;             // peak learning rate
+  float weight_decay = 0.01f;   // AdamW
+  float label_smoothing = 0.1f;
+  float clip = 1.f;             // max gradient norm; 0: off
+  int64_t max_len = 128;        // tokens per example, capped by the model's n_positions
+  int64_t eval_batches = 50;    // validation batches behind the reported valid loss
+  uint64_t seed = 1;
+};
+
+// A base checkpoint with a method applied, and its optimizer over the trainable tensors.
+struct E2EModel {
+  std::unique_ptr<nn::GPT> model;
+  std::unique_ptr<optim::AdamW> opt;
+  int64_t total_params = 0, trainable = 0;
+};
+
+struct E2ETrainResult {
+  float final_loss = NAN;  // smoothed (EMA 0.95) training loss at the last step
+  double seconds = 0, tokens_per_s = 0, valid_loss = NAN;
+  int64_t steps = 0;
+};
+
+struct E2ESplits {
+  data::E2EDataset train, valid;
+};
+
+// The train and valid splits of loralib's E2E files in `dir`, tokenized once.
+inline E2ESplits load_e2e_splits(const std::string& dir, const data::Tokenizer& tok, int64_t max_len) {
+  return {data::E2EDataset(data::load_e2e(dir + "/train.txt"), tok, max_len),
+          data::E2EDataset(data::load_e2e(dir + "/valid.txt"), tok, max_len)};
+}
+
+inline E2EModel prepare_e2e_model(const std::string& init, const data::Tokenizer& tok, const lora::MethodConfig& mc,
+                                  const E2ETrainOptions& o) {
+  Rng rng(o.seed);
+  E2EModel m;
+  m.model = nn::load_model(init, rng);
+  LR_CHECK(m.model->config.vocab_size == tok.vocab_size(), init, ": vocabulary ", m.model->config.vocab_size,
+           " is not GPT-2 BPE's ", tok.vocab_size(), " (pretrain with --tokenizer bpe)");
+  m.total_params = m.model->num_parameters();
+  m.trainable = lora::apply_method(*m.model, mc, rng);
+  optim::AdamWConfig oc;
+  oc.weight_decay = o.weight_decay;
+  m.opt = std::make_unique<optim::AdamW>(m.model->named_parameters(), oc);
+  return m;
+}
+
+inline int64_t e2e_max_len(const E2EModel& m, const E2ETrainOptions& o) {
+  return std::min(o.max_len, m.model->config.n_positions);
+}
+
+inline void print_e2e_setup(const E2EModel& m, const std::string& method, const data::E2EDataset& train) {
+  std::cout << "method " << method << ": " << m.trainable << " trainable of " << m.total_params
+            << " parameters, optimizer state " << m.opt->state_bytes() << " bytes; E2E train " << train.size()
+            << " examples\n";
+}
+
+inline float e2e_loss_step(nn::GPT& model, optim::AdamW& opt, const data::E2EBatch& b, float smoothing, float clip,
+                           float lr, Rng& drop_rng) {
+  Tensor logits = model.forward(b.inputs, b.B, b.T, nn::Context{true, &drop_rng});
+  autograd::CrossEntropyOptions ce;
+  ce.label_smoothing = smoothing;
+  ce.mask = b.mask;
+  Tensor loss = autograd::cross_entropy(logits, b.targets, ce);
+  const float l = loss.item();
+  LR_CHECK(std::isfinite(l), "loss is ", l, " (lower --lr)");
+  opt.zero_grad();
+  autograd::backward(loss);
+  if (clip > 0.f) optim::clip_grad_norm(model.named_parameters(), clip);
+  opt.step(lr);
+  return l;
+}
+
+// Mean masked loss (no smoothing) over the first n evaluation batches of ds.
+inline double e2e_eval_loss(nn::GPT& model, const data::E2EDataset& ds, int64_t B, int64_t n) {
+  autograd::NoGradGuard ng;
+  double sum = 0.0, tokens = 0.0;
+  n = std::min(n, ds.num_eval_batches(B));
+  for (int64_t i = 0; i < n; ++i) {
+    data::E2EBatch b = ds.eval_batch(i, B);
+    autograd::CrossEntropyOptions ce;
+    ce.mask = b.mask;
+    sum += autograd::cross_entropy(model.forward(b.inputs, b.B, b.T, {}), b.targets, ce).item() * b.tokens;
+    tokens += static_cast<double>(b.tokens);
+  }
+  return sum / tokens;
+}
+
+// Trains m for o.steps (or o.epochs) with a progress bar on stderr, then measures the valid loss.
+inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETrainOptions& o) {
+  const int64_t B = o.batch_size;
+  Rng shuffle_rng(o.seed), drop_rng(o.seed + 1);
+  const int64_t steps = o.steps > 0 ? o.steps : o.epochs * (data.train.size() / B);
+  optim::Schedule sched{o.lr, o.warmup, steps, "linear", 0.f};  // paper: linear
+  sched.validate();
+  ProgressBar bar(steps);
+  Timer timer;
+  double tokens = 0.0, loss_avg = 0.0;
+  std::vector<std::vector<int64_t>> epoch;
+  for (int64_t step = 0; step < steps; ++step) {
+    if (epoch.empty()) {
+      epoch = data.train.epoch_batches(B, shuffle_rng, true);
+      std::reverse(epoch.begin(), epoch.end());  // pop_back walks the epoch in its drawn order
+    }
+    data::E2EBatch b = data.train.batch(epoch.back());
+    epoch.pop_back();
+    const float l = e2e_loss_step(*m.model, *m.opt, b, o.label_smoothing, o.clip, sched.lr_at(step), drop_rng);
+    loss_avg = step == 0 ? l : 0.95 * loss_avg + 0.05 * l;
+    tokens += static_cast<double>(b.B * b.T);
+    bar.update(step + 1, loss_avg, tokens / timer.seconds());
+  }
+  bar.finish();
+  E2ETrainResult r;
+  r.seconds = timer.seconds();
+  r.tokens_per_s = tokens / r.seconds;
+  r.final_loss = static_cast<float>(loss_avg);
+  r.steps = steps;
+  r.valid_loss = e2e_eval_loss(*m.model, data.valid, B, o.eval_batches);
+  return r;
+}
+
+}  // namespace lowrank::examples

@@ -1,0 +1,211 @@
+#pragma once
+// Training and evaluation of one GLUE run, shared by finetune_glue (the paper's Table 2 analog) and
+// ablation (Tables 5 and 6): a causal GPT from train_gpt becomes a last-token classifier
+// (nn::classifier_from_gpt), the method (LoRA or a baseline) is applied to the encoder and the
+// classification head always trains, as in the paper's GLUE runs (Hu et al., 2021, Section 5.2 and
+// Appendix D: the head is trained for every method). AdamW, linear warmup then linear decay.
+// Header-only like cli.h, so each example stays one .cpp that CMake globs up.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "data/bpe.h"
+#include "data/glue.h"
+#include "examples/common/cli.h"
+#include "lora/methods.h"
+#include "nn/classifier.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
+#include "tensor/safetensors.h"
+
+namespace lowrank::examples {
+
+struct GlueRunConfig {
+  std::string init;             // base checkpoint (train_gpt, GPT-2 BPE vocabulary)
+  std::string pooling = "mean";  // nn::pooling_by_name: mean, or last (GPT-2's choice)
+  lora::MethodConfig method;
+  int64_t steps = 300, batch_size = 16, warmup = 30, eval_batch = 64;
+  float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
+  bool progress = true;         // a progress bar on stderr during training
+};
+
+struct GlueData {
+  data::GlueTask task;
+  std::unique_ptr<data::GlueDataset> train, dev;
+};
+
+struct GlueRunResult {
+  int64_t trainable = 0;  // the method's parameters in the encoder (the paper's "# Trainable Parameters")
+  int64_t head = 0;       // the classification head, trained by every method on top
+  int64_t total = 0, steps = 0;
+  double final_loss = NAN, train_seconds = 0, tokens_per_s = 0, eval_seconds = 0;
+  data::ClassificationScores dev;
+};
+
+// The task's train split (a fixed subset of train_examples when > 0, drawn with seed 0 so every run
+// and seed sees the same examples) and its dev split, encoded once for every run.
+inline GlueData load_glue_data(const std::string& glue_dir, const std::string& task, const data::Tokenizer& tok,
+                               int64_t max_len, int64_t train_examples) {
+  GlueData d{data::glue_task(task), nullptr, nullptr};
+  auto train = data::glue_subset(data::load_glue(task, glue_dir + "/" + task + "/train.tsv"), train_examples, 0);
+  d.train = std::make_unique<data::GlueDataset>(train, tok, max_len);
+  d.dev = std::make_unique<data::GlueDataset>(data::load_glue(task, glue_dir + "/" + task + "/dev.tsv"), tok, max_len);
+  return d;
+}
+
+// Classifier from the checkpoint, the method applied to the encoder, the head trainable.
+inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, int64_t n_classes, Rng& rng) {
+  const std::string& m = c.method.method;
+  LR_CHECK(m != "prefix-embed" && m != "prefix-layer", "method ", m,
+           " cannot run on padded GLUE batches (the paper reports no prefix baseline on GLUE either)");
+  std::unique_ptr<nn::Classifier> clf = nn::classifier_from_gpt(c.init, n_classes, rng, c.dropout,
+                                                                   nn::pooling_by_name(c.pooling));
+  LR_CHECK(clf->encoder.config.vocab_size == 50257, c.init, ": vocabulary ", clf->encoder.config.vocab_size,
+           " is not GPT-2 BPE's 50257 (pretrain with --tokenizer bpe)");
+  LR_CHECK(clf->encoder.config.n_positions >= 2, c.init, ": n_positions too small");
+  lora::apply_method(clf->encoder, c.method, rng);
+  clf->dense->set_requires_grad(true);
+  clf->out_proj->set_requires_grad(true);
+  return clf;
+}
+
+// One step: forward -> cross-entropy -> zero_grad -> backward -> clip -> AdamW step.
+inline float glue_step(nn::Classifier& clf, optim::AdamW& opt, const data::GlueBatch& b, float lr, float clip,
+                       Rng& drop_rng) {
+  Tensor logits = clf.forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng});
+  Tensor loss = autograd::cross_entropy(logits, b.labels);
+  const float l = loss.item();
+  LR_CHECK(std::isfinite(l), "loss is ", l, " (lower --lr)");
+  opt.zero_grad();
+  autograd::backward(loss);
+  if (clip > 0.f) optim::clip_grad_norm(clf.named_parameters(), clip);
+  opt.step(lr);
+  return l;
+}
+
+// Accuracy and F1 (class 1) of the argmax predictions over a whole split.
+inline data::ClassificationScores glue_evaluate(nn::Classifier& clf, const data::GlueDataset& ds, int64_t B) {
+  autograd::NoGradGuard ng;
+  std::vector<int32_t> pred, gold;
+  for (int64_t i = 0; i < ds.num_eval_batches(B); ++i) {
+    data::GlueBatch b = ds.eval_batch(i, B);
+    Tensor logits = clf.forward(b.ids, b.B, b.T, b.lengths, {});  // (B, n_classes)
+    const int64_t K = logits.size(1);
+    std::vector<float> v = logits.to_vector();
+    for (int64_t r = 0; r < b.B; ++r) {
+      const float* row = v.data() + r * K;
+      pred.push_back(static_cast<int32_t>(std::max_element(row, row + K) - row));
+      gold.push_back(b.labels[static_cast<size_t>(r)]);
+    }
+  }
+  return data::classification_scores(pred, gold);
+}
+
+// Trains clf for c.steps on d.train (epochs reshuffled from seed), returns loss, time, throughput.
+inline GlueRunResult glue_train(nn::Classifier& clf, optim::AdamW& opt, const GlueData& d, const GlueRunConfig& c,
+                                uint64_t seed) {
+  Rng shuffle_rng(seed), drop_rng(seed + 1);
+  optim::Schedule sched{c.lr, c.warmup, c.steps, "linear", 0.f};  // the paper's GLUE runs: linear decay
+  sched.validate();
+  ProgressBar bar(c.steps);
+  Timer timer;
+  double tokens = 0.0, loss_avg = 0.0;
+  std::vector<std::vector<int64_t>> epoch;
+  for (int64_t step = 0; step < c.steps; ++step) {
+    if (epoch.empty()) {
+      epoch = d.train->epoch_batches(c.batch_size, shuffle_rng, true);
+      LR_CHECK(!epoch.empty(), "train split has ", d.train->size(), " examples, fewer than one batch of ",
+               c.batch_size);
+      std::reverse(epoch.begin(), epoch.end());  // pop_back walks the epoch in its drawn order
+    }
+    data::GlueBatch b = d.train->batch(epoch.back());
+    epoch.pop_back();
+    const float l = glue_step(clf, opt, b, sched.lr_at(step), c.clip, drop_rng);
+    loss_avg = step == 0 ? l : 0.95 * loss_avg + 0.05 * l;
+    tokens += static_cast<double>(b.tokens);
+    if (c.progress) bar.update(step + 1, loss_avg, tokens / timer.seconds());
+  }
+  if (c.progress) bar.finish();
+  GlueRunResult r;
+  r.train_seconds = timer.seconds();
+  r.tokens_per_s = tokens / r.train_seconds;
+  r.final_loss = loss_avg;
+  r.steps = c.steps;
+  return r;
+}
+
+// The LoRA adapter (lora::save_adapter: encoder tensors, config, base hash) at path, and the trained
+// head beside it at <path without .safetensors>.head.safetensors: both are needed to classify.
+inline void save_glue_adapter(const std::string& path, nn::Classifier& clf, const lora::LoRAConfig& cfg) {
+  lora::save_adapter(path, clf.encoder, cfg);
+  std::map<std::string, Tensor> head;
+  std::vector<nn::NamedTensor> named;
+  clf.dense->collect("classifier.dense.", named);
+  clf.out_proj->collect("classifier.out_proj.", named);
+  for (const nn::NamedTensor& t : named) head[t.name] = t.tensor;
+  const std::string ext = ".safetensors";
+  const bool has_ext = path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+  tensor::save_safetensors((has_ext ? path.substr(0, path.size() - ext.size()) : path) + ".head" + ext, head,
+                           {{"format", "lowrank-classifier-head"}});
+}
+
+// One seed end to end: model, optimizer, training, dev scores, the adapter when save_adapter is set.
+inline GlueRunResult glue_run(const GlueData& d, const GlueRunConfig& c, uint64_t seed,
+                              const std::string& save_adapter = "") {
+  Rng rng(seed);
+  std::unique_ptr<nn::Classifier> clf = glue_model(c, d.task.n_classes, rng);
+  optim::AdamWConfig oc;
+  oc.weight_decay = c.weight_decay;
+  optim::AdamW opt(clf->named_parameters(), oc);
+  GlueRunResult r = glue_train(*clf, opt, d, c, seed);
+  r.trainable = clf->encoder.num_trainable_parameters();
+  r.head = clf->num_trainable_parameters() - r.trainable;
+  r.total = clf->num_parameters();
+  Timer timer;
+  r.dev = glue_evaluate(*clf, *d.dev, c.eval_batch);
+  r.eval_seconds = timer.seconds();
+  if (!save_adapter.empty()) {
+    LR_CHECK(c.method.method == "lora", "--save-adapter needs --method lora");
+    save_glue_adapter(save_adapter, *clf, c.method.lora);
+  }
+  return r;
+}
+
+// "1,2,3" -> {1, 2, 3}; throws naming the bad item (the --seeds option of both examples).
+inline std::vector<uint64_t> parse_seeds(const std::string& s) {
+  std::vector<uint64_t> seeds;
+  for (const std::string& item : split_list(s)) {
+    size_t used = 0;
+    unsigned long long v = 0;
+    try {
+      v = std::stoull(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    LR_CHECK(used == item.size() && used > 0, "--seeds: '", item, "' is not a non-negative integer");
+    seeds.push_back(v);
+  }
+  LR_CHECK(!seeds.empty(), "--seeds: no seed given");
+  return seeds;
+}
+
+// v with a fixed number of decimals, for the tables.
+inline std::string fixed(double v, int digits = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// Mean and sample standard deviation (n - 1; 0 for a single value), as the paper's "±" over seeds.
+inline std::pair<double, double> mean_std(const std::vector<double>& v) {
+  double m = 0.0, s = 0.0;
+  for (double x : v) m += x / static_cast<double>(v.size());
+  for (double x : v) s += (x - m) * (x - m);
+  return {m, v.size() > 1 ? std::sqrt(s / static_cast<double>(v.size() - 1)) : 0.0};
+}
+
+}  // namespace lowrank::examples
