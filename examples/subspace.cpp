@@ -4,13 +4,15 @@
 //  Figure 4  φ between the A_{r=64} of two seeds, next to two random Gaussian matrices;
 //  Table 7   ‖UᵀWqV‖_F with U, V the top-r singular directions of ΔWq, of Wq and of a random matrix,
 //            ‖Wq‖_F, ‖ΔWq‖_F and the amplification ‖ΔWq‖_F / ‖UᵀWqV‖_F, at r = 4 and 64.
-// Without --adapters it trains them first (r = 8, 64, 64 with a second seed, and 4; the E2E loop of
-// examples/common/e2e_train.h) and saves them under --adapter-dir:
+// Without --adapters it trains them first (r = 8, 64, 64 with a second seed, and 4; A drawn at loralib's
+// r-independent scale, see --a-init-std; examples/common/e2e_train.h) and saves them in --adapter-dir:
 //   ./build/train_gpt --save out/gpt-mini.safetensors      # a base model first
 //   ./build/subspace --init out/gpt-mini.safetensors       # train 4 adapters, analyse, write SVGs
 //   ./build/subspace --init BASE --adapters r8.safetensors,r64a.safetensors,r64b.safetensors[,r4.safetensors]
-// Measured on 2 cores (mini base, 4 adapters x 250 steps): see the header of docs/subspace/README
-// numbers in the final report; the analysis itself takes under a second.
+// Measured (shared 2-core VM, load average 3-4 from other jobs, `mini` base out/base-wiki): the
+// defaults (4 adapters x 200 steps) took 33 min wall, 355-735 s per adapter at 120-370 tok/s; at the
+// ~1,500 tok/s of an idle machine (docs/e2e.md) that is about 6 min (estimate, not measured). The
+// analysis alone (--adapters) takes 3 s.
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -172,20 +174,12 @@ void write_figures(const std::vector<LayerResult>& res, int64_t rs, int64_t rl, 
   const std::string floor = "; random subspaces average max(i,j)/" + std::to_string(C);
   o.title = "Figure 3: φ(A_r=" + s_rs + ", A_r=" + s_rl + ", i, j) (Hu et al. 2021, eq. 4)" + floor;
   ex::svg::write_file(dir + "/figure3.svg", ex::svg::heatmap_grid(f3, o));
-  o.title = "Figure 4: φ(A_r=" + s_rl + ", A'_r=" + s_rl + ", i, j) of two seeds, and of two random matrices" + floor;
+  o.title = "Figure 4: φ(A_r=" + s_rl + ", A'_r=" + s_rl + ", i, j) of two seeds" + floor;
   ex::svg::write_file(dir + "/figure4.svg", ex::svg::heatmap_grid(f4, o));
   std::cout << "figures: " << dir << "/figure3.svg, " << dir << "/figure4.svg\n";
 }
 
 std::string f(double v, int digits = 3) { return ex::svg::fmt(v, digits); }
-
-// Dimensions shared by two runs: the largest i with φ(i, i) > 0.5 (half of the top-i subspace).
-int64_t shared_dims(const Matrix& phi) {
-  int64_t k = 0;
-  for (int64_t i = 0; i < std::min(phi.rows(), phi.cols()); ++i)
-    if (phi(i, i) > 0.5) k = i + 1;
-  return k;
-}
 
 void print_similarity(const std::vector<LayerResult>& res, int64_t rs, int64_t rl, int64_t C) {
   std::vector<std::vector<std::string>> rows;
@@ -193,12 +187,14 @@ void print_similarity(const std::vector<LayerResult>& res, int64_t rs, int64_t r
     for (const std::string s : {"q", "v"}) {
       const Matrix &p3 = res[l].fig3.at(s), &p4 = res[l].fig4.at(s);
       rows.push_back({std::to_string(l), "W" + s, f(p3(0, 0)), f(p3(rs - 1, rl - 1)), f(p4(0, 0)),
-                      std::to_string(shared_dims(p4)), f(res[l].random(0, 0)), std::to_string(shared_dims(res[l].random))});
+                      std::to_string(lora::shared_dimensions(p4)), f(res[l].random(0, 0)),
+                      std::to_string(lora::shared_dimensions(res[l].random))});
     }
   const std::string a = "r" + std::to_string(rs) + ":r" + std::to_string(rl);
-  std::cout << "\nFigures 3 and 4 in numbers (paper, GPT-3 layer 48: top-1 φ > 0.5 between r=8 and r=64)\n";
-  ex::print_table({"layer", "W", "φ(1,1) " + a, "φ(" + std::to_string(rs) + "," + std::to_string(rl) + ") " + a,
-                   "φ(1,1) seeds", "dims φ>.5 seeds", "φ(1,1) random", "dims φ>.5 random"}, rows);
+  std::cout << "\nFigures 3 and 4 in numbers (paper, GPT-3 layer 48: top-1 φ > 0.5 between r=8 and r=64); shared "
+               "dims: the largest k with φ(k,k) > 0.5\n";
+  ex::print_table({"layer", "W", "phi(1,1) " + a, "phi(" + std::to_string(rs) + "," + std::to_string(rl) + ") " + a,
+                   "phi(1,1) seeds", "shared dims seeds", "phi(1,1) random", "shared dims random"}, rows);
   std::cout << "random subspaces of R^" << C << ": E φ(i,j) = max(i,j)/" << C << ", so φ(1,1) "
             << f(lora::random_similarity(1, 1, C)) << ", φ(" << rs << "," << rl << ") "
             << f(lora::random_similarity(rs, rl, C)) << "\n";
@@ -212,16 +208,16 @@ void print_table7(const std::vector<LayerResult>& res) {
                       f(p.norm_w, 2), f(p.norm_delta), f(p.amplification, 2)});
   rows.push_back({"paper L48", "4", "0.32", "21.67", "0.02", "61.95", "6.91", "21.5"});
   rows.push_back({"paper L48", "64", "1.90", "37.71", "0.33", "61.95", "3.57", "1.88"});
-  std::cout << "\nTable 7: ‖UᵀWqV‖_F for U, V the top-r directions of ΔWq | Wq | random (paper: GPT-3 175B)\n";
-  ex::print_table({"layer", "r", "ΔWq", "Wq", "random", "‖Wq‖_F", "‖ΔWq‖_F", "amplification"}, rows);
+  std::cout << "\nTable 7: ‖UᵀWqV‖_F for U, V the top-r directions of ΔWq (dWq) | Wq | random; amplification "
+               "‖ΔWq‖_F / ‖UᵀWqV‖_F (paper: GPT-3 175B)\n";
+  ex::print_table({"layer", "r", "dWq", "Wq", "random", "|Wq|_F", "|dWq|_F", "amplification"}, rows);
 }
 
-json round_rows(const Matrix& m) {
+json round_rows(const Matrix& m) {  // 5 decimals: far finer than anything the figures show
   json j = json::array();
   for (int64_t i = 0; i < m.rows(); ++i) {
-    json row = json::array();
-    for (int64_t k = 0; k < m.cols(); ++k) row.push_back(std::round(m(i, k) * 1e5) / 1e5);
-    j.push_back(row);
+    j.push_back(json::array());
+    for (int64_t k = 0; k < m.cols(); ++k) j.back().push_back(std::round(m(i, k) * 1e5) / 1e5);
   }
   return j;
 }

@@ -80,6 +80,13 @@ Matrix subspace_similarity(const Matrix& A1, const Matrix& A2) {
   return phi;
 }
 
+int64_t shared_dimensions(const Matrix& phi, double threshold) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < std::min(phi.rows(), phi.cols()); ++i)
+    if (phi(i, i) > threshold) k = i + 1;
+  return k;
+}
+
 double random_similarity(int64_t i, int64_t j, int64_t d) {
   LR_CHECK(i >= 1 && j >= 1 && d >= std::max(i, j), "random_similarity: need 1 <= i, j <= d, got i=", i, " j=", j,
            " d=", d);

@@ -37,6 +37,9 @@ Matrix right_singular(const Matrix& M, int64_t k);
 // element (i-1, j-1) is φ at (i, j). A1 (r1, in) and A2 (r2, in) share `in`; r <= in for both.
 Matrix subspace_similarity(const Matrix& A1, const Matrix& A2);
 
+// How many top directions two adapters share: the largest k with φ(k, k) > threshold (0 if none).
+int64_t shared_dimensions(const Matrix& phi, double threshold = 0.5);
+
 // Expected φ(i, j) of two independent uniformly random subspaces of R^d: E‖U_iᵀU_j‖²_F = i·j/d,
 // so max(i, j)/d. The floor against which Figures 3 and 4 read on a small model (d = 192 here,
 // against 12,288 for GPT-3, where it is ~0).

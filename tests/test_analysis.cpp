@@ -59,6 +59,15 @@ TEST_CASE("analysis: orthogonal row spaces give φ = 0; one tilted direction giv
   b(0, 0) = std::cos(theta);
   b(0, 1) = std::sin(theta);
   CHECK(lora::subspace_similarity(a, b)(0, 0) == doctest::Approx(std::cos(theta) * std::cos(theta)).epsilon(1e-12));
+  // Shared dimensions: A2's top row is A1's second direction, the rest orthogonal to A1.
+  Matrix A3 = A2;
+  A3(0, 3) = 0.0;
+  A3(0, 1) = 10.0;
+  const Matrix phi = lora::subspace_similarity(A1, A3);  // φ(1,1) = 0, φ(2,2) = 1/2, φ(3,3) = 1/3
+  CHECK(phi(1, 1) == doctest::Approx(0.5));
+  CHECK(lora::shared_dimensions(phi) == 0);
+  CHECK(lora::shared_dimensions(phi, 0.4) == 2);
+  CHECK(lora::shared_dimensions(lora::subspace_similarity(A1, A1)) == 3);
 }
 
 TEST_CASE("analysis: φ on random A matches eq. (4) term by term, lies in [0, 1] and is symmetric") {
