@@ -8,7 +8,7 @@
 //   mrpc   #1 String, #2 String, Quality            0 / 1 paraphrase (files start with a UTF-8 BOM)
 //   rte    sentence1, sentence2, label              entailment 0 / not_entailment 1 (HF GLUE's ids)
 //
-// Encoding for a causal GPT classified at its last real token (nn::Classifier, pooling "last"):
+// Encoding for a causal GPT classifier (nn::Classifier, pooling "last" or "mean"):
 //   single   bpe(a)
 //   pair     bpe(a) + ["\n"] + bpe(b)       = bpe(a + "\n" + b): the pair as two lines of text
 // No special token: our bases (train_gpt on raw text) never saw GPT-2's <|endoftext|>, so its

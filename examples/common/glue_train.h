@@ -1,9 +1,10 @@
 #pragma once
 // Training and evaluation of one GLUE run, shared by finetune_glue (the paper's Table 2 analog) and
-// ablation (Tables 5 and 6): a causal GPT from train_gpt becomes a last-token classifier
-// (nn::classifier_from_gpt), the method (LoRA or a baseline) is applied to the encoder and the
-// classification head always trains, as in the paper's GLUE runs (Hu et al., 2021, Section 5.2 and
-// Appendix D: the head is trained for every method). AdamW, linear warmup then linear decay.
+// ablation (Tables 5 and 6): a causal GPT from train_gpt becomes a classifier (nn::classifier_from_gpt,
+// mean or last-token pooling), the method (LoRA or a baseline) is applied to the encoder and the
+// freshly initialised classification head always trains, as in the paper's GLUE experiments
+// (Hu et al., 2021, Section 5.2), where every method trains the task head beside its own parameters.
+// AdamW, linear warmup then linear decay.
 // Header-only like cli.h, so each example stays one .cpp that CMake globs up.
 #include <algorithm>
 #include <cmath>
@@ -66,7 +67,6 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, int64_
                                                                    nn::pooling_by_name(c.pooling));
   LR_CHECK(clf->encoder.config.vocab_size == 50257, c.init, ": vocabulary ", clf->encoder.config.vocab_size,
            " is not GPT-2 BPE's 50257 (pretrain with --tokenizer bpe)");
-  LR_CHECK(clf->encoder.config.n_positions >= 2, c.init, ": n_positions too small");
   lora::apply_method(clf->encoder, c.method, rng);
   clf->dense->set_requires_grad(true);
   clf->out_proj->set_requires_grad(true);
@@ -158,6 +158,8 @@ inline GlueRunResult glue_run(const GlueData& d, const GlueRunConfig& c, uint64_
                               const std::string& save_adapter = "") {
   Rng rng(seed);
   std::unique_ptr<nn::Classifier> clf = glue_model(c, d.task.n_classes, rng);
+  LR_CHECK(d.train->max_len() <= clf->encoder.config.n_positions, "--max-len ", d.train->max_len(),
+           " exceeds the base's n_positions ", clf->encoder.config.n_positions);
   optim::AdamWConfig oc;
   oc.weight_decay = c.weight_decay;
   optim::AdamW opt(clf->named_parameters(), oc);
