@@ -1,4 +1,5 @@
 #include "data/e2e.h"
+#include "data/batches.h"
 
 #include <algorithm>
 #include <numeric>
@@ -79,17 +80,7 @@ E2EDataset::E2EDataset(const std::vector<E2EExample>& examples, const Tokenizer&
 }
 
 std::vector<std::vector<int64_t>> E2EDataset::epoch_batches(int64_t B, tensor::Rng& rng, bool drop_last) const {
-  LR_CHECK(B >= 1, "E2EDataset: batch size ", B, " < 1");
-  std::vector<int64_t> order(static_cast<size_t>(size()));
-  std::iota(order.begin(), order.end(), 0);
-  for (int64_t i = size() - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);  // Fisher-Yates
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t s = 0; s < size(); s += B) {
-    const int64_t e = std::min(size(), s + B);
-    if (drop_last && e - s < B) break;
-    batches.emplace_back(order.begin() + s, order.begin() + e);
-  }
-  return batches;
+  return shuffled_batches(size(), B, rng, drop_last, "E2EDataset");
 }
 
 E2EBatch E2EDataset::batch(const std::vector<int64_t>& indices) const {

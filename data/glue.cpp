@@ -1,4 +1,5 @@
 #include "data/glue.h"
+#include "data/batches.h"
 
 #include <algorithm>
 #include <numeric>
@@ -137,17 +138,7 @@ GlueDataset::GlueDataset(const std::vector<GlueExample>& examples, const Tokeniz
 }
 
 std::vector<std::vector<int64_t>> GlueDataset::epoch_batches(int64_t B, tensor::Rng& rng, bool drop_last) const {
-  LR_CHECK(B >= 1, "GlueDataset: batch size ", B, " < 1");
-  std::vector<int64_t> order(static_cast<size_t>(size()));
-  std::iota(order.begin(), order.end(), 0);
-  for (int64_t i = size() - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);  // Fisher-Yates
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t s = 0; s < size(); s += B) {
-    const int64_t e = std::min(size(), s + B);
-    if (drop_last && e - s < B) break;
-    batches.emplace_back(order.begin() + s, order.begin() + e);
-  }
-  return batches;
+  return shuffled_batches(size(), B, rng, drop_last, "GlueDataset");
 }
 
 GlueBatch GlueDataset::batch(const std::vector<int64_t>& indices) const {

@@ -1,0 +1,30 @@
+#pragma once
+// Index batches for one epoch over n examples, shared by the E2E and GLUE datasets.
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "tensor/error.h"
+#include "tensor/random.h"
+
+namespace lowrank::data {
+
+// A Fisher-Yates shuffle of [0, n) cut into batches of B indices (the last one shorter unless
+// drop_last); `what` names the dataset in the error.
+inline std::vector<std::vector<int64_t>> shuffled_batches(int64_t n, int64_t B, tensor::Rng& rng, bool drop_last,
+                                                          const char* what) {
+  LR_CHECK(B >= 1, what, ": batch size ", B, " < 1");
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t s = 0; s < n; s += B) {
+    const int64_t e = std::min(n, s + B);
+    if (drop_last && e - s < B) break;
+    batches.emplace_back(order.begin() + s, order.begin() + e);
+  }
+  return batches;
+}
+
+}  // namespace lowrank::data
