@@ -1,16 +1,48 @@
 #pragma once
-// Small helpers shared by the op files: device checks and gradient buffers.
+// Small helpers shared by the op files: the device an op runs on, gradient buffers, int uploads.
+//
+// Device dispatch (docs/cuda.md): an op finds the one device of its inputs with op_device(),
+// allocates outputs there, and calls the CPU kernel or the cuda:: launcher of the same name and
+// arguments (cuda/kernels.h) on raw pointers:
+//   if (dev == Device::CUDA) {
+//     if constexpr (tensor::kCudaBuilt) cuda::gelu_forward(y, x, n);
+//   } else {
+//     gelu_forward(y, x, n);
+//   }
+// The `if constexpr` keeps CPU-only builds free of CUDA symbols (no CUDA tensor can exist there).
+#include <cstring>
+#include <vector>
+
 #include "autograd/ops.h"
 #include "autograd/tape.h"
+#include "cuda/kernels.h"
 #include "tensor/error.h"
 
 namespace lowrank::autograd {
 
-// Throws unless every defined tensor lives on the CPU (CUDA kernels are dispatched in cuda/).
+using tensor::Device;
+using tensor::kCudaBuilt;
+
+// The device shared by every defined input; throws naming the op when they differ or one is Meta.
+inline Device op_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  Device dev = Device::CPU;
+  bool first = true;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    LR_CHECK(t->device() != Device::Meta, op, ": tensor ", t->shape(), " is on the meta device (shapes only)");
+    LR_CHECK(first || t->device() == dev, op, ": inputs on different devices (", tensor::device_name(dev),
+             " and ", tensor::device_name(t->device()), " for ", t->shape(), "); move them with .to()");
+    dev = t->device();
+    first = false;
+  }
+  return dev;
+}
+
+// Transitional (removed once every op dispatches): throws unless every defined tensor is on the CPU.
 inline void require_cpu(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
-    LR_CHECK(!t->defined() || t->device() == tensor::Device::CPU, op, ": tensor ", t->shape(),
-             " is on ", tensor::device_name(t->device()), "; this op has no kernel for that device");
+    LR_CHECK(!t->defined() || t->device() == Device::CPU, op, ": tensor ", t->shape(), " is on ",
+             tensor::device_name(t->device()), "; this op has no kernel for that device");
 }
 
 // The output's gradient, or nullptr when nothing flowed into it (the node is off the loss's path).
@@ -20,11 +52,23 @@ inline const float* grad_of(const Tensor& out) {
 }
 
 // Where to accumulate an input's gradient, or nullptr when that input needs none (frozen weights).
+// The buffer is allocated on the input's device.
 inline float* grad_sink(Tensor& in) {
   return in.defined() && in.requires_grad() ? in.grad_or_zeros().data() : nullptr;
 }
 
 // A contiguous version of x whose gradient still reaches x: x itself, or a recorded copy (reshape).
 inline Tensor compact(const Tensor& x) { return x.is_contiguous() ? x : reshape(x, x.shape()); }
+
+// Integer side inputs (embedding ids, targets, key lengths) for a launcher: the int32 values are
+// stored bit for bit in a float32 tensor on `dev` (storage is float-only; both are 4 bytes), so the
+// buffer lives exactly as long as the Node that holds it. Read them back with ints().
+inline Tensor device_ints(const std::vector<int32_t>& v, Device dev) {
+  static_assert(sizeof(float) == sizeof(int32_t), "int32 ids are stored in float32 slots");
+  Tensor host = Tensor::empty(Shape{static_cast<int64_t>(v.size())});
+  if (!v.empty()) std::memcpy(host.data(), v.data(), v.size() * sizeof(int32_t));
+  return dev == Device::CPU ? host : host.to(dev);
+}
+inline const int32_t* ints(const Tensor& t) { return reinterpret_cast<const int32_t*>(t.data()); }
 
 }  // namespace lowrank::autograd

@@ -5,6 +5,15 @@
 
 namespace lowrank::tensor {
 
+// True when this build has the CUDA backend (cuda/). Code guards launcher calls with
+// `if constexpr (kCudaBuilt)`: a CPU-only build still type-checks them against cuda/kernels.h but
+// never links them (a discarded statement odr-uses nothing), and no CUDA tensor can exist there.
+#ifdef LOWRANK_HAVE_CUDA
+inline constexpr bool kCudaBuilt = true;
+#else
+inline constexpr bool kCudaBuilt = false;
+#endif
+
 // Meta: shapes only, no memory (to build and count GPT-3-sized models without allocating).
 enum class Device { CPU, CUDA, Meta };
 std::string device_name(Device d);
