@@ -4,6 +4,7 @@
 //   relu: y = max(x, 0);       dx += dy · [x > 0]   (the kink at 0 gets gradient 0)
 //   tanh: y = tanh x;          dx += dy · (1 - y²)  (from the saved output, no second tanh)
 // Every element is independent, so the loops split over elements with a static schedule.
+// CUDA tensors run cuda/activations.cu (tanhf there, fast_tanh here: the tests allow 1e-5 relative).
 #include <cmath>
 
 #include "autograd/op_util.h"
@@ -62,22 +63,48 @@ void act_backward(float* dx, const float* dy, const float* x, const float* y, in
   }
 }
 
+// The device versions of act_forward / act_backward, same arguments.
+void act_forward_cuda(float* y, const float* x, int64_t n, Act act) {
+  if constexpr (kCudaBuilt) {
+    if (act == Act::Gelu) cuda::gelu_forward(y, x, n);
+    if (act == Act::Relu) cuda::relu_forward(y, x, n);
+    if (act == Act::Tanh) cuda::tanh_forward(y, x, n);
+  }
+}
+
+void act_backward_cuda(float* dx, const float* dy, const float* x, const float* y, int64_t n, Act act) {
+  if constexpr (kCudaBuilt) {
+    if (act == Act::Gelu) cuda::gelu_backward(dx, dy, x, n);
+    if (act == Act::Relu) cuda::relu_backward(dx, dy, x, n);
+    if (act == Act::Tanh) cuda::tanh_backward(dx, dy, y, n);
+  }
+}
+
 struct ActivationOp : Node {
   Tensor x, out;  // x contiguous; gelu and relu read x, tanh reads out
   Act act = Act::Gelu;
   void backward() override {
     const float* dy = grad_of(out);
     float* dx = grad_sink(x);
-    if (dy && dx) act_backward(dx, dy, x.data(), out.data(), x.numel(), act);
+    if (!dy || !dx) return;
+    if (out.device() == Device::CUDA) {
+      act_backward_cuda(dx, dy, x.data(), out.data(), x.numel(), act);
+    } else {
+      act_backward(dx, dy, x.data(), out.data(), x.numel(), act);
+    }
   }
   const char* name() const override { return act_name(act); }
 };
 
 Tensor activation(const Tensor& x_in, Act act) {
-  require_cpu(act_name(act), {&x_in});
+  const Device dev = op_device(act_name(act), {&x_in});
   Tensor x = compact(x_in);
-  Tensor out = Tensor::empty(x.shape());
-  act_forward(out.data(), x.data(), x.numel(), act);
+  Tensor out = Tensor::empty(x.shape(), dev);
+  if (dev == Device::CUDA) {
+    act_forward_cuda(out.data(), x.data(), x.numel(), act);
+  } else {
+    act_forward(out.data(), x.data(), x.numel(), act);
+  }
   if (needs_grad({&x})) {
     auto node = std::make_unique<ActivationOp>();
     node->x = x;

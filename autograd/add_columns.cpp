@@ -6,6 +6,8 @@
 // Why an op of its own: LoRA on GPT-2's fused c_attn adds scale·(x Aᵀ)Bᵀ to the q and v thirds of
 // the (N, 3C) output. Built from zeros (for k) + concat + scale + add it costs four (N, 3C) tensors
 // and their gradients per layer (340 MB of a GPT-2 step at T = 1024); here it is one.
+// On CUDA the same steps are Tensor-level ops on column views (copy_, add_ with alpha, both strided),
+// so no launcher of its own is needed: one pass per part instead of one fused pass, same memory.
 #include <algorithm>
 
 #include "autograd/op_util.h"
@@ -42,15 +44,39 @@ void add_columns_backward(float* dpart, const float* dout, const ColumnPart& c, 
     for (int64_t j = 0; j < c.w; ++j) dpart[n * c.w + j] += s * dout[n * W + c.off + j];
 }
 
+// The device forward: out (N, W) = y, then out[:, off:off+w] += s · part (a strided column view).
+void add_columns_forward_cuda(Tensor& out, const Tensor& y, const std::vector<Tensor>& parts,
+                              const std::vector<int64_t>& offsets, int64_t N, int64_t W, float s) {
+  out.copy_(y);
+  Tensor rows = out.view({N, W});
+  for (size_t j = 0; j < parts.size(); ++j) {
+    const int64_t w = parts[j].size(-1);
+    rows.narrow(1, offsets[j], w).add_(parts[j].view({N, w}), s);
+  }
+}
+
 struct AddColumnsOp : Node {
   Tensor y, out;
   std::vector<Tensor> parts;
   std::vector<int64_t> offsets;
   int64_t N = 0, W = 0;
   float s = 1.f;
+  // dy += dout;  dpart_j (N, w) += s · dout[:, off:off+w] through a strided view of dout.
+  void backward_cuda(const float* dout) {
+    if (float* dy = grad_sink(y)) {
+      if constexpr (kCudaBuilt) cuda::add_backward(dy, nullptr, dout, N, W);
+    }
+    Tensor drows = out.grad().view({N, W});
+    for (size_t j = 0; j < parts.size(); ++j) {
+      if (!parts[j].requires_grad()) continue;
+      const int64_t w = parts[j].size(-1);
+      parts[j].grad_or_zeros().view({N, w}).add_(drows.narrow(1, offsets[j], w), s);
+    }
+  }
   void backward() override {
     const float* dout = grad_of(out);
     if (!dout) return;
+    if (out.device() == Device::CUDA) return backward_cuda(dout);
     if (float* dy = grad_sink(y)) {
 #pragma omp parallel for schedule(static) if (N * W > tensor::kParallelGrain)
       for (int64_t i = 0; i < N * W; ++i) dy[i] += dout[i];
@@ -87,8 +113,8 @@ void check_add_columns(const Tensor& y, const std::vector<Tensor>& parts, const 
 
 Tensor add_columns(const Tensor& y_in, const std::vector<Tensor>& parts_in, const std::vector<int64_t>& offsets,
                    float s) {
-  require_cpu("add_columns", {&y_in});
-  for (const Tensor& p : parts_in) require_cpu("add_columns", {&p});
+  const Device dev = op_device("add_columns", {&y_in});
+  for (const Tensor& p : parts_in) op_device("add_columns", {&y_in, &p});
   check_add_columns(y_in, parts_in, offsets);
   Tensor y = compact(y_in);
   std::vector<Tensor> parts;
@@ -98,8 +124,12 @@ Tensor add_columns(const Tensor& y_in, const std::vector<Tensor>& parts_in, cons
     cols.push_back({parts.back().data(), offsets[j], parts.back().size(-1)});
   }
   const int64_t W = y.size(-1), N = W > 0 ? y.numel() / W : 0;
-  Tensor out = Tensor::empty(y.shape());
-  add_columns_forward(out.data(), y.data(), cols, N, W, s);
+  Tensor out = Tensor::empty(y.shape(), dev);
+  if (dev == Device::CUDA) {
+    add_columns_forward_cuda(out, y, parts, offsets, N, W, s);
+  } else {
+    add_columns_forward(out.data(), y.data(), cols, N, W, s);
+  }
   bool rec = needs_grad({&y});
   for (const Tensor& p : parts) rec = rec || needs_grad({&p});
   if (rec) {

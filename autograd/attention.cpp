@@ -24,6 +24,9 @@
 // gradients are written with row stride C. Each (b, h) pair is independent and its columns of
 // out/dq/dk/dv are disjoint from every other pair's, so pairs run on OpenMP threads without
 // locks; a pair's BLAS call then runs single-threaded, and results do not depend on the thread count.
+// CUDA tensors go to cuda/attention.cu, which has not moved to the recompute scheme: its launchers
+// keep P (B, NH, Tq, Tk) itself for backward, so on that device the node saves P instead of L
+// (O(B·NH·Tq·Tk) memory, see docs/cuda.md). Key lengths are uploaded into a node-owned buffer.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -217,12 +220,36 @@ void attention_backward(const AttnGrads& g, const float* L, const Operand& q, co
   }
 }
 
+// The CUDA launchers' view of q/k/v: the same strides. st is also cuBLAS's leading dimension,
+// which must be >= C (always true for views of contiguous tensors; checked for odd strides).
+cuda::AttnOperand cuda_operand(const Tensor& t, const char* what) {
+  const Operand o = operand(t);
+  LR_CHECK(o.st >= t.size(2), "attention: ", what, " ", t.shape(), " has row stride ", o.st,
+           " < C on cuda (strides ", t.strides(), "); make it contiguous first");
+  return cuda::AttnOperand{o.p, o.sb, o.st};
+}
+
+// The CUDA launchers' dims: key_len is the node's device buffer (undefined: every key is valid).
+cuda::AttnDims cuda_dims(const AttnDims& d, const Tensor& key_len) {
+  cuda::AttnDims c;
+  c.B = d.B;
+  c.Tq = d.Tq;
+  c.Tk = d.Tk;
+  c.C = d.C;
+  c.NH = d.NH;
+  c.causal = d.causal;
+  c.key_len = key_len.defined() ? ints(key_len) : nullptr;
+  return c;
+}
+
 struct AttentionOp : Node {
-  Tensor q, k, v;  // as given: rows may be strided, channel stride 1
-  Tensor L;        // (B, NH, Tq) row log-sum-exp of the scores: P is recomputed from it
+  Tensor q, k, v;  // as given: rows may be strided, channel stride 1; all on one device
+  Tensor L;        // CPU: (B, NH, Tq) row log-sum-exp of the scores: P is recomputed from it
+  Tensor P;        // CUDA only: (B, NH, Tq, Tk) the probabilities, which cuda/attention.cu keeps
   Tensor out;      // (B, Tq, C) contiguous
-  AttnDims dims;
-  std::vector<int32_t> key_len;
+  AttnDims dims;   // on CUDA dims.key_len is nullptr: the lengths are in dev_key_len
+  std::vector<int32_t> key_len;  // CPU: the host lengths dims.key_len points into
+  Tensor dev_key_len;            // CUDA: (B) the lengths uploaded with device_ints(), or undefined
   void backward() override {
     AttnGrads g;
     g.dout = grad_of(out);
@@ -230,7 +257,13 @@ struct AttentionOp : Node {
     g.dq = grad_sink(q);
     g.dk = grad_sink(k);
     g.dv = grad_sink(v);
-    attention_backward(g, L.data(), operand(q), operand(k), operand(v), dims);
+    if (q.device() == Device::CUDA) {
+      if constexpr (kCudaBuilt)
+        cuda::attention_backward(g.dq, g.dk, g.dv, g.dout, P.data(), cuda_operand(q, "q"), cuda_operand(k, "k"),
+                                 cuda_operand(v, "v"), cuda_dims(dims, dev_key_len));
+    } else {
+      attention_backward(g, L.data(), operand(q), operand(k), operand(v), dims);
+    }
   }
   const char* name() const override { return "attention"; }
 };
@@ -243,7 +276,7 @@ void check_unit_channel_stride(const Tensor& t, const char* what) {
 
 AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
                          const std::vector<int32_t>& key_lengths) {
-  require_cpu("attention", {&q, &k, &v});
+  op_device("attention", {&q, &k, &v});
   LR_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: q, k, v must be (B, T, C), got q ",
            q.shape(), " k ", k.shape(), " v ", v.shape());
   LR_CHECK(k.shape() == v.shape(), "attention: k ", k.shape(), " and v ", v.shape(), " must have the same shape");
@@ -274,13 +307,39 @@ AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int 
   return d;
 }
 
+// CUDA: P (B, NH, Tq, Tk) is kept for backward when recording; for inference the launcher uses a
+// scratch P. dims.key_len (a host pointer into the caller's vector) is not used on this path.
+Tensor attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const AttnDims& d,
+                      const std::vector<int32_t>& key_lengths, bool rec) {
+  Tensor out = Tensor::empty({d.B, d.Tq, d.C}, Device::CUDA);
+  Tensor key_len = key_lengths.empty() ? Tensor() : device_ints(key_lengths, Device::CUDA);
+  Tensor P = rec ? Tensor::empty({d.B, d.NH, d.Tq, d.Tk}, Device::CUDA) : Tensor();
+  if constexpr (kCudaBuilt)
+    cuda::attention_forward(out.data(), rec ? P.data() : nullptr, cuda_operand(q, "q"), cuda_operand(k, "k"),
+                            cuda_operand(v, "v"), cuda_dims(d, key_len));
+  if (rec) {
+    auto node = std::make_unique<AttentionOp>();
+    node->q = q;
+    node->k = k;
+    node->v = v;
+    node->P = P;
+    node->out = out;
+    node->dims = d;
+    node->dims.key_len = nullptr;
+    node->dev_key_len = key_len;
+    record(std::move(node), out);
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
                  const std::vector<int32_t>& key_lengths) {
   const AttnDims d = check_attention(q, k, v, NH, causal, key_lengths);
-  Tensor out = Tensor::empty({d.B, d.Tq, d.C});
   const bool rec = needs_grad({&q, &k, &v});
+  if (q.device() == Device::CUDA) return attention_cuda(q, k, v, d, key_lengths, rec);
+  Tensor out = Tensor::empty({d.B, d.Tq, d.C});
   Tensor L = Tensor::empty({d.B, d.NH, d.Tq});
   attention_forward(out.data(), L.data(), operand(q), operand(k), operand(v), d);
   if (rec) {

@@ -10,6 +10,9 @@
 // Memory: the node keeps the logits and lse (N) only; p is recomputed in backward as
 // exp(x - lse), never stored as an (N, V) matrix. Rows with w_i = 0 are skipped in both passes.
 // Per-row losses are summed in double, in row order, so the loss is thread-count independent.
+// CUDA logits (cuda/cross_entropy.cu): targets, w_i and w_i/W are formed and checked on the host
+// exactly as here, then uploaded; the loss is reduced on the device (sum_forward with factor 1/W) and
+// stays there, and backward reads dloss as a device scalar: no host round trip per call.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -123,16 +126,24 @@ void cross_entropy_backward(float* dx, const float* x, const float* lse, const i
 }
 
 struct CrossEntropyOp : Node {
-  Tensor logits, out;            // logits contiguous (N, V) rows; out shape ()
-  Tensor lse;                    // (N) logsumexp per row (0 on skipped rows)
-  std::vector<int32_t> targets;  // (N)
-  std::vector<float> row_scale;  // (N) w_i / W
+  Tensor logits, out;            // logits contiguous (N, V) rows; out shape (); on one device
+  Tensor lse;                    // (N) logsumexp per row (0 on skipped rows), on that device
+  std::vector<int32_t> targets;  // (N), CPU path only
+  std::vector<float> row_scale;  // (N) w_i / W, CPU path only
+  Tensor dev_targets;            // CUDA only: (N) targets uploaded with device_ints()
+  Tensor dev_row_scale;          // CUDA only: (N) w_i / W uploaded
   int64_t N = 0, V = 0;
   float eps = 0.f;
   void backward() override {
     const float* dy = grad_of(out);
     float* dx = grad_sink(logits);
     if (!dy || !dx) return;
+    if (logits.device() == Device::CUDA) {  // dy is a device scalar: read by the kernel, not here
+      if constexpr (kCudaBuilt)
+        cuda::cross_entropy_backward(dx, logits.data(), lse.data(), ints(dev_targets), dev_row_scale.data(), dy, N,
+                                     V, eps);
+      return;
+    }
     std::vector<float> coef(row_scale.size());
     for (size_t i = 0; i < coef.size(); ++i) coef[i] = dy[0] * row_scale[i];
     cross_entropy_backward(dx, logits.data(), lse.data(), targets.data(), coef.data(), N, V, eps);
@@ -140,10 +151,52 @@ struct CrossEntropyOp : Node {
   const char* name() const override { return "cross_entropy"; }
 };
 
+// w_i / W for every row (all 0 when W == 0), as float: the backward's per-row factor.
+std::vector<float> row_scales(const std::vector<double>& w, double W) {
+  std::vector<float> r(w.size(), 0.f);
+  if (W > 0.0)
+    for (size_t i = 0; i < w.size(); ++i) r[i] = static_cast<float>(w[i] / W);
+  return r;
+}
+
+// A host float vector as an (n) tensor on `dev`.
+Tensor upload(const std::vector<float>& v, Device dev) {
+  return Tensor::from(v, Shape{static_cast<int64_t>(v.size())}).to(dev);
+}
+
+// CUDA: row losses w_i·ℓ_i on the device, reduced there to Σ w_i·ℓ_i / W (a device scalar).
+Tensor cross_entropy_cuda(const Tensor& logits, const std::vector<int32_t>& targets, const std::vector<double>& w,
+                          double W, int64_t N, int64_t V, float eps) {
+  const Device dev = Device::CUDA;
+  Tensor dev_targets = device_ints(targets, dev);
+  Tensor dev_w = upload(std::vector<float>(w.begin(), w.end()), dev);  // exact: w_i are the mask's floats
+  Tensor lse = Tensor::empty({N}, dev), row_loss = Tensor::empty({N}, dev);
+  Tensor out = W > 0.0 ? Tensor::empty(Shape(), dev) : Tensor::zeros(Shape(), dev);  // W == 0: loss 0
+  if constexpr (kCudaBuilt) {
+    // Rows with w_i == 0 get lse 0 and are never read (ignored targets included), as on the CPU.
+    cuda::cross_entropy_forward(row_loss.data(), lse.data(), logits.data(), ints(dev_targets), dev_w.data(), N, V,
+                                eps);
+    if (W > 0.0) cuda::sum_forward(out.data(), row_loss.data(), N, static_cast<float>(1.0 / W));
+  }
+  if (needs_grad({&logits})) {
+    auto node = std::make_unique<CrossEntropyOp>();
+    node->logits = logits;
+    node->out = out;
+    node->lse = lse;
+    node->dev_targets = dev_targets;
+    node->dev_row_scale = upload(row_scales(w, W), dev);
+    node->N = N;
+    node->V = V;
+    node->eps = eps;
+    record(std::move(node), out);
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits_in, const std::vector<int32_t>& targets, const CrossEntropyOptions& opt) {
-  require_cpu("cross_entropy", {&logits_in});
+  const Device dev = op_device("cross_entropy", {&logits_in});
   LR_CHECK(logits_in.ndim() >= 1 && logits_in.size(-1) > 0, "cross_entropy: logits ", logits_in.shape(),
            " need a non-empty last dim V");
   const int64_t V = logits_in.size(-1), N = logits_in.numel() / V;
@@ -151,6 +204,7 @@ Tensor cross_entropy(const Tensor& logits_in, const std::vector<int32_t>& target
   double W = 0.0;
   for (double wi : w) W += wi;
   Tensor logits = compact(logits_in);
+  if (dev == Device::CUDA) return cross_entropy_cuda(logits, targets, w, W, N, V, opt.label_smoothing);
   Tensor lse = Tensor::empty({N});
   const double total = cross_entropy_forward(lse.data(), logits.data(), targets.data(), w.data(), N, V,
                                              opt.label_smoothing);

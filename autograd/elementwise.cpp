@@ -5,6 +5,7 @@
 //   y = a * b:  da += dy * b,  db += Σ_rows dy * a
 //   y = s * x:  dx += s * dy
 // Column sums give each thread a block of columns, so results do not depend on scheduling.
+// CUDA tensors run the launchers of the same names (cuda/elementwise.cu) on the same (outer, inner).
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -56,25 +57,53 @@ void binary_backward(float* da, float* db, const float* dy, const float* a, cons
   }
 }
 
+// The device versions of binary_forward / binary_backward: one launcher per kind.
+void binary_forward_cuda(float* y, const float* a, const float* b, int64_t outer, int64_t inner, Kind k) {
+  if constexpr (kCudaBuilt) {
+    if (k == Kind::Add) cuda::add_forward(y, a, b, outer, inner);
+    if (k == Kind::Sub) cuda::sub_forward(y, a, b, outer, inner);
+    if (k == Kind::Mul) cuda::mul_forward(y, a, b, outer, inner);
+  }
+}
+
+void binary_backward_cuda(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
+                          int64_t inner, Kind k) {
+  if constexpr (kCudaBuilt) {
+    if (k == Kind::Add) cuda::add_backward(da, db, dy, outer, inner);
+    if (k == Kind::Sub) cuda::sub_backward(da, db, dy, outer, inner);
+    if (k == Kind::Mul) cuda::mul_backward(da, db, dy, a, b, outer, inner);
+  }
+}
+
 struct BinaryOp : Node {
-  Tensor a, b, out;  // contiguous
+  Tensor a, b, out;  // contiguous, on one device
   int64_t outer = 0, inner = 0;
   Kind kind = Kind::Add;
   void backward() override {
     const float* dy = grad_of(out);
-    if (dy) binary_backward(grad_sink(a), grad_sink(b), dy, a.data(), b.data(), outer, inner, kind);
+    if (!dy) return;
+    float *da = grad_sink(a), *db = grad_sink(b);
+    if (out.device() == Device::CUDA) {
+      binary_backward_cuda(da, db, dy, a.data(), b.data(), outer, inner, kind);
+    } else {
+      binary_backward(da, db, dy, a.data(), b.data(), outer, inner, kind);
+    }
   }
   const char* name() const override { return kind_name(kind); }
 };
 
 Tensor binary(const Tensor& a_in, const Tensor& b_in, Kind kind) {
   const char* op = kind_name(kind);
-  require_cpu(op, {&a_in, &b_in});
+  const Device dev = op_device(op, {&a_in, &b_in});
   const int64_t inner = broadcast_inner(a_in, b_in, op);
   Tensor a = compact(a_in), b = compact(b_in);
-  Tensor out = Tensor::empty(a.shape());
+  Tensor out = Tensor::empty(a.shape(), dev);
   const int64_t outer = inner ? a.numel() / inner : 0;
-  binary_forward(out.data(), a.data(), b.data(), outer, inner, kind);
+  if (dev == Device::CUDA) {
+    binary_forward_cuda(out.data(), a.data(), b.data(), outer, inner, kind);
+  } else {
+    binary_forward(out.data(), a.data(), b.data(), outer, inner, kind);
+  }
   if (needs_grad({&a, &b})) {
     auto node = std::make_unique<BinaryOp>();
     node->a = a;
@@ -96,6 +125,10 @@ struct ScaleOp : Node {
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
     const int64_t n = out.numel();
+    if (out.device() == Device::CUDA) {
+      if constexpr (kCudaBuilt) cuda::scale_backward(dx, dy, s, n);
+      return;
+    }
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) dx[i] += s * dy[i];
   }
@@ -109,14 +142,18 @@ Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, Kind::Sub); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, Kind::Mul); }
 
 Tensor scale(const Tensor& x_in, float s) {
-  require_cpu("scale", {&x_in});
+  const Device dev = op_device("scale", {&x_in});
   Tensor x = compact(x_in);
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::empty(x.shape(), dev);
   const float* xp = x.data();
   float* y = out.data();
   const int64_t n = x.numel();
+  if (dev == Device::CUDA) {
+    if constexpr (kCudaBuilt) cuda::scale_forward(y, xp, s, n);
+  } else {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) y[i] = s * xp[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = s * xp[i];
+  }
   if (needs_grad({&x})) {
     auto node = std::make_unique<ScaleOp>();
     node->x = x;

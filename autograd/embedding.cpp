@@ -4,6 +4,8 @@
 // The scatter would race if rows were split across threads (two n with the same id), so threads
 // split the C channels into blocks instead: each thread owns a column block of every row and walks
 // n in order, so each sum is formed in the same order whatever the thread count (no atomics).
+// On CUDA the ids are validated on the host, uploaded once into a buffer the node owns, and the
+// launchers of the same names (cuda/embedding.cu) run; their scatter-add forms the CPU's sums.
 #include <algorithm>
 #include <cstring>
 
@@ -40,18 +42,23 @@ void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int
 
 struct EmbeddingOp : Node {
   Tensor weight, out;        // weight contiguous (V, C)
-  std::vector<int32_t> ids;  // (N), validated in [0, V)
+  std::vector<int32_t> ids;  // (N), validated in [0, V); CPU path only
+  Tensor dev_ids;            // (N) the same ids uploaded with device_ints(); CUDA path only
   void backward() override {
     const float* dy = grad_of(out);
     float* dweight = grad_sink(weight);
     if (!dy || !dweight) return;
-    embedding_backward(dweight, dy, ids.data(), static_cast<int64_t>(ids.size()), weight.size(1));
+    if (weight.device() == Device::CUDA) {
+      if constexpr (kCudaBuilt) cuda::embedding_backward(dweight, dy, ints(dev_ids), dev_ids.numel(), weight.size(1));
+    } else {
+      embedding_backward(dweight, dy, ids.data(), static_cast<int64_t>(ids.size()), weight.size(1));
+    }
   }
   const char* name() const override { return "embedding"; }
 };
 
-void check_embedding(const Tensor& weight, const std::vector<int32_t>& ids, const Shape& ids_shape) {
-  require_cpu("embedding", {&weight});
+Device check_embedding(const Tensor& weight, const std::vector<int32_t>& ids, const Shape& ids_shape) {
+  const Device dev = op_device("embedding", {&weight});
   LR_CHECK(weight.ndim() == 2, "embedding: weight must be (V, C), got ", weight.shape());
   LR_CHECK(ids_shape.ndim < tensor::kMaxDims, "embedding: ids shape ", ids_shape, " leaves no room for C (at most ",
            tensor::kMaxDims - 1, " id dims)");
@@ -61,23 +68,33 @@ void check_embedding(const Tensor& weight, const std::vector<int32_t>& ids, cons
   for (size_t n = 0; n < ids.size(); ++n)
     LR_CHECK(ids[n] >= 0 && ids[n] < V, "embedding: id ", ids[n], " at position ", n, " is out of range [0, V=", V,
              ") for weight ", weight.shape());
+  return dev;
 }
 
 }  // namespace
 
 Tensor embedding(const Tensor& weight_in, const std::vector<int32_t>& ids, const Shape& ids_shape) {
-  check_embedding(weight_in, ids, ids_shape);
+  const Device dev = check_embedding(weight_in, ids, ids_shape);
   Tensor weight = compact(weight_in);
   const int64_t C = weight.size(1), N = static_cast<int64_t>(ids.size());
   Shape s = ids_shape;
   s.d[s.ndim++] = C;  // ids_shape + (C)
-  Tensor out = Tensor::empty(s);
-  embedding_forward(out.data(), weight.data(), ids.data(), N, C);
+  Tensor out = Tensor::empty(s, dev);
+  Tensor dev_ids;
+  if (dev == Device::CUDA) {
+    dev_ids = device_ints(ids, dev);
+    if constexpr (kCudaBuilt) cuda::embedding_forward(out.data(), weight.data(), ints(dev_ids), N, C);
+  } else {
+    embedding_forward(out.data(), weight.data(), ids.data(), N, C);
+  }
   if (needs_grad({&weight})) {
     auto node = std::make_unique<EmbeddingOp>();
     node->weight = weight;
     node->out = out;
-    node->ids = ids;
+    if (dev == Device::CUDA)
+      node->dev_ids = dev_ids;
+    else
+      node->ids = ids;
     record(std::move(node), out);
   }
   return out;

@@ -7,7 +7,8 @@
 //   dw_j += Σ_rows dy_j·xhat_j,   db_j += Σ_rows dy_j
 // The node saves μ (N) and rstd (N) and recomputes xhat from x. dx is parallel over rows; the
 // dw/db column sums give each task a fixed block of columns that it sums over rows in order,
-// so the result does not depend on the thread count or schedule.
+// so the result does not depend on the thread count or schedule. CUDA tensors run the launchers of
+// the same names (cuda/layernorm.cu) on the same saved tensors.
 #include <algorithm>
 #include <cmath>
 
@@ -89,16 +90,30 @@ void layernorm_backward_params(float* dw, float* db, const float* dy, const floa
 }
 
 struct LayerNormOp : Node {
-  Tensor x, w, b, out;  // x contiguous (N, C) rows; b may be undefined
-  Tensor mean, rstd;    // (N) each, from the forward
+  Tensor x, w, b, out;  // x contiguous (N, C) rows; b may be undefined; all on one device
+  Tensor mean, rstd;    // (N) each, from the forward, on that device
   int64_t N = 0, C = 0;
   void backward() override {
     const float* dy = grad_of(out);
     if (!dy) return;
-    if (float* dx = grad_sink(x)) layernorm_backward_dx(dx, dy, x.data(), w.data(), mean.data(), rstd.data(), N, C);
+    const bool on_gpu = x.device() == Device::CUDA;
+    if (float* dx = grad_sink(x)) {
+      if (on_gpu) {
+        if constexpr (kCudaBuilt)
+          cuda::layernorm_backward_dx(dx, dy, x.data(), w.data(), mean.data(), rstd.data(), N, C);
+      } else {
+        layernorm_backward_dx(dx, dy, x.data(), w.data(), mean.data(), rstd.data(), N, C);
+      }
+    }
     float* dw = grad_sink(w);
     float* db = grad_sink(b);
-    if (dw || db) layernorm_backward_params(dw, db, dy, x.data(), mean.data(), rstd.data(), N, C);
+    if (!dw && !db) return;
+    if (on_gpu) {
+      if constexpr (kCudaBuilt)
+        cuda::layernorm_backward_params(dw, db, dy, x.data(), mean.data(), rstd.data(), N, C);
+    } else {
+      layernorm_backward_params(dw, db, dy, x.data(), mean.data(), rstd.data(), N, C);
+    }
   }
   const char* name() const override { return "layernorm"; }
 };
@@ -106,7 +121,7 @@ struct LayerNormOp : Node {
 }  // namespace
 
 Tensor layernorm(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, float eps) {
-  require_cpu("layernorm", {&x_in, &w_in, &b_in});
+  const Device dev = op_device("layernorm", {&x_in, &w_in, &b_in});
   const int64_t C = x_in.ndim() >= 1 ? x_in.size(-1) : 0;
   LR_CHECK(C > 0 && w_in.ndim() == 1 && w_in.size(0) == C && (!b_in.defined() || b_in.shape() == w_in.shape()),
            "layernorm: x ", x_in.shape(), " does not match weight ", w_in.shape(), " and bias ", b_in.shape(),
@@ -114,10 +129,15 @@ Tensor layernorm(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, flo
   LR_CHECK(eps >= 0.f, "layernorm: eps must be >= 0, got ", eps);
   Tensor x = compact(x_in), w = compact(w_in), b = b_in.defined() ? compact(b_in) : Tensor();
   const int64_t N = x.numel() / C;
-  Tensor out = Tensor::empty(x.shape());
-  Tensor mean = Tensor::empty({N}), rstd = Tensor::empty({N});
-  layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.defined() ? b.data() : nullptr, N,
-                    C, eps);
+  Tensor out = Tensor::empty(x.shape(), dev);
+  Tensor mean = Tensor::empty({N}, dev), rstd = Tensor::empty({N}, dev);
+  const float* bp = b.defined() ? b.data() : nullptr;
+  if (dev == Device::CUDA) {
+    if constexpr (kCudaBuilt)
+      cuda::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), bp, N, C, eps);
+  } else {
+    layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), bp, N, C, eps);
+  }
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_unique<LayerNormOp>();
     node->x = x;

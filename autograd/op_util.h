@@ -38,13 +38,6 @@ inline Device op_device(const char* op, std::initializer_list<const Tensor*> ts)
   return dev;
 }
 
-// Transitional (removed once every op dispatches): throws unless every defined tensor is on the CPU.
-inline void require_cpu(const char* op, std::initializer_list<const Tensor*> ts) {
-  for (const Tensor* t : ts)
-    LR_CHECK(!t->defined() || t->device() == Device::CPU, op, ": tensor ", t->shape(), " is on ",
-             tensor::device_name(t->device()), "; this op has no kernel for that device");
-}
-
 // The output's gradient, or nullptr when nothing flowed into it (the node is off the loss's path).
 inline const float* grad_of(const Tensor& out) {
   Tensor g = out.grad();

@@ -2,7 +2,8 @@
 //   y = Σ x:        dx += dy
 //   y = Σ x / n:    dx += dy / n
 // The forward sums fixed 4096-element chunks in double and adds the chunk sums in order, so the
-// result is the same for every thread count.
+// result is the same for every thread count. On CUDA (cuda/reduce.cu) the sum stays on the device:
+// the loss feeds backward without a host round trip; item() copies it only when logged.
 #include <vector>
 
 #include "autograd/op_util.h"
@@ -36,8 +37,12 @@ struct SumOp : Node {
     const float* dy = grad_of(out);
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
-    const float g = dy[0] * factor;
     const int64_t n = x.numel();
+    if (out.device() == Device::CUDA) {  // dy is a device scalar: the launcher reads it there
+      if constexpr (kCudaBuilt) cuda::sum_backward(dx, dy, n, factor);
+      return;
+    }
+    const float g = dy[0] * factor;
 #pragma omp parallel for schedule(static) if (n > tensor::kParallelGrain)
     for (int64_t i = 0; i < n; ++i) dx[i] += g;
   }
@@ -45,12 +50,18 @@ struct SumOp : Node {
 };
 
 Tensor reduce_all(const Tensor& x_in, bool is_mean) {
-  require_cpu(is_mean ? "mean" : "sum", {&x_in});
+  const Device dev = op_device(is_mean ? "mean" : "sum", {&x_in});
   Tensor x = compact(x_in);
   const int64_t n = x.numel();
   LR_CHECK(!is_mean || n > 0, "mean: empty tensor ", x.shape());
   const float factor = is_mean ? 1.f / static_cast<float>(n) : 1.f;
-  Tensor out = Tensor::full(Shape(), static_cast<float>(sum_forward(x.data(), n) * (is_mean ? 1.0 / n : 1.0)));
+  Tensor out;
+  if (dev == Device::CUDA) {
+    out = Tensor::empty(Shape(), dev);
+    if constexpr (kCudaBuilt) cuda::sum_forward(out.data(), x.data(), n, factor);
+  } else {
+    out = Tensor::full(Shape(), static_cast<float>(sum_forward(x.data(), n) * (is_mean ? 1.0 / n : 1.0)));
+  }
   if (needs_grad({&x})) {
     auto node = std::make_unique<SumOp>();
     node->x = x;

@@ -16,6 +16,8 @@ void Tape::backward(Tensor root, const Tensor& droot) {
            " does not require grad (no parameter with requires_grad reached it, or it was computed under NoGradGuard)");
   LR_CHECK(droot.shape() == root.shape(), "backward: seed gradient ", droot.shape(), " does not match root ",
            root.shape());
+  LR_CHECK(droot.device() == root.device(), "backward: seed gradient on ", tensor::device_name(droot.device()),
+           " but the root ", root.shape(), " is on ", tensor::device_name(root.device()));
   // Clear the tape even when a node throws, so stale nodes never run on the next backward.
   struct ClearOnExit {
     Tape& t;
@@ -50,7 +52,7 @@ void record(std::unique_ptr<Node> node, Tensor& out) {
 
 void backward(const Tensor& loss) {
   LR_CHECK(loss.numel() == 1, "backward: loss must have one element, got shape ", loss.shape());
-  t_tape.backward(loss, Tensor::full(loss.shape(), 1.f, loss.device()));
+  t_tape.backward(loss, Tensor::full(loss.shape(), 1.f, loss.device()));  // dloss = 1, where the loss lives
 }
 
 void backward(const Tensor& root, const Tensor& droot) { t_tape.backward(root, droot); }

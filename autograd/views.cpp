@@ -3,6 +3,8 @@
 //   transpose/permute/slice:  view(dx) += dy
 //   reshape:                  dx (as out's shape) += dy   (copies in forward only if x is strided)
 //   concat:                   dx_i += dy[slice i]
+// Everything here is Tensor-level (view, contiguous, copy_, add_ on strided views), so the same code
+// runs on CPU and CUDA tensors: the device only has to be the same for every input.
 #include <numeric>
 
 #include "autograd/op_util.h"
@@ -55,7 +57,7 @@ struct ConcatOp : Node {
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   LR_CHECK(shape.numel() == x.numel(), "reshape: cannot reshape ", x.shape(), " to ", shape);
-  require_cpu("reshape", {&x});
+  op_device("reshape", {&x});  // any device with data (meta tensors have nothing to copy)
   // Forward: a view when x is contiguous, else a compact copy. Backward: x's gradient buffer is
   // always contiguous, so the same function views it as `shape` without a copy.
   return make_view(x, [shape](const Tensor& t) { return t.contiguous().view(shape); }, "reshape");
@@ -88,14 +90,15 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
   const int d = first.shape().wrap(dim);
   Shape s = first.shape();
   s[d] = 0;
+  const Device dev = op_device("concat", {&first});
   for (const Tensor& x : xs) {
-    require_cpu("concat", {&x});
+    op_device("concat", {&first, &x});
     bool ok = x.ndim() == first.ndim();
     for (int i = 0; ok && i < x.ndim(); ++i) ok = i == d || x.size(i) == first.size(i);
     LR_CHECK(ok, "concat: shapes ", first.shape(), " and ", x.shape(), " differ outside dim ", dim);
     s[d] += x.size(d);
   }
-  Tensor out = Tensor::empty(s);
+  Tensor out = Tensor::empty(s, dev);
   int64_t off = 0;
   for (const Tensor& x : xs) {
     out.narrow(d, off, x.size(d)).copy_(x);

@@ -26,12 +26,15 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
 void set_tf32(bool on);
 bool tf32();
 
-// ---- tensor plumbing (tensor_ops.cu), for Tensor::fill_ / copy_ / contiguous on CUDA ----------
+// ---- tensor plumbing (tensor_ops.cu), for Tensor::fill_ / copy_ / add_ / contiguous on CUDA ----
 void fill(float* p, float v, int64_t n);  // p (n) = v
 // dst = src elementwise over `sizes` (ndim <= 4 dims), each side with its own element strides
-// (host arrays of ndim entries); makes strided views contiguous (dst strides row-major).
+// (host arrays of ndim entries): compacts strided views, writes into them; a src stride 0 repeats.
 void copy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
                   const int64_t* sizes, int ndim);
+// dst += alpha · src elementwise, strides as in copy_strided (Tensor::add_ on strided views).
+void axpy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
+                  const int64_t* sizes, int ndim, float alpha);
 
 // ---- elementwise with row broadcast (elementwise.cpp) ------------------------------------
 // a (outer, inner), b (inner) repeated over rows (outer = 1 when shapes are equal), y (outer, inner).
@@ -60,6 +63,8 @@ void tanh_backward(float* dx, const float* dy, const float* y, int64_t n);  // f
 void sum_forward(float* out, const float* x, int64_t n, float factor = 1.f);
 // dx (n) += factor · dy[0], dy a device scalar
 void sum_backward(float* dx, const float* dy, int64_t n, float factor = 1.f);
+// out (1 element, device) = Σ x² (n), squares and partial sums in double (optim::clip_grad_norm).
+void sumsq_forward(float* out, const float* x, int64_t n);
 
 // ---- softmax family over the last dim (softmax.cpp); x, y (N, C) ---------------------------
 void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log);

@@ -75,6 +75,7 @@ void empty_cache() {
 
 size_t bytes_in_use() { return cache().in_use; }
 size_t bytes_peak() { return cache().peak; }
+void reset_bytes_peak() { cache().peak = cache().in_use; }
 
 }  // namespace lowrank::cuda
 

@@ -14,5 +14,6 @@ void release(void* p, size_t bytes);  // back to the cache
 void empty_cache();             // cudaFree every cached block
 size_t bytes_in_use();
 size_t bytes_peak();
+void reset_bytes_peak();        // peak := bytes in use now
 
 }  // namespace lowrank::cuda

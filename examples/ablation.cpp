@@ -80,6 +80,7 @@ cxxopts::Options make_options() {
     ("dropout", "model and LoRA dropout", cxxopts::value<float>()->default_value("0.1"))
     ("max-len", "max tokens per example", cxxopts::value<int64_t>()->default_value("64"))
     ("train-examples", "train on a fixed subset of this many (0: all)", cxxopts::value<int64_t>()->default_value("0"))
+    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("json", "write every run and the tables to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
@@ -161,6 +162,7 @@ nlohmann::json print_table(const std::string& title, const std::vector<PaperRow>
 
 ex::GlueRunConfig run_config(const cxxopts::ParseResult& a, bool quick) {
   ex::GlueRunConfig c;
+  c.device = ex::device_option(a);
   c.init = a["init"].as<std::string>();
   c.pooling = a["pooling"].as<std::string>();
   c.method.method = "lora";

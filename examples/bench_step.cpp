@@ -2,16 +2,21 @@
 // model with random weights, full fine-tuning vs LoRA (r=4 on Wq, Wv), timed step by step.
 //   ./build/bench_step                                # B=1, T=1024, FT and LoRA, all cores
 //   ./build/bench_step --batch 4 --seq 256 --threads 1 --json out/bench_step.json
+//   ./build/bench_step --device cuda --json out/bench_step_gpu.json   # B=8, T=1024 on the GPU
 // Reports median and spread of the step time, tokens/s, GFLOP/s from the exact FLOP count below,
 // the fraction of the GEMM-bound floor (issue 7: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
 // = 3.1 s / 4.4 s; also against this machine's sgemm rate measured in the same run), peak memory
 // with its breakdown and the optimizer-state bytes (the paper's memory/speed claim, Section 4.2).
+// On --device cuda the floor is the GPU's fp32 peak (TF32 off; cuda/device_info.h) and memory is
+// the caching allocator's high-water mark.
 // A benchmark, not a test: it checks nothing, it measures. Default run: ~2 minutes on 2 cores.
 #include <sys/resource.h>
 
 #include <memory>
 
 #include "autograd/ops.h"
+#include "cuda/device_info.h"
+#include "cuda/kernels.h"
 #include "examples/common/cli.h"
 #include "examples/common/step_flops.h"
 #include "lora/methods.h"
@@ -31,7 +36,8 @@ cxxopts::Options make_options() {
   cxxopts::Options o("bench_step", "Time a GPT-2-124M training step: full fine-tuning vs LoRA");
   o.add_options()
     ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
-    ("batch", "sequences per step B", cxxopts::value<int64_t>()->default_value("1"))
+    ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
+    ("batch", "sequences per step B (0: 1 on cpu, 8 on cuda)", cxxopts::value<int64_t>()->default_value("0"))
     ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))
     ("methods", "comma list of ft, lora", cxxopts::value<std::string>()->default_value("ft,lora"))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
@@ -46,17 +52,44 @@ cxxopts::Options make_options() {
   return o;
 }
 
-// sgemm rate on the largest linear GEMM of the step, (B·T, C)·(C, 4C): this machine's GEMM speed.
-double measure_gemm_gflops(int64_t N, int64_t C) {
+// sgemm rate on the largest linear GEMM of the step, (B·T, C)·(C, 4C): this machine's GEMM speed
+// (OpenBLAS on the CPU, cuBLAS on the GPU, timed to completion).
+double measure_gemm_gflops(int64_t N, int64_t C, Device dev) {
   Rng rng(3);
-  Tensor a = Tensor::randn({N, C}, rng), b = Tensor::randn({C, 4 * C}, rng), c = Tensor::zeros({N, 4 * C});
+  Tensor a = Tensor::randn({N, C}, rng).to(dev), b = Tensor::randn({C, 4 * C}, rng).to(dev);
+  Tensor c = Tensor::zeros({N, 4 * C}, dev);
   std::vector<double> s;
   for (int i = 0; i < 6; ++i) {
     ex::Timer t;
-    tensor::gemm(false, false, N, 4 * C, C, 1.f, a.data(), C, b.data(), 4 * C, 0.f, c.data(), 4 * C);
+    if (dev == Device::CUDA) {
+      if constexpr (tensor::kCudaBuilt) {
+        cuda::gemm(false, false, N, 4 * C, C, 1.f, a.data(), C, b.data(), 4 * C, 0.f, c.data(), 4 * C);
+        cuda::synchronize();
+      }
+    } else {
+      tensor::gemm(false, false, N, 4 * C, C, 1.f, a.data(), C, b.data(), 4 * C, 0.f, c.data(), 4 * C);
+    }
     if (i > 0) s.push_back(t.seconds());
   }
   return 2.0 * N * C * 4 * C / ex::median(s) / 1e9;
+}
+
+// Tensor memory high-water mark on the benchmarked device, and its reset.
+size_t peak_bytes(Device dev) {
+  if constexpr (tensor::kCudaBuilt)
+    if (dev == Device::CUDA) return cuda::memory_peak_bytes();
+  return tensor::cpu_bytes_peak();
+}
+void reset_peak(Device dev) {
+  if constexpr (tensor::kCudaBuilt)
+    if (dev == Device::CUDA) return cuda::reset_memory_peak();
+  tensor::reset_cpu_bytes_peak();
+}
+
+// B from --batch, where 0 picks the device's default: 1 x 1024 on CPU, issue 5's 8 x 1024 on a GPU.
+int64_t batch_of(const cxxopts::ParseResult& a, Device dev) {
+  const int64_t B = a["batch"].as<int64_t>();
+  return B > 0 ? B : dev == Device::CUDA ? 8 : 1;
 }
 
 double peak_rss_mb() {
@@ -97,13 +130,13 @@ float train_step(nn::GPT& model, optim::AdamW& opt, const std::vector<int32_t>& 
   return loss.item();
 }
 
-Result bench_method(const std::string& method, const cxxopts::ParseResult& a) {
-  const int64_t B = a["batch"].as<int64_t>(), T = a["seq"].as<int64_t>();
+Result bench_method(const std::string& method, const cxxopts::ParseResult& a, Device dev) {
+  const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
   nn::GPTConfig cfg = nn::config_by_name(a["model"].as<std::string>());
   cfg.n_positions = std::max(cfg.n_positions, T);
   cfg.dropout = 0.f;
   Rng rng(a["seed"].as<uint64_t>());
-  nn::GPT model(cfg, rng);
+  nn::GPT model(cfg, rng, dev);
   lora::MethodConfig mc;
   mc.method = method;
   mc.lora.r = a["rank"].as<int64_t>();
@@ -119,7 +152,7 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a) {
     ids[i] = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
     targets[i] = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
   }
-  tensor::reset_cpu_bytes_peak();
+  reset_peak(dev);
   const int warmup = a["warmup"].as<int>(), steps = a["steps"].as<int>();
   ex::ProgressBar bar(warmup + steps);
   for (int s = 0; s < warmup + steps; ++s) {
@@ -133,7 +166,7 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a) {
   r.weights = bytes_of(ps, false, false);
   r.grads = bytes_of(ps, true, true);
   r.optimizer = opt.state_bytes();
-  r.peak = tensor::cpu_bytes_peak();
+  r.peak = peak_bytes(dev);
   return r;
 }
 
@@ -152,7 +185,8 @@ nlohmann::json to_json(const Result& r, int64_t tokens, double gemm, double floo
           {"step_s_all", r.times}, {"tokens_per_s", tokens / med}, {"gflop", r.flops / 1e9},
           {"gflop_per_s", r.flops / med / 1e9}, {"floor_s_issue", r.flops / floor_rate / 1e9},
           {"floor_s_measured_gemm", r.flops / gemm / 1e9}, {"x_floor_issue", med / (r.flops / floor_rate / 1e9)},
-          {"x_floor_measured_gemm", med / (r.flops / gemm / 1e9)}, {"loss", r.loss},
+          {"x_floor_measured_gemm", med / (r.flops / gemm / 1e9)},
+          {"fraction_of_floor", r.flops / floor_rate / 1e9 / med}, {"loss", r.loss},
           {"bytes", {{"weights", r.weights}, {"grads", r.grads}, {"optimizer", r.optimizer},
                      {"activations_and_workspace", r.peak > r.weights + r.grads + r.optimizer
                                                        ? r.peak - r.weights - r.grads - r.optimizer : 0},
@@ -160,10 +194,12 @@ nlohmann::json to_json(const Result& r, int64_t tokens, double gemm, double floo
 }
 
 // One row per method, then the LoRA/FT ratios the paper (Section 4.2) and issue 7 talk about.
-int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, int64_t tokens, double gemm,
-           double floor_rate) {
+int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const nlohmann::json& device, int64_t B,
+           double gemm, double floor_rate) {
   std::vector<std::vector<std::string>> rows;
-  nlohmann::json j = {{"model", a["model"].as<std::string>()}, {"batch", a["batch"].as<int64_t>()},
+  const int64_t tokens = B * a["seq"].as<int64_t>();
+  nlohmann::json j = {{"model", a["model"].as<std::string>()}, {"device", a["device"].as<std::string>()},
+                      {"device_info", device}, {"batch", B},
                       {"seq", a["seq"].as<int64_t>()}, {"threads", tensor::num_threads()},
                       {"sgemm_gflop_per_s", gemm}, {"floor_gflop_per_s", floor_rate}, {"methods", nlohmann::json::array()}};
   for (const Result& r : rs) {
@@ -177,7 +213,8 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, int64_t
                         fmt(mb(m["bytes"]["activations_and_workspace"].get<size_t>()), 0),
                     fmt(mb(r.peak), 0)});
   }
-  ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s", "x floor (200 / sgemm)",
+  const std::string floor_name = a["device"].as<std::string>() == "cuda" ? "fp32 peak" : "200";
+  ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s", "x floor (" + floor_name + " / sgemm)",
                    "MB weights+grads+adam+act", "peak MB"}, rows);
   if (rs.size() == 2 && rs[0].method == "ft" && rs[1].method == "lora") {
     const double t = ex::median(rs[1].times) / ex::median(rs[0].times), mem = mb(rs[1].peak) / mb(rs[0].peak);
@@ -195,6 +232,24 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, int64_t
 
 namespace {
 
+// The rate the step is compared with: issue 7's 200 GFLOP/s on the CPU (--floor-gflops), the GPU's
+// fp32 peak on CUDA (so 1 / x_floor is the fraction of peak the step reaches).
+double floor_gflops(const cxxopts::ParseResult& a, Device dev, nlohmann::json& info) {
+  if constexpr (tensor::kCudaBuilt) {
+    if (dev == Device::CUDA) {
+      const cuda::DeviceInfo d = cuda::device_info();
+      info = {{"name", d.name}, {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
+              {"sm_count", d.sm_count}, {"clock_ghz", d.clock_ghz}, {"fp32_peak_tflops", d.fp32_peak_tflops()},
+              {"tf32", cuda::tf32()}};
+      std::cout << "GPU " << d.name << " (sm_" << d.cc_major << d.cc_minor << ", " << d.sm_count << " SMs, "
+                << fmt(d.clock_ghz) << " GHz): fp32 peak " << fmt(d.fp32_peak_tflops(), 1) << " TFLOP/s\n";
+      return d.fp32_peak_tflops() * 1e3;
+    }
+  }
+  info = {{"name", "cpu"}, {"threads", tensor::num_threads()}};
+  return a["floor-gflops"].as<double>();
+}
+
 int bench_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
   auto a = options.parse(argc, argv);
@@ -203,20 +258,23 @@ int bench_main(int argc, char** argv) {
     return 0;
   }
   tensor::set_num_threads(a["threads"].as<int>());
-  const int64_t B = a["batch"].as<int64_t>(), T = a["seq"].as<int64_t>();
+  const Device dev = tensor::parse_device(a["device"].as<std::string>());
+  LR_CHECK(dev != Device::Meta, "--device: cpu or cuda");
+  const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
   LR_CHECK(B > 0 && T > 0 && a["steps"].as<int>() > 0, "--batch, --seq and --steps must be positive");
   const nn::GPTConfig cfg = nn::config_by_name(a["model"].as<std::string>());
-  const double gemm = measure_gemm_gflops(B * T, cfg.n_embd), floor_rate = a["floor-gflops"].as<double>();
-  std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << ", " << tensor::num_threads()
-            << " threads; sgemm (B*T,C)x(C,4C): " << fmt(gemm, 1) << " GFLOP/s\n";
+  nlohmann::json info;
+  const double floor_rate = floor_gflops(a, dev, info), gemm = measure_gemm_gflops(B * T, cfg.n_embd, dev);
+  std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << " on " << tensor::device_name(dev) << ", "
+            << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << fmt(gemm, 1) << " GFLOP/s\n";
 
   std::vector<Result> results;
   for (const std::string& m : ex::split_list(a["methods"].as<std::string>())) {
     LR_CHECK(m == "ft" || m == "lora", "--methods: expected ft or lora, got '", m, "'");
     std::cout << m << ":\n";
-    results.push_back(bench_method(m, a));
+    results.push_back(bench_method(m, a, dev));
   }
-  return report(results, a, B * T, gemm, floor_rate);
+  return report(results, a, info, B, gemm, floor_rate);
 }
 
 }  // namespace

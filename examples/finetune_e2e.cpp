@@ -54,6 +54,7 @@ cxxopts::Options make_options() {
     ("outputs", "file for the generated texts", cxxopts::value<std::string>()->default_value("out/e2e_outputs.txt"))
     ("save-adapter", "write the trained LoRA adapter here", cxxopts::value<std::string>()->default_value(""))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
+    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("json", "write metrics to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
@@ -94,6 +95,7 @@ ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
   o.clip = a["clip"].as<float>();
   o.max_len = a["max-len"].as<int64_t>();
   o.seed = a["seed"].as<uint64_t>();
+  o.device = ex::device_option(a);
   return o;
 }
 

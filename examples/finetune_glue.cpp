@@ -55,6 +55,7 @@ cxxopts::Options make_options() {
     ("eval-batch", "evaluation batch size", cxxopts::value<int64_t>()->default_value("64"))
     ("save-adapter", "write the LoRA adapter (+ .head) here; -seed<k> added with several seeds",
      cxxopts::value<std::string>()->default_value(""))
+    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("json", "write the results to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
@@ -63,6 +64,7 @@ cxxopts::Options make_options() {
 
 ex::GlueRunConfig run_config(const cxxopts::ParseResult& a) {
   ex::GlueRunConfig c;
+  c.device = ex::device_option(a);
   c.init = a["init"].as<std::string>();
   c.pooling = a["pooling"].as<std::string>();
   c.method.method = a["method"].as<std::string>();

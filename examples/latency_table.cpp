@@ -37,6 +37,7 @@ struct Options {
   std::string model = "gpt2-medium", grid = "default", json;
   int repeats = 5, warmup = 1, threads = 0;
   uint64_t seed = 1;
+  tensor::Device device = tensor::Device::CPU;
 };
 
 struct Setting {
@@ -151,6 +152,8 @@ Options parse(int argc, char** argv) {
       "repeats", "timed forwards per variant and setting", cxxopts::value<int>()->default_value("5"))(
       "warmup", "untimed rounds first", cxxopts::value<int>()->default_value("1"))(
       "threads", "threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
+      "device", "cpu or cuda (a GPU build; --grid full is the paper's GPU grid)",
+      cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "weights and ids", cxxopts::value<uint64_t>()->default_value("1"))(
       "json", "write results to this JSON file", cxxopts::value<std::string>())("h,help", "show this help");
   const auto r = spec.parse(argc, argv);
@@ -162,6 +165,7 @@ Options parse(int argc, char** argv) {
   Options o{r["model"].as<std::string>(), r["grid"].as<std::string>(), "", r["repeats"].as<int>(),
             r["warmup"].as<int>(), r["threads"].as<int>(), r["seed"].as<uint64_t>()};
   if (r.count("json")) o.json = r["json"].as<std::string>();
+  o.device = examples::device_option(r);
   LR_CHECK(o.repeats >= 1, "--repeats must be >= 1, got ", o.repeats);
   LR_CHECK(o.warmup >= 0, "--warmup must be >= 0, got ", o.warmup);
   LR_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
@@ -182,6 +186,8 @@ void time_setting(nn::GPT& g, std::vector<Variant>& vs, const Setting& s, const 
       swap_variant(g, v);
       Timer t;
       Tensor logits = g.forward(ids, s.B, s.T, eval);
+      if constexpr (tensor::kCudaBuilt)
+        if (o.device == tensor::Device::CUDA) cuda::synchronize();  // kernels are asynchronous
       const double sec = t.seconds();
       swap_variant(g, v);
       if (round >= o.warmup) v.times.push_back(sec);
@@ -232,7 +238,7 @@ int run(int argc, char** argv) {
     LR_CHECK(s.T <= cfg.n_positions, "--grid: T=", s.T, " exceeds ", o.model, "'s n_positions ", cfg.n_positions);
   Timer total;
   Rng rng(o.seed);
-  nn::GPT g(cfg, rng);
+  nn::GPT g(cfg, rng, o.device);
   std::vector<Variant> vs;
   vs.push_back({"base (= FT = merged LoRA)", 0, 0, 0, {}, {}});
   vs.push_back(make_adapter(g, "adapter-l", "Adapter-L 0.5M", 0.5e6, rng));
@@ -256,7 +262,8 @@ int run(int argc, char** argv) {
   std::printf("total %.1f s\n", total.seconds());
   if (!o.json.empty())
     examples::write_json(o.json, {{"benchmark", "latency_table"}, {"model", o.model},
-                                  {"threads", tensor::num_threads()}, {"repeats", o.repeats}, {"warmup", o.warmup},
+                                  {"threads", tensor::num_threads()}, {"device", tensor::device_name(o.device)},
+                                  {"repeats", o.repeats}, {"warmup", o.warmup},
                                   {"seed", o.seed}, {"total_s", total.seconds()}, {"results", results}});
   return 0;
 }

@@ -53,6 +53,7 @@ cxxopts::Options make_options() {
     ("seed2", "seed of the second large-rank run", cxxopts::value<uint64_t>()->default_value("2"))
     ("adapter-dir", "where trained adapters go", cxxopts::value<std::string>()->default_value("out/subspace"))
     ("out-dir", "where the SVG figures go", cxxopts::value<std::string>()->default_value("out/subspace"))
+    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("json", "write every φ matrix and Table 7 to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
@@ -68,6 +69,7 @@ struct Spec {  // one adapter to train: rank, seed, file
 // Trains LoRA (Wq, Wv) adapters for the specs on E2E, one after the other, sharing the tokenized data.
 json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& a, const data::Gpt2Bpe& tok) {
   ex::E2ETrainOptions to;
+  to.device = ex::device_option(a);
   to.steps = a["steps"].as<int64_t>();
   to.lr = a["lr"].as<float>();
   to.batch_size = a["batch-size"].as<int64_t>();

@@ -2,6 +2,7 @@
 //   ./build/train_gpt                       # defaults finish in minutes on 2 cores
 //   ./build/train_gpt --steps 2000 --save out/gpt.safetensors --sample 300
 //   ./build/train_gpt --resume out/gpt.safetensors --steps 4000
+//   ./build/train_gpt --device cuda --model gpt2 --block-size 1024   # a GPU build on a GPU
 // Each step: batch -> forward -> loss -> zero_grad -> backward -> clip -> AdamW step.
 #include <cmath>
 #include <iostream>
@@ -55,6 +56,7 @@ cxxopts::Options make_options() {
     ("top-k", "sample among the k most likely tokens", cxxopts::value<int64_t>()->default_value("40"))
     ("prompt", "text to start sampling from", cxxopts::value<std::string>()->default_value("\n"))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1337"))
+    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
     ("json", "write final metrics to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
@@ -158,7 +160,8 @@ Run setup(const cxxopts::ParseResult& a) {
   r.ds = std::make_unique<data::LMDataset>(r.tok->encode(text), 0.1f);
   r.unigram = data::unigram_baseline(*r.ds, r.tok->vocab_size());
   Rng init_rng(a["seed"].as<uint64_t>());
-  r.model = std::make_unique<nn::GPT>(make_config(a, r.tok->vocab_size()), init_rng);
+  // Parameters are drawn on the host from init_rng then copied: a seed gives the same model on any device.
+  r.model = std::make_unique<nn::GPT>(make_config(a, r.tok->vocab_size()), init_rng, ex::device_option(a));
   optim::AdamWConfig oc;
   oc.beta2 = 0.95f;
   oc.weight_decay = a["weight-decay"].as<float>();

@@ -67,9 +67,9 @@ GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path)
   }
 }
 
-std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng) {
+std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device) {
   tensor::SafetensorsFile f = tensor::load_safetensors(path);
-  auto model = std::make_unique<GPT>(read_config(f, path), rng);
+  auto model = std::make_unique<GPT>(read_config(f, path), rng, device);
   std::map<std::string, Tensor> params;
   for (const auto& kv : f.tensors)
     if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) params.insert(kv);

@@ -25,7 +25,8 @@ void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors
 
 void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta = {});
 GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path);
-std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng);
+// The model is built on `device` and the checkpoint's tensors are copied there.
+std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device = Device::CPU);
 
 // A Hugging Face GPT-2 model.safetensors (GPT2Model or GPT2LMHeadModel names, "transformer."
 // prefix optional). HF's Conv1D stores weights (in, out): they are transposed to our (out, in).

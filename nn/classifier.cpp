@@ -34,7 +34,7 @@ Tensor mean_rows(const Tensor& h, const std::vector<int32_t>& lengths, int64_t B
   std::vector<float> w(static_cast<size_t>(B * T), 0.f);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < lengths[b]; ++t) w[static_cast<size_t>(b * T + t)] = 1.f / static_cast<float>(lengths[b]);
-  return reshape(matmul(Tensor::from(w, {B, 1, T}), h), {B, C});
+  return reshape(matmul(Tensor::from(w, {B, 1, T}).to(h.device()), h), {B, C});
 }
 }  // namespace
 
@@ -73,12 +73,12 @@ Pooling pooling_by_name(const std::string& name) {
 }
 
 std::unique_ptr<Classifier> classifier_from_gpt(const std::string& path, int64_t n_classes, Rng& rng, float dropout,
-                                                Pooling pooling) {
+                                                Pooling pooling, Device device) {
   tensor::SafetensorsFile f = tensor::load_safetensors(path);
   GPTConfig cfg = read_config(f, path);
   cfg.n_classes = n_classes;
   if (dropout >= 0.f) cfg.dropout = dropout;
-  auto clf = std::make_unique<Classifier>(cfg, rng, Device::CPU, pooling);
+  auto clf = std::make_unique<Classifier>(cfg, rng, device, pooling);
   std::map<std::string, Tensor> params;  // the model's tensors; optimizer state and adapters skipped
   for (const auto& kv : f.tensors)
     if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) params.insert(kv);

@@ -42,7 +42,8 @@ class Classifier : public Module {
 // freshly initialised from rng. dropout >= 0 replaces the checkpoint's model dropout (fine-tuning
 // regularisation; the weights do not depend on it); < 0 keeps it.
 std::unique_ptr<Classifier> classifier_from_gpt(const std::string& path, int64_t n_classes, Rng& rng,
-                                                float dropout = -1.f, Pooling pooling = Pooling::Auto);
+                                                float dropout = -1.f, Pooling pooling = Pooling::Auto,
+                                                Device device = Device::CPU);
 Pooling pooling_by_name(const std::string& name);  // "auto" | "first" | "last" | "mean"; throws on others
 
 }  // namespace lowrank::nn

@@ -25,7 +25,9 @@ CausalSelfAttention::CausalSelfAttention(const GPTConfig& cfg, const Init& init,
 
 namespace {
 // (Lp, C) -> (B, Lp, C): the same learned rows for every sequence (gradients sum over B).
-Tensor expand_rows(const Tensor& p, int64_t B) { return add(Tensor::zeros({B, p.size(0), p.size(1)}), p); }
+Tensor expand_rows(const Tensor& p, int64_t B) {
+  return add(Tensor::zeros({B, p.size(0), p.size(1)}, p.device()), p);
+}
 
 // Keys or values seen by this call: earlier ones (cache, else the learned prefix) then the new ones.
 Tensor with_past(const Tensor& now, const Tensor& prefix, std::vector<Tensor>* cache, int64_t layer) {

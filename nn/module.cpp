@@ -6,11 +6,13 @@ namespace lowrank::nn {
 
 Tensor Init::normal(const Shape& s, float std) const {
   if (device == Device::Meta) return Tensor::empty(s, device);
+  // Drawn on the host from the one Rng stream, then uploaded: a CUDA model and a CPU model built
+  // from the same seed start from identical weights (and later layers see the same draws).
   Tensor t = Tensor::randn(s, rng, std);
   return device == Device::CPU ? t : t.to(device);
 }
 
-Tensor Init::constant(const Shape& s, float v) const { return Tensor::full(s, v, device); }
+Tensor Init::constant(const Shape& s, float v) const { return Tensor::full(s, v, device); }  // filled in place
 
 std::vector<NamedTensor> Module::named_parameters() {
   std::vector<NamedTensor> out;

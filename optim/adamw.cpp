@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "cuda/kernels.h"
 #include "tensor/error.h"
 #include "tensor/parallel.h"
 
@@ -27,6 +28,18 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const
   }
 }
 
+// Σ‖g‖² over CUDA gradients: one device reduction per tensor into its own slot of a small device
+// buffer, then a single download, so the whole model costs one host synchronisation.
+double device_sumsq(const std::vector<Tensor>& grads) {
+  if (grads.empty()) return 0.0;
+  Tensor part = Tensor::empty(Shape{static_cast<int64_t>(grads.size())}, Device::CUDA);
+  if constexpr (tensor::kCudaBuilt)
+    for (size_t i = 0; i < grads.size(); ++i) cuda::sumsq_forward(part.data() + i, grads[i].data(), grads[i].numel());
+  double sq = 0.0;
+  for (float x : part.to_vector()) sq += x;  // per-tensor sums in float: relative error ~1e-7 each
+  return sq;
+}
+
 }  // namespace
 
 AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : cfg_(cfg) {
@@ -46,8 +59,16 @@ void AdamW::step(float lr) {
   for (Slot& s : slots_) {
     Tensor g = s.p.grad();
     if (!g.defined()) continue;  // no gradient reached it this step
-    adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), cfg_, lr,
-                 s.decay ? cfg_.weight_decay : 0.f, c1, c2);
+    LR_CHECK(g.device() == s.p.device(), "AdamW: gradient of ", s.name, " is on ", tensor::device_name(g.device()),
+             ", the parameter on ", tensor::device_name(s.p.device()));
+    const float wd = s.decay ? cfg_.weight_decay : 0.f;
+    if (s.p.device() == Device::CUDA) {  // m and v were allocated on the parameter's device
+      if constexpr (tensor::kCudaBuilt)
+        cuda::adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), lr, cfg_.beta1, cfg_.beta2,
+                           cfg_.eps, wd, c1, c2, cfg_.decoupled);
+    } else {
+      adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), cfg_, lr, wd, c1, c2);
+    }
   }
 }
 
@@ -85,18 +106,28 @@ void AdamW::load_state_dict(const std::map<std::string, Tensor>& state, int64_t 
 
 float clip_grad_norm(const std::vector<NamedTensor>& params, float max_norm) {
   double sq = 0.0;
+  std::vector<Tensor> device_grads;  // reduced on the device, read back once
   for (const NamedTensor& p : params) {
     Tensor g = p.tensor.grad();
     if (!g.defined()) continue;
+    if (g.device() == Device::CUDA) {
+      device_grads.push_back(g);
+      continue;
+    }
     const float* d = g.data();
     for (int64_t i = 0; i < g.numel(); ++i) sq += static_cast<double>(d[i]) * d[i];
   }
+  sq += device_sumsq(device_grads);
   const float norm = static_cast<float>(std::sqrt(sq));
   if (norm > max_norm && norm > 0.f) {
     const float s = max_norm / norm;
     for (const NamedTensor& p : params) {
       Tensor g = p.tensor.grad();
       if (!g.defined()) continue;
+      if (g.device() == Device::CUDA) {  // in place: each thread reads and writes only its own element
+        if constexpr (tensor::kCudaBuilt) cuda::scale_forward(g.data(), g.data(), s, g.numel());
+        continue;
+      }
       float* d = g.data();
       for (int64_t i = 0; i < g.numel(); ++i) d[i] *= s;
     }

@@ -39,7 +39,9 @@ class AdamW {
   size_t state_bytes() const;  // bytes of m and v together
   const AdamWConfig& config() const { return cfg_; }
 
-  // Optimizer state for exact resume: "m.<name>", "v.<name>" tensors and the step count.
+  // Optimizer state for exact resume: "m.<name>", "v.<name>" tensors and the step count. The tensors
+  // are the live buffers, on the parameters' device (save_safetensors copies CUDA ones to the host);
+  // load_state_dict copies from any device into them.
   std::map<std::string, Tensor> state_dict() const;
   void load_state_dict(const std::map<std::string, Tensor>& state, int64_t step);
 

@@ -218,7 +218,8 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     LR_CHECK(!name.empty(), path, ": cannot save a tensor with an empty name");
     LR_CHECK(name != "__metadata__", path, ": '__metadata__' is reserved and cannot name a tensor");
     LR_CHECK(t0.defined(), tensor_prefix(path, name), ": undefined tensor");
-    Tensor t = t0.device() == Device::CPU ? t0.contiguous() : t0.to(Device::CPU).contiguous();
+    LR_CHECK(t0.device() != Device::Meta, tensor_prefix(path, name), ": meta tensor ", t0.shape(), " has no data");
+    Tensor t = t0.to(Device::CPU).contiguous();  // a CUDA tensor (view or not) is downloaded compact
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * sizeof(float);
     json shape = json::array();
     for (int i = 0; i < t.ndim(); ++i) shape.push_back(t.size(i));

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cuda/kernels.h"
 #include "tensor/error.h"
 
 namespace lowrank::tensor {
@@ -52,6 +53,30 @@ void zip_strided(const Tensor& dst, const Tensor& src, const char* op, F f) {
       }
 }
 
+// The checks zip_strided makes, for the paths that leave the CPU: same shape, and real data.
+void check_pair(const Tensor& dst, const Tensor& src, const char* op) {
+  LR_CHECK(dst.shape() == src.shape(), op, ": shape mismatch ", dst.shape(), " vs ", src.shape());
+  LR_CHECK(dst.device() != Device::Meta && src.device() != Device::Meta, op, ": a meta tensor has no data (",
+           device_name(dst.device()), " ", dst.shape(), " and ", device_name(src.device()), " ", src.shape(), ")");
+}
+
+// dst = src (add = false) or dst += alpha·src on the device, for two CUDA tensors of one shape.
+// Contiguous pairs take the plain launchers (no index math); views go through the strided ones.
+void cuda_zip(const Tensor& dst, const Tensor& src, bool add, float alpha) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  const bool flat = dst.is_contiguous() && src.is_contiguous();
+  if (!add && flat) return copy_floats(dst.data(), Device::CUDA, src.data(), Device::CUDA, static_cast<size_t>(n));
+  if constexpr (kCudaBuilt) {
+    const int64_t* ds = dst.strides().d.data();
+    const int64_t* ss = src.strides().d.data();
+    const int64_t* sizes = dst.shape().d.data();
+    if (!add) cuda::copy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim());
+    else if (flat) cuda::scale_backward(dst.data(), src.data(), alpha, n);  // dst += alpha·src
+    else cuda::axpy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim(), alpha);
+  }
+}
+
 }  // namespace
 
 // ---- factories ----
@@ -68,10 +93,10 @@ Tensor Tensor::empty(const Shape& shape, Device device) {
 Tensor Tensor::zeros(const Shape& shape, Device device) { return full(shape, 0.f, device); }
 
 Tensor Tensor::full(const Shape& shape, float value, Device device) {
-  if (device == Device::Meta) return empty(shape, device);
-  Tensor t = empty(shape, Device::CPU);
-  t.fill_(value);  // threaded for large tensors: gradient buffers are zero-filled every step
-  return device == Device::CPU ? t : t.to(device);
+  Tensor t = empty(shape, device);
+  // Threaded for large CPU tensors, a kernel on CUDA: gradient buffers are zero-filled every step.
+  if (device != Device::Meta) t.fill_(value);
+  return t;
 }
 
 Tensor Tensor::from(const std::vector<float>& values, const Shape& shape) {
@@ -145,8 +170,11 @@ void Tensor::set(std::initializer_list<int64_t> idx, float v) {
 }
 
 std::vector<float> Tensor::to_vector() const {
-  Tensor c = device() == Device::CPU ? contiguous() : to(Device::CPU);
-  return std::vector<float>(c.data(), c.data() + c.numel());
+  Tensor c = contiguous();  // compacted on its own device, then one transfer straight into the vector
+  if (device() == Device::CPU) return std::vector<float>(c.data(), c.data() + c.numel());
+  std::vector<float> out(static_cast<size_t>(c.numel()));
+  copy_floats(out.data(), Device::CPU, c.data(), c.device(), out.size());
+  return out;
 }
 
 // ---- views ----
@@ -197,22 +225,18 @@ Tensor Tensor::narrow(int dim, int64_t start, int64_t len) const {
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::clone() const {
-  if (device() != Device::CPU) {
-    LR_CHECK(is_contiguous(), "clone: strided copies on ", device_name(device()), " are not supported, shape ", shape_);
-    Tensor t = empty(shape_, device());
-    copy_floats(t.data(), device(), data(), device(), static_cast<size_t>(numel()));
-    return t;
-  }
-  Tensor t = empty(shape_);
+  Tensor t = empty(shape_, device());
   t.copy_(*this);
   return t;
 }
 
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
-  LR_CHECK(is_contiguous(), "to(", device_name(device), "): make the tensor contiguous first, shape ", shape_);
+  LR_CHECK(device != Device::Meta && this->device() != Device::Meta, "to(", device_name(device), "): tensor ",
+           shape_, " on ", device_name(this->device()), ": a meta tensor has no data to move");
+  Tensor src = contiguous();  // a transfer moves one compact block: views are compacted where they live
   Tensor t = empty(shape_, device);
-  copy_floats(t.data(), device, data(), this->device(), static_cast<size_t>(numel()));
+  copy_floats(t.data(), device, src.data(), src.device(), static_cast<size_t>(numel()));
   return t;
 }
 
@@ -229,15 +253,41 @@ Tensor Tensor::detach() const {
 // ---- in-place ----
 
 void Tensor::copy_(const Tensor& src) {
-  zip_strided(*this, src, "copy_", [](float& d, float s) { d = s; });
+  if (device() == Device::CPU && src.device() == Device::CPU)
+    return zip_strided(*this, src, "copy_", [](float& d, float s) { d = s; });
+  check_pair(*this, src, "copy_");
+  if (device() == src.device()) return cuda_zip(*this, src, false, 0.f);
+  if (numel() == 0) return;
+  // Across devices the transfer moves one compact block: a strided source is compacted on its own
+  // device first, a strided destination receives a compact copy on its device and scatters it there.
+  Tensor s = src.contiguous();
+  if (!is_contiguous()) return copy_(s.to(device()));
+  copy_floats(data(), device(), s.data(), s.device(), static_cast<size_t>(numel()));
 }
 
 void Tensor::add_(const Tensor& src, float alpha) {
-  zip_strided(*this, src, "add_", [alpha](float& d, float s) { d += alpha * s; });
+  if (device() == Device::CPU && src.device() == Device::CPU)
+    return zip_strided(*this, src, "add_", [alpha](float& d, float s) { d += alpha * s; });
+  check_pair(*this, src, "add_");
+  LR_CHECK(device() == src.device(), "add_: tensors on different devices (", device_name(device()), " ", shape_,
+           " += ", device_name(src.device()), " ", src.shape(), "); move one with .to()");
+  cuda_zip(*this, src, true, alpha);
 }
 
 void Tensor::fill_(float v) {
-  zip_strided(*this, *this, "fill_", [v](float& d, float) { d = v; });
+  if (device() == Device::CPU) return zip_strided(*this, *this, "fill_", [v](float& d, float) { d = v; });
+  LR_CHECK(device() != Device::Meta, "fill_: meta tensor ", shape_, " has no data");
+  if (numel() == 0) return;
+  if (is_contiguous()) {
+    if constexpr (kCudaBuilt) cuda::fill(data(), v, numel());
+    return;
+  }
+  // A strided view: every element copies one device scalar holding v (source strides 0).
+  if constexpr (kCudaBuilt) {
+    const Tensor one = full(Shape{1}, v, device());
+    const int64_t zero[kMaxDims] = {0, 0, 0, 0};
+    cuda::copy_strided(data(), strides_.d.data(), one.data(), zero, shape_.d.data(), ndim());
+  }
 }
 
 // ---- autograd state ----
@@ -261,6 +311,8 @@ Tensor& Tensor::grad_or_zeros() {
 void Tensor::set_grad(const Tensor& g) {
   LR_CHECK(g.shape() == shape_, "set_grad: gradient shape ", g.shape(), " does not match tensor ", shape_);
   LR_CHECK(slot_, "set_grad: undefined tensor");
+  LR_CHECK(g.device() == device(), "set_grad: gradient on ", device_name(g.device()), " for a tensor ", shape_,
+           " on ", device_name(device()), " (the optimizer reads both on one device)");
   slot_->grad = g.contiguous();  // ops write gradients as compact row-major buffers
 }
 
@@ -271,12 +323,18 @@ void Tensor::zero_grad() {
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "Tensor(undefined)";
   os << "Tensor" << t.shape() << " " << device_name(t.device()) << " [";
-  std::vector<float> v = t.to_vector();
+  if (t.device() == Device::Meta) return os << "no data]";
+  // Only 8 values are shown: a compact device tensor downloads just those (plus one to know "...").
+  const bool head_only = t.device() == Device::CUDA && t.is_contiguous() && t.numel() > 9;
+  std::vector<float> v(head_only ? 9 : 0);
+  if (head_only) copy_floats(v.data(), Device::CPU, t.data(), Device::CUDA, v.size());
+  else v = t.to_vector();
   for (size_t i = 0; i < v.size() && i < 8; ++i) os << (i ? ", " : "") << v[i];
   return os << (v.size() > 8 ? ", ...]" : "]");
 }
 
 void copy_floats(float* dst, Device dst_dev, const float* src, Device src_dev, size_t numel) {
+  if (numel == 0) return;  // empty tensors may have no buffer at all
   if (dst_dev == Device::CPU && src_dev == Device::CPU) {
     std::memcpy(dst, src, numel * sizeof(float));
     return;

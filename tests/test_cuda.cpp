@@ -7,12 +7,7 @@
 
 #ifdef LOWRANK_HAVE_CUDA
 
-#include <algorithm>
-#include <cmath>
-
-#include "cuda/check.h"
-#include "cuda/kernels.h"
-#include "cuda/memory.h"
+#include "cuda_test_util.h"
 #include "nn/module.h"
 #include "optim/adamw.h"
 #include "tensor/gemm.h"
@@ -20,68 +15,10 @@
 using namespace lowrank;
 namespace ag = lowrank::autograd;
 
-namespace {
-
-Tensor randn(const Shape& s, uint64_t seed, float std = 1.f) {
-  Rng rng(seed);
-  return Tensor::randn(s, rng, std);
-}
-
-Tensor leaf(const Shape& s, uint64_t seed, float std = 1.f) {
-  Tensor t = randn(s, seed, std);
-  t.requires_grad_(true);
-  return t;
-}
-
-Tensor dev(const Tensor& t) { return t.contiguous().to(Device::CUDA); }
-float* dp(const Tensor& t) { return t.data(); }  // device pointer of a CUDA tensor
-
-// Host values of a = G0 + b, elementwise (the expected content of an accumulated gradient).
-std::vector<float> plus(const Tensor& a, const Tensor& b) {
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  REQUIRE(x.size() == y.size());
-  for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
-  return x;
-}
-
-// got ≈ want with |got - want| <= atol + rtol·|want| everywhere; reports the worst element.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol, double atol,
-                  const char* what) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0.0;
-  size_t at = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double diff = std::fabs(double(got[i]) - want[i]);
-    const double err = diff == 0.0 ? 0.0 : diff / (atol + rtol * std::fabs(double(want[i])));
-    if (!(err <= worst)) worst = err, at = i;  // also catches NaN
-  }
-  INFO(what << ": worst element " << at << " got " << got[at] << " want " << want[at] << " (error/tolerance "
-            << worst << ")");
-  CHECK(worst <= 1.0);
-}
-void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol, const char* what) {
-  expect_close(got.to_vector(), want.to_vector(), rtol, atol, what);
-}
-
-// An int32 array on the device, freed with the scope.
-struct DeviceInts {
-  int32_t* p = nullptr;
-  size_t n = 0;
-  explicit DeviceInts(const std::vector<int32_t>& v) : n(v.size()) {
-    if (n == 0) return;
-    p = static_cast<int32_t*>(cuda::alloc(n * sizeof(int32_t)));
-    CUDA_CHECK(cudaMemcpyAsync(p, v.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, cuda::stream()));
-    CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
-  }
-  ~DeviceInts() { cuda::release(p, n * sizeof(int32_t)); }
-  DeviceInts(const DeviceInts&) = delete;
-  DeviceInts& operator=(const DeviceInts&) = delete;
-};
-
-}  // namespace
+using namespace lowrank::cudatest;
 
 TEST_CASE("cuda: gemm matches the reference for every transpose case, leading dims and K = 0") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   cuda::set_tf32(false);
   const int64_t M = 37, N = 53, K = 29, pad = 3;
   for (int ta = 0; ta < 2; ++ta)
@@ -106,7 +43,7 @@ TEST_CASE("cuda: gemm matches the reference for every transpose case, leading di
 }
 
 TEST_CASE("cuda: strided-batched gemm, and TF32 mode stays within its looser tolerance") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   const int64_t batch = 3, M = 16, N = 24, K = 40;
   Tensor A = randn({batch, M, K}, 5), B = randn({N, K}, 6);  // B shared (stride 0), used transposed
   Tensor ref = Tensor::zeros({batch, M, N});
@@ -126,7 +63,7 @@ TEST_CASE("cuda: strided-batched gemm, and TF32 mode stays within its looser tol
 }
 
 TEST_CASE("cuda: fill and strided copy (the plumbing for fill_, copy_ and contiguous on the device)") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   Tensor t = Tensor::empty({1000}, Device::CUDA);
   for (float v : {0.f, -2.5f}) {
     cuda::fill(dp(t), v, 1000);
@@ -143,7 +80,7 @@ TEST_CASE("cuda: fill and strided copy (the plumbing for fill_, copy_ and contig
 }
 
 TEST_CASE("cuda: add, sub, mul with row broadcast and scale match the CPU ops and accumulate") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   for (bool broadcast : {true, false}) {
     CAPTURE(broadcast);
     const Shape as{3, 5, 37}, bs = broadcast ? Shape{37} : as;
@@ -178,7 +115,7 @@ TEST_CASE("cuda: add, sub, mul with row broadcast and scale match the CPU ops an
 }
 
 TEST_CASE("cuda: gelu, relu, tanh forward and backward match the CPU ops") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   const int64_t n = 5000;  // more than one block, and the grid-stride loop
   for (int act = 0; act < 3; ++act) {
     CAPTURE(act);
@@ -195,7 +132,7 @@ TEST_CASE("cuda: gelu, relu, tanh forward and backward match the CPU ops") {
 }
 
 TEST_CASE("cuda: sum and mean match the CPU reductions") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   for (int64_t n : {int64_t(1), int64_t(1000), int64_t(300000)}) {
     for (bool is_mean : {false, true}) {
       CAPTURE(n);
@@ -215,7 +152,7 @@ TEST_CASE("cuda: sum and mean match the CPU reductions") {
 }
 
 TEST_CASE("cuda: softmax and log_softmax forward and backward match the CPU ops") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   for (Shape s : {Shape{7, 1000}, Shape{2, 3, 5}, Shape{4, 1}}) {
     for (bool log : {false, true}) {
       CAPTURE(s);
@@ -234,7 +171,7 @@ TEST_CASE("cuda: softmax and log_softmax forward and backward match the CPU ops"
 }
 
 TEST_CASE("cuda: layernorm forward, dx, dw, db match the CPU op, with and without bias") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   for (bool bias : {true, false}) {
     CAPTURE(bias);
     const int64_t N = 18, C = 300;
@@ -259,7 +196,7 @@ TEST_CASE("cuda: layernorm forward, dx, dw, db match the CPU op, with and withou
 }
 
 TEST_CASE("cuda: embedding forward, and a backward bitwise equal to the CPU scatter-add") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   const int64_t V = 50, C = 70, N = 200;  // N >> V: every row is hit many times
   std::vector<int32_t> ids(N);
   Rng rng(60);
@@ -282,7 +219,7 @@ TEST_CASE("cuda: embedding forward, and a backward bitwise equal to the CPU scat
 }
 
 TEST_CASE("cuda: dropout with the host-drawn mask matches the CPU op") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   const int64_t n = 3000;
   const float p = 0.3f;
   Tensor x = leaf({3, 1000}, 70), seed = randn({3, 1000}, 71), g0 = randn({3, 1000}, 72);
@@ -301,7 +238,7 @@ TEST_CASE("cuda: dropout with the host-drawn mask matches the CPU op") {
 }
 
 TEST_CASE("cuda: attention forward and backward match the CPU op (causal, prefix, key lengths, fused qkv)") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   struct Case {
     int64_t B, Tq, Tk, C;
     int NH;
@@ -372,7 +309,7 @@ TEST_CASE("cuda: attention forward and backward match the CPU op (causal, prefix
 }
 
 TEST_CASE("cuda: cross_entropy with ignore_index, mask and label smoothing matches the CPU op") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   const int64_t N = 6, V = 1000;
   for (float eps : {0.f, 0.1f}) {
     CAPTURE(eps);
@@ -402,7 +339,7 @@ TEST_CASE("cuda: cross_entropy with ignore_index, mask and label smoothing match
 }
 
 TEST_CASE("cuda: fused adamw update matches optim::AdamW over several steps (AdamW and Adam + L2)") {
-  if (!lowrank::cuda::available()) { MESSAGE("no CUDA device: skipped"); return; }
+  LR_SKIP_WITHOUT_GPU();
   for (bool decoupled : {true, false}) {
     CAPTURE(decoupled);
     const int64_t n = 4000;

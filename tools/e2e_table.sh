@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${1:?usage: tools/e2e_table.sh BASE.safetensors [args...]}
 shift
-OUT=out/e2e
+OUT=${OUT:-out/e2e}  # e.g. OUT=out/e2e-wiki to keep the results of another base
 mkdir -p "$OUT"
 declare -A LR=([lora]=2e-3 [ft]=3e-4 [ft-top2]=5e-4 [bitfit]=3e-3 [adapter-h]=2e-3 [adapter-l]=2e-3
                [prefix-embed]=3e-3 [prefix-layer]=3e-3)

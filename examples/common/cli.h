@@ -18,7 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/device_info.h"
 #include "tensor/error.h"
+#include "tensor/storage.h"
 
 namespace lowrank::examples {
 
@@ -37,6 +39,18 @@ inline int run_main(int argc, char** argv, std::function<int(int, char**)> body)
     std::cerr << "error: unknown exception\n";
   }
   return 1;
+}
+
+// The --device option ("cpu" or "cuda") of the training examples, refused with a one-line reason
+// when this build has no CUDA backend or the machine no usable GPU.
+inline tensor::Device device_option(const cxxopts::ParseResult& a) {
+  const tensor::Device d = tensor::parse_device(a["device"].as<std::string>());
+  LR_CHECK(d != tensor::Device::Meta, "--device: expected cpu or cuda, got meta");
+  if (d == tensor::Device::CUDA) {
+    LR_CHECK(tensor::kCudaBuilt, "--device cuda: this build has no CUDA backend (needs nvcc and -DLOWRANK_CUDA=ON)");
+    if constexpr (tensor::kCudaBuilt) LR_CHECK(cuda::available(), "--device cuda: no usable CUDA device found");
+  }
+  return d;
 }
 
 // "a,b,,c" -> {"a", "b", "c"}: comma-separated option values, empty items dropped.

@@ -36,6 +36,7 @@ struct E2ETrainOptions {
   int64_t max_len = 128;        // tokens per example, capped by the model's n_positions
   int64_t eval_batches = 50;    // validation batches behind the reported valid loss
   uint64_t seed = 1;
+  tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
 
 // A base checkpoint with a method applied, and its optimizer over the trainable tensors.
@@ -65,7 +66,7 @@ inline E2EModel prepare_e2e_model(const std::string& init, const data::Tokenizer
                                   const E2ETrainOptions& o) {
   Rng rng(o.seed);
   E2EModel m;
-  m.model = nn::load_model(init, rng);
+  m.model = nn::load_model(init, rng, o.device);
   LR_CHECK(m.model->config.vocab_size == tok.vocab_size(), init, ": vocabulary ", m.model->config.vocab_size,
            " is not GPT-2 BPE's ", tok.vocab_size(), " (pretrain with --tokenizer bpe)");
   m.total_params = m.model->num_parameters();

@@ -32,6 +32,7 @@ struct GlueRunConfig {
   int64_t steps = 300, batch_size = 16, warmup = 30, eval_batch = 64;
   float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
   bool progress = true;         // a progress bar on stderr during training
+  tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
 
 struct GlueData {
@@ -64,7 +65,7 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, int64_
   LR_CHECK(m != "prefix-embed" && m != "prefix-layer", "method ", m,
            " cannot run on padded GLUE batches (the paper reports no prefix baseline on GLUE either)");
   std::unique_ptr<nn::Classifier> clf = nn::classifier_from_gpt(c.init, n_classes, rng, c.dropout,
-                                                                   nn::pooling_by_name(c.pooling));
+                                                                   nn::pooling_by_name(c.pooling), c.device);
   LR_CHECK(clf->encoder.config.vocab_size == 50257, c.init, ": vocabulary ", clf->encoder.config.vocab_size,
            " is not GPT-2 BPE's 50257 (pretrain with --tokenizer bpe)");
   lora::apply_method(clf->encoder, c.method, rng);
