@@ -91,7 +91,11 @@ void cuda_copy_floats(float* dst, Device dst_dev, const float* src, Device src_d
                                                                             : cudaMemcpyHostToDevice)
                                                 : cudaMemcpyDeviceToHost;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, numel * sizeof(float), kind, cuda::stream()));
-  if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  // Device -> host: the caller reads dst next, so wait. Host -> device from pageable memory (all of
+  // ours) returns once the source is staged (CUDA runtime API, "API synchronization behavior"), so
+  // the host buffer may be freed at once and no wait is needed: uploads of ids, masks and row
+  // weights then overlap with the kernels already queued.
+  if (kind == cudaMemcpyDeviceToHost) CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
 }
 
 }  // namespace lowrank::tensor

@@ -213,7 +213,7 @@ int train_main(int argc, char** argv) {
     loss = train_step(*r.model, *r.opt, *r.ds, a, step, r.sched.lr_at(step));
     const double tok_s = static_cast<double>((step - r.start_step + 1) * B * T * a["accum"].as<int64_t>()) / timer.seconds();
     bar.update(step - r.start_step + 1, loss, tok_s);
-    if ((step + 1) % eval_every == 0 || step + 1 == steps) {
+    if ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == steps) {  // 0: only at the end
       val = evaluate(*r.model, *r.ds, B, T, evals);
       std::fprintf(stderr, "\nstep %ld: train loss %.4f, val loss %.4f, lr %.2e\n", static_cast<long>(step + 1), loss,
                    val, r.sched.lr_at(step));

@@ -4,6 +4,7 @@
 // LR_SKIP_WITHOUT_GPU().
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
@@ -51,7 +52,8 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
     const double err = diff == 0.0 ? 0.0 : diff / (atol + rtol * std::fabs(double(want[i])));
     if (!(err <= worst)) worst = err, at = i;  // also catches NaN
   }
-  INFO(what << ": worst element " << at << " got " << got[at] << " want " << want[at] << " (error/tolerance "
+  // std::string: doctest's INFO prints a bare const char* as its address.
+  INFO(std::string(what) << ": worst element " << at << " got " << got[at] << " want " << want[at] << " (error/tolerance "
             << worst << ")");
   CHECK(worst <= 1.0);
 }

@@ -55,6 +55,9 @@ TEST_CASE("cuda: strided-batched gemm, and TF32 mode stays within its looser tol
     CAPTURE(tf32);
     cuda::set_tf32(tf32);
     CHECK(cuda::tf32() == tf32);
+#ifdef LOWRANK_CUDA_EMULATION
+    if (tf32) MESSAGE("host emulation: TF32 is only recorded, the product stays fp32 (no TF32 rounding checked)");
+#endif
     cuda::gemm_strided_batched(false, true, M, N, K, 1.f, dp(dA), K, M * K, dp(dB), K, 0, 0.f, dp(dC), N, M * N,
                                batch);
     expect_close(dC, ref, tf32 ? 1e-2 : 1e-3, tf32 ? 5e-2 : 1e-3, "strided-batched gemm");
@@ -127,7 +130,9 @@ TEST_CASE("cuda: gelu, relu, tanh forward and backward match the CPU ops") {
     if (act == 1) cuda::relu_forward(dp(dY), dp(dX), n), cuda::relu_backward(dp(dG), dp(dSeed), dp(dX), n);
     if (act == 2) cuda::tanh_forward(dp(dY), dp(dX), n), cuda::tanh_backward(dp(dG), dp(dSeed), dp(dY), n);
     expect_close(dY, y, 1e-5, 1e-6, "forward");
-    expect_close(dG.to_vector(), plus(g0, x.grad()), 1e-5, 1e-6, "backward");
+    // The CPU's GELU uses tensor::fast_tanh (absolute error ~1e-7, tanhf here), which the gradient
+    // multiplies by up to |x|·k(1 + 3a·x²): an absolute floor of 1e-5 for gelu.
+    expect_close(dG.to_vector(), plus(g0, x.grad()), 1e-5, act == 0 ? 1e-5 : 1e-6, "backward");
   }
 }
 

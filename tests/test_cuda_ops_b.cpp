@@ -24,7 +24,7 @@ Tensor dleaf(const Tensor& t) {
 
 // The gradient of the device twin `d` matches the CPU tensor's gradient, and stayed on the device.
 void expect_grad(const Tensor& d, const Tensor& cpu, double rtol, double atol, const char* what) {
-  INFO("gradient " << what);
+  INFO("gradient " << std::string(what));
   REQUIRE(cpu.grad().defined());
   REQUIRE(d.grad().defined());
   CHECK(d.grad().device() == Device::CUDA);

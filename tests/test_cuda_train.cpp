@@ -78,6 +78,20 @@ float train_step(nn::GPT& model, optim::AdamW& opt, const Batch& b) {
   return loss.item();
 }
 
+// A parameter's values for the after-step comparison. The key third of c_attn.bias has a gradient of
+// exactly 0 in exact arithmetic (each query's softmax is invariant to q·b_k, the same for every key),
+// so it only sees rounding noise (~1e-12 here), which Adam scales to updates of lr·|g|/(|g| + eps)
+// that differ between devices by more than any tolerance on the weights: those entries are left out.
+std::vector<float> compared_values(const std::string& name, const Tensor& t) {
+  std::vector<float> v = t.to_vector();
+  const std::string key_bias = "attn.c_attn.bias";
+  if (name.size() >= key_bias.size() && name.compare(name.size() - key_bias.size(), key_bias.size(), key_bias) == 0) {
+    const size_t C = v.size() / 3;
+    std::fill(v.begin() + C, v.begin() + 2 * C, 0.f);
+  }
+  return v;
+}
+
 std::map<std::string, Tensor> by_name(nn::GPT& model) {
   std::map<std::string, Tensor> out;
   for (const nn::NamedTensor& p : model.named_parameters()) out[p.name] = p.tensor;
@@ -90,17 +104,18 @@ TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o, BitFit, adapters) matche
   LR_SKIP_WITHOUT_GPU();
   cuda::set_tf32(false);
   for (const char* method : {"ft", "lora", "bitfit", "adapter-h"}) {
-    CAPTURE(method);
+    CAPTURE(std::string(method));
     auto cpu = make_model(method, Device::CPU), gpu = make_model(method, Device::CUDA);
     optim::AdamW opt_cpu(cpu->named_parameters(), optim::AdamWConfig{}), opt_gpu(gpu->named_parameters(), optim::AdamWConfig{});
     const Batch b = make_batch(tiny_config().vocab_size);
     Rng drop_c(3), drop_g(3);
-    // Gradients first (before the step changes the weights).
+    // Gradients first (before the step changes the weights). One device at a time: the tape is
+    // shared and backward() clears all of it, so a second recorded forward would never run backward.
     Tensor lc = autograd::cross_entropy(cpu->forward(b.ids, b.B, b.T, nn::Context{true, &drop_c}), b.targets, b.ce);
+    autograd::backward(lc);
     Tensor lg = autograd::cross_entropy(gpu->forward(b.ids, b.B, b.T, nn::Context{true, &drop_g}), b.targets, b.ce);
     REQUIRE(lg.device() == Device::CUDA);
     CHECK(lg.item() == doctest::Approx(lc.item()).epsilon(1e-5));
-    autograd::backward(lc);
     autograd::backward(lg);
     auto pc = by_name(*cpu), pg = by_name(*gpu);
     int checked = 0;
@@ -114,7 +129,8 @@ TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o, BitFit, adapters) matche
     CHECK(checked > 0);
     // Then full steps: clip + AdamW on both, the weights must agree after two of them.
     for (int s = 0; s < 2; ++s) CHECK(train_step(*gpu, opt_gpu, b) == doctest::Approx(train_step(*cpu, opt_cpu, b)).epsilon(1e-4));
-    for (auto& [name, t] : pc) expect_close(pg.at(name).to_vector(), t.to_vector(), 1e-4, 1e-5, name.c_str());
+    for (auto& [name, t] : pc)
+      expect_close(compared_values(name, pg.at(name)), compared_values(name, t), 1e-4, 1e-5, name.c_str());
   }
 }
 
@@ -141,10 +157,12 @@ TEST_CASE("cuda: the GLUE classifier (bidirectional, padded batch, mean pooling)
   nn::Classifier cpu(c, r1, Device::CPU, nn::Pooling::Mean), gpu(c, r2, Device::CUDA, nn::Pooling::Mean);
   const int64_t B = 2, T = 6;
   const std::vector<int32_t> ids{1, 2, 3, 4, 0, 0, 7, 8, 9, 10, 11, 12}, lengths{4, 6};
-  Tensor yc = cpu.forward(ids, B, T, lengths, {}), yg = gpu.forward(ids, B, T, lengths, {});
-  expect_close(yg.to_vector(), yc.to_vector(), 1e-4, 1e-5, "logits");
+  // One device at a time: backward() clears the shared tape, the other device's nodes included.
   const std::vector<int32_t> labels{2, 0};
+  Tensor yc = cpu.forward(ids, B, T, lengths, {});
   autograd::backward(autograd::cross_entropy(yc, labels));
+  Tensor yg = gpu.forward(ids, B, T, lengths, {});
+  expect_close(yg.to_vector(), yc.to_vector(), 1e-4, 1e-5, "logits");
   autograd::backward(autograd::cross_entropy(yg, labels));
   std::map<std::string, Tensor> gc;
   for (const nn::NamedTensor& p : cpu.named_parameters()) gc[p.name] = p.tensor;

@@ -3,5 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build
-cd build
-ctest -j "$(nproc)" --output-on-failure --timeout 1500
+(cd build && ctest -j "$(nproc)" --output-on-failure --timeout 1500)
+
+# No GPU here: the CUDA tests above skipped. Build again with the host emulation of the CUDA backend
+# (docs/cuda.md, "Host emulation") and run them on it: every device branch of the ops, tensors,
+# optimizer and models runs, though not the real kernels. Only the test runner is built.
+# It needs only the CUDA toolkit's headers (an optional dependency): without them it is skipped.
+if command -v nvcc >/dev/null || [ -e /usr/local/cuda/include/cuda_runtime.h ] || [ -e /usr/include/cuda_runtime.h ]; then
+  echo "==> CUDA tests on the host emulation (build-emu/)"
+  LOWRANK_CMAKE_ARGS="${LOWRANK_CMAKE_ARGS:-} -DLOWRANK_CUDA_EMULATION=ON" tools/setup.sh build-emu lowrank_tests
+  ./build-emu/lowrank_tests -tc="cuda*"
+else
+  echo "==> CUDA host emulation skipped: no CUDA toolkit headers (install nvidia-cuda-toolkit to run it)"
+fi

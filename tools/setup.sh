@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lowrank needs (only those missing), then configures and builds.
-# Usage: tools/setup.sh [build-dir]   (default: build). Re-running is cheap: nothing is reinstalled.
+# Usage: tools/setup.sh [build-dir [target...]]   (default: build, every target). Extra CMake options
+# come from $LOWRANK_CMAKE_ARGS. Re-running is cheap: nothing is reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+[ $# -gt 0 ] && shift
+TARGETS=("$@")
 PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev"
 
 missing=""
@@ -20,4 +23,4 @@ mkdir -p "$BUILD"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LOWRANK_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 \
   || { cat "$BUILD/configure.log"; exit 1; }
 grep -E "^-- lowrank" "$BUILD/configure.log" || true
-cmake --build "$BUILD" -j "$(nproc)"
+cmake --build "$BUILD" -j "$(nproc)" ${TARGETS[@]+--target "${TARGETS[@]}"}

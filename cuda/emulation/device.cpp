@@ -69,11 +69,11 @@ void cuda_copy_floats(float* dst, Device dst_dev, const float* src, Device src_d
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t) {
   using lowrank::cuda::emu::is_device;
+  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) return cudaErrorInvalidMemcpyDirection;
   const bool dst_dev = kind == cudaMemcpyDefault ? is_device(dst)
                                                  : kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
   const bool src_dev = kind == cudaMemcpyDefault ? is_device(src)
                                                  : kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) return cudaErrorInvalidMemcpyDirection;
   lowrank::cuda::emu::copy_bytes(dst, dst_dev, src, src_dev, count, "cudaMemcpyAsync");
   return cudaSuccess;
 }
