@@ -1,223 +1,32 @@
-// Scaled dot-product attention over NH heads. q (B, Tq, C), k and v (B, Tk, C); head h owns the
-// channels [h*hs, (h+1)*hs), hs = C / NH. For one (b, h), with Q (Tq, hs), K and V (Tk, hs):
-//   S = scale · Q Kᵀ             (Tq, Tk), scale = 1/sqrt(hs)
-//   P = softmax over each row of S, restricted to the visible keys; masked P_ij = 0 exactly
-//       causal: query i sees key j iff j <= i + (Tk - Tq)   (the last query sees every key)
-//   O = P V                      (Tq, hs), written to out[b, :, h*hs : (h+1)*hs]
-// Backward, from dO (the upstream gradient in the same place):
-//   dV = Pᵀ dO                   (O is linear in V)
-//   dP = dO Vᵀ
-//   dS = P ⊙ (dP − rowsum(dP ⊙ P))   softmax Jacobian: ∂P_ij/∂S_il = P_ij (δ_jl − P_il)
-//   dQ = scale · dS K,   dK = scale · dSᵀ Q
-// Masked entries have P = 0, hence dS = 0: no gradient flows to keys a query cannot see.
-//
-// Memory and work (as FlashAttention, Dao et al. 2022, but with BLAS tiles on the CPU): the node keeps
-// only the row log-sum-exp L_i = m_i + log Σ_j exp(S_ij − m_i), (B, NH, Tq), never P (B, NH, Tq, Tk),
-// which is 600 MB for GPT-2 at T = 1024. Backward recomputes S for a block of rows and gets
-// P = exp(S − L) exactly as the forward normalised it: one extra QKᵀ product, a sixth more attention
-// FLOPs, for a (T/hs)-fold smaller saved state. Queries go in blocks of kRowBlock rows; a block only
-// multiplies the keys its last row can see, so causal attention skips the masked upper triangle
-// (about half the products at T = 1024) instead of computing and then zeroing it.
-// q/k/v may be strided views (slices of a fused (B, T, 3C) qkv): every access goes through the
-// (batch, row) strides with unit channel stride, and the products run as tensor::gemm with
-// lda = row stride, so nothing is copied. Their .grad buffers are contiguous (B, T, C), so the
-// gradients are written with row stride C. Each (b, h) pair is independent and its columns of
-// out/dq/dk/dv are disjoint from every other pair's, so pairs run on OpenMP threads without
-// locks; a pair's BLAS call then runs single-threaded, and results do not depend on the thread count.
+// autograd::attention: scaled dot-product attention over NH heads, q (B, Tq, C), k and v (B, Tk, C),
+// out (B, Tq, C). This file holds the op: argument checks, the node, and the dispatch; the CPU
+// kernels, and the derivation of forward and backward they implement, are in attention_kernels.cpp.
+// On the CPU the node saves only the row log-sum-exp L (B, NH, Tq) and backward recomputes P from it.
 // CUDA tensors go to cuda/attention.cu, which has not moved to the recompute scheme: its launchers
 // keep P (B, NH, Tq, Tk) itself for backward, so on that device the node saves P instead of L
 // (O(B·NH·Tq·Tk) memory, see docs/cuda.md). Key lengths are uploaded into a node-owned buffer.
-#include <algorithm>
 #include <cmath>
-#include <limits>
+#include <memory>
 #include <vector>
 
+#include "autograd/attention_kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
-#include "tensor/gemm.h"
-#include "tensor/parallel.h"
-#include "tensor/vecmath.h"
 
 namespace lowrank::autograd {
 
-using tensor::gemm;
-
 namespace {
 
-constexpr int64_t kRowBlock = 64;  // query rows per tile: S tile (64, Tk) stays in L2
-constexpr int64_t kLanes = 16;     // explicit float lanes: GCC 12 vectorises these row loops
-
-// A (B, T, C) operand with unit channel stride: element (b, t, c) is p[b*sb + t*st + c].
-struct Operand {
-  float* p = nullptr;
-  int64_t sb = 0, st = 0;
-  const float* head(int64_t b, int64_t h, int64_t hs) const { return p + b * sb + h * hs; }
-  const float* row(int64_t b, int64_t h, int64_t hs, int64_t t) const { return head(b, h, hs) + t * st; }
-};
+using detail::AttnDims;
+using detail::AttnGrads;
+using detail::Operand;
+using detail::attention_backward;
+using detail::attention_forward;
 
 Operand operand(const Tensor& t) {
   // Strides of size-1 dims are arbitrary; give BLAS a valid leading dimension (>= C) for them.
   const int64_t st = t.size(1) > 1 ? t.strides()[1] : t.size(2);
   return Operand{t.data(), t.strides()[0], st};
-}
-
-struct AttnDims {
-  int64_t B = 0, Tq = 0, Tk = 0, C = 0, NH = 1, hs = 0;
-  bool causal = false;
-  float scale = 1.f;
-  const int32_t* key_len = nullptr;  // (B) valid keys per sequence (right padding), or nullptr: all
-  // Query i of sequence b sees keys [0, visible(b, i)); non-decreasing in i.
-  int64_t visible(int64_t b, int64_t i) const {
-    const int64_t n = causal ? i + (Tk - Tq) + 1 : Tk;
-    return key_len ? std::min<int64_t>(n, key_len[b]) : n;
-  }
-  int64_t work() const { return B * NH * Tq * Tk * hs; }
-};
-
-// One tile: query rows [i0, i1) of pair (b, h) against keys [0, nk), nk = what row i1-1 sees.
-struct Tile {
-  int64_t b, h, i0, i1, nk;
-  int64_t rows() const { return i1 - i0; }
-};
-
-// S (rows, nk) = scale · Q[i0:i1] K[0:nk]ᵀ, row stride nk.
-void scores(float* S, const Operand& q, const Operand& k, const AttnDims& d, const Tile& t) {
-  gemm(false, true, t.rows(), t.nk, d.hs, d.scale, q.row(t.b, t.h, d.hs, t.i0), q.st, k.head(t.b, t.h, d.hs), k.st,
-       0.f, S, t.nk);
-}
-
-float lane_max(const float* x, int64_t n) {
-  float m[kLanes];
-  for (int64_t l = 0; l < kLanes; ++l) m[l] = -std::numeric_limits<float>::infinity();
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
-  float r = m[0];
-  for (int64_t l = 1; l < kLanes; ++l) r = m[l] > r ? m[l] : r;
-  for (; j < n; ++j) r = x[j] > r ? x[j] : r;
-  return r;
-}
-
-// x[j] = exp(x[j] - shift) for j < n; returns Σ_j of the new values.
-float lane_exp(float* x, int64_t n, float shift) {
-  float s[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) s[l] += (x[j + l] = tensor::fast_exp(x[j + l] - shift));
-  float r = 0.f;
-  for (int64_t l = 0; l < kLanes; ++l) r += s[l];
-  for (; j < n; ++j) r += (x[j] = tensor::fast_exp(x[j] - shift));
-  return r;
-}
-
-// Forward: each row of S becomes its softmax over the visible keys (max-subtracted, so exp never
-// overflows), masked keys exactly 0; L[i] = m + log Σ exp(S − m).
-void softmax_tile(float* S, float* L, const AttnDims& d, const Tile& t) {
-  for (int64_t i = t.i0; i < t.i1; ++i) {
-    float* row = S + (i - t.i0) * t.nk;
-    const int64_t n = d.visible(t.b, i);
-    const float mx = lane_max(row, n);
-    const float sum = lane_exp(row, n, mx);
-    const float inv = 1.f / sum;
-    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-    std::fill(row + n, row + t.nk, 0.f);
-    L[i] = mx + std::log(sum);
-  }
-}
-
-// Backward: P = exp(S − L) from the saved log-sum-exp, the forward's probabilities recomputed.
-void probs_tile(float* S, const float* L, const AttnDims& d, const Tile& t) {
-  for (int64_t i = t.i0; i < t.i1; ++i) {
-    float* row = S + (i - t.i0) * t.nk;
-    const int64_t n = d.visible(t.b, i);
-    lane_exp(row, n, L[i]);
-    std::fill(row + n, row + t.nk, 0.f);
-  }
-}
-
-// dS (rows, nk), in place over dP: dS = P ⊙ (dP − rowsum(dP ⊙ P))
-void softmax_backward_tile(float* dS, const float* P, const Tile& t) {
-  for (int64_t r = 0; r < t.rows(); ++r) {
-    float* g = dS + r * t.nk;
-    const float* p = P + r * t.nk;
-    float acc[kLanes] = {};
-    int64_t j = 0;
-    for (; j + kLanes <= t.nk; j += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) acc[l] += g[j + l] * p[j + l];
-    float dot = 0.f;
-    for (int64_t l = 0; l < kLanes; ++l) dot += acc[l];
-    for (; j < t.nk; ++j) dot += g[j] * p[j];
-    for (j = 0; j < t.nk; ++j) g[j] = p[j] * (g[j] - dot);
-  }
-}
-
-// Runs f(tile) over every tile of pair (b, h), rows in blocks of kRowBlock.
-template <typename F>
-void for_each_tile(const AttnDims& d, int64_t b, int64_t h, F f) {
-  for (int64_t i0 = 0; i0 < d.Tq; i0 += kRowBlock) {
-    const int64_t i1 = std::min(d.Tq, i0 + kRowBlock);
-    f(Tile{b, h, i0, i1, d.visible(b, i1 - 1)});
-  }
-}
-
-// out (B, Tq, C); L (B, NH, Tq) the row log-sum-exps (always written: Tq floats per pair).
-void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
-                       const AttnDims& d) {
-  const int64_t pairs = d.B * d.NH;
-#pragma omp parallel if (d.work() > tensor::kParallelGrain)
-  {
-    std::vector<float> S(static_cast<size_t>(std::min(d.Tq, kRowBlock) * d.Tk));
-#pragma omp for schedule(static)
-    for (int64_t bh = 0; bh < pairs; ++bh) {
-      const int64_t b = bh / d.NH, h = bh % d.NH;
-      for_each_tile(d, b, h, [&](const Tile& t) {
-        scores(S.data(), q, k, d, t);
-        softmax_tile(S.data(), L + bh * d.Tq, d, t);
-        float* o = out + (b * d.Tq + t.i0) * d.C + h * d.hs;
-        gemm(false, false, t.rows(), d.hs, t.nk, 1.f, S.data(), t.nk, v.head(b, h, d.hs), v.st, 0.f, o, d.C);
-      });
-    }
-  }
-}
-
-// Gradient buffers: contiguous (B, T, C), row stride C; nullptr = that input needs no gradient.
-struct AttnGrads {
-  float *dq = nullptr, *dk = nullptr, *dv = nullptr;
-  const float* dout = nullptr;
-};
-
-// One tile, accumulating into dq/dk/dv: P recomputed; dV += Pᵀ dO; dS from dP = dO Vᵀ;
-// dQ += scale·dS K; dK += scale·dSᵀ Q. P and dS are the caller's (rows, nk) scratch.
-void attention_backward_tile(const AttnGrads& g, float* P, float* dS, const float* L, const Operand& q,
-                             const Operand& k, const Operand& v, const AttnDims& d, const Tile& t) {
-  const int64_t qoff = (t.b * d.Tq + t.i0) * d.C + t.h * d.hs, koff = t.b * d.Tk * d.C + t.h * d.hs;
-  const float* dO = g.dout + qoff;
-  scores(P, q, k, d, t);
-  probs_tile(P, L, d, t);
-  if (g.dv) gemm(true, false, t.nk, d.hs, t.rows(), 1.f, P, t.nk, dO, d.C, 1.f, g.dv + koff, d.C);
-  if (!g.dq && !g.dk) return;
-  gemm(false, true, t.rows(), t.nk, d.hs, 1.f, dO, d.C, v.head(t.b, t.h, d.hs), v.st, 0.f, dS, t.nk);
-  softmax_backward_tile(dS, P, t);
-  if (g.dq)
-    gemm(false, false, t.rows(), d.hs, t.nk, d.scale, dS, t.nk, k.head(t.b, t.h, d.hs), k.st, 1.f, g.dq + qoff, d.C);
-  if (g.dk)
-    gemm(true, false, t.nk, d.hs, t.rows(), d.scale, dS, t.nk, q.row(t.b, t.h, d.hs, t.i0), q.st, 1.f, g.dk + koff,
-         d.C);
-}
-
-void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
-                        const AttnDims& d) {
-  const int64_t pairs = d.B * d.NH;
-#pragma omp parallel if (d.work() > tensor::kParallelGrain)
-  {
-    const size_t tile = static_cast<size_t>(std::min(d.Tq, kRowBlock) * d.Tk);
-    std::vector<float> P(tile), dS(tile);
-#pragma omp for schedule(static)
-    for (int64_t bh = 0; bh < pairs; ++bh)
-      for_each_tile(d, bh / d.NH, bh % d.NH, [&](const Tile& t) {
-        attention_backward_tile(g, P.data(), dS.data(), L + bh * d.Tq, q, k, v, d, t);
-      });
-  }
 }
 
 // The CUDA launchers' view of q/k/v: the same strides. st is also cuBLAS's leading dimension,

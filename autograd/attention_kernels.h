@@ -1,0 +1,45 @@
+#pragma once
+// The CPU kernels of attention (attention_kernels.cpp, where the math and the tiling are derived),
+// on raw pointers. attention.cpp builds these from tensors and owns the node, the checks and the
+// CUDA glue. Internal to autograd, not part of the public API.
+#include <algorithm>
+#include <cstdint>
+
+namespace lowrank::autograd::detail {
+
+// A (B, T, C) operand with unit channel stride: element (b, t, c) is p[b*sb + t*st + c].
+struct Operand {
+  float* p = nullptr;
+  int64_t sb = 0, st = 0;
+  const float* head(int64_t b, int64_t h, int64_t hs) const { return p + b * sb + h * hs; }
+  const float* row(int64_t b, int64_t h, int64_t hs, int64_t t) const { return head(b, h, hs) + t * st; }
+};
+
+struct AttnDims {
+  int64_t B = 0, Tq = 0, Tk = 0, C = 0, NH = 1, hs = 0;
+  bool causal = false;
+  float scale = 1.f;
+  const int32_t* key_len = nullptr;  // (B) valid keys per sequence (right padding), or nullptr: all
+  // Query i of sequence b sees keys [0, visible(b, i)); non-decreasing in i.
+  int64_t visible(int64_t b, int64_t i) const {
+    const int64_t n = causal ? i + (Tk - Tq) + 1 : Tk;
+    return key_len ? std::min<int64_t>(n, key_len[b]) : n;
+  }
+  int64_t work() const { return B * NH * Tq * Tk * hs; }
+};
+
+// Gradient buffers: contiguous (B, T, C), row stride C; nullptr = that input needs no gradient.
+struct AttnGrads {
+  float *dq = nullptr, *dk = nullptr, *dv = nullptr;
+  const float* dout = nullptr;
+};
+
+// out (B, Tq, C); L (B, NH, Tq) the row log-sum-exps (always written: Tq floats per pair).
+void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
+                       const AttnDims& d);
+
+// Accumulates into g.dq/dk/dv (those not nullptr) from g.dout (B, Tq, C) and the forward's L.
+void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
+                        const AttnDims& d);
+
+}  // namespace lowrank::autograd::detail

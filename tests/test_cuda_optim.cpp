@@ -1,0 +1,194 @@
+// The optimizer and checkpoints with CUDA tensors, against the same calls on CPU tensors: AdamW and
+// clip_grad_norm, optimizer state across devices, safetensors from strided device views, and model
+// and training checkpoints saved from and loaded into device models. Pure data movement must be
+// bit-identical; arithmetic (the optimizer) is compared with the tolerances of docs/cuda.md. Tensor
+// plumbing is in test_cuda_tensor.cpp. Every test skips without a GPU.
+#include "test_util.h"
+
+#ifdef LOWRANK_HAVE_CUDA
+
+#include "cuda_test_util.h"
+#include "nn/checkpoint.h"
+#include "optim/adamw.h"
+#include "optim/checkpoint.h"
+
+using namespace lowrank;
+using namespace lowrank::cudatest;
+using lowrank::testing::TempDir;
+
+namespace {
+
+nn::GPTConfig tiny_config() {
+  nn::GPTConfig c;
+  c.name = "cuda-ckpt-test";
+  c.vocab_size = 31;
+  c.n_positions = 8;
+  c.n_embd = 16;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_inner = 24;
+  return c;
+}
+
+void check_same_parameters(nn::GPT& got, nn::GPT& want, Device got_device) {
+  auto pg = got.named_parameters(), pw = want.named_parameters();
+  REQUIRE(pg.size() == pw.size());
+  for (size_t i = 0; i < pg.size(); ++i) {
+    CAPTURE(pg[i].name);
+    REQUIRE(pg[i].name == pw[i].name);
+    CHECK(pg[i].tensor.device() == got_device);
+    CHECK(pg[i].tensor.to_vector() == pw[i].tensor.to_vector());  // bit-identical
+  }
+}
+
+}  // namespace
+
+// Adam divides by sqrt(v̂): where a gradient (plus the L2 term) lands within ~1e-6 of zero, float
+// rounding differences are amplified up to lr. Inputs here are O(0.1..1), a few thousand of them,
+// so no element comes close; the large tensors are in the clipping test, which runs no Adam.
+TEST_CASE("cuda: AdamW steps on device parameters match the CPU with the same seeds (AdamW and Adam + L2)") {
+  LR_SKIP_WITHOUT_GPU();
+  for (bool decoupled : {true, false}) {
+    CAPTURE(decoupled);
+    optim::AdamWConfig cfg;
+    cfg.lr = 1e-2f;
+    cfg.weight_decay = 0.1f;
+    cfg.decoupled = decoupled;
+    // A matrix (decayed), a bias (not decayed), a frozen tensor (no state, never updated).
+    const std::vector<Shape> shapes{{40, 100}, {100}, {7, 3}};
+    std::vector<nn::NamedTensor> cpu, gpu;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      Tensor c = randn(shapes[i], 200 + i, 0.5f), g = dev(c);
+      c.requires_grad_(i < 2);
+      g.requires_grad_(i < 2);
+      cpu.push_back({"p" + std::to_string(i), c});
+      gpu.push_back({"p" + std::to_string(i), g});
+    }
+    optim::AdamW ocpu(cpu, cfg), ogpu(gpu, cfg);
+    REQUIRE(ogpu.num_tensors() == 2);
+    for (int t = 1; t <= 3; ++t) {
+      CAPTURE(t);
+      for (size_t i = 0; i < 2; ++i) {
+        Tensor grad = randn(shapes[i], 300 + 10 * t + i);
+        cpu[i].tensor.set_grad(grad);
+        gpu[i].tensor.set_grad(dev(grad));
+      }
+      const float max_norm = t % 2 ? 32.f : 1e6f;  // the norm is ~64: halved on odd steps only
+      CHECK(optim::clip_grad_norm(gpu, max_norm) == doctest::Approx(optim::clip_grad_norm(cpu, max_norm)).epsilon(1e-6));
+      ocpu.step();
+      ogpu.step();
+    }
+    CHECK(ogpu.steps() == 3);
+    for (size_t i = 0; i < 2; ++i) expect_close(gpu[i].tensor, cpu[i].tensor, 1e-5, 1e-6, "parameters after 3 steps");
+    CHECK(gpu[2].tensor.to_vector() == cpu[2].tensor.to_vector());
+    const auto sc = ocpu.state_dict(), sg = ogpu.state_dict();
+    REQUIRE(sc.size() == sg.size());
+    for (const auto& kv : sc) {
+      CAPTURE(kv.first);
+      CHECK(sg.at(kv.first).device() == Device::CUDA);
+      // m averages gradients of both signs, so it can cancel to far below its terms (~0.1):
+      // an absolute floor of 1e-7 there; v sums squares and stays relative.
+      expect_close(sg.at(kv.first), kv.second, 1e-5, kv.first[0] == 'm' ? 1e-7 : 1e-9, "optimizer moment");
+    }
+  }
+}
+
+TEST_CASE("cuda: clip_grad_norm reduces device gradients on the device and scales them like the CPU") {
+  LR_SKIP_WITHOUT_GPU();
+  // Several reduction blocks, a bias, and a parameter without a gradient (skipped).
+  const std::vector<Shape> shapes{{600, 1000}, {1000}, {7, 3}};
+  std::vector<nn::NamedTensor> cpu, gpu;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    Tensor c = randn(shapes[i], 400 + i), g = dev(c);
+    if (i < 2) {
+      Tensor grad = randn(shapes[i], 410 + i);
+      c.set_grad(grad);
+      g.set_grad(dev(grad));
+    }
+    cpu.push_back({"p" + std::to_string(i), c});
+    gpu.push_back({"p" + std::to_string(i), g});
+  }
+  for (float max_norm : {1e6f, 10.f}) {  // the norm is ~775: unchanged, then scaled down
+    CAPTURE(max_norm);
+    const float ncpu = optim::clip_grad_norm(cpu, max_norm), ngpu = optim::clip_grad_norm(gpu, max_norm);
+    CHECK(ngpu == doctest::Approx(ncpu).epsilon(1e-6));
+    for (size_t i = 0; i < 2; ++i) expect_close(gpu[i].tensor.grad(), cpu[i].tensor.grad(), 1e-6, 1e-9, "gradient");
+    CHECK_FALSE(gpu[2].tensor.grad().defined());
+  }
+  CHECK(optim::clip_grad_norm(gpu, 1e6f) == doctest::Approx(10.f).epsilon(1e-5));  // clipped to max_norm
+  // Gradients on both devices in one call: the host and the device squared norms add up.
+  const std::vector<nn::NamedTensor> mixed{cpu[0], gpu[1]};
+  const double want = std::hypot(double(optim::clip_grad_norm({cpu[0]}, 1e9f)),
+                                 double(optim::clip_grad_norm({cpu[1]}, 1e9f)));
+  CHECK(optim::clip_grad_norm(mixed, 1e9f) == doctest::Approx(want).epsilon(1e-6));
+}
+
+TEST_CASE("cuda: optimizer state loads across devices and safetensors saves strided device views") {
+  LR_SKIP_WITHOUT_GPU();
+  TempDir tmp("cuda_state");
+  Tensor c = leaf({8, 9}, 70), g = dev(c);
+  g.requires_grad_(true);
+  optim::AdamW ocpu(std::vector<nn::NamedTensor>{{"w", c}}, {}), ogpu(std::vector<nn::NamedTensor>{{"w", g}}, {});
+  c.set_grad(randn({8, 9}, 71));
+  ocpu.step();
+  ogpu.load_state_dict(ocpu.state_dict(), ocpu.steps());  // host state into device buffers
+  CHECK(ogpu.steps() == 1);
+  for (const auto& kv : ocpu.state_dict()) {
+    CAPTURE(kv.first);
+    CHECK(ogpu.state_dict().at(kv.first).device() == Device::CUDA);
+    CHECK(ogpu.state_dict().at(kv.first).to_vector() == kv.second.to_vector());
+  }
+  Tensor base = randn({5, 4, 4}, 72);
+  // The transposed slice of test_cuda_tensor.cpp's views345(): unit stride first, non-zero offset.
+  const auto view = [](const Tensor& t) { return t.transpose(0, 2).narrow(0, 1, 3); };
+  const std::string path = tmp.file("views.safetensors");
+  tensor::save_safetensors(path, {{"view", view(dev(base))}, {"plain", dev(base)}}, {});
+  tensor::SafetensorsFile f = tensor::load_safetensors(path);
+  const Shape want_shape{3, 4, 5};
+  CHECK(f.tensors.at("view").shape() == want_shape);
+  CHECK(f.tensors.at("view").to_vector() == view(base).contiguous().to_vector());
+  CHECK(f.tensors.at("plain").to_vector() == base.to_vector());
+}
+
+TEST_CASE("cuda: a device model from a seed equals the CPU model; checkpoints save from and load into it") {
+  LR_SKIP_WITHOUT_GPU();
+  TempDir tmp("cuda_ckpt");
+  Rng r1(7), r2(7);
+  nn::GPT cpu(tiny_config(), r1), gpu(tiny_config(), r2, Device::CUDA);
+  check_same_parameters(gpu, cpu, Device::CUDA);  // drawn on the host from one Rng stream, uploaded
+
+  gpu.named_parameters()[0].tensor.narrow(1, 2, 3).fill_(0.25f);  // differ from any seed (a strided fill)
+  const std::string path = tmp.file("model.safetensors");
+  nn::save_model(path, gpu);
+  Rng r3(8), r4(9);
+  nn::GPT host(tiny_config(), r3);
+  nn::load_state_dict(host, tensor::load_safetensors(path).tensors, path);
+  check_same_parameters(host, gpu, Device::CPU);
+  std::unique_ptr<nn::GPT> loaded = nn::load_model(path, r4, Device::CUDA);
+  check_same_parameters(*loaded, gpu, Device::CUDA);
+
+  // A training checkpoint with device optimizer state resumes into another device model.
+  gpu.set_requires_grad(true);
+  optim::AdamW opt(gpu.named_parameters(), {});
+  uint64_t seed = 80;
+  for (nn::NamedTensor& p : gpu.named_parameters()) p.tensor.set_grad(dev(randn(p.tensor.shape(), seed++)));
+  opt.step();
+  const std::string tpath = tmp.file("train.safetensors");
+  optim::save_training(tpath, gpu, opt, {});
+  Rng r5(11);
+  nn::GPT resumed(tiny_config(), r5, Device::CUDA);
+  resumed.set_requires_grad(true);
+  optim::AdamW opt2(resumed.named_parameters(), {});
+  optim::load_training(tpath, resumed, opt2);
+  CHECK(opt2.steps() == 1);
+  check_same_parameters(resumed, gpu, Device::CUDA);
+  const auto want = opt.state_dict(), got = opt2.state_dict();
+  REQUIRE(got.size() == want.size());
+  for (const auto& kv : want) {
+    CAPTURE(kv.first);
+    CHECK(got.at(kv.first).device() == Device::CUDA);
+    CHECK(got.at(kv.first).to_vector() == kv.second.to_vector());
+  }
+}
+
+#endif  // LOWRANK_HAVE_CUDA
