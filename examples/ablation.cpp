@@ -180,11 +180,7 @@ ex::GlueRunConfig run_config(const cxxopts::ParseResult& a, bool quick) {
 
 int ablation_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
-  auto a = options.parse(argc, argv);
-  if (a.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+  auto a = ex::parse_args(options, argc, argv);
   LR_CHECK(a.count("init"), "--init is required: a base checkpoint from train_gpt (e.g. out/base-wiki.safetensors)");
   const std::string table = a["table"].as<std::string>();
   LR_CHECK(table == "5" || table == "6" || table == "both", "--table must be 5, 6 or both, got '", table, "'");

@@ -203,12 +203,7 @@ Options parse(int argc, char** argv) {
       "repeats", "timed calls per GEMM", cxxopts::value<int>()->default_value("10"))(
       "json", "write results to this JSON file", cxxopts::value<std::string>())(
       "quick", "fewer repeats and shorter peak/bandwidth loops")("h,help", "show this help");
-  const auto r = spec.parse(argc, argv);
-  if (r.count("help")) {
-    std::cout << spec.help() << '\n';
-    std::exit(0);
-  }
-  LR_CHECK(r.unmatched().empty(), "unexpected argument '", r.unmatched().front(), "'");
+  const auto r = examples::parse_args(spec, argc, argv);
   Options o;
   o.threads = r["threads"].as<int>();
   o.repeats = r["repeats"].as<int>();

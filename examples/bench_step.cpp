@@ -252,11 +252,7 @@ double floor_gflops(const cxxopts::ParseResult& a, Device dev, nlohmann::json& i
 
 int bench_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
-  auto a = options.parse(argc, argv);
-  if (a.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+  auto a = ex::parse_args(options, argc, argv);
   tensor::set_num_threads(a["threads"].as<int>());
   const Device dev = tensor::parse_device(a["device"].as<std::string>());
   LR_CHECK(dev != Device::Meta, "--device: cpu or cuda");

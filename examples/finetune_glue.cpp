@@ -153,11 +153,7 @@ void write_results(const std::string& path, const std::string& task, const ex::G
 
 int finetune_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
-  auto a = options.parse(argc, argv);
-  if (a.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+  auto a = ex::parse_args(options, argc, argv);
   LR_CHECK(a.count("init"), "--init is required: a base checkpoint from train_gpt (e.g. out/base-wiki.safetensors)");
   tensor::set_num_threads(a["threads"].as<int>());
   const ex::GlueRunConfig cfg = run_config(a);

@@ -156,12 +156,7 @@ Options parse(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "weights and ids", cxxopts::value<uint64_t>()->default_value("1"))(
       "json", "write results to this JSON file", cxxopts::value<std::string>())("h,help", "show this help");
-  const auto r = spec.parse(argc, argv);
-  if (r.count("help")) {
-    std::cout << spec.help() << '\n';
-    std::exit(0);
-  }
-  LR_CHECK(r.unmatched().empty(), "unexpected argument '", r.unmatched().front(), "'");
+  const auto r = examples::parse_args(spec, argc, argv);
   Options o{r["model"].as<std::string>(), r["grid"].as<std::string>(), "", r["repeats"].as<int>(),
             r["warmup"].as<int>(), r["threads"].as<int>(), r["seed"].as<uint64_t>()};
   if (r.count("json")) o.json = r["json"].as<std::string>();

@@ -198,12 +198,7 @@ Options parse(int argc, char** argv) {
                      cxxopts::value<int64_t>()->default_value("1"))(
       "seq", "GPT-3 memory estimate: tokens per sequence", cxxopts::value<int64_t>()->default_value("2048"))(
       "json", "write the tables to this JSON file", cxxopts::value<std::string>())("h,help", "show this help");
-  const auto r = spec.parse(argc, argv);
-  if (r.count("help")) {
-    std::cout << spec.help() << '\n';
-    std::exit(0);
-  }
-  LR_CHECK(r.unmatched().empty(), "unexpected argument '", r.unmatched().front(), "'");
+  const auto r = examples::parse_args(spec, argc, argv);
   Options o{r["batch"].as<int64_t>(), r["seq"].as<int64_t>(), ""};
   if (r.count("json")) o.json = r["json"].as<std::string>();
   LR_CHECK(o.batch >= 1, "--batch must be >= 1, got ", o.batch);

@@ -264,11 +264,7 @@ std::vector<std::string> adapter_paths(const cxxopts::ParseResult& a, const data
 
 int subspace_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
-  auto a = options.parse(argc, argv);
-  if (a.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+  auto a = ex::parse_args(options, argc, argv);
   LR_CHECK(a.count("init"), "--init is required: the base checkpoint (e.g. out/gpt-mini.safetensors from train_gpt)");
   tensor::set_num_threads(a["threads"].as<int>());
   ex::Timer timer;

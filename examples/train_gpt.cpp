@@ -189,11 +189,7 @@ void save(const Run& r, const std::string& path, const std::string& tokenizer) {
 
 int train_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
-  auto a = options.parse(argc, argv);
-  if (a.count("help")) {
-    std::cout << options.help() << "\n";
-    return 0;
-  }
+  auto a = ex::parse_args(options, argc, argv);
   tensor::set_num_threads(a["threads"].as<int>());
   Run r = setup(a);
   const int64_t B = a["batch-size"].as<int64_t>(), T = a["block-size"].as<int64_t>();

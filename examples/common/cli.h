@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cxxopts.hpp>
 #include <exception>
 #include <fstream>
@@ -39,6 +40,18 @@ inline int run_main(int argc, char** argv, std::function<int(int, char**)> body)
     std::cerr << "error: unknown exception\n";
   }
   return 1;
+}
+
+// Parses argv for one example: --help prints the options and exits 0; a stray positional argument
+// (a forgotten "--") is an error rather than silently ignored.
+inline cxxopts::ParseResult parse_args(cxxopts::Options& options, int argc, char** argv) {
+  cxxopts::ParseResult r = options.parse(argc, argv);
+  if (r.count("help")) {
+    std::cout << options.help() << "\n";
+    std::exit(0);
+  }
+  LR_CHECK(r.unmatched().empty(), "unexpected argument '", r.unmatched().front(), "' (try --help)");
+  return r;
 }
 
 // The --device option ("cpu" or "cuda") of the training examples, refused with a one-line reason
