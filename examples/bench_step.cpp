@@ -37,6 +37,7 @@ cxxopts::Options make_options() {
   o.add_options()
     ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
     ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
+    ("tf32", "cuda: TF32 tensor-core GEMMs (the fraction of peak stays against the fp32 peak)")
     ("batch", "sequences per step B (0: 1 on cpu, 8 on cuda)", cxxopts::value<int64_t>()->default_value("0"))
     ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))
     ("methods", "comma list of ft, lora", cxxopts::value<std::string>()->default_value("ft,lora"))
@@ -254,8 +255,10 @@ int bench_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
   auto a = ex::parse_args(options, argc, argv);
   tensor::set_num_threads(a["threads"].as<int>());
-  const Device dev = tensor::parse_device(a["device"].as<std::string>());
-  LR_CHECK(dev != Device::Meta, "--device: cpu or cuda");
+  const Device dev = ex::device_option(a);
+  LR_CHECK(!a.count("tf32") || dev == Device::CUDA, "--tf32 needs --device cuda");
+  if constexpr (tensor::kCudaBuilt)
+    if (dev == Device::CUDA) cuda::set_tf32(a.count("tf32") > 0);
   const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
   LR_CHECK(B > 0 && T > 0 && a["steps"].as<int>() > 0, "--batch, --seq and --steps must be positive");
   const nn::GPTConfig cfg = nn::config_by_name(a["model"].as<std::string>());
