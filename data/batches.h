@@ -1,5 +1,6 @@
 #pragma once
-// Index batches for one epoch over n examples, shared by the E2E and GLUE datasets.
+// Index batches over n examples (a shuffled epoch, or evaluation in order), shared by the E2E and
+// GLUE datasets.
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
@@ -25,6 +26,16 @@ inline std::vector<std::vector<int64_t>> shuffled_batches(int64_t n, int64_t B, 
     batches.emplace_back(order.begin() + s, order.begin() + e);
   }
   return batches;
+}
+
+// The indices of evaluation batch i over n examples in order: [i·B, min(n, (i+1)·B)); `what`
+// names the dataset in the error.
+inline std::vector<int64_t> eval_batch_indices(int64_t n, int64_t i, int64_t B, const char* what) {
+  const int64_t batches = B >= 1 ? (n + B - 1) / B : 0;
+  LR_CHECK(B >= 1 && i >= 0 && i < batches, what, ": evaluation batch ", i, " of ", batches, " (B=", B, ")");
+  std::vector<int64_t> idx;
+  for (int64_t k = i * B; k < std::min(n, (i + 1) * B); ++k) idx.push_back(k);
+  return idx;
 }
 
 }  // namespace lowrank::data

@@ -116,11 +116,7 @@ E2EBatch E2EDataset::batch(const std::vector<int64_t>& indices) const {
 }
 
 E2EBatch E2EDataset::eval_batch(int64_t i, int64_t B) const {
-  LR_CHECK(B >= 1 && i >= 0 && i < num_eval_batches(B), "E2EDataset: evaluation batch ", i, " of ",
-           num_eval_batches(B), " (B=", B, ")");
-  std::vector<int64_t> idx;
-  for (int64_t k = i * B; k < std::min(size(), (i + 1) * B); ++k) idx.push_back(k);
-  return batch(idx);
+  return batch(eval_batch_indices(size(), i, B, "E2EDataset"));
 }
 
 }  // namespace lowrank::data

@@ -158,11 +158,7 @@ GlueBatch GlueDataset::batch(const std::vector<int64_t>& indices) const {
 }
 
 GlueBatch GlueDataset::eval_batch(int64_t i, int64_t B) const {
-  LR_CHECK(B >= 1 && i >= 0 && i < num_eval_batches(B), "GlueDataset: evaluation batch ", i, " of ",
-           num_eval_batches(B), " (B=", B, ")");
-  std::vector<int64_t> idx;
-  for (int64_t k = i * B; k < std::min(size(), (i + 1) * B); ++k) idx.push_back(k);
-  return batch(idx);
+  return batch(eval_batch_indices(size(), i, B, "GlueDataset"));
 }
 
 ClassificationScores classification_scores(const std::vector<int32_t>& predicted, const std::vector<int32_t>& gold,

@@ -23,20 +23,6 @@ struct Options {
   std::string json;
 };
 
-lora::MethodConfig lora_m(int64_t r, std::vector<std::string> targets) {
-  lora::MethodConfig m;
-  m.lora.r = r;
-  m.lora.targets = std::move(targets);
-  return m;
-}
-
-lora::MethodConfig base_m(const std::string& name, int64_t size = 8) {
-  lora::MethodConfig m;
-  m.method = name;
-  m.adapter_dim = m.prefix_len = size;
-  return m;
-}
-
 struct Row {
   const char* table;
   const char* config;
@@ -51,41 +37,41 @@ std::vector<Row> rows() {
   const double Mi = 1 << 20;  // Table 5's "18M" is exactly 18·2^20 = 18,874,368
   const char* r5 = "18·2^20 exactly";
   return {
-      {"T2", "roberta-base", "FT", base_m("ft"), "125.0", "no pooler/type emb/emb LN in our encoder"},
-      {"T2", "roberta-base", "BitFit", base_m("bitfit"), "0.1"},
-      {"T2", "roberta-base", "LoRA r=8 q,v", lora_m(8, {"q", "v"}), "0.3"},
-      {"T2", "roberta-large", "FT", base_m("ft"), "355.0", "as roberta-base"},
-      {"T2", "roberta-large", "Adapter-H d=8", base_m("adapter-h", 8), "0.8", "d=8: microsoft/LoRA NLU script"},
-      {"T2", "roberta-large", "LoRA r=8 q,v", lora_m(8, {"q", "v"}), "0.8"},
-      {"T2", "deberta-xxl", "FT", base_m("ft"), "1500.0", "GPT-2-style stack at DeBERTa's shapes"},
-      {"T2", "deberta-xxl", "LoRA r=16 q,v", lora_m(16, {"q", "v"}), "4.7", "r=16: microsoft/LoRA scripts"},
-      {"T3", "gpt2-medium", "FT", base_m("ft"), "354.92", "HF GPT-2 M (tied head): 354.82M"},
-      {"T3", "gpt2-medium", "Adapter-L d=6", base_m("adapter-l", 6), "0.37", "d fitted to the count"},
-      {"T3", "gpt2-medium", "Adapter-L d=224", base_m("adapter-l", 224), "11.09", "d fitted to the count"},
-      {"T3", "gpt2-medium", "Adapter-H d=112", base_m("adapter-h", 112), "11.09", "no d gives 11.09M"},
-      {"T3", "gpt2-medium", "FT-Top2", base_m("ft-top2"), "25.19", "two blocks, no ln_f"},
-      {"T3", "gpt2-medium", "PreLayer Lp=10", base_m("prefix-layer", 10), "0.35", "K,V per layer; Li&Liang's Lp"},
-      {"T3", "gpt2-medium", "LoRA r=4 q,v", lora_m(4, {"q", "v"}), "0.35", "2·L·2·d·r = 0.39M (LoRA#172)"},
-      {"T3", "gpt2-large", "FT", base_m("ft"), "774.03"},
-      {"T3", "gpt2-large", "Adapter-L d=8", base_m("adapter-l", 8), "0.88", "d fitted to the count"},
-      {"T3", "gpt2-large", "Adapter-L d=248", base_m("adapter-l", 248), "23.00", "d fitted to the count"},
-      {"T3", "gpt2-large", "PreLayer Lp=10", base_m("prefix-layer", 10), "0.77", "K,V per layer; Li&Liang's Lp"},
-      {"T3", "gpt2-large", "LoRA r=4 q,v", lora_m(4, {"q", "v"}), "0.77", "2·L·2·d·r = 0.74M"},
-      {"T4", "gpt3-175b", "FT", base_m("ft"), "175255.8", "GPT-2 layout at Brown et al.'s shapes"},
-      {"T4", "gpt3-175b", "BitFit", base_m("bitfit"), "14.2"},
-      {"T4", "gpt3-175b", "PreEmbed Lp=264", base_m("prefix-embed", 264), "3.2", "l_p=256 + l_i=8 (App. F)"},
-      {"T4", "gpt3-175b", "PreLayer Lp=16", base_m("prefix-layer", 16), "20.2", "l_p=l_i=8; K and V per layer"},
-      {"T4", "gpt3-175b", "Adapter-H r=1", base_m("adapter-h", 1), "7.1"},
-      {"T4", "gpt3-175b", "Adapter-H r=8", base_m("adapter-h", 8), "40.1"},
-      {"T4", "gpt3-175b", "LoRA r=1 q,v", lora_m(1, {"q", "v"}), "4.7"},
-      {"T4", "gpt3-175b", "LoRA r=4 q,k,v,o", lora_m(4, {"q", "k", "v", "o"}), "37.7"},
-      {"T5", "gpt3-175b", "LoRA r=8 q", lora_m(8, {"q"}), "18", r5, Mi},
-      {"T5", "gpt3-175b", "LoRA r=8 k", lora_m(8, {"k"}), "18", r5, Mi},
-      {"T5", "gpt3-175b", "LoRA r=8 v", lora_m(8, {"v"}), "18", r5, Mi},
-      {"T5", "gpt3-175b", "LoRA r=8 o", lora_m(8, {"o"}), "18", r5, Mi},
-      {"T5", "gpt3-175b", "LoRA r=4 q,k", lora_m(4, {"q", "k"}), "18", r5, Mi},
-      {"T5", "gpt3-175b", "LoRA r=4 q,v", lora_m(4, {"q", "v"}), "18", r5, Mi},
-      {"T5", "gpt3-175b", "LoRA r=2 q,k,v,o", lora_m(2, {"q", "k", "v", "o"}), "18", r5, Mi},
+      {"T2", "roberta-base", "FT", lora::baseline_method("ft"), "125.0", "no pooler/type emb/emb LN in our encoder"},
+      {"T2", "roberta-base", "BitFit", lora::baseline_method("bitfit"), "0.1"},
+      {"T2", "roberta-base", "LoRA r=8 q,v", lora::lora_method(8, {"q", "v"}), "0.3"},
+      {"T2", "roberta-large", "FT", lora::baseline_method("ft"), "355.0", "as roberta-base"},
+      {"T2", "roberta-large", "Adapter-H d=8", lora::baseline_method("adapter-h", 8), "0.8", "d=8: microsoft/LoRA NLU script"},
+      {"T2", "roberta-large", "LoRA r=8 q,v", lora::lora_method(8, {"q", "v"}), "0.8"},
+      {"T2", "deberta-xxl", "FT", lora::baseline_method("ft"), "1500.0", "GPT-2-style stack at DeBERTa's shapes"},
+      {"T2", "deberta-xxl", "LoRA r=16 q,v", lora::lora_method(16, {"q", "v"}), "4.7", "r=16: microsoft/LoRA scripts"},
+      {"T3", "gpt2-medium", "FT", lora::baseline_method("ft"), "354.92", "HF GPT-2 M (tied head): 354.82M"},
+      {"T3", "gpt2-medium", "Adapter-L d=6", lora::baseline_method("adapter-l", 6), "0.37", "d fitted to the count"},
+      {"T3", "gpt2-medium", "Adapter-L d=224", lora::baseline_method("adapter-l", 224), "11.09", "d fitted to the count"},
+      {"T3", "gpt2-medium", "Adapter-H d=112", lora::baseline_method("adapter-h", 112), "11.09", "no d gives 11.09M"},
+      {"T3", "gpt2-medium", "FT-Top2", lora::baseline_method("ft-top2"), "25.19", "two blocks, no ln_f"},
+      {"T3", "gpt2-medium", "PreLayer Lp=10", lora::baseline_method("prefix-layer", 10), "0.35", "K,V per layer; Li&Liang's Lp"},
+      {"T3", "gpt2-medium", "LoRA r=4 q,v", lora::lora_method(4, {"q", "v"}), "0.35", "2·L·2·d·r = 0.39M (LoRA#172)"},
+      {"T3", "gpt2-large", "FT", lora::baseline_method("ft"), "774.03"},
+      {"T3", "gpt2-large", "Adapter-L d=8", lora::baseline_method("adapter-l", 8), "0.88", "d fitted to the count"},
+      {"T3", "gpt2-large", "Adapter-L d=248", lora::baseline_method("adapter-l", 248), "23.00", "d fitted to the count"},
+      {"T3", "gpt2-large", "PreLayer Lp=10", lora::baseline_method("prefix-layer", 10), "0.77", "K,V per layer; Li&Liang's Lp"},
+      {"T3", "gpt2-large", "LoRA r=4 q,v", lora::lora_method(4, {"q", "v"}), "0.77", "2·L·2·d·r = 0.74M"},
+      {"T4", "gpt3-175b", "FT", lora::baseline_method("ft"), "175255.8", "GPT-2 layout at Brown et al.'s shapes"},
+      {"T4", "gpt3-175b", "BitFit", lora::baseline_method("bitfit"), "14.2"},
+      {"T4", "gpt3-175b", "PreEmbed Lp=264", lora::baseline_method("prefix-embed", 264), "3.2", "l_p=256 + l_i=8 (App. F)"},
+      {"T4", "gpt3-175b", "PreLayer Lp=16", lora::baseline_method("prefix-layer", 16), "20.2", "l_p=l_i=8; K and V per layer"},
+      {"T4", "gpt3-175b", "Adapter-H r=1", lora::baseline_method("adapter-h", 1), "7.1"},
+      {"T4", "gpt3-175b", "Adapter-H r=8", lora::baseline_method("adapter-h", 8), "40.1"},
+      {"T4", "gpt3-175b", "LoRA r=1 q,v", lora::lora_method(1, {"q", "v"}), "4.7"},
+      {"T4", "gpt3-175b", "LoRA r=4 q,k,v,o", lora::lora_method(4, {"q", "k", "v", "o"}), "37.7"},
+      {"T5", "gpt3-175b", "LoRA r=8 q", lora::lora_method(8, {"q"}), "18", r5, Mi},
+      {"T5", "gpt3-175b", "LoRA r=8 k", lora::lora_method(8, {"k"}), "18", r5, Mi},
+      {"T5", "gpt3-175b", "LoRA r=8 v", lora::lora_method(8, {"v"}), "18", r5, Mi},
+      {"T5", "gpt3-175b", "LoRA r=8 o", lora::lora_method(8, {"o"}), "18", r5, Mi},
+      {"T5", "gpt3-175b", "LoRA r=4 q,k", lora::lora_method(4, {"q", "k"}), "18", r5, Mi},
+      {"T5", "gpt3-175b", "LoRA r=4 q,v", lora::lora_method(4, {"q", "v"}), "18", r5, Mi},
+      {"T5", "gpt3-175b", "LoRA r=2 q,k,v,o", lora::lora_method(2, {"q", "k", "v", "o"}), "18", r5, Mi},
   };
 }
 
@@ -139,7 +125,7 @@ void count_table(nlohmann::json& out) {
 // Section 4.2: 350 GB fp16 checkpoints vs 35 MB adapters (r = 4 on Wq, Wv).
 void checkpoint_table(nlohmann::json& out) {
   int64_t N = 0;
-  const int64_t k = count_on_meta("gpt3-175b", lora_m(4, {"q", "v"}), &N);
+  const int64_t k = count_on_meta("gpt3-175b", lora::lora_method(4, {"q", "v"}), &N);
   const double full = 2.0 * N, adapter = 2.0 * k;  // fp16: 2 bytes per parameter
   examples::print_table({"GPT-3 175B checkpoint (fp16)", "params", "size", "paper"},
                         {{"full model", std::to_string(N), nn::format_bytes(full), "350GB"},
@@ -165,7 +151,7 @@ void memory_table(const Options& o, nlohmann::json& out) {
   std::vector<std::vector<std::string>> table;
   for (const Case& c : cases) {
     int64_t N = 0;
-    const int64_t k = count_on_meta(c.config, lora_m(4, {"q", "v"}), &N);
+    const int64_t k = count_on_meta(c.config, lora::lora_method(4, {"q", "v"}), &N);
     const nn::GPTConfig cfg = nn::config_by_name(c.config);
     double ft_total = 0;
     for (const bool lora : {false, true}) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <set>
+#include <utility>
 
 #include "lora/baselines.h"
 #include "tensor/error.h"
@@ -107,6 +108,20 @@ int64_t apply_method(nn::GPT& model, const MethodConfig& m, Rng& rng) { return f
 int64_t trainable_count(const nn::GPTConfig& cfg, const MethodConfig& m) {
   cfg.validate();
   return find(m).count(cfg, m);
+}
+
+MethodConfig lora_method(int64_t r, std::vector<std::string> targets) {
+  MethodConfig m;
+  m.lora.r = r;
+  m.lora.targets = std::move(targets);
+  return m;
+}
+
+MethodConfig baseline_method(const std::string& name, int64_t size) {
+  MethodConfig m;
+  m.method = name;
+  m.adapter_dim = m.prefix_len = size;
+  return m;
 }
 
 }  // namespace lowrank::lora

@@ -16,6 +16,11 @@ struct MethodConfig {
   int64_t prefix_len = 8;       // Lp of prefix-embed / prefix-layer
 };
 
+// Shorthands for tables and tests: LoRA with rank r on `targets` (the rest of LoRAConfig at its
+// defaults), and a baseline by name whose adapter bottleneck d and prefix length Lp are both `size`.
+MethodConfig lora_method(int64_t r, std::vector<std::string> targets);
+MethodConfig baseline_method(const std::string& name, int64_t size = 8);
+
 // "lora", "ft", "ft-top2", "bitfit", "adapter-h", "adapter-l", "prefix-embed", "prefix-layer"
 std::vector<std::string> method_names();
 

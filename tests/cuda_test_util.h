@@ -76,4 +76,22 @@ struct DeviceInts {
   DeviceInts& operator=(const DeviceInts&) = delete;
 };
 
+// The CPU reference shared by the embedding tests (kernel level and op level): a (50, 70) table looked up
+// by N = 200 ids, shaped (10, 20), so every row is hit many times; backward from a random seed.
+struct EmbeddingReference {
+  static constexpr int64_t V = 50, C = 70, N = 200;
+  std::vector<int32_t> ids;
+  Tensor weight, seed, y;  // weight.grad() holds the reference scatter-add
+};
+inline EmbeddingReference embedding_reference() {
+  EmbeddingReference r;
+  Rng rng(60);
+  for (int64_t n = 0; n < r.N; ++n) r.ids.push_back(static_cast<int32_t>(rng.randint(r.V)));
+  r.weight = leaf({r.V, r.C}, 61);
+  r.seed = randn({10, 20, r.C}, 62);
+  r.y = autograd::embedding(r.weight, r.ids, Shape{10, 20});
+  autograd::backward(r.y, r.seed);
+  return r;
+}
+
 }  // namespace lowrank::cudatest

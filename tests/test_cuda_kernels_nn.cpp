@@ -62,14 +62,10 @@ TEST_CASE("cuda: layernorm forward, dx, dw, db match the CPU op, with and withou
 
 TEST_CASE("cuda: embedding forward, and a backward bitwise equal to the CPU scatter-add") {
   LR_SKIP_WITHOUT_GPU();
-  const int64_t V = 50, C = 70, N = 200;  // N >> V: every row is hit many times
-  std::vector<int32_t> ids(N);
-  Rng rng(60);
-  for (int32_t& id : ids) id = static_cast<int32_t>(rng.randint(V));
-  Tensor weight = leaf({V, C}, 61), seed = randn({10, 20, C}, 62);
-  Tensor y = ag::embedding(weight, ids, Shape{10, 20});
-  ag::backward(y, seed);
-  DeviceInts dIds(ids);
+  const EmbeddingReference ref = embedding_reference();
+  const int64_t V = ref.V, C = ref.C, N = ref.N;
+  const Tensor &weight = ref.weight, &seed = ref.seed, &y = ref.y;
+  DeviceInts dIds(ref.ids);
   Tensor dW = dev(weight), dY = Tensor::empty({N, C}, Device::CUDA), dSeed = dev(seed);
   cuda::embedding_forward(dp(dY), dp(dW), dIds.p, N, C);
   CHECK(dY.to_vector() == y.to_vector());  // a copy: exact

@@ -60,13 +60,10 @@ TEST_CASE("cuda: layernorm op on CUDA tensors matches the CPU op (bias, no bias,
 
 TEST_CASE("cuda: embedding op on CUDA tensors: exact rows, and a scatter-add bitwise equal to the CPU") {
   LR_SKIP_WITHOUT_GPU();
-  const int64_t V = 50, C = 70, N = 200;  // N >> V: every row is hit many times
-  std::vector<int32_t> ids(N);
-  Rng rng(60);
-  for (int32_t& id : ids) id = static_cast<int32_t>(rng.randint(V));
-  Tensor weight = leaf({V, C}, 61), seed = randn({10, 20, C}, 62);
-  Tensor y = ag::embedding(weight, ids, Shape{10, 20});
-  ag::backward(y, seed);
+  const EmbeddingReference ref = embedding_reference();
+  const int64_t V = ref.V, C = ref.C, N = ref.N;
+  const std::vector<int32_t>& ids = ref.ids;
+  const Tensor &weight = ref.weight, &seed = ref.seed, &y = ref.y;
   Tensor dweight = dleaf(weight);
   Tensor dy = ag::embedding(dweight, ids, Shape{10, 20});
   CHECK(dy.device() == Device::CUDA);

@@ -22,18 +22,6 @@ const data::Gpt2Bpe& bpe() {
   return tok;
 }
 
-// One id per byte, EOS = 255: lengths are visible at a glance in the tests below.
-struct ByteTokenizer : data::Tokenizer {
-  std::vector<int32_t> encode(const std::string& s) const override {
-    std::vector<int32_t> ids;
-    for (unsigned char c : s) ids.push_back(c);
-    return ids;
-  }
-  std::string decode(const std::vector<int32_t>& ids) const override { return std::string(ids.begin(), ids.end()); }
-  int32_t vocab_size() const override { return 256; }
-  int32_t eos_id() const override { return 255; }
-  std::string name() const override { return "bytes"; }
-};
 constexpr int32_t kEos = 255;
 
 std::string write_temp(const std::string& name, const std::string& text) {

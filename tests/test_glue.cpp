@@ -17,18 +17,7 @@ using data::GlueExample;
 namespace {
 const std::string kGlue = LOWRANK_GLUE_DIR;
 
-// One id per byte: lengths are visible at a glance. Separator '\n' as for GPT-2 BPE, padding 255.
-struct ByteTokenizer : data::Tokenizer {
-  std::vector<int32_t> encode(const std::string& s) const override {
-    std::vector<int32_t> ids;
-    for (unsigned char c : s) ids.push_back(c);
-    return ids;
-  }
-  std::string decode(const std::vector<int32_t>& ids) const override { return std::string(ids.begin(), ids.end()); }
-  int32_t vocab_size() const override { return 256; }
-  int32_t eos_id() const override { return 255; }
-  std::string name() const override { return "bytes"; }
-};
+// ByteTokenizer (test_util.h): separator '\n' as for GPT-2 BPE, padding its EOS 255.
 constexpr int32_t kSep = '\n', kPad = 255;
 
 std::array<int64_t, 2> label_counts(const std::vector<GlueExample>& ex) {

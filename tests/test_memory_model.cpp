@@ -14,21 +14,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-lora::MethodConfig lora_method(int64_t r, std::vector<std::string> targets) {
-  lora::MethodConfig m;
-  m.lora.r = r;
-  m.lora.targets = std::move(targets);
-  return m;
-}
-
-lora::MethodConfig baseline(const std::string& name, int64_t size = 8) {
-  lora::MethodConfig m;
-  m.method = name;
-  m.adapter_dim = size;
-  m.prefix_len = size;
-  return m;
-}
-
 int64_t meta_params(const std::string& config) {
   Rng rng(1);
   nn::GPT model(nn::config_by_name(config), rng, Device::Meta);
@@ -47,14 +32,14 @@ std::string millions(double n, int decimals, double unit = 1e6) {
 TEST_CASE("memory_model: weights are bytes x every parameter; grads and Adam follow the trainable count") {
   const nn::GPTConfig cfg = nn::config_by_name("gpt2-medium");
   const int64_t n = meta_params("gpt2-medium");
-  REQUIRE(n == lora::trainable_count(cfg, baseline("ft")));
+  REQUIRE(n == lora::trainable_count(cfg, lora::baseline_method("ft")));
   const nn::MemoryAssumptions fp32 = nn::fp32_assumptions();
   const nn::MemoryEstimate ft = nn::training_memory(cfg, n, n, 1, 128, fp32);
   CHECK(ft.weights == 4.0 * n);
   CHECK(ft.grads == 4.0 * n);
   CHECK(ft.optimizer == 8.0 * n);  // Adam's m and v in float32
-  const int64_t k4 = lora::trainable_count(cfg, lora_method(4, {"q", "v"}));
-  const int64_t k8 = lora::trainable_count(cfg, lora_method(8, {"q", "v"}));
+  const int64_t k4 = lora::trainable_count(cfg, lora::lora_method(4, {"q", "v"}));
+  const int64_t k8 = lora::trainable_count(cfg, lora::lora_method(8, {"q", "v"}));
   REQUIRE(k8 == 2 * k4);
   const nn::MemoryEstimate l4 = nn::training_memory(cfg, n, k4, 1, 128, fp32);
   const nn::MemoryEstimate l8 = nn::training_memory(cfg, n, k8, 1, 128, fp32);
@@ -93,7 +78,7 @@ TEST_CASE("memory_model: GPT-3 175B FT vs LoRA lands on the paper's 1.2 TB -> 35
   const size_t before = tensor::cpu_bytes_in_use();
   const int64_t n = meta_params("gpt3-175b");
   CHECK(tensor::cpu_bytes_in_use() == before);  // the meta device allocates nothing
-  const int64_t k = lora::trainable_count(cfg, lora_method(4, {"q", "v"}));
+  const int64_t k = lora::trainable_count(cfg, lora::lora_method(4, {"q", "v"}));
   const nn::MemoryAssumptions paper = nn::paper_fp16_assumptions(), fused = nn::fused_update_assumptions();
   const double ft = nn::training_memory(cfg, n, n, 1, 2048, paper).total();
   const double lo = nn::training_memory(cfg, n, k, 1, 2048, paper).total();
@@ -133,18 +118,18 @@ TEST_CASE("paper tables: trainable counts of Tables 2-5 that match the published
     const char* published;  // as printed in the paper, in millions
   };
   const std::vector<Case> cases = {
-      {"roberta-base", lora_method(8, {"q", "v"}), 294912, "0.3"},  // Table 2
-      {"roberta-base", baseline("bitfit"), 102144, "0.1"},
-      {"roberta-large", lora_method(8, {"q", "v"}), 786432, "0.8"},
-      {"roberta-large", baseline("adapter-h", 8), 835968, "0.8"},
-      {"deberta-xxl", lora_method(16, {"q", "v"}), 4718592, "4.7"},  // r = 16 in microsoft/LoRA's scripts
-      {"gpt2-medium", baseline("adapter-l", 6), 368784, "0.37"},    // Table 3
-      {"gpt2-large", baseline("ft"), 774030080, "774.03"},
-      {"gpt2-large", baseline("adapter-l", 8), 875808, "0.88"},
-      {"gpt2-large", baseline("adapter-l", 248), 23002848, "23.00"},
-      {"gpt3-175b", baseline("adapter-h", 1), 7078080, "7.1"},  // Table 4
-      {"gpt3-175b", baseline("adapter-h", 8), 40109568, "40.1"},
-      {"gpt3-175b", baseline("prefix-embed", 264), 3244032, "3.2"},  // l_p + l_i = 256 + 8
+      {"roberta-base", lora::lora_method(8, {"q", "v"}), 294912, "0.3"},  // Table 2
+      {"roberta-base", lora::baseline_method("bitfit"), 102144, "0.1"},
+      {"roberta-large", lora::lora_method(8, {"q", "v"}), 786432, "0.8"},
+      {"roberta-large", lora::baseline_method("adapter-h", 8), 835968, "0.8"},
+      {"deberta-xxl", lora::lora_method(16, {"q", "v"}), 4718592, "4.7"},  // r = 16 in microsoft/LoRA's scripts
+      {"gpt2-medium", lora::baseline_method("adapter-l", 6), 368784, "0.37"},    // Table 3
+      {"gpt2-large", lora::baseline_method("ft"), 774030080, "774.03"},
+      {"gpt2-large", lora::baseline_method("adapter-l", 8), 875808, "0.88"},
+      {"gpt2-large", lora::baseline_method("adapter-l", 248), 23002848, "23.00"},
+      {"gpt3-175b", lora::baseline_method("adapter-h", 1), 7078080, "7.1"},  // Table 4
+      {"gpt3-175b", lora::baseline_method("adapter-h", 8), 40109568, "40.1"},
+      {"gpt3-175b", lora::baseline_method("prefix-embed", 264), 3244032, "3.2"},  // l_p + l_i = 256 + 8
   };
   for (const Case& c : cases) {
     CAPTURE(c.config);
@@ -165,6 +150,6 @@ TEST_CASE("paper tables: trainable counts of Tables 2-5 that match the published
   for (const auto& [targets, r] : std::vector<Budget>{{{"q"}, 8}, {{"k"}, 8}, {{"v"}, 8}, {{"o"}, 8},
                                                       {{"q", "k"}, 4}, {{"q", "v"}, 4}, {{"q", "k", "v", "o"}, 2}}) {
     CAPTURE(targets.size());
-    CHECK(lora::trainable_count(g3, lora_method(r, targets)) == 18 * (int64_t{1} << 20));
+    CHECK(lora::trainable_count(g3, lora::lora_method(r, targets)) == 18 * (int64_t{1} << 20));
   }
 }

@@ -11,6 +11,7 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "data/tokenizer.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
 
@@ -55,6 +56,19 @@ inline std::string error_of(const std::function<void()>& f) {
   }
   return "";
 }
+
+// One id per byte, EOS (and GLUE padding) 255: lengths are visible at a glance in data tests.
+struct ByteTokenizer : data::Tokenizer {
+  std::vector<int32_t> encode(const std::string& s) const override {
+    std::vector<int32_t> ids;
+    for (unsigned char c : s) ids.push_back(c);
+    return ids;
+  }
+  std::string decode(const std::vector<int32_t>& ids) const override { return std::string(ids.begin(), ids.end()); }
+  int32_t vocab_size() const override { return 256; }
+  int32_t eos_id() const override { return 255; }
+  std::string name() const override { return "bytes"; }
+};
 
 // A fresh folder under the system temp dir, unique to this process, test and tag; removed afterwards.
 struct TempDir {
