@@ -215,8 +215,7 @@ Tensor cross_entropy(const Tensor& logits_in, const std::vector<int32_t>& target
     node->out = out;
     node->lse = lse;
     node->targets = targets;
-    node->row_scale.resize(static_cast<size_t>(N));
-    for (int64_t i = 0; i < N; ++i) node->row_scale[i] = W > 0.0 ? static_cast<float>(w[i] / W) : 0.f;
+    node->row_scale = row_scales(w, W);
     node->N = N;
     node->V = V;
     node->eps = opt.label_smoothing;
