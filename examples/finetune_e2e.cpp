@@ -5,7 +5,9 @@
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method lora --rank 4 --targets q,v
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method ft --lr 2e-4
 // Training (load, apply the method, AdamW on the masked loss) lives in examples/common/e2e_train.h.
+#include <algorithm>
 #include <fstream>
+#include <numeric>
 #include <iostream>
 
 #include "data/bpe.h"
@@ -13,6 +15,7 @@
 #include "data/metrics.h"
 #include "examples/common/cli.h"
 #include "examples/common/e2e_train.h"
+#include "examples/common/results.h"
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
@@ -49,6 +52,7 @@ cxxopts::Options make_options() {
     ("beam", "beam size", cxxopts::value<int64_t>()->default_value("10"))
     ("length-penalty", "beam length penalty", cxxopts::value<float>()->default_value("0.9"))
     ("no-repeat-ngram", "block repeated n-grams", cxxopts::value<int64_t>()->default_value("4"))
+    ("decode-batch", "test MRs per batched beam search", cxxopts::value<int64_t>()->default_value("8"))
     ("max-new-tokens", "decode length limit", cxxopts::value<int64_t>()->default_value("64"))
     ("test-mrs", "test MRs to decode (0: all 630)", cxxopts::value<int64_t>()->default_value("100"))
     ("outputs", "file for the generated texts", cxxopts::value<std::string>()->default_value("out/e2e_outputs.txt"))
@@ -56,6 +60,10 @@ cxxopts::Options make_options() {
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
+    ("eval-every", "steps between learning-curve points (valid loss; 0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
+    ("results", "add this run as a row of a results file (e.g. docs/results/e2e.json)", cxxopts::value<std::string>()->default_value(""))
+    ("compare", "an outputs file of an earlier run (e.g. FT's): scored on the same MRs, printed beside", cxxopts::value<std::string>()->default_value(""))
+    ("show", "generated texts to print beside their MRs", cxxopts::value<int64_t>()->default_value("3"))
     ("json", "write metrics to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
   return o;
@@ -95,11 +103,14 @@ ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
   o.clip = a["clip"].as<float>();
   o.max_len = a["max-len"].as<int64_t>();
   o.seed = a["seed"].as<uint64_t>();
+  o.eval_every = a["eval-every"].as<int64_t>();
   o.device = ex::device_option(a);
   return o;
 }
 
 // Beam-search the first n test MRs (all when n == 0); returns hypotheses and their reference sets.
+// MRs are decoded --decode-batch at a time, in order of prompt length so that a chunk's prompts share
+// a length (nn::beam_search_batch runs equal-length prompts in one forward, one KV cache).
 std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, const data::Tokenizer& tok,
                                                       const std::vector<data::E2EGroup>& groups,
                                                       const cxxopts::ParseResult& a, double& seconds) {
@@ -110,19 +121,31 @@ std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, const data
   d.length_penalty = a["length-penalty"].as<float>();
   d.no_repeat_ngram_size = a["no-repeat-ngram"].as<int64_t>();
   d.max_new_tokens = a["max-new-tokens"].as<int64_t>();
-  data::Corpus hyps;
+  const int64_t chunk = a["decode-batch"].as<int64_t>();
+  LR_CHECK(chunk >= 1, "--decode-batch must be >= 1, got ", chunk);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t i = 0; i < n; ++i) prompts.push_back(data::e2e_prompt(tok, groups[static_cast<size_t>(i)].mr));
+  std::vector<size_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return prompts[x].size() < prompts[y].size(); });
+  data::Corpus hyps(static_cast<size_t>(n));
   data::References refs;
   ex::ProgressBar bar(n);
   ex::Timer timer;
-  for (int64_t i = 0; i < n; ++i) {
-    const data::E2EGroup& g = groups[static_cast<size_t>(i)];
-    std::string text = tok.decode(nn::beam_search(model, data::e2e_prompt(tok, g.mr), d));
-    size_t s = text.find_first_not_of(' ');  // completions start with a space
-    hyps.push_back(s == std::string::npos ? "" : text.substr(s));
-    refs.push_back(g.refs);
-    bar.update(i + 1);
+  for (size_t c = 0; c < order.size(); c += static_cast<size_t>(chunk)) {
+    const size_t e = std::min(order.size(), c + static_cast<size_t>(chunk));
+    std::vector<std::vector<int32_t>> batch;
+    for (size_t k = c; k < e; ++k) batch.push_back(prompts[order[k]]);
+    const auto out = nn::beam_search_batch(model, batch, d, chunk * d.beam_size);
+    for (size_t k = c; k < e; ++k) {
+      const std::string text = tok.decode(out[k - c]);
+      const size_t s = text.find_first_not_of(' ');  // completions start with a space
+      hyps[order[k]] = s == std::string::npos ? "" : text.substr(s);
+    }
+    bar.update(static_cast<long>(e));
   }
   bar.finish();
+  for (int64_t i = 0; i < n; ++i) refs.push_back(groups[static_cast<size_t>(i)].refs);
   seconds = timer.seconds();
   return {hyps, refs};
 }
@@ -140,6 +163,45 @@ std::string fmt(double v, int digits = 4) {
   return buf;
 }
 
+std::vector<std::string> score_row(const std::string& name, int64_t trainable, const data::MetricScores& m,
+                                   const std::string& valid, const std::string& train_s) {
+  return {name, std::to_string(trainable), fmt(m.bleu), fmt(m.nist), fmt(m.meteor), fmt(m.rouge_l), fmt(m.cider),
+          valid, train_s};
+}
+
+// The stored run's hypotheses for the MRs decoded here, scored against the same references.
+data::MetricScores score_stored(const std::string& path, const std::vector<data::E2EGroup>& groups,
+                                const data::References& refs) {
+  const std::map<std::string, std::string> stored = ex::read_outputs(path);
+  data::Corpus hyps;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    auto it = stored.find(groups[i].mr);
+    LR_CHECK(it != stored.end(), path, ": no output for the test MR '", groups[i].mr, "'");
+    hyps.push_back(it->second);
+  }
+  return data::e2e_metrics(hyps, refs);
+}
+
+nlohmann::json curve_json(const std::vector<ex::CurvePoint>& curve) {
+  nlohmann::json c = nlohmann::json::array();
+  for (const auto& p : curve)
+    c.push_back({{"step", p.step}, {"examples", p.examples}, {"train_loss", p.train_loss}, {"valid_loss", p.valid_loss}});
+  return c;
+}
+
+// The run's identity in a results file: method, its hyper-parameters, the budget, the seed.
+std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const ex::E2ETrainResult& tr) {
+  std::string k = mc.method;
+  if (mc.method == "lora")
+    k += " r=" + std::to_string(mc.lora.r) + " alpha=" + fmt(mc.lora.alpha, 0) + " targets=" + a["targets"].as<std::string>();
+  if (mc.method == "adapter-h" || mc.method == "adapter-l") k += " dim=" + std::to_string(mc.adapter_dim);
+  if (mc.method == "prefix-embed" || mc.method == "prefix-layer") k += " len=" + std::to_string(mc.prefix_len);
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%g", a["lr"].as<float>());
+  return k + " lr=" + lr + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
+         " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) + " seed=" + std::to_string(a["seed"].as<uint64_t>());
+}
+
 int finetune_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
   auto a = ex::parse_args(options, argc, argv);
@@ -148,6 +210,8 @@ int finetune_main(int argc, char** argv) {
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
   const lora::MethodConfig mc = method_config(a);
   const ex::E2ETrainOptions to = train_options(a);
+  const std::string compare = a["compare"].as<std::string>();
+  if (!compare.empty()) ex::read_outputs(compare);  // a bad file fails now, not after the training
   ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to);
   const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to));
   ex::print_e2e_setup(em, mc.method, splits.train);
@@ -164,19 +228,35 @@ int finetune_main(int argc, char** argv) {
   write_outputs(a["outputs"].as<std::string>(), groups, hyps);
   data::MetricScores m = data::e2e_metrics(hyps, refs);
 
-  ex::print_table({"method", "trainable", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr", "valid loss", "train s"},
-                  {{mc.method, std::to_string(em.trainable), fmt(m.bleu), fmt(m.nist), fmt(m.meteor), fmt(m.rouge_l),
-                    fmt(m.cider), fmt(tr.valid_loss), fmt(tr.seconds, 0)}});
-  if (!a["json"].as<std::string>().empty())
-    ex::write_json(a["json"].as<std::string>(),
-                   {{"method", mc.method}, {"trainable_params", em.trainable}, {"total_params", em.total_params},
-                    {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
-                    {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps},
-                    {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s},
-                    {"final_train_loss", tr.final_loss}, {"valid_loss", tr.valid_loss},
-                    {"test_mrs", hyps.size()}, {"decode_seconds", decode_s},
-                    {"bleu", m.bleu}, {"nist", m.nist}, {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider},
-                    {"threads", tensor::num_threads()}});
+  for (int64_t i = 0; i < std::min<int64_t>(a["show"].as<int64_t>(), static_cast<int64_t>(hyps.size())); ++i)
+    std::cout << "MR:   " << groups[static_cast<size_t>(i)].mr << "\n" << mc.method << ": " << hyps[static_cast<size_t>(i)]
+              << "\n";
+  std::vector<std::vector<std::string>> rows = {
+      score_row(mc.method, em.trainable, m, fmt(tr.valid_loss), fmt(tr.seconds, 0))};
+  if (!compare.empty()) rows.push_back(score_row("stored: " + compare, 0, score_stored(compare, groups, refs), "", ""));
+  ex::print_table({"method", "trainable", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr", "valid loss", "train s"}, rows);
+  std::printf("%zu test MRs; trainable %lld of %lld parameters (%.4f%%), optimizer state %zu bytes\n", hyps.size(),
+              static_cast<long long>(em.trainable), static_cast<long long>(em.total_params),
+              100.0 * static_cast<double>(em.trainable) / static_cast<double>(em.total_params), em.opt->state_bytes());
+  if (mc.method != "ft")  // AdamW keeps two float32 moments per trainable parameter
+    std::printf("full fine-tuning trains all %lld parameters, with %lld bytes of AdamW state (%.0fx more)\n",
+                static_cast<long long>(em.total_params), static_cast<long long>(em.total_params) * 8,
+                static_cast<double>(em.total_params) * 8.0 / static_cast<double>(std::max<size_t>(1, em.opt->state_bytes())));
+  const nlohmann::json row = {
+      {"key", run_key(a, mc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
+      {"init", a["init"].as<std::string>()}, {"rank", mc.lora.r}, {"alpha", mc.lora.alpha},
+      {"targets", a["targets"].as<std::string>()}, {"lr", a["lr"].as<float>()}, {"batch_size", to.batch_size},
+      {"trainable_params", em.trainable}, {"total_params", em.total_params},
+      {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
+      {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps}, {"examples_seen", tr.examples},
+      {"epochs", static_cast<double>(tr.examples) / static_cast<double>(splits.train.size())},
+      {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s}, {"final_train_loss", tr.final_loss},
+      {"valid_loss", tr.valid_loss}, {"curve", curve_json(tr.curve)}, {"test_mrs", hyps.size()},
+      {"decode_seconds", decode_s}, {"beam", a["beam"].as<int64_t>()}, {"bleu", m.bleu}, {"nist", m.nist},
+      {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider}, {"threads", tensor::num_threads()},
+      {"outputs", a["outputs"].as<std::string>()}};
+  if (!a["json"].as<std::string>().empty()) ex::write_json(a["json"].as<std::string>(), row);
+  if (!a["results"].as<std::string>().empty()) ex::record_run(a["results"].as<std::string>(), row);
   return 0;
 }
 

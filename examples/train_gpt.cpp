@@ -50,6 +50,7 @@ cxxopts::Options make_options() {
     ("eval-batches", "validation batches per run (0: all)", cxxopts::value<int64_t>()->default_value("20"))
     ("save", "checkpoint path (written atomically)", cxxopts::value<std::string>()->default_value(""))
     ("save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
+    ("export", "at the end, also write the model alone (no optimizer state) as bfloat16 here", cxxopts::value<std::string>()->default_value(""))
     ("resume", "continue from this checkpoint", cxxopts::value<std::string>()->default_value(""))
     ("sample", "tokens of text to generate at the end", cxxopts::value<int64_t>()->default_value("0"))
     ("temperature", "sampling temperature", cxxopts::value<float>()->default_value("0.8"))
@@ -177,14 +178,19 @@ Run setup(const cxxopts::ParseResult& a) {
   return r;
 }
 
-void save(const Run& r, const std::string& path, const std::string& tokenizer) {
+// The tokenizer's name (and a char model's vocabulary) as checkpoint metadata.
+std::map<std::string, std::string> tokenizer_meta(const Run& r, const std::string& tokenizer) {
   std::map<std::string, std::string> meta{{"tokenizer", tokenizer}};
   if (tokenizer == "char") {
     std::vector<int32_t> all(static_cast<size_t>(r.tok->vocab_size()));
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
     meta["tokenizer.chars"] = r.tok->decode(all);
   }
-  optim::save_training(path, *r.model, *r.opt, meta);
+  return meta;
+}
+
+void save(const Run& r, const std::string& path, const std::string& tokenizer) {
+  optim::save_training(path, *r.model, *r.opt, tokenizer_meta(r, tokenizer));
 }
 
 int train_main(int argc, char** argv) {
@@ -220,6 +226,8 @@ int train_main(int argc, char** argv) {
   const double seconds = timer.seconds();
   const double tok_per_s = static_cast<double>((steps - r.start_step) * B * T * a["accum"].as<int64_t>()) / seconds;
   if (!save_path.empty()) save(r, save_path, tok_name);
+  if (!a["export"].as<std::string>().empty())
+    nn::save_model(a["export"].as<std::string>(), *r.model, tokenizer_meta(r, tok_name), "BF16");
   if (std::isnan(val)) val = evaluate(*r.model, *r.ds, B, T, evals);
   const double full_val = evaluate(*r.model, *r.ds, B, T, 0);
 

@@ -50,11 +50,12 @@ void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors
              "' is not a parameter of this model");
 }
 
-void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta) {
+void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta,
+                const std::string& dtype) {
   std::map<std::string, std::string> meta = extra_meta;
   meta["format"] = "lowrank-gpt";
   meta["lowrank.config"] = config_to_json(model.config).dump();
-  tensor::save_safetensors(path, state_dict(model), meta);
+  tensor::save_safetensors(path, state_dict(model), meta, dtype);
 }
 
 GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path) {

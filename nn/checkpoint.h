@@ -23,7 +23,9 @@ std::map<std::string, Tensor> state_dict(Module& model);
 void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors, const std::string& path_for_errors,
                      const std::string& prefix = "", bool allow_extra = false);
 
-void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta = {});
+// dtype "F32" or "BF16" (half the bytes: the checkpoints shipped in data/assets are BF16).
+void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta = {},
+                const std::string& dtype = "F32");
 GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path);
 // The model is built on `device` and the checkpoint's tensors are copied there.
 std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device = Device::CPU);

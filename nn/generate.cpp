@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nn/generate_beams.h"
 #include "tensor/error.h"
 
 namespace lowrank::nn {
-
-using namespace lowrank::autograd;
 
 double length_normalized(double log_prob, int64_t length, float length_penalty) {
   return log_prob / std::pow(static_cast<double>(length), static_cast<double>(length_penalty));
@@ -25,46 +24,6 @@ std::vector<int32_t> banned_ngram_tokens(const std::vector<int32_t>& seq, int64_
 }
 
 namespace {
-struct Decoder {
-  GPT& model;
-  const std::vector<int32_t>& prompt;
-  const DecodeOptions& opt;
-  KVCache cache;
-  int64_t V;
-  int64_t limit;  // new tokens at most: max_new_tokens, and positions left in the model
-
-  Decoder(GPT& m, const std::vector<int32_t>& p, const DecodeOptions& o)
-      : model(m), prompt(p), opt(o), V(m.config.vocab_size) {
-    const int64_t P = static_cast<int64_t>(p.size());
-    LR_CHECK(P >= 1, "decode: empty prompt");
-    LR_CHECK(P <= m.config.n_positions, "decode: prompt of ", P, " tokens exceeds n_positions ", m.config.n_positions);
-    LR_CHECK(o.beam_size >= 1, "decode: beam_size ", o.beam_size, " < 1");
-    LR_CHECK(o.eos_id >= 0 && o.eos_id < V, "decode: eos_id ", o.eos_id, " outside the vocabulary of ", V);
-    limit = std::min(o.max_new_tokens, m.config.n_positions - P + 1);  // the last token is never fed
-  }
-
-  // Feeds ids (rows x T) after the cached positions; log-probs (rows, V) of the token after each row.
-  std::vector<float> next_log_probs(const std::vector<int32_t>& ids, int64_t rows, int64_t T) {
-    Context ctx;
-    ctx.cache = &cache;
-    Tensor h = model.hidden(ids, rows, T, ctx);  // (rows, T, C): only the last position goes through the head
-    Tensor last = reshape(slice(h, 1, T - 1, 1), {rows, model.config.n_embd});
-    return log_softmax(matmul(last, model.wte.weight, false, true)).to_vector();
-  }
-
-  // Sets to -inf the log-probs of tokens that would repeat an n-gram of (prompt +) generated.
-  void ban_ngrams(float* row, const std::vector<int32_t>& generated) const {
-    if (opt.no_repeat_ngram_size <= 0) return;
-    std::vector<int32_t> with_prompt;
-    if (opt.ngram_include_prompt) {
-      with_prompt = prompt;
-      with_prompt.insert(with_prompt.end(), generated.begin(), generated.end());
-    }
-    const std::vector<int32_t>& seq = opt.ngram_include_prompt ? with_prompt : generated;
-    for (int32_t t : banned_ngram_tokens(seq, opt.no_repeat_ngram_size)) row[t] = -INFINITY;
-  }
-};
-
 // The k largest finite entries of row (V), best first; ties go to the lower id.
 std::vector<int32_t> top_k(const float* row, int64_t V, int64_t k) {
   std::vector<int32_t> idx;
@@ -77,46 +36,21 @@ std::vector<int32_t> top_k(const float* row, int64_t V, int64_t k) {
   idx.resize(kk);
   return idx;
 }
-}  // namespace
 
-Hypothesis greedy_decode(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt) {
-  NoGradGuard no_grad;
-  Decoder d(model, prompt, opt);
-  Hypothesis h;
-  if (d.limit <= 0) return h;
-  std::vector<float> lp = d.next_log_probs(prompt, 1, static_cast<int64_t>(prompt.size()));
-  for (int64_t step = 0; step < d.limit; ++step) {
-    d.ban_ngrams(lp.data(), h.tokens);
-    std::vector<int32_t> best = top_k(lp.data(), d.V, 1);
-    LR_CHECK(!best.empty(), "greedy: every token is banned");
-    h.log_prob += lp[static_cast<size_t>(best[0])];
-    if (best[0] == opt.eos_id) {
-      h.finished = true;
-      break;
-    }
-    h.tokens.push_back(best[0]);
-    if (step + 1 < d.limit) lp = d.next_log_probs({best[0]}, 1, 1);
-  }
-  const int64_t length = static_cast<int64_t>(h.tokens.size()) + (h.finished ? 1 : 0);
-  h.score = length > 0 ? length_normalized(h.log_prob, length, opt.length_penalty) : 0.0;
-  return h;
-}
-
-namespace {
 struct Candidate {
   double log_prob;
   int32_t row, token;
 };
 
-// The best extensions of the live beams, best first. A row contributes at most beam_size non-EOS
-// tokens plus one EOS to any selection, so its top beam_size + 1 tokens are all that can matter.
-std::vector<Candidate> best_candidates(const std::vector<float>& lp, const std::vector<Hypothesis>& live,
-                                       int64_t V, int64_t beam_size) {
+// The best extensions of the live beams (lp (rows, V)), best first, taking each row's top per_row
+// tokens. A row contributes at most beam_size non-EOS tokens plus one EOS to any selection, so its
+// top beam_size + 1 tokens are all that can matter.
+std::vector<Candidate> best_candidates(const float* lp, const std::vector<Hypothesis>& live, int64_t V,
+                                       int64_t per_row) {
   std::vector<Candidate> c;
   for (size_t r = 0; r < live.size(); ++r) {
-    const float* row = lp.data() + r * static_cast<size_t>(V);
-    for (int32_t t : top_k(row, V, beam_size + 1))
-      c.push_back({live[r].log_prob + row[t], static_cast<int32_t>(r), t});
+    const float* row = lp + r * static_cast<size_t>(V);
+    for (int32_t t : top_k(row, V, per_row)) c.push_back({live[r].log_prob + row[t], static_cast<int32_t>(r), t});
   }
   std::stable_sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) { return a.log_prob > b.log_prob; });
   return c;
@@ -136,47 +70,94 @@ double best_reachable(double log_prob, int64_t length, int64_t limit, float lp) 
 }
 }  // namespace
 
-Hypothesis beam_decode(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt) {
-  if (opt.beam_size == 1) return greedy_decode(model, prompt, opt);
-  NoGradGuard no_grad;
-  Decoder d(model, prompt, opt);
-  const int64_t K = opt.beam_size;
-  std::vector<Hypothesis> live(1), done;
-  if (d.limit <= 0) return live[0];
-  std::vector<float> lp = d.next_log_probs(prompt, 1, static_cast<int64_t>(prompt.size()));
-  for (int64_t step = 0; step < d.limit; ++step) {
-    for (size_t r = 0; r < live.size(); ++r) d.ban_ngrams(lp.data() + r * static_cast<size_t>(d.V), live[r].tokens);
-    std::vector<Hypothesis> next;
-    std::vector<int32_t> parents;
-    for (const Candidate& c : best_candidates(lp, live, d.V, K)) {
-      Hypothesis h{live[static_cast<size_t>(c.row)].tokens, false, c.log_prob, 0.0};
-      if (c.token == opt.eos_id) {
-        h.finished = true;
-        h.score = length_normalized(h.log_prob, step + 1, opt.length_penalty);
-        add_finished(done, std::move(h), K);
-        continue;
-      }
-      h.tokens.push_back(c.token);
-      next.push_back(std::move(h));
-      parents.push_back(c.row);
-      if (static_cast<int64_t>(next.size()) == K) break;
+namespace detail {
+
+int64_t new_token_limit(const GPT& model, int64_t P, const DecodeOptions& opt) {
+  return std::min(opt.max_new_tokens, model.config.n_positions - P + 1);
+}
+
+void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t>>& prompts,
+                         const DecodeOptions& opt, const char* fn) {
+  const int64_t V = model.config.vocab_size, NP = model.config.n_positions;
+  LR_CHECK(opt.beam_size >= 1, fn, ": beam_size ", opt.beam_size, " < 1");
+  LR_CHECK(opt.eos_id >= 0 && opt.eos_id < V, fn, ": eos_id ", opt.eos_id, " outside the vocabulary of ", V);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int64_t P = static_cast<int64_t>(prompts[i].size());
+    LR_CHECK(P >= 1, fn, ": empty prompt (prompt ", i, ")");
+    LR_CHECK(P <= NP, fn, ": prompt ", i, " of ", P, " tokens exceeds n_positions ", NP);
+    for (int32_t t : prompts[i]) LR_CHECK(t >= 0 && t < V, fn, ": prompt ", i, " holds token ", t, " outside the vocabulary of ", V);
+  }
+}
+
+PromptBeams::PromptBeams(const std::vector<int32_t>& prompt, const DecodeOptions& opt, int64_t limit)
+    : prompt_(prompt), opt_(opt), limit_(limit), active_(limit > 0), live_(1) {}
+
+void PromptBeams::ban_ngrams(float* row, const std::vector<int32_t>& generated) const {
+  if (opt_.no_repeat_ngram_size <= 0) return;
+  std::vector<int32_t> with_prompt;
+  if (opt_.ngram_include_prompt) {
+    with_prompt = prompt_;
+    with_prompt.insert(with_prompt.end(), generated.begin(), generated.end());
+  }
+  const std::vector<int32_t>& seq = opt_.ngram_include_prompt ? with_prompt : generated;
+  for (int32_t t : banned_ngram_tokens(seq, opt_.no_repeat_ngram_size)) row[t] = -INFINITY;
+}
+
+void PromptBeams::step(float* lp, int64_t V) {
+  const int64_t K = opt_.beam_size;
+  for (size_t r = 0; r < live_.size(); ++r) ban_ngrams(lp + r * static_cast<size_t>(V), live_[r].tokens);
+  std::vector<Hypothesis> next;
+  parents_.clear();
+  for (const Candidate& c : best_candidates(lp, live_, V, K == 1 ? 1 : K + 1)) {
+    Hypothesis h{live_[static_cast<size_t>(c.row)].tokens, false, c.log_prob, 0.0};
+    if (c.token == opt_.eos_id) {
+      h.finished = true;
+      h.score = length_normalized(h.log_prob, step_ + 1, opt_.length_penalty);
+      add_finished(done_, std::move(h), K);
+      continue;
     }
-    live = std::move(next);  // best first
-    if (live.empty() || step + 1 == d.limit) break;
-    if (static_cast<int64_t>(done.size()) == K &&
-        best_reachable(live[0].log_prob, step + 1, d.limit, opt.length_penalty) <= done.back().score)
-      break;
-    d.cache.reorder(parents);
-    std::vector<int32_t> last;
-    for (const Hypothesis& h : live) last.push_back(h.tokens.back());
-    lp = d.next_log_probs(last, static_cast<int64_t>(live.size()), 1);
+    h.tokens.push_back(c.token);
+    next.push_back(std::move(h));
+    parents_.push_back(c.row);
+    if (static_cast<int64_t>(next.size()) == K) break;
   }
-  for (Hypothesis& h : live) {  // unfinished beams compete with what they have
-    h.score = length_normalized(h.log_prob, static_cast<int64_t>(h.tokens.size()), opt.length_penalty);
-    add_finished(done, std::move(h), K);
+  live_ = std::move(next);  // best first
+  ++step_;
+  // Done once nothing is live, the limit is reached, or beam_size hypotheses are finished and not
+  // even the best live beam can still beat the worst of them (with K = 1 done fills only at EOS).
+  active_ = !live_.empty() && step_ < limit_ &&
+            !(static_cast<int64_t>(done_.size()) == K &&
+              best_reachable(live_[0].log_prob, step_, limit_, opt_.length_penalty) <= done_.back().score);
+}
+
+void PromptBeams::append_last_tokens(std::vector<int32_t>& ids) const {
+  for (const Hypothesis& h : live_) ids.push_back(h.tokens.back());
+}
+
+Hypothesis PromptBeams::result() {
+  if (step_ == 0) return Hypothesis{};  // no token allowed (limit <= 0)
+  for (Hypothesis& h : live_) {  // unfinished beams compete with what they have
+    h.score = length_normalized(h.log_prob, static_cast<int64_t>(h.tokens.size()), opt_.length_penalty);
+    add_finished(done_, std::move(h), opt_.beam_size);
   }
-  LR_CHECK(!done.empty(), "beam search: every token is banned");
-  return done.front();
+  live_.clear();
+  LR_CHECK(!done_.empty(), opt_.beam_size == 1 ? "greedy" : "beam search", ": every token is banned");
+  return done_.front();
+}
+
+}  // namespace detail
+
+Hypothesis beam_decode(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt) {
+  // Same checks as the batch (prompt index 0), then a chunk of one prompt: the batched decoder's rows
+  // reduce to this prompt's beams, so both searches run the very same code.
+  detail::check_decode_inputs(model, {prompt}, opt, "decode");
+  return detail::decode_chunk(model, {&prompt}, opt).front();
+}
+
+Hypothesis greedy_decode(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt) {
+  DecodeOptions o = opt;
+  o.beam_size = 1;  // greedy is beam_size 1 (see PromptBeams)
+  return beam_decode(model, prompt, o);
 }
 
 std::vector<int32_t> greedy(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt) {

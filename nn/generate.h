@@ -23,6 +23,8 @@
 //  * beam_size 1 is greedy decoding (HF dispatches num_beams = 1 to greedy search as well).
 // Beams are the rows of one batched forward (B = live beams) over one shared KVCache that is
 // reordered by the surviving beams' parent rows every step. All under autograd::NoGradGuard.
+// beam_search_batch does the same for many prompts at once: the live beams of several prompts are
+// the rows of one forward (see below); each prompt's search follows exactly the rules above.
 // Generation also stops where the model runs out of positions (prompt + new tokens - 1 <= n_positions).
 #include <cstdint>
 #include <vector>
@@ -60,5 +62,20 @@ Hypothesis beam_decode(GPT& model, const std::vector<int32_t>& prompt, const Dec
 // The tokens of the hypotheses above (without prompt and EOS).
 std::vector<int32_t> greedy(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt);
 std::vector<int32_t> beam_search(GPT& model, const std::vector<int32_t>& prompt, const DecodeOptions& opt);
+
+// Batched decoding: result i is what beam_decode / beam_search(model, prompts[i], opt) returns (beam
+// size 1 is greedy here too), results in the order of the prompts. Prompts of equal length are
+// decoded together, at most max_rows / beam_size of them per chunk: the chunk's prompts are prefilled
+// in one forward (B = prompts), then every step feeds the live beams of all its unfinished prompts as
+// the rows of one forward (at most max_rows rows) over one shared KVCache; finished prompts drop out.
+// The GEMMs' row counts differ from the one-prompt search's, and the CPU's sgemm (OpenBLAS) rounds a
+// row differently depending on the row count and the row's place among them (cuBLAS picks kernels by
+// shape too): log-probs agree to float rounding, tokens are the same unless two candidates (or a beam
+// and the stopping bound) are within that rounding of each other (practically tied in either search).
+// Errors (lowrank::Error) name the function and the offending prompt's index; max_rows >= beam_size.
+std::vector<Hypothesis> beam_decode_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
+                                          const DecodeOptions& opt, int64_t max_rows = 80);
+std::vector<std::vector<int32_t>> beam_search_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                    const DecodeOptions& opt, int64_t max_rows = 80);
 
 }  // namespace lowrank::nn

@@ -141,6 +141,14 @@ Tensor GPT::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const
   return matmul(hidden(ids, B, T, ctx), wte.weight, false, true);  // (B,T,C)·(V,C)ᵀ -> (B,T,V)
 }
 
+Tensor GPT::head_at(const Tensor& h, const std::vector<int32_t>& rows) {
+  const int64_t C = config.n_embd;
+  LR_CHECK(h.ndim() >= 2 && h.size(h.ndim() - 1) == C, "GPT::head_at: hidden states ", h.shape(), " do not end in C=", C);
+  Tensor flat = reshape(h, {h.numel() / C, C});                                       // (B·T, C)
+  Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
+  return matmul(picked, wte.weight, false, true);                                     // (N,C)·(V,C)ᵀ -> (N,V)
+}
+
 void GPT::collect(const std::string& prefix, std::vector<NamedTensor>& out) {
   wte.collect(prefix + "wte.", out);
   wpe.collect(prefix + "wpe.", out);

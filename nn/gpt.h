@@ -61,6 +61,10 @@ class GPT : public Module {
   Tensor hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
   // ids -> logits (B,T,V) through the tied head: h · wteᵀ
   Tensor forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
+  // The tied head only at `rows` of h (B,T,C) read as (B·T, C): logits (N, V) for the N rows. A masked
+  // loss (E2E's completion-only loss) needs logits only where the mask is, so the (B·T)·C·V head GEMM,
+  // the largest in a small GPT, shrinks to N·C·V; gradients flow back through a row gather.
+  Tensor head_at(const Tensor& h, const std::vector<int32_t>& rows);
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
 
   GPTConfig config;

@@ -143,6 +143,14 @@ float bfloat16_to_float(uint16_t h) {
   return f;
 }
 
+uint16_t float_to_bfloat16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
+  const uint32_t lsb = (bits >> 16) & 1u;  // ties go to the even bfloat16
+  return static_cast<uint16_t>((bits + 0x7fffu + lsb) >> 16);
+}
+
 SafetensorsFile load_safetensors(const std::string& path) {
   FilePtr f(std::fopen(path.c_str(), "rb"));
   LR_CHECK(f != nullptr, path, ": cannot open safetensors file (", errno_text(), ")");
@@ -209,7 +217,9 @@ SafetensorsFile load_safetensors(const std::string& path) {
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, const std::string& dtype) {
+  LR_CHECK(dtype == "F32" || dtype == "BF16", path, ": cannot save as dtype '", dtype, "' (F32 or BF16)");
+  const uint64_t esize = dtype == "F32" ? sizeof(float) : sizeof(uint16_t);
   // Contiguous CPU copies first, so a bad tensor fails before any file is touched.
   std::vector<std::pair<std::string, Tensor>> items;  // std::map order: sorted names
   json header = json::object();
@@ -220,10 +230,10 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     LR_CHECK(t0.defined(), tensor_prefix(path, name), ": undefined tensor");
     LR_CHECK(t0.device() != Device::Meta, tensor_prefix(path, name), ": meta tensor ", t0.shape(), " has no data");
     Tensor t = t0.to(Device::CPU).contiguous();  // a CUDA tensor (view or not) is downloaded compact
-    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * sizeof(float);
+    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * esize;
     json shape = json::array();
     for (int i = 0; i < t.ndim(); ++i) shape.push_back(t.size(i));
-    header[name] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[name] = {{"dtype", dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     items.emplace_back(name, t);
   }
@@ -252,7 +262,17 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   };
   write(len_bytes, 8);
   write(text.data(), text.size());
-  for (const auto& item : items) write(item.second.data(), static_cast<size_t>(item.second.numel()) * sizeof(float));
+  std::vector<uint16_t> half;
+  for (const auto& item : items) {
+    const size_t numel = static_cast<size_t>(item.second.numel());
+    if (dtype == "F32") {
+      write(item.second.data(), numel * sizeof(float));
+      continue;
+    }
+    half.resize(numel);
+    for (size_t i = 0; i < numel; ++i) half[i] = float_to_bfloat16(item.second.data()[i]);
+    write(half.data(), numel * sizeof(uint16_t));
+  }
   if (failure.empty() && std::fflush(f) != 0) failure = cat("flush failed (", errno_text(), ")");
   if (failure.empty() && ::fsync(fileno(f)) != 0) failure = cat("fsync failed (", errno_text(), ")");
   if (std::fclose(f) != 0 && failure.empty()) failure = cat("close failed (", errno_text(), ")");

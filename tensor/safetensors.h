@@ -29,9 +29,10 @@ SafetensorsFile load_safetensors(const std::string& path);
 // Writes tensors (any strides, CPU or device; copied to contiguous CPU float32) atomically:
 // the bytes go to "<path>.tmp.<pid>" in the same directory, which is flushed, closed and renamed
 // over `path`; on any failure the temporary file is removed and an Error naming `path` is thrown,
-// leaving a previous file at `path` untouched.
+// leaving a previous file at `path` untouched. dtype "BF16" stores every tensor as bfloat16 (rounded
+// to nearest, ties to even; half the bytes, ~3 significant digits: for checkpoints shipped in the repo).
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+                      const std::map<std::string, std::string>& metadata = {}, const std::string& dtype = "F32");
 
 // The tensor `name` of `file`, checked to have shape `expect`; errors name `path_for_errors`:
 //   "<path>: tensor '<name>' missing"  /  "<path>: tensor '<name>' has shape (a, b), expected (c, d)".
@@ -41,6 +42,8 @@ Tensor take(const SafetensorsFile& file, const std::string& name, const Shape& e
 // IEEE binary16 and bfloat16 bit patterns to float32 (exact; subnormals, inf and NaN kept).
 float half_to_float(uint16_t h);
 float bfloat16_to_float(uint16_t h);
+// float32 to bfloat16, rounded to nearest with ties to even; NaN stays a (quiet) NaN, inf stays inf.
+uint16_t float_to_bfloat16(float f);
 
 }  // namespace lowrank::tensor
 

@@ -37,7 +37,17 @@ BlockCache& block_cache() {
   return *c;
 }
 
-size_t rounded_bytes(size_t numel) { return (numel * sizeof(float) + kAlign - 1) / kAlign * kAlign; }
+// Bytes reserved for numel floats: a multiple of kAlign; a cached block (>= 1 MiB) is rounded up to its
+// size class, 8 classes per power of two (at most 12.5% slack), because buffers whose size changes from
+// step to step must still find a block: an E2E batch is as long as its longest example and the LM head
+// runs on as many rows as the batch has completion tokens, so exact-size lists missed on almost every
+// step and each miss cost a fresh mapping, its page faults and the kernel's zeroing (~10% of a step).
+size_t rounded_bytes(size_t numel) {
+  const size_t bytes = (numel * sizeof(float) + kAlign - 1) / kAlign * kAlign;
+  if (bytes < kCacheMinBytes) return bytes;
+  const size_t step = (size_t(1) << (63 - __builtin_clzll(bytes))) / 8;  // 1/8 of the power of two below
+  return (bytes + step - 1) / step * step;
+}
 
 float* cpu_alloc(size_t bytes) {
   if (bytes >= kCacheMinBytes) {

@@ -285,3 +285,120 @@ TEST_CASE("beam: no_repeat_ngram_size bans repeated n-grams, with or without the
           CHECK(no_repeated_ngram(seq, static_cast<size_t>(n), include_prompt ? 0 : prompt.size(), prompt.size()));
         }
 }
+
+namespace {
+// Mixed lengths, several prompts of each length (1: three, 2: four, 3: five), so chunks of a length
+// group hold several prompts; token 6 (the EOS of these tests) may appear inside a prompt.
+const std::vector<std::vector<int32_t>> kBatchPrompts = {
+    {0}, {3, 1}, {2, 2, 5}, {4, 0, 1, 3}, {1, 6, 2}, {3, 3}, {5, 5, 5, 5, 1}, {2, 4, 0},
+    {6}, {0, 1}, {1, 2, 3, 4}, {4, 4, 2}, {5, 0}, {2}, {3, 0, 6}};
+
+// beam_decode_batch against beam_decode one prompt at a time: the same tokens for every prompt. The
+// log-probs agree only to rounding: OpenBLAS's sgemm rounds a row differently depending on the row
+// count and the row's place in it (full row blocks, remainder kernels and M = 1's gemv accumulate in
+// different orders), and the batched forwards have other row counts than the single search's.
+void check_batch_matches_single(nn::GPT& m, const std::vector<std::vector<int32_t>>& prompts,
+                                const DecodeOptions& opt, int64_t max_rows) {
+  const std::vector<Hypothesis> batch = nn::beam_decode_batch(m, prompts, opt, max_rows);
+  REQUIRE(batch.size() == prompts.size());
+  CHECK(nn::beam_search_batch(m, prompts, opt, max_rows).size() == prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::string ps = str(prompts[i]);
+    CAPTURE(ps);
+    const Hypothesis single = nn::beam_decode(m, prompts[i], opt);
+    CHECK(str(batch[i].tokens) == str(single.tokens));
+    CHECK(batch[i].finished == single.finished);
+    CHECK(batch[i].log_prob == doctest::Approx(single.log_prob).epsilon(1e-5));
+    CHECK(batch[i].score == doctest::Approx(single.score).epsilon(1e-5));
+  }
+}
+}  // namespace
+
+TEST_CASE("generate: batched beam search equals one-at-a-time beam search") {
+  int chunks_of_several = 0;
+  for (float boost : {0.f, 4.f}) {
+    nn::GPT m = tiny_gpt(7, 16, boost);
+    for (int64_t beam : {1, 4})
+      for (float lp : {1.f, 0.8f})
+        for (int64_t ngram : {0, 2})
+          // max_rows = beam: one prompt per chunk; 2 * beam + 1: two (several chunks per length); 80: all.
+          for (int64_t max_rows : {beam, 2 * beam + 1, int64_t{80}}) {
+            CAPTURE(boost);
+            CAPTURE(beam);
+            CAPTURE(lp);
+            CAPTURE(ngram);
+            CAPTURE(max_rows);
+            DecodeOptions opt;
+            opt.eos_id = 6;
+            opt.max_new_tokens = 12;
+            opt.beam_size = beam;
+            opt.length_penalty = lp;
+            opt.no_repeat_ngram_size = ngram;
+            opt.ngram_include_prompt = ngram > 0 && lp == 1.f;
+            check_batch_matches_single(m, kBatchPrompts, opt, max_rows);
+            chunks_of_several += max_rows / beam >= 2;
+          }
+  }
+  CHECK(chunks_of_several > 0);
+  // beam_search_batch returns beam_search's tokens, in the order of the prompts.
+  nn::GPT m = tiny_gpt(7, 17);
+  DecodeOptions opt;
+  opt.eos_id = 6;
+  opt.beam_size = 3;
+  opt.max_new_tokens = 10;
+  const std::vector<std::vector<int32_t>> out = nn::beam_search_batch(m, kBatchPrompts, opt, 7);
+  REQUIRE(out.size() == kBatchPrompts.size());
+  for (size_t i = 0; i < kBatchPrompts.size(); ++i) CHECK(str(out[i]) == str(nn::beam_search(m, kBatchPrompts[i], opt)));
+  CHECK(nn::beam_search_batch(m, {}, opt).empty());
+}
+
+TEST_CASE("generate: batched beam search stops at n_positions like the single search") {
+  nn::GPT m = tiny_gpt(7, 18);  // n_positions 24: a prompt of P tokens gets 25 - P new tokens at most
+  std::vector<std::vector<int32_t>> prompts;
+  for (int64_t P : {20, 23, 24, 20, 22, 24, 23, 1})
+    for (int32_t first : {0, 3}) {
+      std::vector<int32_t> p(static_cast<size_t>(P), 1);
+      p[0] = first;
+      p[p.size() / 2] = static_cast<int32_t>((P + first) % 6);
+      prompts.push_back(p);
+    }
+  for (int64_t beam : {1, 4})
+    for (int64_t max_new : {int64_t{0}, int64_t{3}, int64_t{64}}) {
+      CAPTURE(beam);
+      CAPTURE(max_new);
+      DecodeOptions opt;
+      opt.eos_id = 6;
+      opt.beam_size = beam;
+      opt.max_new_tokens = max_new;
+      opt.length_penalty = 0.9f;
+      opt.no_repeat_ngram_size = 3;
+      check_batch_matches_single(m, prompts, opt, 2 * beam);
+      int at_limit = 0;
+      const std::vector<Hypothesis> hyps = nn::beam_decode_batch(m, prompts, opt, 2 * beam);
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        const int64_t limit = std::min<int64_t>(max_new, 25 - static_cast<int64_t>(prompts[i].size()));
+        const int64_t length = static_cast<int64_t>(hyps[i].tokens.size()) + (hyps[i].finished ? 1 : 0);
+        CHECK(length <= limit);
+        at_limit += !hyps[i].finished && length == limit && limit < max_new;
+      }
+      if (max_new == 64) CHECK(at_limit > 0);  // the position limit, not max_new_tokens, ended some
+    }
+}
+
+TEST_CASE("generate: batched beam search rejects empty prompts and max_rows < beam_size, naming them") {
+  nn::GPT m = tiny_gpt(7, 19);
+  DecodeOptions opt;
+  opt.eos_id = 6;
+  opt.beam_size = 4;
+  const std::vector<std::vector<int32_t>> with_empty = {{1, 2}, {3}, {}, {4}};
+  const std::string e1 = error_of([&] { nn::beam_search_batch(m, with_empty, opt); });
+  CHECK(e1.find("beam_search_batch") != std::string::npos);
+  CHECK(e1.find("empty prompt (prompt 2)") != std::string::npos);
+  CHECK(error_of([&] { nn::beam_decode_batch(m, with_empty, opt); }).find("beam_decode_batch") != std::string::npos);
+  const std::string e2 = error_of([&] { nn::beam_search_batch(m, {{1}, {2}}, opt, 3); });
+  CHECK(e2.find("beam_search_batch") != std::string::npos);
+  CHECK(e2.find("max_rows 3 < beam_size 4") != std::string::npos);
+  const std::string e3 = error_of([&] { nn::beam_search_batch(m, {{1}, std::vector<int32_t>(25, 1)}, opt); });
+  CHECK(e3.find("prompt 1 of 25 tokens exceeds n_positions") != std::string::npos);
+  CHECK(error_of([&] { nn::beam_search_batch(m, {{1}, {2}}, opt, 4); }).empty());  // one prompt per chunk
+}

@@ -130,3 +130,61 @@ TEST_CASE("gpt: incremental forward with a KV cache equals the full forward (als
     CHECK(cache.positions == 6);
   }
 }
+
+TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the same masked loss and gradients") {
+  nn::GPTConfig cfg = tiny_config();
+  Rng rng(3);
+  nn::GPT model(cfg, rng);
+  Rng noise(4);  // as in the gradient check above: non-trivial LayerNorm gains and biases
+  for (auto& p : model.named_parameters())
+    if (p.tensor.ndim() == 1) p.tensor.copy_(Tensor::randn(p.tensor.shape(), noise, 0.3f, p.name.find("ln") != std::string::npos ? 1.f : 0.f));
+  std::vector<int32_t> ids = {1, 5, 7, 2, 9, 3, 4, 11, 0, 22, 13, 6};
+  std::vector<int32_t> targets = {5, 7, 2, 9, 3, 4, 11, 0, 22, 13, 6, 8};
+  std::vector<float> mask = {0, 0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1};  // (B=2, T=6): a completion-only mask
+  std::vector<int32_t> rows, row_targets;
+  for (int32_t i = 0; i < 12; ++i)
+    if (mask[i] > 0.f) {
+      rows.push_back(i);
+      row_targets.push_back(targets[i]);
+    }
+  const int64_t V = cfg.vocab_size;
+  const std::vector<float> full = model.forward(ids, 2, 6, {}).to_vector();
+  const std::vector<float> picked = model.head_at(model.hidden(ids, 2, 6, {}), rows).to_vector();
+  REQUIRE(picked.size() == rows.size() * static_cast<size_t>(V));
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (int64_t v = 0; v < V; ++v) CHECK(picked[r * V + v] == doctest::Approx(full[rows[r] * V + v]).epsilon(1e-5));
+
+  auto grads_of = [&](const std::function<Tensor()>& loss_fn, float& loss) {
+    for (auto& p : model.named_parameters()) p.tensor.zero_grad();
+    Tensor l = loss_fn();
+    loss = l.item();
+    autograd::backward(l);
+    std::vector<std::vector<float>> g;
+    for (auto& p : model.named_parameters()) {
+      const Tensor d = p.tensor.grad();
+      g.push_back(d.defined() ? d.to_vector() : std::vector<float>{});
+    }
+    return g;
+  };
+  autograd::CrossEntropyOptions masked;
+  masked.mask = mask;
+  masked.label_smoothing = 0.1f;
+  autograd::CrossEntropyOptions smooth;
+  smooth.label_smoothing = 0.1f;
+  float l_full = 0.f, l_rows = 0.f;
+  const auto g_full = grads_of([&] { return autograd::cross_entropy(model.forward(ids, 2, 6, {}), targets, masked); }, l_full);
+  const auto g_rows = grads_of(
+      [&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); }, l_rows);
+  CHECK(l_rows == doctest::Approx(l_full).epsilon(1e-6));
+  REQUIRE(g_full.size() == g_rows.size());
+  for (size_t k = 0; k < g_full.size(); ++k)
+    for (size_t i = 0; i < g_full[k].size(); ++i) CHECK(g_rows[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
+
+  std::vector<Tensor> inputs;
+  for (auto& p : model.named_parameters()) inputs.push_back(p.tensor);
+  autograd::GradCheckOptions opt;
+  opt.max_per_input = 4;
+  check_grad([&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); },
+             inputs, opt);
+  CHECK(error_of([&] { model.head_at(model.hidden(ids, 2, 6, {}), {12}); }).find("out of range") != std::string::npos);
+}

@@ -54,6 +54,12 @@ std::string f32_bytes(const std::vector<float>& v) {
   return s;
 }
 
+float float_from_bits(uint32_t bits) {  // a float32 from its bit pattern
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 uint32_t bits_of(float f) {
   uint32_t b;
   std::memcpy(&b, &f, 4);
@@ -177,6 +183,45 @@ TEST_CASE("safetensors: half and bfloat16 conversion by hand") {
   CHECK(tensor::bfloat16_to_float(0x0001) == std::ldexp(1.0f, -133));  // float subnormal
   CHECK(tensor::bfloat16_to_float(0xFF80) == -std::numeric_limits<float>::infinity());
   CHECK(std::isnan(tensor::bfloat16_to_float(0x7FC0)));
+}
+
+TEST_CASE("safetensors: float to bfloat16 rounds to nearest, ties to even") {
+  CHECK(tensor::float_to_bfloat16(1.0f) == 0x3F80);
+  CHECK(tensor::float_to_bfloat16(-2.5f) == 0xC020);
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F808000u)) == 0x3F80);  // tie -> even (down)
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F818000u)) == 0x3F82);  // tie -> even (up)
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F808001u)) == 0x3F81);  // above the tie
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F807FFFu)) == 0x3F80);  // below the tie
+  CHECK(tensor::float_to_bfloat16(std::numeric_limits<float>::max()) == 0x7F80);      // rounds to inf
+  CHECK(tensor::float_to_bfloat16(-std::numeric_limits<float>::infinity()) == 0xFF80);
+  CHECK(std::isnan(tensor::bfloat16_to_float(tensor::float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(std::isnan(tensor::bfloat16_to_float(tensor::float_to_bfloat16(float_from_bits(0x7F800001u)))));
+  // Every bfloat16 value converts back to itself (the round trip through float32 is exact).
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = tensor::bfloat16_to_float(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    if (tensor::float_to_bfloat16(f) != h) FAIL("bfloat16 0x" << std::hex << h);
+  }
+}
+
+TEST_CASE("safetensors: saving as BF16 halves the data and reads back rounded") {
+  TempDir tmp("bf16");
+  Rng rng(3);
+  std::map<std::string, Tensor> ts{{"w", Tensor::randn({3, 5}, rng)}, {"b", Tensor::randn({4}, rng)}};
+  const std::string f32 = tmp.file("f32.safetensors"), bf16 = tmp.file("bf16.safetensors");
+  save_safetensors(f32, ts, {{"k", "v"}});
+  save_safetensors(bf16, ts, {{"k", "v"}}, "BF16");
+  SafetensorsFile f = load_safetensors(bf16);
+  CHECK(f.metadata.at("k") == "v");
+  for (const auto& [name, t] : ts) {
+    INFO("tensor " << name);
+    const std::vector<float> want = t.to_vector(), got = f.tensors.at(name).to_vector();
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i)
+      CHECK(got[i] == tensor::bfloat16_to_float(tensor::float_to_bfloat16(want[i])));
+  }
+  CHECK(error_of([&] { save_safetensors(tmp.file("x.safetensors"), ts, {}, "F16"); }).find("cannot save as dtype 'F16'") !=
+        std::string::npos);
 }
 
 TEST_CASE("safetensors: reads F16, BF16 and F32 from a hand-made file") {

@@ -35,6 +35,7 @@ struct E2ETrainOptions {
   float clip = 1.f;             // max gradient norm; 0: off
   int64_t max_len = 128;        // tokens per example, capped by the model's n_positions
   int64_t eval_batches = 50;    // validation batches behind the reported valid loss
+  int64_t eval_every = 0;       // steps between points of the learning curve (0: only the final valid loss)
   uint64_t seed = 1;
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
@@ -46,10 +47,17 @@ struct E2EModel {
   int64_t total_params = 0, trainable = 0;
 };
 
+// One point of the learning curve: validation loss after `examples` training examples.
+struct CurvePoint {
+  int64_t step = 0, examples = 0;
+  double train_loss = NAN, valid_loss = NAN;
+};
+
 struct E2ETrainResult {
   float final_loss = NAN;  // smoothed (EMA 0.95) training loss at the last step
-  double seconds = 0, tokens_per_s = 0, valid_loss = NAN;
-  int64_t steps = 0;
+  double seconds = 0, tokens_per_s = 0, valid_loss = NAN;  // seconds: training only, curve evaluations excluded
+  int64_t steps = 0, examples = 0;
+  std::vector<CurvePoint> curve;  // every eval_every steps, and the end
 };
 
 struct E2ESplits {
@@ -87,13 +95,35 @@ inline void print_e2e_setup(const E2EModel& m, const std::string& method, const 
             << " examples\n";
 }
 
-inline float e2e_loss_step(nn::GPT& model, optim::AdamW& opt, const data::E2EBatch& b, float smoothing, float clip,
-                           float lr, Rng& drop_rng) {
-  Tensor logits = model.forward(b.inputs, b.B, b.T, nn::Context{true, &drop_rng});
+// The rows of b where the loss is (mask > 0), with their targets and weights: the LM head runs only
+// there (GPT::head_at), the same loss as the full (B,T,V) logits under the mask.
+struct LossRows {
+  std::vector<int32_t> rows, targets;
+  std::vector<float> weights;
+};
+inline LossRows loss_rows(const data::E2EBatch& b) {
+  LossRows r;
+  for (size_t i = 0; i < b.mask.size(); ++i)
+    if (b.mask[i] > 0.f) {
+      r.rows.push_back(static_cast<int32_t>(i));
+      r.targets.push_back(b.targets[i]);
+      r.weights.push_back(b.mask[i]);
+    }
+  return r;
+}
+
+// The masked (and smoothed) cross-entropy of a batch, the head evaluated at the loss rows only.
+inline Tensor e2e_loss(nn::GPT& model, const data::E2EBatch& b, float smoothing, const nn::Context& ctx) {
+  const LossRows lr = loss_rows(b);
   autograd::CrossEntropyOptions ce;
   ce.label_smoothing = smoothing;
-  ce.mask = b.mask;
-  Tensor loss = autograd::cross_entropy(logits, b.targets, ce);
+  ce.mask = lr.weights;
+  return autograd::cross_entropy(model.head_at(model.hidden(b.inputs, b.B, b.T, ctx), lr.rows), lr.targets, ce);
+}
+
+inline float e2e_loss_step(nn::GPT& model, optim::AdamW& opt, const data::E2EBatch& b, float smoothing, float clip,
+                           float lr, Rng& drop_rng) {
+  Tensor loss = e2e_loss(model, b, smoothing, nn::Context{true, &drop_rng});
   const float l = loss.item();
   LR_CHECK(std::isfinite(l), "loss is ", l, " (lower --lr)");
   opt.zero_grad();
@@ -110,15 +140,14 @@ inline double e2e_eval_loss(nn::GPT& model, const data::E2EDataset& ds, int64_t 
   n = std::min(n, ds.num_eval_batches(B));
   for (int64_t i = 0; i < n; ++i) {
     data::E2EBatch b = ds.eval_batch(i, B);
-    autograd::CrossEntropyOptions ce;
-    ce.mask = b.mask;
-    sum += autograd::cross_entropy(model.forward(b.inputs, b.B, b.T, {}), b.targets, ce).item() * b.tokens;
+    sum += e2e_loss(model, b, 0.f, {}).item() * b.tokens;
     tokens += static_cast<double>(b.tokens);
   }
   return sum / tokens;
 }
 
-// Trains m for o.steps (or o.epochs) with a progress bar on stderr, then measures the valid loss.
+// Trains m for o.steps (or o.epochs) with a progress bar on stderr, then measures the valid loss;
+// every o.eval_every steps a point of the learning curve (its evaluation time is not training time).
 inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETrainOptions& o) {
   const int64_t B = o.batch_size;
   Rng shuffle_rng(o.seed), drop_rng(o.seed + 1);
@@ -127,7 +156,8 @@ inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETra
   sched.validate();
   ProgressBar bar(steps);
   Timer timer;
-  double tokens = 0.0, loss_avg = 0.0;
+  double tokens = 0.0, loss_avg = 0.0, eval_s = 0.0;
+  E2ETrainResult r;
   std::vector<std::vector<int64_t>> epoch;
   for (int64_t step = 0; step < steps; ++step) {
     if (epoch.empty()) {
@@ -139,15 +169,21 @@ inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETra
     const float l = e2e_loss_step(*m.model, *m.opt, b, o.label_smoothing, o.clip, sched.lr_at(step), drop_rng);
     loss_avg = step == 0 ? l : 0.95 * loss_avg + 0.05 * l;
     tokens += static_cast<double>(b.B * b.T);
-    bar.update(step + 1, loss_avg, tokens / timer.seconds());
+    r.examples += b.B;
+    bar.update(step + 1, loss_avg, tokens / (timer.seconds() - eval_s));
+    if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < steps) {
+      Timer et;
+      r.curve.push_back({step + 1, r.examples, loss_avg, e2e_eval_loss(*m.model, data.valid, B, o.eval_batches)});
+      eval_s += et.seconds();
+    }
   }
   bar.finish();
-  E2ETrainResult r;
-  r.seconds = timer.seconds();
+  r.seconds = timer.seconds() - eval_s;
   r.tokens_per_s = tokens / r.seconds;
   r.final_loss = static_cast<float>(loss_avg);
   r.steps = steps;
   r.valid_loss = e2e_eval_loss(*m.model, data.valid, B, o.eval_batches);
+  r.curve.push_back({steps, r.examples, loss_avg, r.valid_loss});
   return r;
 }
 

@@ -1,0 +1,147 @@
+// results_table: the markdown tables of REPRODUCTION.md, generated from the results files that the
+// runs write (docs/results/*.json, examples/common/results.h), and the learning curves as SVG.
+//   ./build/results_table --results docs/results/e2e.json --markdown REPRODUCTION.md --svg docs/results/e2e_curves.svg
+// Runs that differ only in their seed form one row: mean ± std (sample std; "—" with one seed).
+// The table replaces the text between "<!-- results:NAME -->" and "<!-- /results:NAME -->" in the
+// markdown file (NAME = the file's "table" field); without --markdown it is printed.
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "examples/common/cli.h"
+#include "examples/common/results.h"
+#include "examples/common/svg_lines.h"
+#include "data/text.h"
+
+using namespace lowrank;
+namespace ex = lowrank::examples;
+
+namespace {
+
+cxxopts::Options make_options() {
+  cxxopts::Options o("results_table", "Markdown tables and SVG learning curves from docs/results/*.json");
+  o.add_options()
+    ("results", "a results file (required)", cxxopts::value<std::string>())
+    ("markdown", "rewrite this file's <!-- results:NAME --> section (else: print)", cxxopts::value<std::string>()->default_value(""))
+    ("svg", "write the learning curves (valid loss vs examples, first seed of each row) here", cxxopts::value<std::string>()->default_value(""))
+    ("h,help", "show help");
+  return o;
+}
+
+struct Group {
+  std::string config;                // the key without its seed
+  std::vector<nlohmann::json> runs;  // one per seed
+};
+
+std::string config_of(const std::string& key) {
+  const size_t s = key.rfind(" seed=");
+  return s == std::string::npos ? key : key.substr(0, s);
+}
+
+// Groups in first-appearance order.
+std::vector<Group> group_runs(const nlohmann::json& runs) {
+  std::vector<Group> groups;
+  std::map<std::string, size_t> at;
+  for (const auto& r : runs) {
+    const std::string c = config_of(r.at("key").get<std::string>());
+    if (!at.count(c)) {
+      at[c] = groups.size();
+      groups.push_back({c, {}});
+    }
+    groups[at[c]].runs.push_back(r);
+  }
+  return groups;
+}
+
+std::string mean_std(const std::vector<nlohmann::json>& runs, const std::string& field, double mult, int digits) {
+  std::vector<double> v;
+  for (const auto& r : runs)
+    if (r.contains(field) && r[field].is_number()) v.push_back(r[field].get<double>() * mult);
+  if (v.empty()) return "";
+  double m = 0, s = 0;
+  for (double x : v) m += x;
+  m /= static_cast<double>(v.size());
+  for (double x : v) s += (x - m) * (x - m);
+  char buf[64];
+  if (v.size() == 1)
+    std::snprintf(buf, sizeof buf, "%.*f", digits, m);
+  else
+    std::snprintf(buf, sizeof buf, "%.*f ± %.*f", digits, m, digits, std::sqrt(s / static_cast<double>(v.size() - 1)));
+  return buf;
+}
+
+std::string markdown_table(const std::vector<Group>& groups) {
+  std::ostringstream o;
+  o << "| run (method, hyper-parameters, budget) | seeds | trainable | optimizer state (bytes) | epochs | valid loss "
+       "| BLEU | NIST | METEOR | ROUGE-L | CIDEr | test MRs | train s |\n"
+       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& g : groups) {
+    const nlohmann::json& r0 = g.runs.front();
+    o << "| " << g.config << " | " << g.runs.size() << " | " << r0.value("trainable_params", 0) << " | "
+      << r0.value("optimizer_state_bytes", 0) << " | " << mean_std(g.runs, "epochs", 1, 2) << " | "
+      << mean_std(g.runs, "valid_loss", 1, 3) << " | " << mean_std(g.runs, "bleu", 1, 4) << " | "
+      << mean_std(g.runs, "nist", 1, 3) << " | " << mean_std(g.runs, "meteor", 1, 4) << " | "
+      << mean_std(g.runs, "rouge_l", 1, 4) << " | " << mean_std(g.runs, "cider", 1, 3) << " | "
+      << r0.value("test_mrs", 0) << " | " << mean_std(g.runs, "train_seconds", 1, 0) << " |\n";
+  }
+  return o.str();
+}
+
+// Replaces the marked section of the markdown file (markers must exist: nothing is appended blindly).
+void rewrite_section(const std::string& path, const std::string& name, const std::string& table) {
+  const std::string text = data::read_file(path);
+  const std::string open = "<!-- results:" + name + " -->", close = "<!-- /results:" + name + " -->";
+  const size_t a = text.find(open), b = text.find(close);
+  LR_CHECK(a != std::string::npos && b != std::string::npos && a < b, path, ": markers ", open, " ... ", close,
+           " not found (add them where the table belongs)");
+  const std::string out = text.substr(0, a + open.size()) + "\n" + table + text.substr(b);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    LR_CHECK(f.good(), tmp, ": cannot write");
+    f << out;
+  }
+  LR_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot replace");
+}
+
+void write_curves(const std::string& path, const std::string& table, const std::vector<Group>& groups) {
+  std::vector<ex::svg::Series> series;
+  for (const auto& g : groups) {
+    const nlohmann::json& r = g.runs.front();
+    if (!r.contains("curve") || r["curve"].size() < 2) continue;
+    ex::svg::Series s{g.config.substr(0, g.config.find(" lr=")) + " lr=" + ex::svg::num(r.value("lr", 0.0)), {}, {}};
+    for (const auto& p : r["curve"]) {
+      s.x.push_back(p.at("examples").get<double>());
+      s.y.push_back(p.at("valid_loss").get<double>());
+    }
+    series.push_back(s);
+  }
+  ex::svg::write_line_chart(path, table + ": validation loss (first seed of each run)", "training examples seen",
+                            "valid loss (nats/token)", series);
+}
+
+int table_main(int argc, char** argv) {
+  cxxopts::Options options = make_options();
+  auto a = ex::parse_args(options, argc, argv);
+  LR_CHECK(a.count("results"), "--results is required (e.g. docs/results/e2e.json)");
+  const std::string path = a["results"].as<std::string>();
+  std::ifstream probe(path);
+  LR_CHECK(probe.good(), path, ": cannot open the results file");
+  const nlohmann::json j = ex::read_results(path, "");
+  const std::string name = j.value("table", "");
+  LR_CHECK(!name.empty(), path, ": field 'table' missing");
+  const std::vector<Group> groups = group_runs(j["runs"]);
+  const std::string table = markdown_table(groups);
+  if (a["markdown"].as<std::string>().empty())
+    std::cout << table;
+  else
+    rewrite_section(a["markdown"].as<std::string>(), name, table);
+  if (!a["svg"].as<std::string>().empty()) write_curves(a["svg"].as<std::string>(), name, groups);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ex::run_main(argc, argv, table_main); }

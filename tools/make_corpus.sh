@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Writes the domain-adaptive pretraining corpus (Gururangan et al., 2020, "Don't Stop Pretraining"):
+# general text plus the UNLABELED text of the downstream tasks' TRAINING splits, never dev or test:
+#   - E2E NLG train references, without their MRs (the MR -> text pairing is what fine-tuning learns);
+#   - GLUE SST-2 train sentences, MRPC train sentence pairs, RTE train premise/hypothesis, all without labels;
+#   - TinyShakespeare and the WikiText-2 files the repository carries (general text; WikiText is no task
+#     we evaluate on).
+# Each document ends with <|endoftext|> (GPT-2 BPE id 50256, the separator and end id of the E2E format,
+# data/e2e.h), and an E2E reference is written as " " + ref, exactly the completion's encoding.
+# Documents of all sources are interleaved by their relative position in their source (document i of n
+# sits at i/n), so that train_gpt's last-10% validation split holds the last tenth of every source.
+# Deterministic: awk + a stable numeric sort under LC_ALL=C, no randomness.
+#
+# Usage: tools/make_corpus.sh BUILD_DIR OUT_FILE   (BUILD_DIR holds the extracted assets/ of a build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:?usage: tools/make_corpus.sh BUILD_DIR OUT_FILE}
+OUT=${2:?usage: tools/make_corpus.sh BUILD_DIR OUT_FILE}
+E2E=$BUILD/assets/e2e/lora_format/train.txt
+GLUE=$BUILD/assets/glue
+for f in "$E2E" "$GLUE/sst2/train.tsv" "$GLUE/mrpc/train.tsv" "$GLUE/rte/train.tsv"; do
+  [ -f "$f" ] || { echo "make_corpus: $f missing (build first: tools/setup.sh $BUILD)" >&2; exit 1; }
+done
+export LC_ALL=C
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# One document per line, newlines inside a document written as \001; then "position<TAB>doc".
+place() { awk -v OFS='\t' '{ d[NR] = $0 } END { for (i = 1; i <= NR; i++) printf "%.9f\t%s\n", (i - 1) / NR, d[i] }'; }
+
+# E2E: "MR||ref " -> " ref" (loralib strips the line; the completion is " " + ref)
+awk -F '\\|\\|' 'NF == 2 { r = $2; sub(/[ \t\r]+$/, "", r); print " " r }' "$E2E" | place > "$tmp/e2e"
+# SST-2: sentence<TAB>label (header dropped)
+awk -F '\t' 'NR > 1 { s = $1; sub(/[ \t\r]+$/, "", s); print s }' "$GLUE/sst2/train.tsv" | place > "$tmp/sst2"
+# MRPC: Quality, id, id, sentence 1, sentence 2 (BOM header dropped); the pair as one document
+awk -F '\t' 'NR > 1 { print $4 "\001" $5 }' "$GLUE/mrpc/train.tsv" | tr -d '\r' | place > "$tmp/mrpc"
+# RTE: index, sentence1, sentence2, label
+awk -F '\t' 'NR > 1 { print $2 "\001" $3 }' "$GLUE/rte/train.tsv" | tr -d '\r' | place > "$tmp/rte"
+# General text: paragraphs (blank-line separated) of TinyShakespeare and WikiText-2
+for f in data/assets/tinyshakespeare/input.txt data/assets/wikitext-2-partial/valid.txt \
+         data/assets/wikitext-2-partial/test.txt; do
+  awk 'BEGIN { RS = ""; ORS = "\n" } { gsub(/\n/, "\001"); print }' "$f"
+done | place > "$tmp/general"
+
+mkdir -p "$(dirname "$OUT")"
+sort -s -t "$(printf '\t')" -k1,1n "$tmp/e2e" "$tmp/sst2" "$tmp/mrpc" "$tmp/rte" "$tmp/general" |
+  cut -f2- | awk '{ printf "%s<|endoftext|>", $0 }' | tr '\001' '\n' > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+for s in e2e sst2 mrpc rte general; do printf '%-8s %7d documents\n' "$s" "$(wc -l < "$tmp/$s")"; done
+echo "wrote $OUT ($(wc -c < "$OUT") bytes, sha256 $(sha256sum "$OUT" | cut -c1-16)...)"
