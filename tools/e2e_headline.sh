@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
 RES=docs/results
 # Chosen by the sweep (docs/results/e2e_lr_sweep.json; REPRODUCTION.md states the figures).
-declare -A LR=([lora]=2e-3 [ft]=5e-4)
-declare -A SWEEP=([lora]="1e-3 2e-3 5e-3" [ft]="2e-4 5e-4 1e-3")
+declare -A LR=([lora]=2e-3 [ft]=2e-3)
+declare -A SWEEP=([lora]="1e-3 2e-3 5e-3" [ft]="2e-4 5e-4 1e-3 2e-3")
 METHODS=${METHODS:-"ft lora"}
 SEEDS=${SEEDS:-"1 2 3"}
 [ -x build/finetune_e2e ] && [ -x build/results_table ] || tools/setup.sh build finetune_e2e results_table
