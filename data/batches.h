@@ -28,6 +28,12 @@ inline std::vector<std::vector<int64_t>> shuffled_batches(int64_t n, int64_t B, 
   return batches;
 }
 
+// How many batches of B cover n examples (the last one may be shorter); `what` names the caller.
+inline int64_t num_batches(int64_t n, int64_t B, const char* what) {
+  LR_CHECK(B >= 1, what, ": batch size B=", B, " must be positive");
+  return (n + B - 1) / B;
+}
+
 // The indices of evaluation batch i over n examples in order: [i·B, min(n, (i+1)·B)); `what`
 // names the dataset in the error.
 inline std::vector<int64_t> eval_batch_indices(int64_t n, int64_t i, int64_t B, const char* what) {

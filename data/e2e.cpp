@@ -115,6 +115,10 @@ E2EBatch E2EDataset::batch(const std::vector<int64_t>& indices) const {
   return b;
 }
 
+int64_t E2EDataset::num_eval_batches(int64_t B) const {
+  return num_batches(size(), B, "E2EDataset::num_eval_batches");
+}
+
 E2EBatch E2EDataset::eval_batch(int64_t i, int64_t B) const {
   return batch(eval_batch_indices(size(), i, B, "E2EDataset"));
 }

@@ -83,7 +83,7 @@ class E2EDataset {
   // The examples at indices, padded to the longest of them (at most max_len).
   E2EBatch batch(const std::vector<int64_t>& indices) const;
   // Evaluation: examples [i*B, min((i+1)*B, size)) in file order; the last batch may be short.
-  int64_t num_eval_batches(int64_t B) const { return (size() + B - 1) / B; }
+  int64_t num_eval_batches(int64_t B) const;  // throws when B < 1
   E2EBatch eval_batch(int64_t i, int64_t B) const;
 
  private:

@@ -157,6 +157,10 @@ GlueBatch GlueDataset::batch(const std::vector<int64_t>& indices) const {
   return g;
 }
 
+int64_t GlueDataset::num_eval_batches(int64_t B) const {
+  return num_batches(size(), B, "GlueDataset::num_eval_batches");
+}
+
 GlueBatch GlueDataset::eval_batch(int64_t i, int64_t B) const {
   return batch(eval_batch_indices(size(), i, B, "GlueDataset"));
 }

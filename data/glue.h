@@ -82,7 +82,7 @@ class GlueDataset {
   std::vector<std::vector<int64_t>> epoch_batches(int64_t B, tensor::Rng& rng, bool drop_last) const;
   GlueBatch batch(const std::vector<int64_t>& indices) const;
   // Evaluation: examples [i*B, min((i+1)*B, size)) in file order.
-  int64_t num_eval_batches(int64_t B) const { return (size() + B - 1) / B; }
+  int64_t num_eval_batches(int64_t B) const;  // throws when B < 1
   GlueBatch eval_batch(int64_t i, int64_t B) const;
 
  private:

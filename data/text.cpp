@@ -33,6 +33,9 @@ void fill_window(LMBatch& b, int64_t row, const std::vector<int32_t>& src, size_
     b.targets[row * b.T + t] = src[off + t + 1];
   }
 }
+void check_sizes(const char* fn, int64_t B, int64_t T) {
+  LR_CHECK(B > 0 && T > 0, "LMDataset::", fn, ": batch size B=", B, " and window T=", T, " must be positive");
+}
 LMBatch empty_batch(int64_t B, int64_t T) {
   LMBatch b;
   b.B = B;
@@ -44,6 +47,7 @@ LMBatch empty_batch(int64_t B, int64_t T) {
 }  // namespace
 
 LMBatch LMDataset::train_batch(int64_t B, int64_t T, tensor::Rng& rng) const {
+  check_sizes("train_batch", B, T);
   LR_CHECK(static_cast<int64_t>(train_.size()) >= T + 1, "LMDataset: ", train_.size(),
            " training tokens are too few for windows of T=", T);
   LMBatch b = empty_batch(B, T);
@@ -53,10 +57,12 @@ LMBatch LMDataset::train_batch(int64_t B, int64_t T, tensor::Rng& rng) const {
 }
 
 int64_t LMDataset::num_val_batches(int64_t B, int64_t T) const {
+  check_sizes("num_val_batches", B, T);
   return (static_cast<int64_t>(val_.size()) - 1) / (B * T);
 }
 
 LMBatch LMDataset::val_batch(int64_t i, int64_t B, int64_t T) const {
+  check_sizes("val_batch", B, T);
   LR_CHECK(i >= 0 && i < num_val_batches(B, T), "LMDataset: validation batch ", i, " of ", num_val_batches(B, T),
            " (", val_.size(), " val tokens, B=", B, " T=", T, ")");
   LMBatch b = empty_batch(B, T);

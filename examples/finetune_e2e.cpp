@@ -6,6 +6,7 @@
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method ft --lr 2e-4
 // Training (load, apply the method, AdamW on the masked loss) lives in examples/common/e2e_train.h.
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <iostream>
@@ -152,6 +153,8 @@ std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, const data
 
 void write_outputs(const std::string& path, const std::vector<data::E2EGroup>& groups, const data::Corpus& hyps) {
   if (path.empty()) return;
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);  // the default's out/
   std::ofstream out(path);
   LR_CHECK(out.good(), path, ": cannot write the outputs file");
   for (size_t i = 0; i < hyps.size(); ++i) out << groups[i].mr << "||" << hyps[i] << "\n";
@@ -198,7 +201,12 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   if (mc.method == "prefix-embed" || mc.method == "prefix-layer") k += " len=" + std::to_string(mc.prefix_len);
   char lr[32];
   std::snprintf(lr, sizeof lr, "%g", a["lr"].as<float>());
-  return k + " lr=" + lr + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
+  k += std::string(" lr=") + lr;
+  // Only what differs from the table's recipe, so that the headline rows keep their keys.
+  if (a["label-smoothing"].as<float>() != 0.1f) k += " ls=" + fmt(a["label-smoothing"].as<float>(), 2);
+  const std::string base = std::filesystem::path(a["init"].as<std::string>()).stem().string();
+  if (base != "gpt-e2e-base") k += " base=" + base;
+  return k + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
          " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) + " seed=" + std::to_string(a["seed"].as<uint64_t>());
 }
 
@@ -206,6 +214,12 @@ int finetune_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
   auto a = ex::parse_args(options, argc, argv);
   LR_CHECK(a.count("init"), "--init is required: a base checkpoint from train_gpt (e.g. out/gpt-mini.safetensors)");
+  LR_CHECK(a["save-adapter"].as<std::string>().empty() || a["method"].as<std::string>() == "lora",
+           "--save-adapter needs --method lora, got --method ", a["method"].as<std::string>());
+  // A folder the user named must exist now, not after training and decoding; the default
+  // out/e2e_outputs.txt gets its folder when it is written.
+  if (a.count("outputs")) ex::check_output_path("outputs", a["outputs"].as<std::string>());
+  ex::check_output_path("results", a["results"].as<std::string>());
   tensor::set_num_threads(a["threads"].as<int>());
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
   const lora::MethodConfig mc = method_config(a);
@@ -218,10 +232,8 @@ int finetune_main(int argc, char** argv) {
 
   const ex::E2ETrainResult tr = ex::train_e2e(em, splits, to);
   nn::GPT& model = *em.model;
-  if (!a["save-adapter"].as<std::string>().empty()) {
-    LR_CHECK(mc.method == "lora", "--save-adapter needs --method lora");
-    lora::save_adapter(a["save-adapter"].as<std::string>(), model, mc.lora);
-  }
+  const std::string adapter_path = a["save-adapter"].as<std::string>();
+  if (!adapter_path.empty()) lora::save_adapter(adapter_path, model, mc.lora);  // --method lora, checked up front
   std::vector<data::E2EGroup> groups = data::group_by_mr(data::load_e2e(kE2E + "/test.txt"));
   double decode_s = 0.0;
   auto [hyps, refs] = decode_test(model, tok, groups, a, decode_s);
@@ -245,7 +257,9 @@ int finetune_main(int argc, char** argv) {
   const nlohmann::json row = {
       {"key", run_key(a, mc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
       {"init", a["init"].as<std::string>()}, {"rank", mc.lora.r}, {"alpha", mc.lora.alpha},
-      {"targets", a["targets"].as<std::string>()}, {"lr", a["lr"].as<float>()}, {"batch_size", to.batch_size},
+      {"targets", a["targets"].as<std::string>()}, {"lr", a["lr"].as<float>()},
+      {"label_smoothing", a["label-smoothing"].as<float>()},
+      {"batch_size", to.batch_size},
       {"trainable_params", em.trainable}, {"total_params", em.total_params},
       {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
       {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps}, {"examples_seen", tr.examples},

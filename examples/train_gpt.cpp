@@ -52,6 +52,8 @@ cxxopts::Options make_options() {
     ("save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
     ("export", "at the end, also write the model alone (no optimizer state) as bfloat16 here", cxxopts::value<std::string>()->default_value(""))
     ("resume", "continue from this checkpoint", cxxopts::value<std::string>()->default_value(""))
+    ("init", "start from this model file's weights and config (continued pretraining; fresh optimizer)",
+     cxxopts::value<std::string>()->default_value(""))
     ("sample", "tokens of text to generate at the end", cxxopts::value<int64_t>()->default_value("0"))
     ("temperature", "sampling temperature", cxxopts::value<float>()->default_value("0.8"))
     ("top-k", "sample among the k most likely tokens", cxxopts::value<int64_t>()->default_value("40"))
@@ -90,6 +92,18 @@ nn::GPTConfig make_config(const cxxopts::ParseResult& a, int32_t vocab_size) {
   c.dropout = a["dropout"].as<float>();
   c.validate();
   return c;
+}
+
+// A fresh model from the options, or (--init) the model of a file: its config, its weights.
+std::unique_ptr<nn::GPT> make_model(const cxxopts::ParseResult& a, int32_t vocab_size, Rng& init_rng) {
+  const std::string init = a["init"].as<std::string>();
+  if (init.empty()) return std::make_unique<nn::GPT>(make_config(a, vocab_size), init_rng, ex::device_option(a));
+  std::unique_ptr<nn::GPT> m = nn::load_model(init, init_rng, ex::device_option(a));
+  LR_CHECK(m->config.vocab_size == vocab_size, "--init ", init, ": vocabulary ", m->config.vocab_size,
+           " but the tokenizer has ", vocab_size);
+  LR_CHECK(a["block-size"].as<int64_t>() <= m->config.n_positions, "--init ", init, ": --block-size ",
+           a["block-size"].as<int64_t>(), " exceeds its n_positions ", m->config.n_positions);
+  return m;
 }
 
 // Mean validation loss over the first n fixed validation batches (all when n == 0).
@@ -162,7 +176,7 @@ Run setup(const cxxopts::ParseResult& a) {
   r.unigram = data::unigram_baseline(*r.ds, r.tok->vocab_size());
   Rng init_rng(a["seed"].as<uint64_t>());
   // Parameters are drawn on the host from init_rng then copied: a seed gives the same model on any device.
-  r.model = std::make_unique<nn::GPT>(make_config(a, r.tok->vocab_size()), init_rng, ex::device_option(a));
+  r.model = make_model(a, r.tok->vocab_size(), init_rng);
   optim::AdamWConfig oc;
   oc.beta2 = 0.95f;
   oc.weight_decay = a["weight-decay"].as<float>();
@@ -173,6 +187,8 @@ Run setup(const cxxopts::ParseResult& a) {
   if (!resume.empty()) {
     optim::load_training(resume, *r.model, *r.opt);
     r.start_step = r.opt->steps();
+    LR_CHECK(a["steps"].as<int64_t>() >= r.start_step, "--steps ", a["steps"].as<int64_t>(), " is below the step ",
+             r.start_step, " of --resume ", resume, " (--steps counts from the start of the run)");
     std::cout << "resumed " << resume << " at step " << r.start_step << "\n";
   }
   return r;

@@ -160,7 +160,16 @@ LoRAConfig file_config(const SafetensorsFile& f, const std::string& path) {
   } catch (const json::exception& e) {
     throw Error(cat(path, ": 'lora.config' metadata is not JSON: ", e.what()));
   }
-  return detail::config_from_json(j, path);
+  const LoRAConfig c = detail::config_from_json(j, path);
+  // The rank against the file's own tensors (A: (r, in), B: (out, r)), before anyone allocates r rows.
+  for (const auto& kv : f.tensors) {
+    const bool a = kv.first.find("lora_A") != std::string::npos, b = kv.first.find("lora_B") != std::string::npos;
+    if (!a && !b) continue;
+    const Tensor& t = kv.second;
+    LR_CHECK(t.ndim() == 2 && t.size(a ? 0 : 1) == c.r, path, ": tensor '", kv.first, "' has shape ", t.shape(),
+             " but 'lora.config' says r=", c.r, " (expected ", a ? "(r, in)" : "(out, r)", ")");
+  }
+  return c;
 }
 }  // namespace
 

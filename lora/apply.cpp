@@ -71,6 +71,27 @@ void apply_bias_mode(nn::GPT& model, const std::string& bias) {
   }
 }
 
+// A rank-r update of an (out, in) matrix has rank at most min(in, out): a larger r (a typo, or a file's
+// header) is refused before A and B are allocated. c_attn counts per q/k/v slice: (C, C).
+void check_rank(nn::GPT& model, const LoRAConfig& cfg, const std::vector<int64_t>& layers, bool qkv) {
+  for (int64_t l : layers) {
+    nn::Block& b = *model.h[static_cast<size_t>(l)];
+    std::vector<std::pair<const char*, const nn::Linear*>> mods;
+    if (qkv) mods.emplace_back("attn.c_attn (per q/k/v slice)", b.attn.c_attn.get());
+    if (has(cfg.targets, "o")) mods.emplace_back("attn.c_proj", b.attn.c_proj.get());
+    if (has(cfg.targets, "mlp")) {
+      mods.emplace_back("mlp.c_fc", b.mlp.c_fc.get());
+      mods.emplace_back("mlp.c_proj", b.mlp.c_proj.get());
+    }
+    for (const auto& [name, m] : mods) {
+      const int64_t out = m == b.attn.c_attn.get() ? m->in_features() : m->out_features();
+      const int64_t cap = std::min(m->in_features(), out);
+      LR_CHECK(cfg.r <= cap, "apply_lora: r=", cfg.r, " exceeds ", cap, ", the rank of h.", l, ".", name, " (",
+               m->in_features(), " -> ", out, ")");
+    }
+  }
+}
+
 }  // namespace
 
 int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
@@ -83,6 +104,7 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
   std::vector<std::string> qkv;
   for (const char* s : {"q", "k", "v"})
     if (shared || has(cfg.targets, s)) qkv.push_back(s);
+  check_rank(model, cfg, layers, !qkv.empty());
   model.set_requires_grad(false);  // everything frozen; only A, B (and the bias mode's biases) train
   auto wrap = [&](std::unique_ptr<nn::Linear>& m) {
     auto lora = std::make_unique<LoRALinear>(*m, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng);

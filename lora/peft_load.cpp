@@ -37,14 +37,34 @@ json read_json(const std::string& path) {
   }
 }
 
+// j[key] when present and not null, else def; a value of another JSON type is an error naming the file and field.
+template <typename T>
+T field(const json& j, const char* key, const T& def, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    throw Error(cat(path, ": field '", key, "' is ", it->dump(), ", of the wrong type"));
+  }
+}
+
 void check_supported(const json& j, const std::string& path) {
-  LR_CHECK(j.value("peft_type", std::string()) == "LORA", path, ": peft_type '", j.value("peft_type", std::string()),
-           "' is not supported (only LORA)");
-  LR_CHECK(!j.value("use_dora", false), path, ": use_dora (DoRA's magnitude vectors) is not supported");
+  LR_CHECK(j.is_object(), path, ": expected a JSON object, got ", j.type_name(), " ", j.dump());
+  const std::string type = field(j, "peft_type", std::string(), path);
+  LR_CHECK(type == "LORA", path, ": peft_type '", type, "' is not supported (only LORA)");
+  LR_CHECK(!field(j, "use_dora", false, path), path, ": use_dora (DoRA's magnitude vectors) is not supported");
   const json m = j.value("modules_to_save", json(nullptr));
   LR_CHECK(m.is_null() || m.empty(), path, ": modules_to_save ", m.dump(), " (full module copies) is not supported");
   LR_CHECK(j.value("layer_replication", json(nullptr)).is_null(), path, ": layer_replication is not supported");
   LR_CHECK(j.contains("r") && j.contains("lora_alpha"), path, ": 'r' or 'lora_alpha' missing");
+  LR_CHECK(j.at("lora_alpha").is_number(), path, ": field 'lora_alpha' is ", j.at("lora_alpha").dump(),
+           ", not a number");
+  const json patterns = j.value("alpha_pattern", json::object());
+  LR_CHECK(patterns.is_object(), path, ": field 'alpha_pattern' is ", patterns.dump(), ", not an object");
+  for (const auto& kv : patterns.items())
+    LR_CHECK(kv.value().is_number(), path, ": field 'alpha_pattern' entry '", kv.key(), "' is ", kv.value().dump(),
+             ", not a number");
 }
 
 // Sorts the file's tensors into modules (A, B) and biases, in lowrank names.
@@ -83,7 +103,8 @@ float scale_of(const PeftFiles& p, const std::string& mod, int64_t R) {
   const json patterns = p.cfg.value("alpha_pattern", json::object());
   for (const auto& kv : patterns.items())
     if (full == kv.key() || detail::ends_with(full, "." + kv.key())) alpha = kv.value().get<float>();
-  const float denom = p.cfg.value("use_rslora", false) ? std::sqrt(static_cast<float>(R)) : static_cast<float>(R);
+  const bool rs = field(p.cfg, "use_rslora", false, p.cfg_path);
+  const float denom = rs ? std::sqrt(static_cast<float>(R)) : static_cast<float>(R);
   return alpha / denom;
 }
 
@@ -91,6 +112,8 @@ int64_t layer_of(const std::string& prefix) { return std::stoll(prefix.substr(2,
 
 // True when B (3C, R) has our per-slice layout for `slices` of rank r: zero outside the blocks.
 bool block_layout(const PeftModule& pm, const std::vector<std::string>& slices, int64_t r) {
+  // check_shapes ran first; the (3C, R) shape is checked again here, before B is read
+  if (pm.A.ndim() != 2 || pm.B.ndim() != 2 || pm.B.size(1) != pm.A.size(0) || pm.B.size(0) % 3 != 0) return false;
   const int64_t R = pm.A.size(0), C = pm.B.size(0) / 3;
   if (slices.empty() || R != r * static_cast<int64_t>(slices.size())) return false;
   const float* b = pm.B.data();
@@ -141,12 +164,12 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
              " adapt different modules: not expressible as one LoRAConfig");
   LR_CHECK(first.count("mlp.c_fc") == first.count("mlp.c_proj"), p.st_path,
            ": adapts only one of mlp.c_fc, mlp.c_proj (lowrank's target 'mlp' adapts both)");
+  for (const auto& kv : p.modules) check_shapes(p, kv.first, kv.second, *slot.at(kv.first));  // before any read
   LoRAConfig meta;
   const bool blocks = lowrank_slices(p, meta);
   int64_t r = 0;
   float scale = 0.f;
   for (const auto& kv : p.modules) {
-    check_shapes(p, kv.first, kv.second, *slot.at(kv.first));
     const int64_t R = kv.second.A.size(0);
     const int64_t rank = (blocks && kind_of(kv.first) == "attn.c_attn") ? meta.r : R;
     const float s = scale_of(p, kv.first, R);
@@ -167,8 +190,8 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
     for (const auto& kv : kinds) cfg.layers.push_back(kv.first);
   cfg.r = r;
   cfg.alpha = scale * static_cast<float>(r);
-  cfg.dropout = p.cfg.value("lora_dropout", 0.f);
-  cfg.bias = p.cfg.value("bias", std::string("none"));
+  cfg.dropout = field(p.cfg, "lora_dropout", 0.f, p.cfg_path);
+  cfg.bias = field(p.cfg, "bias", std::string("none"), p.cfg_path);
   return detail::config_from_json(detail::config_to_json(cfg), p.cfg_path);  // validates, naming the file
 }
 
@@ -201,7 +224,7 @@ void load_peft(const std::string& dir, nn::GPT& model) {
   p.cfg_path = dir + "/adapter_config.json";
   p.st_path = dir + "/adapter_model.safetensors";
   p.cfg = read_json(p.cfg_path);
-  check_supported(p.cfg, p.cfg_path);
+  check_supported(p.cfg, p.cfg_path);  // every field read below has its type checked here
   p.st = load_safetensors(p.st_path);
   parse_tensors(p, model);
   std::map<std::string, Tensor> params = nn::state_dict(model);

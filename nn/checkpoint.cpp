@@ -1,6 +1,8 @@
 #include "nn/checkpoint.h"
 
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "tensor/error.h"
 
@@ -39,15 +41,16 @@ void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors
                      const std::string& prefix, bool allow_extra) {
   std::set<std::string> used;
   tensor::SafetensorsFile view{tensors, {}};
+  std::vector<std::pair<Tensor, Tensor>> copies;  // (parameter, source): all checked before any is copied
   for (NamedTensor& p : model.named_parameters()) {
-    Tensor src = tensor::take(view, prefix + p.name, p.tensor.shape(), path);
-    p.tensor.copy_(src);
+    copies.emplace_back(p.tensor, tensor::take(view, prefix + p.name, p.tensor.shape(), path));
     used.insert(prefix + p.name);
   }
-  if (allow_extra) return;
-  for (const auto& kv : tensors)
-    LR_CHECK(used.count(kv.first) || kv.first.rfind(prefix, 0) != 0, path, ": tensor '", kv.first,
-             "' is not a parameter of this model");
+  if (!allow_extra)
+    for (const auto& kv : tensors)
+      LR_CHECK(used.count(kv.first) || kv.first.rfind(prefix, 0) != 0, path, ": tensor '", kv.first,
+               "' is not a parameter of this model");
+  for (auto& c : copies) c.first.copy_(c.second);
 }
 
 void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta,
@@ -68,9 +71,32 @@ GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path)
   }
 }
 
+namespace {
+// The file's tensors against the shapes its own lowrank.config implies, read off a meta-device shell
+// (nothing allocated): a config asking for more than the file holds is refused before any allocation.
+void check_config_shapes(const tensor::SafetensorsFile& f, const GPTConfig& c, const std::string& path) {
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(cat(path, ": 'lowrank.config' metadata: ", e.what()));
+  }
+  Rng unused(0);  // meta-device shells draw nothing
+  GPT shell(c, unused, Device::Meta);
+  for (NamedTensor& p : shell.named_parameters()) {
+    auto it = f.tensors.find(p.name);
+    const bool found = it != f.tensors.end();
+    const std::string has = found ? it->second.shape().str() : std::string("none");
+    LR_CHECK(found && it->second.shape() == p.tensor.shape(), path, ": 'lowrank.config' ", config_to_json(c).dump(),
+             " needs tensor '", p.name, "' of shape ", p.tensor.shape(), ", the file has ", has);
+  }
+}
+}  // namespace
+
 std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device) {
   tensor::SafetensorsFile f = tensor::load_safetensors(path);
-  auto model = std::make_unique<GPT>(read_config(f, path), rng, device);
+  const GPTConfig cfg = read_config(f, path);
+  check_config_shapes(f, cfg, path);
+  auto model = std::make_unique<GPT>(cfg, rng, device);
   std::map<std::string, Tensor> params;
   for (const auto& kv : f.tensors)
     if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) params.insert(kv);

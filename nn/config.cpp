@@ -1,5 +1,7 @@
 #include "nn/config.h"
 
+#include <cmath>
+
 #include "tensor/error.h"
 
 namespace lowrank::nn {
@@ -37,6 +39,19 @@ std::vector<GPTConfig> presets() {
 void GPTConfig::validate() const {
   LR_CHECK(vocab_size > 0 && n_positions > 0 && n_embd > 0 && n_layer > 0 && n_head > 0,
            "config ", name, ": sizes must be positive");
+  // Upper bounds far above every preset (gpt3-175b: C 12288, 96 layers; deberta-xxl: V 128100), so that
+  // sizes read from a file cannot ask for exabytes or overflow int64 in products of two of them.
+  const struct {
+    const char* field;
+    int64_t value, max;
+  } bounds[] = {{"vocab_size", vocab_size, 1 << 22}, {"n_positions", n_positions, 1 << 20},
+                {"n_embd", n_embd, 1 << 16},        {"n_layer", n_layer, 1 << 10},
+                {"n_inner", n_inner, 1 << 18},      {"n_classes", n_classes, 1 << 16}};
+  for (const auto& b : bounds)
+    LR_CHECK(b.value >= 0 && b.value <= b.max, "config ", name, ": ", b.field, " ", b.value, " outside [0, ", b.max,
+             "]");
+  LR_CHECK(std::isfinite(layer_norm_eps) && layer_norm_eps > 0.f, "config ", name, ": layer_norm_eps ",
+           layer_norm_eps, " is not a positive number");
   LR_CHECK(n_embd % n_head == 0, "config ", name, ": n_embd ", n_embd, " is not divisible by n_head ", n_head);
   LR_CHECK(dropout >= 0.f && dropout < 1.f, "config ", name, ": dropout ", dropout, " outside [0, 1)");
 }

@@ -91,15 +91,23 @@ std::map<std::string, Tensor> AdamW::state_dict() const {
   return out;
 }
 
-void AdamW::load_state_dict(const std::map<std::string, Tensor>& state, int64_t step) {
-  for (Slot& s : slots_) {
-    for (auto [key, dst] : {std::pair<std::string, Tensor*>{"m." + s.name, &s.m}, {"v." + s.name, &s.v}}) {
+void AdamW::check_state_dict(const std::map<std::string, Tensor>& state, int64_t step) const {
+  LR_CHECK(step >= 0, "AdamW state: step ", step, " is negative");
+  for (const Slot& s : slots_) {
+    for (auto [key, dst] : {std::pair<std::string, const Tensor*>{"m." + s.name, &s.m}, {"v." + s.name, &s.v}}) {
       auto it = state.find(key);
       LR_CHECK(it != state.end(), "AdamW state: tensor '", key, "' missing");
       LR_CHECK(it->second.shape() == dst->shape(), "AdamW state: tensor '", key, "' has shape ", it->second.shape(),
                ", expected ", dst->shape());
-      dst->copy_(it->second);
     }
+  }
+}
+
+void AdamW::load_state_dict(const std::map<std::string, Tensor>& state, int64_t step) {
+  check_state_dict(state, step);  // all or nothing
+  for (Slot& s : slots_) {
+    s.m.copy_(state.at("m." + s.name));
+    s.v.copy_(state.at("v." + s.name));
   }
   t_ = step;
 }

@@ -44,6 +44,8 @@ class AdamW {
   // load_state_dict copies from any device into them.
   std::map<std::string, Tensor> state_dict() const;
   void load_state_dict(const std::map<std::string, Tensor>& state, int64_t step);
+  // Throws what load_state_dict would, touching nothing (load_state_dict runs it before copying).
+  void check_state_dict(const std::map<std::string, Tensor>& state, int64_t step) const;
 
  private:
   struct Slot {

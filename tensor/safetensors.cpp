@@ -92,6 +92,11 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
     LR_CHECK(has_zero, where, ": shape ", e.shape, " is too large");
     bytes = 0;
   }
+  try {
+    e.shape.numel();  // an empty shape like (2^62, 4, 0) still overflows numel's and the strides' products
+  } catch (const Error& err) {
+    throw Error(cat(where, ": ", err.what()));
+  }
 
   const json& off = v["data_offsets"];
   LR_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(), where,

@@ -18,10 +18,22 @@ int Shape::wrap(int i) const {
   return j;
 }
 
+namespace {
+[[noreturn]] void overflow(const Shape& s) {
+  throw Error(cat("Shape: ", s.str(), ": the product of its dims overflows int64 (more than 2^63 elements)"));
+}
+}  // namespace
+
+// The product of the non-zero dims is checked even when a dim is 0, so that contiguous_strides' partial
+// products also fit: shapes like (2^62, 4, 0) are refused rather than wrapped around.
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < ndim; ++i) n *= d[i];
-  return n;
+  bool zero = false;
+  for (int i = 0; i < ndim; ++i) {
+    if (d[i] == 0) zero = true;
+    else if (__builtin_mul_overflow(n, d[i], &n)) overflow(*this);
+  }
+  return zero ? 0 : n;
 }
 
 bool Shape::operator==(const Shape& o) const {
@@ -42,6 +54,7 @@ std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(
 Shape contiguous_strides(const Shape& s) {
   Shape st;
   st.ndim = s.ndim;
+  s.numel();  // throws on overflow: then no partial product below overflows either
   int64_t acc = 1;
   for (int i = s.ndim - 1; i >= 0; --i) {
     st.d[i] = acc;

@@ -3,7 +3,8 @@
 // expf (range reduction by ln 2, degree-6 polynomial, 2^n through the exponent bits) that GCC
 // vectorises under `#pragma omp simd`, where std::exp stays a scalar libm call. Max relative
 // error vs std::exp is a few ulp (tests/test_tensor.cpp); inputs below -87.3 give 1.2e-38 (the
-// smallest normal float), above 88.3 give ~3.4e38 (callers subtract the row max: arguments <= 0).
+// smallest normal float), above 88.3 give ~3.4e38 (callers subtract the row max: arguments <= 0),
+// NaN gives NaN.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -26,7 +27,10 @@ inline float fast_exp(float x) {
   y = y * x + 1.6666665459e-1f;
   y = y * x + 5.0000001201e-1f;
   y = y * x * x + x + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n as a float's exponent
+  // NaN in, NaN out: a NaN n (cast to int would be undefined behaviour) becomes 0 and y, NaN, stays
+  // NaN. One compare and a mask per vector, next to the polynomial's dozen FMAs.
+  const float n_ok = n == n ? n : 0.f;
+  const int32_t bits = (static_cast<int32_t>(n_ok) + 127) << 23;  // 2^n as a float's exponent
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return y * scale;

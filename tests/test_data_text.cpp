@@ -101,6 +101,21 @@ TEST_CASE("data: too few tokens for a window is an error naming the counts") {
   CHECK(contains(err, "T=8"));
 }
 
+TEST_CASE("data: a batch size or window of 0 or below is an error naming the function and the values") {
+  data::LMDataset ds(iota_tokens(100), 0.1f);
+  Rng rng(1);
+  for (const auto& bt : std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {-1, 4}, {2, 0}, {2, -3}}) {
+    CAPTURE(bt.first);
+    CAPTURE(bt.second);
+    const std::string values = "B=" + std::to_string(bt.first) + " and window T=" + std::to_string(bt.second);
+    // num_val_batches divided by B*T: train_gpt --batch-size 0 died of SIGFPE after training
+    const std::string err = error_of([&] { ds.num_val_batches(bt.first, bt.second); });
+    CHECK(contains(err, "LMDataset::num_val_batches: batch size " + values));
+    CHECK(contains(error_of([&] { ds.val_batch(0, bt.first, bt.second); }), "LMDataset::val_batch"));
+    CHECK(contains(error_of([&] { ds.train_batch(bt.first, bt.second, rng); }), "LMDataset::train_batch"));
+  }
+}
+
 TEST_CASE("data: val_fraction outside (0, 1) is an error naming val_fraction") {
   for (float f : {0.f, 1.f, -0.5f, 1.5f}) {
     CAPTURE(f);

@@ -64,7 +64,9 @@ TEST_CASE("e2e: malformed lines throw naming the file and the line") {
       {"name : B no separator \n", "no \"||\""}, {"name : C||one||two\n", "more than one"},
       {"||ref without mr\n", "empty MR"},        {"name : D||   \n", "empty reference"},
       {"\n", "no \"||\""}};
-  for (const auto& [line, why] : bad) {
+  for (const auto& line_why : bad) {  // not a structured binding: clang 14 cannot capture those (CAPTURE)
+    const std::string& line = line_why.first;
+    const std::string& why = line_why.second;
     CAPTURE(line);
     const std::string path = write_temp("e2e_bad.txt", ok + ok + line + ok);
     const std::string err = error_of([&] { data::load_e2e(path); });
@@ -164,4 +166,8 @@ TEST_CASE("e2e: seeded epoch shuffles are deterministic permutations; eval batch
   CHECK(last.inputs[0] == 'm');
   CHECK(last.inputs[1] == '2');  // "m20"
   CHECK(error_of([&] { ds.eval_batch(5, 5); }).find("evaluation batch 5") != std::string::npos);
+  // B = 0 divided by zero (finetune_e2e --steps 0 --batch-size 0 died of SIGFPE)
+  for (int64_t B : {0, -2})
+    CHECK(error_of([&] { ds.num_eval_batches(B); }).find("E2EDataset::num_eval_batches: batch size B=" +
+                                                         std::to_string(B)) != std::string::npos);
 }

@@ -20,6 +20,18 @@ TEST_CASE("shape: numel, negative dims, printing and errors") {
   CHECK(error_of([] { Shape{1, 2, 3, 4, 5}; }).find("at most 4") != std::string::npos);
 }
 
+TEST_CASE("shape: a product of dims past int64 is refused, even with a zero dim (it used to wrap: UB)") {
+  const int64_t big = int64_t{1} << 62;
+  for (const Shape& s : {Shape{big, 4, 0}, Shape{0, 4, big}, Shape{big, 2}, Shape{3, big, 1}}) {
+    CAPTURE(s.str());
+    CHECK(error_of([&] { (void)s.numel(); }).find("overflows int64") != std::string::npos);
+    CHECK(error_of([&] { (void)tensor::contiguous_strides(s); }).find("overflows int64") != std::string::npos);
+  }
+  CHECK(Shape{big, 1, 0}.numel() == 0);  // fits: a valid empty shape
+  CHECK(Shape{big, 1}.numel() == big);
+  CHECK(tensor::contiguous_strides(Shape{big, 1, 0}).str() == "(0, 0, 1)");
+}
+
 TEST_CASE("tensor: handles share storage, clone copies") {
   Tensor a = Tensor::from({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor b = a;  // handle copy
@@ -117,6 +129,22 @@ TEST_CASE("fast_exp: within 4 ulp-ish (relative 5e-7) of std::exp over the softm
   CHECK(worst < 5e-7);
   CHECK(tensor::fast_exp(-200.f) <= 1.2e-38f);  // clamped to the smallest normal: negligible next to a row max of 1
   CHECK(tensor::fast_exp(0.f) == 1.f);
+}
+
+TEST_CASE("fast_exp: NaN in, NaN out, scalar and vectorised (the NaN used to reach a float-to-int cast: UB)") {
+  CHECK(std::isnan(tensor::fast_exp(std::nanf(""))));
+  CHECK(std::isnan(tensor::fast_tanh(std::nanf(""))));
+  std::vector<float> x(64, std::nanf(""));
+  for (size_t i = 0; i < x.size(); i += 2) x[i] = -static_cast<float>(i);
+#pragma omp simd
+  for (size_t i = 0; i < x.size(); ++i) x[i] = tensor::fast_exp(x[i]);
+  for (size_t i = 0; i < x.size(); ++i) {
+    CAPTURE(i);
+    if (i % 2) CHECK(std::isnan(x[i]));
+    else CHECK(x[i] == doctest::Approx(std::exp(-static_cast<double>(i))).epsilon(1e-6));
+  }
+  CHECK(tensor::fast_exp(INFINITY) > 1e38f);  // clamped at 88.38: 2.4e38
+  CHECK(tensor::fast_exp(-INFINITY) <= 1.2e-38f);
 }
 
 TEST_CASE("storage: large freed blocks are reused, small ones are not cached, release empties the cache") {

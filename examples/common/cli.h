@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cuda/device_info.h"
+#include "examples/common/checks.h"
 #include "tensor/error.h"
 #include "tensor/storage.h"
 
@@ -43,7 +44,8 @@ inline int run_main(int argc, char** argv, std::function<int(int, char**)> body)
 }
 
 // Parses argv for one example: --help prints the options and exits 0; a stray positional argument
-// (a forgotten "--") is an error rather than silently ignored.
+// (a forgotten "--") is an error rather than silently ignored; nonsense values and missing output
+// folders are refused now, before any work (check_options, checks.h).
 inline cxxopts::ParseResult parse_args(cxxopts::Options& options, int argc, char** argv) {
   cxxopts::ParseResult r = options.parse(argc, argv);
   if (r.count("help")) {
@@ -51,6 +53,7 @@ inline cxxopts::ParseResult parse_args(cxxopts::Options& options, int argc, char
     std::exit(0);
   }
   LR_CHECK(r.unmatched().empty(), "unexpected argument '", r.unmatched().front(), "' (try --help)");
+  check_options(r);
   return r;
 }
 

@@ -6,6 +6,7 @@
 // backward -> clip -> AdamW step, learning rate from linear warmup + linear decay (the paper's).
 // Randomness: one seed gives the model load and A's init (rng(seed)), the batch order (seed) and the
 // dropout masks (seed + 1): a fixed seed reproduces a run exactly.
+#include <cstdio>
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -150,8 +151,11 @@ inline double e2e_eval_loss(nn::GPT& model, const data::E2EDataset& ds, int64_t 
 // every o.eval_every steps a point of the learning curve (its evaluation time is not training time).
 inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETrainOptions& o) {
   const int64_t B = o.batch_size;
+  LR_CHECK(B >= 1, "train_e2e: batch size ", B, " must be positive");
   Rng shuffle_rng(o.seed), drop_rng(o.seed + 1);
   const int64_t steps = o.steps > 0 ? o.steps : o.epochs * (data.train.size() / B);
+  LR_CHECK(steps > 0, "train_e2e: 0 steps (steps ", o.steps, ", epochs ", o.epochs, ", ", data.train.size(),
+           " train examples, B=", B, ")");
   optim::Schedule sched{o.lr, o.warmup, steps, "linear", 0.f};  // paper: linear
   sched.validate();
   ProgressBar bar(steps);
@@ -174,6 +178,8 @@ inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETra
     if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < steps) {
       Timer et;
       r.curve.push_back({step + 1, r.examples, loss_avg, e2e_eval_loss(*m.model, data.valid, B, o.eval_batches)});
+      std::fprintf(stderr, "\nstep %ld: %ld examples, valid loss %.4f\n", static_cast<long>(step + 1),
+                   static_cast<long>(r.examples), r.curve.back().valid_loss);
       eval_s += et.seconds();
     }
   }

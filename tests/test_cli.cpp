@@ -1,0 +1,144 @@
+// Bad command lines (issue 15): examples/common/checks.h's option rules on their own, then the real
+// train_gpt and finetune_e2e binaries, which must exit 1 with one line "error: <reason>" before any
+// work starts and write nothing.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "examples/common/checks.h"
+#include "nn/checkpoint.h"
+#include "test_util.h"
+
+using namespace lowrank;
+using namespace lowrank::testing;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// The error of check_options over `args`, parsed by an example-like option set.
+std::string check_error(std::vector<std::string> args) {
+  cxxopts::Options o("t", "t");
+  o.add_options()("batch-size", "", cxxopts::value<int64_t>()->default_value("8"))(
+      "accum", "", cxxopts::value<int64_t>()->default_value("1"))("lr", "", cxxopts::value<float>()->default_value("1e-3"))(
+      "clip", "", cxxopts::value<float>()->default_value("1"))("threads", "", cxxopts::value<int>()->default_value("0"))(
+      "n-embd", "", cxxopts::value<int64_t>()->default_value("0"))("dropout", "", cxxopts::value<float>()->default_value("0"))(
+      "json", "", cxxopts::value<std::string>()->default_value(""))("save", "", cxxopts::value<std::string>());
+  args.insert(args.begin(), "t");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  const cxxopts::ParseResult r = o.parse(static_cast<int>(argv.size()), argv.data());
+  return error_of([&] { examples::check_options(r); });
+}
+
+struct Run {
+  int rc = -1;
+  std::string err;
+};
+
+// Runs build/<binary> with args (stdout dropped), returning its exit status and stderr.
+Run run_example(const std::string& binary, const std::string& args, const TempDir& tmp) {
+  const std::string err_path = tmp.file("stderr.txt");
+  const std::string cmd = std::string(LOWRANK_BINARY_DIR) + "/" + binary + " " + args + " >/dev/null 2>" + err_path;
+  const int status = std::system(cmd.c_str());
+  Run r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  std::remove(err_path.c_str());
+  return r;
+}
+
+// Exit status 1, one line "error: ... <expect> ...", and nothing left in tmp.
+void check_refused(const std::string& binary, const std::string& args, const std::string& expect) {
+  TempDir tmp("cli");
+  CAPTURE(binary + " " + args);
+  const Run r = run_example(binary, args, tmp);
+  CAPTURE(r.err);
+  CHECK(r.rc == 1);
+  CHECK(r.err.rfind("error: ", 0) == 0);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(contains(r.err, expect));
+  CHECK(tmp.entries().empty());
+}
+
+}  // namespace
+
+TEST_CASE("cli: check_options refuses nonsense values naming the option and the value") {
+  CHECK(check_error({}) == "");
+  CHECK(check_error({"--batch-size", "1", "--clip", "0", "--threads", "2", "--lr", "0"}) == "");
+  CHECK(contains(check_error({"--batch-size", "0"}), "--batch-size 0: must be at least 1"));
+  CHECK(contains(check_error({"--batch-size", "-1"}), "--batch-size -1: must be at least 1"));
+  CHECK(contains(check_error({"--accum", "0"}), "--accum 0: must be at least 1"));
+  CHECK(contains(check_error({"--lr", "-1"}), "--lr -1: must be at least 0"));
+  CHECK(contains(check_error({"--clip", "-1"}), "--clip -1: must be at least 0"));
+  CHECK(contains(check_error({"--threads", "-1"}), "--threads -1: must be at least 0"));
+  CHECK(contains(check_error({"--n-embd", "-8"}), "--n-embd -8: must be at least 0"));
+  CHECK(contains(check_error({"--dropout", "1"}), "--dropout 1: must be in [0, 1)"));
+}
+
+TEST_CASE("cli: output files must go into an existing folder, checked before any work") {
+  TempDir tmp("out_path");
+  CHECK(check_error({"--json", tmp.file("m.json"), "--save", tmp.file("x.safetensors")}) == "");
+  CHECK(contains(check_error({"--save", "/nonexistent/x"}), "--save /nonexistent/x: folder '/nonexistent' does not"));
+  CHECK(contains(check_error({"--json", tmp.file("no/m.json")}), "does not exist"));
+  CHECK(contains(check_error({"--json", tmp.dir.string()}), "is a folder"));
+  CHECK(check_error({"--json", "m.json"}) == "");  // the current folder
+}
+
+TEST_CASE("cli: train_gpt refuses bad options in one line before training, writing nothing") {
+  TempDir tmp("train_gpt_out");
+  const std::string save = " --save " + tmp.file("ck.safetensors");
+  check_refused("train_gpt", "--batch-size 0" + save, "--batch-size 0");
+  check_refused("train_gpt", "--batch-size -1" + save, "--batch-size -1");
+  check_refused("train_gpt", "--accum 0" + save, "--accum 0");
+  check_refused("train_gpt", "--lr -1" + save, "--lr -1");
+  check_refused("train_gpt", "--n-embd -8" + save, "--n-embd -8");
+  check_refused("train_gpt", "--clip -1" + save, "--clip -1");
+  check_refused("train_gpt", "--threads -1" + save, "--threads -1");
+  check_refused("train_gpt", "--save /nonexistent/x", "folder '/nonexistent' does not exist");
+  check_refused("train_gpt", "--json /nonexistent/m.json", "--json /nonexistent/m.json");
+  CHECK(tmp.entries().empty());
+}
+
+TEST_CASE("cli: train_gpt --resume with --steps below the checkpoint's step is refused") {
+  TempDir tmp("train_gpt_resume");
+  const std::string ck = tmp.file("ck.safetensors");
+  const std::string tiny = "--tokenizer char --model tiny --block-size 16 --batch-size 2 --eval-batches 1 --threads 1";
+  const Run first = run_example("train_gpt", tiny + " --steps 3 --eval-every 0 --save " + ck, tmp);
+  CAPTURE(first.err);
+  REQUIRE(first.rc == 0);
+  check_refused("train_gpt", tiny + " --steps 2 --resume " + ck, "--steps 2 is below the step 3 of --resume");
+}
+
+TEST_CASE("cli: finetune_e2e refuses bad options in one line before loading or training") {
+  TempDir tmp("e2e_out");
+  const std::string init = " --init " + tmp.file("missing.safetensors");
+  check_refused("finetune_e2e", "--steps 0 --batch-size 0" + init, "--batch-size 0");
+  check_refused("finetune_e2e", "--method ft --save-adapter " + tmp.file("a.safetensors") + init,
+                "--save-adapter needs --method lora, got --method ft");
+  check_refused("finetune_e2e", "--outputs /nonexistent/o.txt" + init, "--outputs /nonexistent/o.txt");
+  check_refused("finetune_e2e", "--json /nonexistent/m.json" + init, "--json /nonexistent/m.json");
+  check_refused("finetune_e2e", "--results /nonexistent/r.json" + init, "--results /nonexistent/r.json");
+  CHECK(tmp.entries().empty());
+}
+
+TEST_CASE("cli: finetune_e2e --rank above the model's width is refused before training") {
+  TempDir tmp("e2e_rank");
+  nn::GPTConfig c = nn::config_by_name("tiny");  // C = 32
+  c.vocab_size = 50257;                            // GPT-2 BPE's, as finetune_e2e requires
+  c.n_layer = 1;
+  Rng rng(1);
+  nn::GPT model(c, rng);
+  const std::string base = tmp.file("base.safetensors");
+  nn::save_model(base, model, {}, "BF16");
+  check_refused("finetune_e2e", "--rank 1000 --threads 1 --init " + base + " --outputs " + tmp.file("o.txt"),
+                "apply_lora: r=1000 exceeds 32");
+}
