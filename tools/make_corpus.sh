@@ -11,6 +11,11 @@
 # sits at i/n), so that train_gpt's last-10% validation split holds the last tenth of every source.
 # Deterministic: awk + a stable numeric sort under LC_ALL=C, no randomness.
 #
+# COPY_FRAC=F (default 0: the committed base's corpus) and COPY_MODE=spans|repeat turn a fraction F of the
+# short documents (4-60 words) into copy-from-context examples (tools/copy_augment.awk): "spans" precedes
+# the document with a shuffled list of its own word spans, "repeat" writes it twice; an experiment on
+# whether a base that attends across <|endoftext|> adapts better with LoRA (REPRODUCTION.md, E2E probes).
+#
 # Usage: tools/make_corpus.sh BUILD_DIR OUT_FILE   (BUILD_DIR holds the extracted assets/ of a build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,21 +31,23 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # One document per line, newlines inside a document written as \001; then "position<TAB>doc".
+COPY_MODE=${COPY_MODE:-spans} COPY_FRAC=${COPY_FRAC:-0}
+aug() { awk -v mode="$COPY_MODE" -v frac="$COPY_FRAC" -v seed="$1" -f tools/copy_augment.awk; }
 place() { awk -v OFS='\t' '{ d[NR] = $0 } END { for (i = 1; i <= NR; i++) printf "%.9f\t%s\n", (i - 1) / NR, d[i] }'; }
 
 # E2E: "MR||ref " -> " ref" (loralib strips the line; the completion is " " + ref)
-awk -F '\\|\\|' 'NF == 2 { r = $2; sub(/[ \t\r]+$/, "", r); print " " r }' "$E2E" | place > "$tmp/e2e"
+awk -F '\\|\\|' 'NF == 2 { r = $2; sub(/[ \t\r]+$/, "", r); print " " r }' "$E2E" | aug 1 | place > "$tmp/e2e"
 # SST-2: sentence<TAB>label (header dropped)
-awk -F '\t' 'NR > 1 { s = $1; sub(/[ \t\r]+$/, "", s); print s }' "$GLUE/sst2/train.tsv" | place > "$tmp/sst2"
+awk -F '\t' 'NR > 1 { s = $1; sub(/[ \t\r]+$/, "", s); print s }' "$GLUE/sst2/train.tsv" | aug 2 | place > "$tmp/sst2"
 # MRPC: Quality, id, id, sentence 1, sentence 2 (BOM header dropped); the pair as one document
-awk -F '\t' 'NR > 1 { print $4 "\001" $5 }' "$GLUE/mrpc/train.tsv" | tr -d '\r' | place > "$tmp/mrpc"
+awk -F '\t' 'NR > 1 { print $4 "\001" $5 }' "$GLUE/mrpc/train.tsv" | tr -d '\r' | aug 3 | place > "$tmp/mrpc"
 # RTE: index, sentence1, sentence2, label
-awk -F '\t' 'NR > 1 { print $2 "\001" $3 }' "$GLUE/rte/train.tsv" | tr -d '\r' | place > "$tmp/rte"
+awk -F '\t' 'NR > 1 { print $2 "\001" $3 }' "$GLUE/rte/train.tsv" | tr -d '\r' | aug 4 | place > "$tmp/rte"
 # General text: paragraphs (blank-line separated) of TinyShakespeare and WikiText-2
 for f in data/assets/tinyshakespeare/input.txt data/assets/wikitext-2-partial/valid.txt \
          data/assets/wikitext-2-partial/test.txt; do
   awk 'BEGIN { RS = ""; ORS = "\n" } { gsub(/\n/, "\001"); print }' "$f"
-done | place > "$tmp/general"
+done | aug 5 | place > "$tmp/general"
 
 mkdir -p "$(dirname "$OUT")"
 sort -s -t "$(printf '\t')" -k1,1n "$tmp/e2e" "$tmp/sst2" "$tmp/mrpc" "$tmp/rte" "$tmp/general" |

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The short E2E probes of REPRODUCTION.md ("Why LoRA lags: probes"): LoRA r=4 for 1,000 steps of 8 from
+# the committed base with one thing changed each, and from bases continued for a few hundred steps on a
+# copy-augmented corpus (tools/make_corpus.sh COPY_MODE/COPY_FRAC, train_gpt --init). One thread per run,
+# two at a time; logs and bases in out/probe/, rows in docs/results/e2e_probes.json (valid loss on the 400
+# validation examples; BLEU of 20 test MRs decoded greedily, a rough check only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
+[ -x build/finetune_e2e ] && [ -x build/train_gpt ] || tools/setup.sh build finetune_e2e train_gpt
+mkdir -p out/probe out/corpus
+lora() {  # NAME BASE EXTRA-OPTIONS...
+  local name=$1 base=$2; shift 2
+  ./build/finetune_e2e --init "$base" --method lora --lr 2e-3 --steps 1000 --eval-every 250 --test-mrs 20 \
+    --beam 1 --show 3 --threads 1 --outputs "out/probe/$name-out.txt" --results docs/results/e2e_probes.json \
+    "$@" > "out/probe/$name-ft.log" 2>&1
+}
+copy_base() {  # NAME MODE FRAC STEPS: continued pretraining of the committed base on an augmented corpus
+  COPY_MODE=$2 COPY_FRAC=$3 tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
+  ./build/train_gpt --init "$BASE" --data "out/corpus/$1.txt" --block-size 128 --batch-size 8 --steps "$4" \
+    --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 --export "out/probe/$1.safetensors" > "out/probe/$1-pre.log" 2>&1
+  lora "$1" "out/probe/$1.safetensors"
+}
+lora qv "$BASE" & lora ls0 "$BASE" --label-smoothing 0 & wait
+lora all "$BASE" --targets q,k,v,o,mlp & copy_base spans spans 0.3 300 & wait
+copy_base repeat repeat 0.3 300 & copy_base spans6 spans 0.6 600 & wait
+# Control for the two above: 600 more steps on the plain corpus (COPY_FRAC=0), and rank 16 on Wq, Wv.
+copy_base plain spans 0 600 & lora qv-r16 "$BASE" --rank 16 & wait
