@@ -24,8 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 nn::GPTConfig tiny_config() {
   nn::GPTConfig c;
   c.name = "ckpt-test";

@@ -18,8 +18,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 nn::GPTConfig small_config() {
   nn::GPTConfig c;
   c.name = "bad-input";

@@ -19,8 +19,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 // The error of check_options over `args`, parsed by an example-like option set.
 std::string check_error(std::vector<std::string> args) {
   cxxopts::Options o("t", "t");

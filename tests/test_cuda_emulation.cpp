@@ -18,11 +18,10 @@
 #include "cuda_test_util.h"
 
 using namespace lowrank;
+using lowrank::testing::contains;
 using lowrank::testing::error_of;
 
 namespace {
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Runs f in a forked child; true when the child died of SIGSEGV (the parent is left untouched).
 bool segfaults(const std::function<void()>& f) {

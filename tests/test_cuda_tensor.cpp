@@ -14,12 +14,11 @@
 
 using namespace lowrank;
 using namespace lowrank::cudatest;
+using lowrank::testing::contains;
 using lowrank::testing::error_of;
 namespace ag = lowrank::autograd;
 
 namespace {
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A (3, 4, 5) view of a tensor of shape `base`, built the same way over a CPU tensor and over its
 // device copy: contiguous, permuted, narrowed (row gaps) and a transposed slice (unit stride first,

@@ -21,8 +21,6 @@ std::vector<int32_t> iota_tokens(int n) {
   return t;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST_CASE("data: LMDataset puts the first 90% of the tokens in train and the rest in val") {

@@ -92,8 +92,6 @@ Tensor param_named(nn::GPT& model, const std::string& name) {
 }
 
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 }  // namespace
 
 TEST_CASE("hf gpt2: the fixture's logits are reproduced within 1e-4") {

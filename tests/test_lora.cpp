@@ -65,8 +65,6 @@ void perturb_adapter(nn::GPT& m, uint64_t seed) {
     if (p.tensor.requires_grad()) p.tensor.add_(Tensor::randn(p.tensor.shape(), rng, 0.3f));
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 
 }  // namespace
 

@@ -15,8 +15,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 std::unique_ptr<nn::GPT> tiny_gpt() {
   nn::GPTConfig c = nn::config_by_name("tiny");
   c.vocab_size = 23;

@@ -10,8 +10,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 // Attention computed with plain loops in double from the logical elements (works for strided views).
 std::vector<double> naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal) {
   const int64_t B = q.size(0), Tq = q.size(1), Tk = k.size(1), C = q.size(2), hs = C / NH;

@@ -85,8 +85,6 @@ void check_exact(const Tensor& t, const std::vector<float>& expect) {
   }
 }
 
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
-
 }  // namespace
 
 TEST_CASE("safetensors: round trip of 0-D to 4-D, empty and strided tensors is bit-exact") {

@@ -48,6 +48,9 @@ inline void check_values(const Tensor& t, const std::vector<float>& expect, floa
 }
 
 // The message of the lowrank::Error thrown by f ("" if none was thrown).
+// Whether `part` occurs in s (error messages are checked by the pieces they must name).
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 inline std::string error_of(const std::function<void()>& f) {
   try {
     f();
