@@ -98,6 +98,8 @@ nn::GPTConfig make_config(const cxxopts::ParseResult& a, int32_t vocab_size) {
 std::unique_ptr<nn::GPT> make_model(const cxxopts::ParseResult& a, int32_t vocab_size, Rng& init_rng) {
   const std::string init = a["init"].as<std::string>();
   if (init.empty()) return std::make_unique<nn::GPT>(make_config(a, vocab_size), init_rng, ex::device_option(a));
+  for (const char* opt : {"model", "n-layer", "n-embd", "n-head", "dropout"})  // the file's config decides these
+    LR_CHECK(a.count(opt) == 0, "--", opt, " cannot be combined with --init ", init, " (its config gives the model)");
   std::unique_ptr<nn::GPT> m = nn::load_model(init, init_rng, ex::device_option(a));
   LR_CHECK(m->config.vocab_size == vocab_size, "--init ", init, ": vocabulary ", m->config.vocab_size,
            " but the tokenizer has ", vocab_size);

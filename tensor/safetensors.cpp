@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tensor/error.h"
+#include "tensor/safetensors_guard.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.cpp reads and writes little-endian data in place: big-endian hosts are not supported"
@@ -113,49 +114,6 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
 
 }  // namespace
 
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;  // +-0
-    } else {
-      // Subnormal: mant * 2^-24. Normalise so the leading 1 moves into the implicit bit.
-      int e = -14;  // exponent of a half subnormal's scale 2^-14 * (mant / 1024)
-      while ((mant & 0x400u) == 0) {
-        mant <<= 1;
-        --e;
-      }
-      mant &= 0x3ffu;
-      bits = sign | (static_cast<uint32_t>(e + 127) << 23) | (mant << 13);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);  // inf (mant 0) or NaN (payload kept, stays non-zero)
-  } else {
-    bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-float bfloat16_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-uint16_t float_to_bfloat16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
-  const uint32_t lsb = (bits >> 16) & 1u;  // ties go to the even bfloat16
-  return static_cast<uint16_t>((bits + 0x7fffu + lsb) >> 16);
-}
-
 SafetensorsFile load_safetensors(const std::string& path) {
   FilePtr f(std::fopen(path.c_str(), "rb"));
   LR_CHECK(f != nullptr, path, ": cannot open safetensors file (", errno_text(), ")");
@@ -218,6 +176,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
     }
     out.tensors.emplace(name, std::move(t));
   }
+  detail::verify_checksums(path, out);
   return out;
 }
 
@@ -235,6 +194,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     LR_CHECK(t0.defined(), tensor_prefix(path, name), ": undefined tensor");
     LR_CHECK(t0.device() != Device::Meta, tensor_prefix(path, name), ": meta tensor ", t0.shape(), " has no data");
     Tensor t = t0.to(Device::CPU).contiguous();  // a CUDA tensor (view or not) is downloaded compact
+    detail::check_finite(path, name, t);
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * esize;
     json shape = json::array();
     for (int i = 0; i < t.ndim(); ++i) shape.push_back(t.size(i));
@@ -242,11 +202,14 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
     offset += bytes;
     items.emplace_back(name, t);
   }
-  if (!metadata.empty()) {
-    json m = json::object();
-    for (const auto& [k, v] : metadata) m[k] = v;
-    header["__metadata__"] = m;
-  }
+  LR_CHECK(metadata.count(detail::kChecksumKey) == 0, path, ": metadata key '", detail::kChecksumKey,
+           "' is reserved for the checksums");
+  json m = json::object();
+  for (const auto& [k, v] : metadata) m[k] = v;
+  // F32 files (checkpoints, adapters) carry checksums; BF16 exports stay byte-for-byte what their
+  // README's sha256 pins, which already covers them.
+  if (dtype == "F32") m[detail::kChecksumKey] = detail::checksum_json(items);
+  if (!m.empty()) header["__metadata__"] = m;
   std::string text;
   try {
     text = header.dump();
@@ -258,6 +221,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xffu);
 
+  detail::remove_stale_temporaries(path);
   const std::string tmp = cat(path, ".tmp.", static_cast<long>(::getpid()));
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   LR_CHECK(f != nullptr, path, ": cannot create temporary file '", tmp, "' (", errno_text(), ")");

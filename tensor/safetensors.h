@@ -23,14 +23,20 @@ struct SafetensorsFile {
 };
 
 // Reads a whole file. Overlapping or out-of-order data_offsets are accepted as long as every
-// tensor lies inside the data section and its byte count matches shape x dtype size.
+// tensor lies inside the data section and its byte count matches shape x dtype size. A file with
+// checksums (metadata "lowrank.crc32", which our F32 saves write) has every tensor checked against
+// them, and the entry is not returned in `metadata`; files without it (HF, peft, older ones) load as before.
 SafetensorsFile load_safetensors(const std::string& path);
 
 // Writes tensors (any strides, CPU or device; copied to contiguous CPU float32) atomically:
 // the bytes go to "<path>.tmp.<pid>" in the same directory, which is flushed, closed and renamed
 // over `path`; on any failure the temporary file is removed and an Error naming `path` is thrown,
-// leaving a previous file at `path` untouched. dtype "BF16" stores every tensor as bfloat16 (rounded
-// to nearest, ties to even; half the bytes, ~3 significant digits: for checkpoints shipped in the repo).
+// leaving a previous file at `path` untouched. A tensor holding NaN or infinity is such a failure
+// (a diverged model never replaces a good checkpoint). Temporary files "<path>.tmp.<pid>" of
+// processes that no longer run (killed during a save) are removed first. dtype "F32" adds the
+// CRC-32 of each tensor's bytes to the metadata ("lowrank.crc32"), checked by load_safetensors.
+// dtype "BF16" stores every tensor as bfloat16 (rounded to nearest, ties to even; half the bytes,
+// ~3 significant digits: for checkpoints shipped in the repo, pinned by sha256; no checksums).
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {}, const std::string& dtype = "F32");
 

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,7 @@
 
 #include "examples/common/checks.h"
 #include "nn/checkpoint.h"
+#include "tensor/safetensors.h"
 #include "test_util.h"
 
 using namespace lowrank;
@@ -139,4 +141,33 @@ TEST_CASE("cli: finetune_e2e --rank above the model's width is refused before tr
   nn::save_model(base, model, {}, "BF16");
   check_refused("finetune_e2e", "--rank 1000 --threads 1 --init " + base + " --outputs " + tmp.file("o.txt"),
                 "apply_lora: r=1000 exceeds 32");
+}
+
+TEST_CASE("cli: train_gpt --init refuses shape options the file decides") {
+  TempDir tmp("train_gpt_init");
+  const std::string ck = tmp.file("base.safetensors");
+  const std::string tiny = "--tokenizer char --model tiny --block-size 16 --batch-size 2 --eval-batches 1 --threads 1";
+  const Run first = run_example("train_gpt", tiny + " --steps 1 --eval-every 0 --save " + ck, tmp);
+  CAPTURE(first.err);
+  REQUIRE(first.rc == 0);
+  TempDir out("train_gpt_init_out");
+  for (const std::string opt : {"--n-layer 3", "--n-embd 64", "--n-head 2", "--model mini", "--dropout 0.1"})
+    check_refused("train_gpt", "--tokenizer char --block-size 16 --threads 1 --init " + ck + " " + opt + " --save " +
+                                   out.file("x.safetensors"), "cannot be combined with --init");
+}
+
+TEST_CASE("cli: a diverging train_gpt never writes a non-finite checkpoint over the last good one") {
+  TempDir tmp("train_gpt_nan");
+  const std::string ck = tmp.file("ck.safetensors");
+  const Run r = run_example("train_gpt",
+                            "--tokenizer char --model tiny --block-size 16 --batch-size 2 --eval-every 0 --threads 1"
+                            " --lr 1e3 --clip 0 --warmup 0 --decay constant --steps 20 --save-every 1 --save " + ck, tmp);
+  CAPTURE(r.err);
+  CHECK(r.rc == 1);  // stopped: by the NaN loss check or by the save that refuses non-finite tensors
+  CHECK((contains(r.err, "non-finite") || contains(r.err, "loss is")));
+  if (std::ifstream(ck).good()) {  // the last checkpoint written is a finite one
+    const SafetensorsFile f = load_safetensors(ck);
+    for (const auto& [name, t] : f.tensors)
+      for (int64_t i = 0; i < t.numel(); ++i) REQUIRE(std::isfinite(t.data()[i]));
+  }
 }

@@ -98,10 +98,11 @@ TEST_CASE("safetensors: round trip of 0-D to 4-D, empty and strided tensors is b
   ts["hyper"] = Tensor::randn({2, 1, 3, 2}, rng);
   ts["empty"] = Tensor::zeros({0, 3});
   ts["transposed"] = Tensor::randn({4, 3}, rng).transpose(0, 1);  // non-contiguous view
-  const float inf = std::numeric_limits<float>::infinity();
-  ts["special"] = Tensor::from({-0.f, inf, -inf, std::numeric_limits<float>::quiet_NaN(),
-                                std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max()},
-                               {6});
+  // Finite extremes only: saving refuses NaN and infinity (tests/test_safetensors_guard.cpp); reading
+  // them is checked on hand-made files below.
+  ts["special"] = Tensor::from({-0.f, std::numeric_limits<float>::lowest(), std::numeric_limits<float>::denorm_min(),
+                                -std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max()},
+                               {5});
 
   SUBCASE("without metadata") {
     const std::string path = tmp.file("a.safetensors");
@@ -128,7 +129,7 @@ TEST_CASE("safetensors: round trip of 0-D to 4-D, empty and strided tensors is b
     const std::string header = raw.substr(8, n);
     CHECK(header.find("\"cube\"") < header.find("\"empty\""));
     CHECK(header.find("\"empty\"") < header.find("\"vec\""));
-    CHECK_FALSE(contains(header, "__metadata__"));
+    CHECK(contains(header, "\"__metadata__\":{\"lowrank.crc32\":"));  // the checksums, not returned
     CHECK_FALSE(contains(header, "F16"));
     int64_t floats = 0;
     for (const auto& kv : ts) floats += kv.second.numel();

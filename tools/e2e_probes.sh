@@ -11,12 +11,12 @@ BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
 mkdir -p out/probe out/corpus
 lora() {  # NAME BASE EXTRA-OPTIONS...
   local name=$1 base=$2; shift 2
-  ./build/finetune_e2e --init "$base" --method lora --lr 2e-3 --steps 1000 --eval-every 250 --test-mrs 20 \
+  ./build/finetune_e2e --init "$base" --method lora --lr "${LR:-2e-3}" --steps 1000 --eval-every 250 --test-mrs 20 \
     --beam 1 --show 3 --threads 1 --outputs "out/probe/$name-out.txt" --results docs/results/e2e_probes.json \
     "$@" > "out/probe/$name-ft.log" 2>&1
 }
-copy_base() {  # NAME MODE FRAC STEPS: continued pretraining of the committed base on an augmented corpus
-  COPY_MODE=$2 COPY_FRAC=$3 tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
+copy_base() {  # NAME MODE FRAC STEPS [E2E_GROUP]: continued pretraining of the committed base on another corpus
+  COPY_MODE=$2 COPY_FRAC=$3 E2E_GROUP=${5:-0} tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
   ./build/train_gpt --init "$BASE" --data "out/corpus/$1.txt" --block-size 128 --batch-size 8 --steps "$4" \
     --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 --export "out/probe/$1.safetensors" > "out/probe/$1-pre.log" 2>&1
   lora "$1" "out/probe/$1.safetensors"
@@ -26,3 +26,7 @@ lora all "$BASE" --targets q,k,v,o,mlp & copy_base spans spans 0.3 300 & wait
 copy_base repeat repeat 0.3 300 & copy_base spans6 spans 0.6 600 & wait
 # Control for the two above: 600 more steps on the plain corpus (COPY_FRAC=0), and rank 16 on Wq, Wv.
 copy_base plain spans 0 600 & lora qv-r16 "$BASE" --rank 16 & wait
+# Not the rank? Not the lr? Rank 64 on Wq, Wv (not the rank?), lr 1e-2 (not the lr?), and a base continued for 600 steps
+# on the corpus whose E2E references are grouped four per MR (E2E_GROUP=4: in-context repetition).
+lora qv-r64 "$BASE" --rank 64 --alpha 64 & LR=1e-2 lora qv-lr1e-2 "$BASE" & wait
+copy_base group4 spans 0 600 4

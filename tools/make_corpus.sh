@@ -16,6 +16,11 @@
 # the document with a shuffled list of its own word spans, "repeat" writes it twice; an experiment on
 # whether a base that attends across <|endoftext|> adapts better with LoRA (REPRODUCTION.md, E2E probes).
 #
+# E2E_GROUP=G (default 0: one reference per document, the committed base's corpus) writes the references
+# of one MR as documents of up to G references each (" ref1 ref2 ..."): different people describing the
+# same restaurant, so later sentences repeat the values named earlier in the context, the in-context
+# repetition that web text has and this corpus otherwise lacks. The MR only groups; it is never written.
+#
 # Usage: tools/make_corpus.sh BUILD_DIR OUT_FILE   (BUILD_DIR holds the extracted assets/ of a build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +41,13 @@ aug() { awk -v mode="$COPY_MODE" -v frac="$COPY_FRAC" -v seed="$1" -f tools/copy
 place() { awk -v OFS='\t' '{ d[NR] = $0 } END { for (i = 1; i <= NR; i++) printf "%.9f\t%s\n", (i - 1) / NR, d[i] }'; }
 
 # E2E: "MR||ref " -> " ref" (loralib strips the line; the completion is " " + ref)
-awk -F '\\|\\|' 'NF == 2 { r = $2; sub(/[ \t\r]+$/, "", r); print " " r }' "$E2E" | aug 1 | place > "$tmp/e2e"
+awk -F '\\|\\|' -v g="${E2E_GROUP:-0}" '
+  NF == 2 { r = $2; sub(/[ \t\r]+$/, "", r); r = " " r
+            if (g <= 0) { print r; next }
+            if (!($1 in id)) id[$1] = ++n
+            i = id[$1]; doc[i] = doc[i] r
+            if (++cnt[i] == g) { print doc[i]; doc[i] = ""; cnt[i] = 0 } }
+  END     { for (i = 1; i <= n; i++) if (cnt[i] > 0) print doc[i] }' "$E2E" | aug 1 | place > "$tmp/e2e"
 # SST-2: sentence<TAB>label (header dropped)
 awk -F '\t' 'NR > 1 { s = $1; sub(/[ \t\r]+$/, "", s); print s }' "$GLUE/sst2/train.tsv" | aug 2 | place > "$tmp/sst2"
 # MRPC: Quality, id, id, sentence 1, sentence 2 (BOM header dropped); the pair as one document
