@@ -17,9 +17,11 @@
 #include "data/char_tokenizer.h"
 #include "data/utf8.h"
 #include "tensor/error.h"
+#include "test_util.h"
 
 using namespace lowrank;
 using namespace lowrank::data;
+using lowrank::testing::read_bytes;
 
 namespace {
 
@@ -32,16 +34,8 @@ const Gpt2Bpe& gpt2() {
   return tok;
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 const nlohmann::json& golden() {
-  static const nlohmann::json j = nlohmann::json::parse(read_all(kSource + "/tests/fixtures/bpe_golden.json"));
+  static const nlohmann::json j = nlohmann::json::parse(read_bytes(kSource + "/tests/fixtures/bpe_golden.json"));
   return j;
 }
 
@@ -201,7 +195,7 @@ TEST_CASE("bpe: all of TinyShakespeare encodes to HF's 338,025 ids, quickly") {
   std::string text;
   for (const std::string& p : {kSource + "/data/assets/tinyshakespeare/input.txt",
                                kSource + "/../shared/data/tinyshakespeare/input.txt"})
-    if (text.empty()) text = read_all(p);
+    if (text.empty()) text = read_bytes(p);
   if (text.empty()) {
     MESSAGE("TinyShakespeare input.txt not found next to the source tree; skipped");
     return;

@@ -19,17 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream os(path, std::ios::binary | std::ios::trunc);
-  os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(os.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream is(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>());
-}
-
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
   for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xff);

@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <string>
 
@@ -18,17 +17,6 @@ using namespace lowrank::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream is(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>());
-}
-
-void write_all(const std::string& path, const std::string& bytes) {
-  std::ofstream os(path, std::ios::binary | std::ios::trunc);
-  os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(os.good());
-}
 
 long dead_pid() {  // the pid of a child that has exited and been reaped
   const pid_t pid = ::fork();
@@ -47,7 +35,7 @@ TEST_CASE("safetensors guard: a NaN or infinity is refused and the good file is 
   Rng rng(1);
   Tensor good = Tensor::randn({4, 5}, rng);
   save_safetensors(path, {{"w", good}});
-  const std::string before = read_all(path);
+  const std::string before = read_bytes(path);
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     Tensor diverged = good.clone();
     diverged.data()[7] = bad;
@@ -57,7 +45,7 @@ TEST_CASE("safetensors guard: a NaN or infinity is refused and the good file is 
     CHECK(contains(msg, "tensor 'w'"));
     CHECK(contains(msg, "2 non-finite values"));
     CHECK(contains(msg, "flat index 7"));
-    CHECK(read_all(path) == before);  // byte for byte the last good checkpoint
+    CHECK(read_bytes(path) == before);  // byte for byte the last good checkpoint
     CHECK(tmp.entries() == std::vector<std::string>{"ckpt.safetensors"});
     CHECK(contains(error_of([&] { save_safetensors(path, {{"w", diverged}}, {}, "BF16"); }), "non-finite"));
   }
@@ -72,13 +60,13 @@ TEST_CASE("safetensors guard: F32 files carry checksums that catch corrupt data"
   SafetensorsFile f = load_safetensors(path);
   CHECK(f.metadata.size() == 1);  // the checksum entry is consumed, the caller's metadata kept
   CHECK(f.metadata.at("note") == "x");
-  const std::string bytes = read_all(path);
+  const std::string bytes = read_bytes(path);
   CHECK(contains(bytes, "lowrank.crc32"));
 
   // One flipped bit in the data section (the last byte belongs to tensor 'b', saved after 'a').
   std::string bad = bytes;
   bad.back() = static_cast<char>(bad.back() ^ 0x01);
-  write_all(path, bad);
+  write_bytes(path, bad);
   std::string msg = error_of([&] { load_safetensors(path); });
   CHECK(contains(msg, path));
   CHECK(contains(msg, "tensor 'b' is corrupt"));
@@ -86,16 +74,16 @@ TEST_CASE("safetensors guard: F32 files carry checksums that catch corrupt data"
   // A checksum entry that does not cover a tensor, or is not JSON, is an error too.
   const std::string other = tmp.file("other.safetensors");
   save_safetensors(other, {{"a", a}});
-  std::string text = read_all(other);
+  std::string text = read_bytes(other);
   const size_t at = text.find("\\\"a\\\"");  // the key inside the escaped metadata string
   REQUIRE(at != std::string::npos);
   text[at + 2] = 'z';  // {"z": ...}: tensor 'a' has no checksum now
-  write_all(other, text);
+  write_bytes(other, text);
   CHECK(contains(error_of([&] { load_safetensors(other); }), "tensor 'a' has no checksum"));
 
   // BF16 exports carry none (their README pins their sha256), and the key is reserved.
   save_safetensors(path, {{"a", a}}, {}, "BF16");
-  CHECK_FALSE(contains(read_all(path), "lowrank.crc32"));
+  CHECK_FALSE(contains(read_bytes(path), "lowrank.crc32"));
   CHECK(load_safetensors(path).metadata.empty());
   CHECK(contains(error_of([&] { save_safetensors(path, {{"a", a}}, {{"lowrank.crc32", "{}"}}); }), "reserved"));
 }
@@ -106,7 +94,7 @@ TEST_CASE("safetensors guard: a save removes the temporary files of dead process
   const std::string dead = path + ".tmp." + std::to_string(dead_pid());
   const std::string alive = path + ".tmp." + std::to_string(static_cast<long>(::getppid()));
   const std::string unrelated = tmp.file("other.safetensors.tmp.1");
-  for (const std::string& p : {dead, alive, unrelated}) write_all(p, "partial");
+  for (const std::string& p : {dead, alive, unrelated}) write_bytes(p, "partial");
   save_safetensors(path, {{"w", Tensor::from({1.f, 2.f}, {2})}});
   CHECK_FALSE(fs::exists(dead));
   CHECK(fs::exists(alive));      // a save in progress in another (live) process is left alone

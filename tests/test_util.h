@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <string>
 #include <vector>
@@ -74,6 +76,17 @@ struct ByteTokenizer : data::Tokenizer {
 };
 
 // A fresh folder under the system temp dir, unique to this process, test and tag; removed afterwards.
+// A whole file as bytes ("" when it cannot be opened), and bytes written as a whole file.
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream is(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>());
+}
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream os(path, std::ios::binary | std::ios::trunc);
+  os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(os.good());
+}
+
 struct TempDir {
   std::filesystem::path dir;
   explicit TempDir(const std::string& tag) {
