@@ -1,8 +1,8 @@
 // e2e_score: scores generated E2E texts against all references of their test MRs with BLEU, NIST,
 // METEOR, ROUGE-L and CIDEr (data/metrics.h, equal to the E2E challenge's official scripts), without
 // training anything: for outputs of finetune_e2e (--outputs, "MR||text" per line) or any system's.
-//   ./build/e2e_score --outputs docs/results/e2e_outputs/ft-seed1.txt               # every MR in the file
-//   ./build/e2e_score --outputs docs/results/e2e_outputs/ft-seed1.txt --first 40    # the demo's MRs
+//   ./build/e2e_score --outputs docs/results/e2e_outputs/gpt-e2e-base3-ft-seed1.txt               # every MR in the file
+//   ./build/e2e_score --outputs docs/results/e2e_outputs/gpt-e2e-base3-ft-seed1.txt --first 40    # the demo's MRs
 // --first N scores the first N test MRs (test-file order), as finetune_e2e --test-mrs N decodes them.
 #include <cstdio>
 #include <iostream>

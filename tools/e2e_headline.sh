@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The E2E NLG table (the paper's Table 3 analog) on the committed domain-adapted base, in three stages:
+# The E2E NLG table (the paper's Table 3 analog) on a committed domain-adapted base, in three stages:
 #   tools/e2e_headline.sh sweep   # learning rate per method on the VALIDATION set: 300 steps per lr
 #                                 # -> docs/results/e2e_lr_sweep.json (the lowest valid loss wins)
 #   tools/e2e_headline.sh runs    # one epoch of all 42,061 training examples (5,257 steps of 8) per
 #                                 # method and seed, all 630 test MRs -> docs/results/e2e.json and
-#                                 # docs/results/e2e_outputs/METHOD-seedS.txt
+#                                 # docs/results/e2e_outputs/BASE-METHOD-seedS.txt
 #   tools/e2e_headline.sh table   # REPRODUCTION.md's tables and docs/results/*_curves.svg from the JSON
 # The recipe is the paper's (Table 11): AdamW, batch 8, linear warmup + decay, weight decay 0.01, label
 # smoothing 0.1, dropout 0.1; LoRA r=4 on Wq, Wv, alpha 32; beam 10, length penalty 0.9, no-repeat 4-grams.
-# Two runs at a time, one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or out/e2e-runs/. METHODS / SEEDS / LRS select a subset:
+# Two runs at a time, one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or out/e2e-runs/. METHODS / SEEDS / LRS select a subset,
+# BASE the base (default gpt-e2e-base3, the headline base; the key of a run names its base unless it is gpt-e2e-base):
 #   METHODS="lora" SEEDS="2 3" tools/e2e_headline.sh runs
+#   BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors tools/e2e_headline.sh runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
+BASE=${BASE:-data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors}
+TAG=$(basename "$BASE" .safetensors)
 RES=docs/results
 # Chosen by the sweep (docs/results/e2e_lr_sweep.json; REPRODUCTION.md states the figures).
 declare -A LR=([lora]=2e-3 [ft]=2e-3)
@@ -37,8 +40,8 @@ case "$stage" in
     for s in $SEEDS; do
       for m in $METHODS; do
         echo "./build/finetune_e2e --init $BASE --method $m --lr ${LR[$m]} --steps 0 --epochs 1 --eval-every 500" \
-             "--test-mrs 0 --seed $s --threads 1 --show 0 --outputs $RES/e2e_outputs/$m-seed$s.txt" \
-             "--results $RES/e2e.json > out/e2e-runs/$m-seed$s.log 2>&1"
+             "--test-mrs 0 --seed $s --threads 1 --show 0 --outputs $RES/e2e_outputs/$TAG-$m-seed$s.txt" \
+             "--results $RES/e2e.json > out/e2e-runs/$TAG-$m-seed$s.log 2>&1"
       done
     done | xargs -P 2 -I{} sh -c '{}'
     ./build/results_table --results "$RES/e2e.json"

@@ -29,4 +29,10 @@ copy_base plain spans 0 600 & lora qv-r16 "$BASE" --rank 16 & wait
 # Not the rank? Not the lr? Rank 64 on Wq, Wv (not the rank?), lr 1e-2 (not the lr?), and a base continued for 600 steps
 # on the corpus whose E2E references are grouped four per MR (E2E_GROUP=4: in-context repetition).
 lora qv-r64 "$BASE" --rank 64 --alpha 64 & LR=1e-2 lora qv-lr1e-2 "$BASE" & wait
-copy_base group4 spans 0 600 4
+copy_base group4 spans 0 600 4   # = stage 2 of gpt-e2e-base3 (tools/make_base.sh base2)
+# Task-adaptive pretraining on top of it (= stage 3, gpt-e2e-base3): 600 more steps on the grouped E2E references alone.
+E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4.txt > /dev/null
+./build/train_gpt --init out/probe/group4.safetensors --data out/corpus/e2e-group4.txt \
+  --block-size 128 --batch-size 8 --steps 600 --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 \
+  --export out/probe/tapt.safetensors > out/probe/tapt-pre.log 2>&1
+lora tapt out/probe/tapt.safetensors

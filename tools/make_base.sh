@@ -1,20 +1,52 @@
 #!/usr/bin/env bash
-# Regenerates the committed base model data/assets/gpt-e2e-base/gpt-e2e-base.safetensors: the domain-
-# adaptive pretraining corpus (tools/make_corpus.sh: general text + the unlabeled text of the tasks'
-# training splits), then train_gpt from scratch (6 layers, C=192, 6 heads, GPT-2 BPE, T=128), exported as
-# bfloat16. Checkpoints every 100 steps in out/base/: rerunning after an interruption resumes where it
-# stopped and gives the same file (train_gpt's resume is exact for the same build and thread count).
-# Takes about 45 minutes on 2 cores (AVX2). See data/assets/gpt-e2e-base/README.md for the figures.
+# Regenerates the committed base models. Each stage starts from the one before:
+#   tools/make_base.sh        # stage 1 -> data/assets/gpt-e2e-base (committed): the domain-adaptive
+#                             # pretraining corpus (tools/make_corpus.sh: general text + the unlabeled text
+#                             # of the tasks' training splits), train_gpt from scratch (6 layers, C=192,
+#                             # 6 heads, GPT-2 BPE, T=128), 1,400 steps, 2 threads. About 45 minutes.
+#   tools/make_base.sh base2  # stage 2 -> out/base/gpt-e2e-base2.safetensors (not committed): stage 1
+#                             # continued for 600 steps on the same corpus with E2E's references grouped
+#                             # four per MR (E2E_GROUP=4; the MR is never written), one thread. 21 minutes.
+#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (committed, the E2E headline base):
+#                             # stage 2 continued for 600 steps on E2E's grouped references alone
+#                             # (SOURCES=e2e: task-adaptive pretraining), one thread. 22 minutes.
+# Checkpoints every 100 steps in out/base/: rerunning after an interruption resumes where it stopped and
+# gives the same file (train_gpt's resume is exact for the same build and thread count). The figures and
+# sha256 of each committed file are in its README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build train_gpt
-tools/make_corpus.sh build out/corpus/pretrain.txt
 mkdir -p out/base
-CKPT=out/base/gpt-e2e-base.safetensors
-RESUME=()
-[ -f "$CKPT" ] && RESUME=(--resume "$CKPT")
-./build/train_gpt --data out/corpus/pretrain.txt --model mini --n-layer 6 --n-head 6 --block-size 128 \
-  --batch-size 8 --steps 1400 --lr 2e-3 --warmup 50 --eval-every 200 --eval-batches 20 \
-  --save "$CKPT" --save-every 100 --export data/assets/gpt-e2e-base/gpt-e2e-base.safetensors \
-  --json out/base/train_gpt.json "${RESUME[@]}"
-sha256sum data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
+stage=${1:-base}
+resume() { [ -f "$1" ] && echo "--resume $1" || true; }
+continued() {  # FROM CORPUS NAME OUT: 600 steps of continued pretraining at lr 1e-3, one thread
+  local ck=out/base/$3.ckpt.safetensors
+  # shellcheck disable=SC2046
+  ./build/train_gpt --init "$1" --data "$2" --block-size 128 --batch-size 8 --steps 600 --lr 1e-3 --warmup 20 \
+    --eval-every 100 --threads 1 --save "$ck" --save-every 100 --export "$4" --json "out/base/$3.json" $(resume "$ck")
+  sha256sum "$4"
+}
+case "$stage" in
+  base)
+    tools/make_corpus.sh build out/corpus/pretrain.txt
+    CKPT=out/base/gpt-e2e-base.safetensors
+    # shellcheck disable=SC2046
+    ./build/train_gpt --data out/corpus/pretrain.txt --model mini --n-layer 6 --n-head 6 --block-size 128 \
+      --batch-size 8 --steps 1400 --lr 2e-3 --warmup 50 --eval-every 200 --eval-batches 20 \
+      --save "$CKPT" --save-every 100 --export data/assets/gpt-e2e-base/gpt-e2e-base.safetensors \
+      --json out/base/train_gpt.json $(resume "$CKPT")
+    sha256sum data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
+    ;;
+  base2)
+    E2E_GROUP=4 tools/make_corpus.sh build out/corpus/group4.txt
+    continued data/assets/gpt-e2e-base/gpt-e2e-base.safetensors out/corpus/group4.txt gpt-e2e-base2 \
+      out/base/gpt-e2e-base2.safetensors
+    ;;
+  base3)
+    [ -f out/base/gpt-e2e-base2.safetensors ] || "$0" base2
+    E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4.txt
+    continued out/base/gpt-e2e-base2.safetensors out/corpus/e2e-group4.txt gpt-e2e-base3 \
+      data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
+    ;;
+  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2 or base3)" >&2; exit 2 ;;
+esac

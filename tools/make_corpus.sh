@@ -21,6 +21,9 @@
 # same restaurant, so later sentences repeat the values named earlier in the context, the in-context
 # repetition that web text has and this corpus otherwise lacks. The MR only groups; it is never written.
 #
+# SOURCES="e2e" (default "e2e sst2 mrpc rte general") keeps only the listed sources: E2E alone is
+# task-adaptive pretraining (Gururangan et al., 2020, Section 5: the task's own unlabeled training text).
+#
 # Usage: tools/make_corpus.sh BUILD_DIR OUT_FILE   (BUILD_DIR holds the extracted assets/ of a build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,8 +64,14 @@ for f in data/assets/tinyshakespeare/input.txt data/assets/wikitext-2-partial/va
 done | aug 5 | place > "$tmp/general"
 
 mkdir -p "$(dirname "$OUT")"
-sort -s -t "$(printf '\t')" -k1,1n "$tmp/e2e" "$tmp/sst2" "$tmp/mrpc" "$tmp/rte" "$tmp/general" |
+SOURCES=${SOURCES:-e2e sst2 mrpc rte general}
+files=()
+for s in $SOURCES; do
+  [ -f "$tmp/$s" ] || { echo "make_corpus: unknown source '$s' in SOURCES (e2e sst2 mrpc rte general)" >&2; exit 2; }
+  files+=("$tmp/$s")
+done
+sort -s -t "$(printf '\t')" -k1,1n "${files[@]}" |
   cut -f2- | awk '{ printf "%s<|endoftext|>", $0 }' | tr '\001' '\n' > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
-for s in e2e sst2 mrpc rte general; do printf '%-8s %7d documents\n' "$s" "$(wc -l < "$tmp/$s")"; done
+for s in $SOURCES; do printf '%-8s %7d documents\n' "$s" "$(wc -l < "$tmp/$s")"; done
 echo "wrote $OUT ($(wc -c < "$OUT") bytes, sha256 $(sha256sum "$OUT" | cut -c1-16)...)"
