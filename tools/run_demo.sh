@@ -4,7 +4,7 @@
 #   (data/assets/gpt-e2e-base3: a 12.3M-parameter GPT pretrained here on general text plus the unlabeled
 #   text of the tasks' training splits, then on E2E's references grouped per MR) on E2E NLG, beam-searches the
 #   first test MRs and prints BLEU, NIST, METEOR, ROUGE-L and CIDEr beside the stored full fine-tuning
-#   result on the same MRs (docs/results/e2e_outputs/gpt-e2e-base2-ft-seed1.txt, one epoch from stage 2 of the
+#   result on the same MRs (docs/results/e2e_outputs/gpt-e2e-base3-ft-seed1.txt, one epoch from the same
 #   base, tools/e2e_headline.sh), the trainable-parameter
 #   ratio, the optimizer-state bytes and three generated texts beside their MRs.
 # Outputs land in out/: the LoRA adapter, the generated texts, the metrics as JSON.
@@ -19,6 +19,6 @@ have=$(sha256sum "$BASE" | cut -d' ' -f1)
 mkdir -p out
 ./build-demo/finetune_e2e --init "$BASE" --method lora --rank 4 --alpha 32 --targets q,v \
   --lr "${DEMO_LR:-2e-3}" --steps "${DEMO_STEPS:-1200}" --warmup 60 --test-mrs "${DEMO_MRS:-40}" \
-  --compare docs/results/e2e_outputs/gpt-e2e-base2-ft-seed1.txt \
+  --compare docs/results/e2e_outputs/gpt-e2e-base3-ft-seed1.txt \
   --save-adapter out/lora-e2e.safetensors --outputs out/e2e_outputs.txt --json out/finetune_e2e.json
 echo "adapter: out/lora-e2e.safetensors  outputs: out/e2e_outputs.txt  metrics: out/finetune_e2e.json"
