@@ -6,8 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -75,7 +75,6 @@ struct ByteTokenizer : data::Tokenizer {
   std::string name() const override { return "bytes"; }
 };
 
-// A fresh folder under the system temp dir, unique to this process, test and tag; removed afterwards.
 // A whole file as bytes ("" when it cannot be opened), and bytes written as a whole file.
 inline std::string read_bytes(const std::string& path) {
   std::ifstream is(path, std::ios::binary);
@@ -87,6 +86,7 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   REQUIRE(os.good());
 }
 
+// A fresh folder under the system temp dir, unique to this process, test and tag; removed afterwards.
 struct TempDir {
   std::filesystem::path dir;
   explicit TempDir(const std::string& tag) {

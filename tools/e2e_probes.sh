@@ -15,10 +15,13 @@ lora() {  # NAME BASE EXTRA-OPTIONS...
     --beam 1 --show 3 --threads 1 --outputs "out/probe/$name-out.txt" --results docs/results/e2e_probes.json \
     "$@" > "out/probe/$name-ft.log" 2>&1
 }
+pretrain() {  # NAME INIT STEPS: continued pretraining of INIT on out/corpus/NAME.txt -> out/probe/NAME.safetensors
+  ./build/train_gpt --init "$2" --data "out/corpus/$1.txt" --block-size 128 --batch-size 8 --steps "$3" \
+    --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 --export "out/probe/$1.safetensors" > "out/probe/$1-pre.log" 2>&1
+}
 copy_base() {  # NAME MODE FRAC STEPS [E2E_GROUP]: continued pretraining of the committed base on another corpus
   COPY_MODE=$2 COPY_FRAC=$3 E2E_GROUP=${5:-0} tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
-  ./build/train_gpt --init "$BASE" --data "out/corpus/$1.txt" --block-size 128 --batch-size 8 --steps "$4" \
-    --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 --export "out/probe/$1.safetensors" > "out/probe/$1-pre.log" 2>&1
+  pretrain "$1" "$BASE" "$4"
   lora "$1" "out/probe/$1.safetensors"
 }
 lora qv "$BASE" & lora ls0 "$BASE" --label-smoothing 0 & wait
@@ -31,8 +34,6 @@ copy_base plain spans 0 600 & lora qv-r16 "$BASE" --rank 16 & wait
 lora qv-r64 "$BASE" --rank 64 --alpha 64 & LR=1e-2 lora qv-lr1e-2 "$BASE" & wait
 copy_base group4 spans 0 600 4   # = stage 2 of gpt-e2e-base3 (tools/make_base.sh base2)
 # Task-adaptive pretraining on top of it (= stage 3, gpt-e2e-base3): 600 more steps on the grouped E2E references alone.
-E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4.txt > /dev/null
-./build/train_gpt --init out/probe/group4.safetensors --data out/corpus/e2e-group4.txt \
-  --block-size 128 --batch-size 8 --steps 600 --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 \
-  --export out/probe/tapt.safetensors > out/probe/tapt-pre.log 2>&1
+E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/tapt.txt > /dev/null
+pretrain tapt out/probe/group4.safetensors 600
 lora tapt out/probe/tapt.safetensors
