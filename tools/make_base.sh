@@ -7,9 +7,13 @@
 #   tools/make_base.sh base2  # stage 2 -> out/base/gpt-e2e-base2.safetensors (not committed): stage 1
 #                             # continued for 600 steps on the same corpus with E2E's references grouped
 #                             # four per MR (E2E_GROUP=4; the MR is never written), one thread. 21 minutes.
-#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (committed, the E2E headline base):
+#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (in git history at 03a1840, not in the tree):
 #                             # stage 2 continued for 600 steps on E2E's grouped references alone
 #                             # (SOURCES=e2e: task-adaptive pretraining), one thread. 22 minutes.
+#   tools/make_base.sh base4  # stage 4 -> data/assets/gpt-e2e-base4 (committed, the E2E headline base):
+#                             # gpt-e2e-base3 continued on the same references joined by <|endoftext|>
+#                             # inside a group (E2E_SEP=eot), 600 steps (4a), 1,200 more (4b), 2,400
+#                             # more, one thread. 9 + 17 + 34 minutes on the 2-core AVX-512 Xeon.
 # Checkpoints every 100 steps in out/base/: rerunning after an interruption resumes where it stopped and
 # gives the same file (train_gpt's resume is exact for the same build and thread count). The figures and
 # sha256 of each committed file are in its README.
@@ -19,10 +23,10 @@ tools/setup.sh build train_gpt
 mkdir -p out/base
 stage=${1:-base}
 resume() { [ -f "$1" ] && echo "--resume $1" || true; }
-continued() {  # FROM CORPUS NAME OUT: 600 steps of continued pretraining at lr 1e-3, one thread
+continued() {  # FROM CORPUS NAME OUT [STEPS]: continued pretraining (600 steps) at lr 1e-3, one thread
   local ck=out/base/$3.ckpt.safetensors
   # shellcheck disable=SC2046
-  ./build/train_gpt --init "$1" --data "$2" --block-size 128 --batch-size 8 --steps 600 --lr 1e-3 --warmup 20 \
+  ./build/train_gpt --init "$1" --data "$2" --block-size 128 --batch-size 8 --steps "${5:-600}" --lr 1e-3 --warmup 20 \
     --eval-every 100 --threads 1 --save "$ck" --save-every 100 --export "$4" --json "out/base/$3.json" $(resume "$ck")
   sha256sum "$4"
 }
@@ -48,5 +52,19 @@ case "$stage" in
     continued out/base/gpt-e2e-base2.safetensors out/corpus/e2e-group4.txt gpt-e2e-base3 \
       data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
     ;;
-  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2 or base3)" >&2; exit 2 ;;
+  base4)
+    # gpt-e2e-base3 left the working tree with gpt-e2e-base4: restored from git history when the clone has it
+    B3=data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
+    if [ ! -f "$B3" ]; then
+      if git show "03a1840:$B3" > "$B3.tmp" 2>/dev/null; then mv "$B3.tmp" "$B3"; else rm -f "$B3.tmp"; "$0" base3; fi
+    fi
+    E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4-eot.txt
+    continued data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors out/corpus/e2e-group4-eot.txt gpt-e2e-base4a \
+      out/base/gpt-e2e-base4a.safetensors
+    continued out/base/gpt-e2e-base4a.safetensors out/corpus/e2e-group4-eot.txt gpt-e2e-base4b \
+      out/base/gpt-e2e-base4b.safetensors 1200
+    continued out/base/gpt-e2e-base4b.safetensors out/corpus/e2e-group4-eot.txt gpt-e2e-base4 \
+      data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors 2400
+    ;;
+  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3 or base4)" >&2; exit 2 ;;
 esac

@@ -20,6 +20,10 @@
 # of one MR as documents of up to G references each (" ref1 ref2 ..."): different people describing the
 # same restaurant, so later sentences repeat the values named earlier in the context, the in-context
 # repetition that web text has and this corpus otherwise lacks. The MR only groups; it is never written.
+# E2E_SEP=eot (default "space") joins the references of a group with <|endoftext|> instead of a space
+# (" ref1<|endoftext|> ref2 ..."): the base then practises "the text after <|endoftext|> repeats the values
+# before it", the shape of E2E's "MR<|endoftext|> ref" examples, where with spaces it learns that nothing
+# crosses an <|endoftext|> (every document boundary it saw started a new subject).
 #
 # SOURCES="e2e" (default "e2e sst2 mrpc rte general") keeps only the listed sources: E2E alone is
 # task-adaptive pretraining (Gururangan et al., 2020, Section 5: the task's own unlabeled training text).
@@ -44,11 +48,15 @@ aug() { awk -v mode="$COPY_MODE" -v frac="$COPY_FRAC" -v seed="$1" -f tools/copy
 place() { awk -v OFS='\t' '{ d[NR] = $0 } END { for (i = 1; i <= NR; i++) printf "%.9f\t%s\n", (i - 1) / NR, d[i] }'; }
 
 # E2E: "MR||ref " -> " ref" (loralib strips the line; the completion is " " + ref)
-awk -F '\\|\\|' -v g="${E2E_GROUP:-0}" '
+case ${E2E_SEP:-space} in
+  space) sep="" ;; eot) sep="<|endoftext|>" ;;
+  *) echo "make_corpus: E2E_SEP is space or eot, not '$E2E_SEP'" >&2; exit 2 ;;
+esac
+awk -F '\\|\\|' -v g="${E2E_GROUP:-0}" -v sep="$sep" '
   NF == 2 { r = $2; sub(/[ \t\r]+$/, "", r); r = " " r
             if (g <= 0) { print r; next }
             if (!($1 in id)) id[$1] = ++n
-            i = id[$1]; doc[i] = doc[i] r
+            i = id[$1]; doc[i] = doc[i] (cnt[i] > 0 ? sep : "") r
             if (++cnt[i] == g) { print doc[i]; doc[i] = ""; cnt[i] = 0 } }
   END     { for (i = 1; i <= n; i++) if (cnt[i] > 0) print doc[i] }' "$E2E" | aug 1 | place > "$tmp/e2e"
 # SST-2: sentence<TAB>label (header dropped)
