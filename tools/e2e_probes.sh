@@ -41,7 +41,7 @@ lora tapt out/probe/tapt.safetensors
 # spaces as before (s4-e2e-group4) or by <|endoftext|> (E2E_SEP=eot, s4-e2e-group4-eot = stage 4a of
 # gpt-e2e-base4), then 1,200 more steps of the latter (s5-eot = stage 4b) and 2,400 more (s6-eot = gpt-e2e-base4).
 BASE3=data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors   # in git history, not in the tree
-[ -f "$BASE3" ] || git show "03a1840:$BASE3" > "$BASE3" || tools/make_base.sh base3
+[ -f "$BASE3" ] || tools/make_base.sh base3
 E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/s4-e2e-group4.txt > /dev/null
 E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e tools/make_corpus.sh build out/corpus/s4-e2e-group4-eot.txt > /dev/null
 pretrain s4-e2e-group4 "$BASE3" 600 & pretrain s4-e2e-group4-eot "$BASE3" 600 & wait

@@ -7,7 +7,8 @@
 #   tools/make_base.sh base2  # stage 2 -> out/base/gpt-e2e-base2.safetensors (not committed): stage 1
 #                             # continued for 600 steps on the same corpus with E2E's references grouped
 #                             # four per MR (E2E_GROUP=4; the MR is never written), one thread. 21 minutes.
-#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (in git history at 03a1840, not in the tree):
+#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (not in the tree; restored from git history at
+#                             # 03a1840 when the clone has it, else trained):
 #                             # stage 2 continued for 600 steps on E2E's grouped references alone
 #                             # (SOURCES=e2e: task-adaptive pretraining), one thread. 22 minutes.
 #   tools/make_base.sh base4  # stage 4 -> data/assets/gpt-e2e-base4 (committed, the E2E headline base):
@@ -47,17 +48,17 @@ case "$stage" in
       out/base/gpt-e2e-base2.safetensors
     ;;
   base3)
+    # Left the working tree with gpt-e2e-base4: restored byte for byte from git history when the clone has it
+    B3=data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
+    if git show "03a1840:$B3" > "$B3.tmp" 2>/dev/null; then mv "$B3.tmp" "$B3"; sha256sum "$B3"; exit 0; fi
+    rm -f "$B3.tmp"
     [ -f out/base/gpt-e2e-base2.safetensors ] || "$0" base2
     E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4.txt
     continued out/base/gpt-e2e-base2.safetensors out/corpus/e2e-group4.txt gpt-e2e-base3 \
       data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
     ;;
   base4)
-    # gpt-e2e-base3 left the working tree with gpt-e2e-base4: restored from git history when the clone has it
-    B3=data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
-    if [ ! -f "$B3" ]; then
-      if git show "03a1840:$B3" > "$B3.tmp" 2>/dev/null; then mv "$B3.tmp" "$B3"; else rm -f "$B3.tmp"; "$0" base3; fi
-    fi
+    [ -f data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors ] || "$0" base3
     E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4-eot.txt
     continued data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors out/corpus/e2e-group4-eot.txt gpt-e2e-base4a \
       out/base/gpt-e2e-base4a.safetensors
