@@ -4,6 +4,9 @@
 //   ./build/train_gpt --save out/gpt-mini.safetensors                 # a base model first
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method lora --rank 4 --targets q,v
 //   ./build/finetune_e2e --init out/gpt-mini.safetensors --method ft --lr 2e-4
+//   ./build/finetune_e2e --init path/to/hf-gpt2 --save-adapter out/peft-adapter --export-merged out/merged
+//                                        # an HF GPT-2 directory in; a peft adapter and an HF model out
+//   ./build/finetune_e2e --init path/to/hf-gpt2 --adapter out/peft-adapter --steps 0 --epochs 0   # decode only
 // Training (load, apply the method, AdamW on the masked loss) lives in examples/common/e2e_train.h.
 #include <algorithm>
 #include <filesystem>
@@ -20,6 +23,7 @@
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
+#include "nn/hf_gpt2.h"
 #include "tensor/parallel.h"
 
 using namespace lowrank;
@@ -33,7 +37,10 @@ const std::string kE2E = LOWRANK_E2E_DIR;
 cxxopts::Options make_options() {
   cxxopts::Options o("finetune_e2e", "Fine-tune a GPT on E2E NLG with LoRA or a baseline, decode and score");
   o.add_options()
-    ("init", "base checkpoint from train_gpt (required)", cxxopts::value<std::string>())
+    ("init", "the base: a train_gpt checkpoint, or a Hugging Face GPT-2 directory (config.json + model.safetensors) (required)",
+     cxxopts::value<std::string>())
+    ("adapter", "start from this LoRA adapter (lowrank's .safetensors or a peft directory; its config replaces --rank/--alpha/--targets); "
+     "--steps 0 --epochs 0 only decodes", cxxopts::value<std::string>()->default_value(""))
     ("method", "lora|ft|ft-top2|bitfit|adapter-h|adapter-l|prefix-embed|prefix-layer", cxxopts::value<std::string>()->default_value("lora"))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("32"))
@@ -57,7 +64,10 @@ cxxopts::Options make_options() {
     ("max-new-tokens", "decode length limit", cxxopts::value<int64_t>()->default_value("64"))
     ("test-mrs", "test MRs to decode (0: all 630)", cxxopts::value<int64_t>()->default_value("100"))
     ("outputs", "file for the generated texts", cxxopts::value<std::string>()->default_value("out/e2e_outputs.txt"))
-    ("save-adapter", "write the trained LoRA adapter here", cxxopts::value<std::string>()->default_value(""))
+    ("save-adapter", "write the trained LoRA adapter: NAME.safetensors in lowrank's format, any other name as a peft directory "
+     "(adapter_config.json + adapter_model.safetensors)", cxxopts::value<std::string>()->default_value(""))
+    ("export-merged", "write the fine-tuned model, adapter merged in, as a Hugging Face GPT-2 directory",
+     cxxopts::value<std::string>()->default_value(""))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
@@ -192,11 +202,19 @@ nlohmann::json curve_json(const std::vector<ex::CurvePoint>& curve) {
   return c;
 }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
 // The run's identity in a results file: method, its hyper-parameters, the budget, the seed.
-std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const ex::E2ETrainResult& tr) {
+// lc: the LoRA config the model has (--adapter's, or the options').
+std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const lora::LoRAConfig& lc,
+                    const ex::E2ETrainResult& tr) {
   std::string k = mc.method;
-  if (mc.method == "lora")
-    k += " r=" + std::to_string(mc.lora.r) + " alpha=" + fmt(mc.lora.alpha, 0) + " targets=" + a["targets"].as<std::string>();
+  if (mc.method == "lora") k += " r=" + std::to_string(lc.r) + " alpha=" + fmt(lc.alpha, 0) + " targets=" + join(lc.targets);
+  if (!a["adapter"].as<std::string>().empty()) k += " adapter=" + a["adapter"].as<std::string>();
   if (mc.method == "adapter-h" || mc.method == "adapter-l") k += " dim=" + std::to_string(mc.adapter_dim);
   if (mc.method == "prefix-embed" || mc.method == "prefix-layer") k += " len=" + std::to_string(mc.prefix_len);
   char lr[32];
@@ -204,7 +222,8 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   k += std::string(" lr=") + lr;
   // Only what differs from the table's recipe, so that the headline rows keep their keys.
   if (a["label-smoothing"].as<float>() != 0.1f) k += " ls=" + fmt(a["label-smoothing"].as<float>(), 2);
-  const std::string base = std::filesystem::path(a["init"].as<std::string>()).stem().string();
+  const std::filesystem::path init = std::filesystem::path(a["init"].as<std::string>()).lexically_normal();
+  const std::string base = (init.has_filename() ? init : init.parent_path()).stem().string();
   if (base != "gpt-e2e-base") k += " base=" + base;
   return k + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
          " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) + " seed=" + std::to_string(a["seed"].as<uint64_t>());
@@ -214,8 +233,13 @@ int finetune_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
   auto a = ex::parse_args(options, argc, argv);
   LR_CHECK(a.count("init"), "--init is required: a base checkpoint from train_gpt (e.g. out/gpt-mini.safetensors)");
-  LR_CHECK(a["save-adapter"].as<std::string>().empty() || a["method"].as<std::string>() == "lora",
-           "--save-adapter needs --method lora, got --method ", a["method"].as<std::string>());
+  const std::string method = a["method"].as<std::string>(), adapter = a["adapter"].as<std::string>();
+  LR_CHECK(a["save-adapter"].as<std::string>().empty() || method == "lora",
+           "--save-adapter needs --method lora, got --method ", method);
+  LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
+  for (const char* opt : {"rank", "alpha", "targets"})  // the adapter's own config decides these
+    LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
+             " (its config gives it)");
   // A folder the user named must exist now, not after training and decoding; the default
   // out/e2e_outputs.txt gets its folder when it is written.
   if (a.count("outputs")) ex::check_output_path("outputs", a["outputs"].as<std::string>());
@@ -226,14 +250,20 @@ int finetune_main(int argc, char** argv) {
   const ex::E2ETrainOptions to = train_options(a);
   const std::string compare = a["compare"].as<std::string>();
   if (!compare.empty()) ex::read_outputs(compare);  // a bad file fails now, not after the training
-  ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to);
+  ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to, adapter);
   const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to));
   ex::print_e2e_setup(em, mc.method, splits.train);
 
   const ex::E2ETrainResult tr = ex::train_e2e(em, splits, to);
   nn::GPT& model = *em.model;
   const std::string adapter_path = a["save-adapter"].as<std::string>();
-  if (!adapter_path.empty()) lora::save_adapter(adapter_path, model, mc.lora);  // --method lora, checked up front
+  if (!adapter_path.empty() && ex::is_peft_dir_name(adapter_path))  // --method lora, checked up front
+    lora::save_peft(adapter_path, model, lora::lora_config_of(model), a["init"].as<std::string>());
+  else if (!adapter_path.empty())
+    lora::save_adapter(adapter_path, model, lora::lora_config_of(model));
+  const std::string merged = a["export-merged"].as<std::string>();
+  if (!merged.empty() && method == "lora") lora::export_merged_hf(merged, model);
+  else if (!merged.empty()) nn::save_hf_dir(merged, model);
   std::vector<data::E2EGroup> groups = data::group_by_mr(data::load_e2e(kE2E + "/test.txt"));
   double decode_s = 0.0;
   auto [hyps, refs] = decode_test(model, tok, groups, a, decode_s);
@@ -254,10 +284,11 @@ int finetune_main(int argc, char** argv) {
     std::printf("full fine-tuning trains all %lld parameters, with %lld bytes of AdamW state (%.0fx more)\n",
                 static_cast<long long>(em.total_params), static_cast<long long>(em.total_params) * 8,
                 static_cast<double>(em.total_params) * 8.0 / static_cast<double>(std::max<size_t>(1, em.opt->state_bytes())));
+  const lora::LoRAConfig lc = method == "lora" ? lora::lora_config_of(model) : mc.lora;
   const nlohmann::json row = {
-      {"key", run_key(a, mc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
-      {"init", a["init"].as<std::string>()}, {"rank", mc.lora.r}, {"alpha", mc.lora.alpha},
-      {"targets", a["targets"].as<std::string>()}, {"lr", a["lr"].as<float>()},
+      {"key", run_key(a, mc, lc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
+      {"init", a["init"].as<std::string>()}, {"adapter", adapter}, {"rank", lc.r}, {"alpha", lc.alpha},
+      {"targets", join(lc.targets)}, {"lr", a["lr"].as<float>()},
       {"label_smoothing", a["label-smoothing"].as<float>()},
       {"batch_size", to.batch_size},
       {"trainable_params", em.trainable}, {"total_params", em.total_params},

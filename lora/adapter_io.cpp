@@ -2,11 +2,13 @@
 // LoRA matrices per task"), tied to the base model by a hash, plus a merged plain-GPT export.
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <iomanip>
 #include <sstream>
 
 #include "lora/internal.h"
 #include "nn/checkpoint.h"
+#include "nn/hf_gpt2.h"
 #include "tensor/error.h"
 
 namespace lowrank::lora {
@@ -198,11 +200,11 @@ void load_adapter(const std::string& path, nn::GPT& model) {
   for (auto& kv : params) kv.second.copy_(src[kv.first]);
 }
 
-// Writes W0 + ΔW for every adapted matrix under a plain GPT's names. The LoRA modules are swapped
-// for plain Linears holding fresh merged copies while nn::save_model runs, then put back: the model
-// itself is never modified (merge + unmerge would move W0 by float rounding and change base_hash).
-void export_merged(const std::string& path, nn::GPT& model) {
-  const LoRAConfig cfg = lora_config_of(model);
+namespace {
+// Runs write(model) with every LoRA module swapped for a plain Linear holding a fresh merged copy
+// W0 + ΔW, then puts the LoRA modules back: the model itself is never modified (merge + unmerge
+// would move W0 by float rounding and change base_hash).
+void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
   std::vector<std::pair<std::unique_ptr<nn::Linear>*, std::unique_ptr<nn::Linear>>> stash;
   struct Restore {
     decltype(stash)& s;
@@ -224,7 +226,19 @@ void export_merged(const std::string& path, nn::GPT& model) {
     stash.emplace_back(slot.module, std::move(*slot.module));
     *slot.module = std::move(plain);
   }
-  nn::save_model(path, model, {{"lora.merged", detail::config_to_json(cfg).dump()}});
+  write();
+}
+}  // namespace
+
+// Writes W0 + ΔW for every adapted matrix under a plain GPT's names.
+void export_merged(const std::string& path, nn::GPT& model) {
+  const LoRAConfig cfg = lora_config_of(model);
+  with_merged_copies(model, [&] { nn::save_model(path, model, {{"lora.merged", detail::config_to_json(cfg).dump()}}); });
+}
+
+// The same, as a Hugging Face GPT-2 directory (nn::save_hf_dir): transformers loads the merged model.
+void export_merged_hf(const std::string& dir, nn::GPT& model) {
+  with_merged_copies(model, [&] { nn::save_hf_dir(dir, model); });
 }
 
 }  // namespace lowrank::lora

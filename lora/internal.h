@@ -46,6 +46,12 @@ inline const std::string kPeftPrefix = "base_model.model.transformer.";
 struct PeftModule {
   Tensor A, B;  // peft's lora_A.weight (R, in) and lora_B.weight (out, R), contiguous CPU
 };
+// The value of the first key of cfg[field] (rank_pattern, alpha_pattern) that matches the module's
+// full name as peft matches it (peft_patterns.cpp), or null.
+const nlohmann::ordered_json* pattern_value(const nlohmann::ordered_json& cfg, const char* field,
+                                            const std::string& module, const std::string& path);
+// The slices (q, k, v) of a c_attn LoRA whose B has lowrank's per-slice blocks of rank r, else {}.
+std::vector<std::string> block_slices(const PeftModule& pm, int64_t r);
 // "h.3.attn.c_attn." -> "attn.c_attn"
 inline std::string kind_of(const std::string& prefix) {
   const size_t dot = prefix.find('.', 2);

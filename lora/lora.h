@@ -94,6 +94,9 @@ void load_adapter(const std::string& path, nn::GPT& model);
 // A plain lowrank GPT checkpoint (nn::load_model) with ΔW folded into copies of the adapted W; the
 // model itself is left exactly as it was (no merge/unmerge round trip).
 void export_merged(const std::string& path, nn::GPT& model);
+// The same merged model as a Hugging Face GPT-2 directory (config.json + model.safetensors,
+// nn/hf_gpt2.h) that transformers' GPT2LMHeadModel.from_pretrained loads; the model is left as it was.
+void export_merged_hf(const std::string& dir, nn::GPT& model);
 
 // Hugging Face peft layout (a directory with adapter_model.safetensors + adapter_config.json;
 // names like base_model.model.transformer.h.0.attn.c_attn.lora_A.weight), to exchange adapters with PyTorch users.
@@ -101,11 +104,16 @@ void export_merged(const std::string& path, nn::GPT& model);
 // r·|S| with A = [A_s; ...] stacked, B block-structured (B_s in slice s's rows and its own r columns,
 // zeros elsewhere) and lora_alpha = scale · r·|S|; other targets keep rank r (rank_pattern then gives
 // c_attn's). "o" is written as target "attn.c_proj", "mlp" as "c_fc" + "mlp.c_proj", both as "c_proj".
-void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg);
+// base_model_name_or_path is `base` (the base as the user gave it: an HF directory or hub name; "" means
+// the model's config name).
+void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, const std::string& base = "");
 // Applies the adapter described by the directory to a plain GPT. A general c_attn LoRA (A, B) of
 // rank R becomes target "c_attn": slices q, k, v sharing A, B_s = B's rows of slice s (exact); our
-// own per-slice layout is restored when the file carries our config and B has that block structure.
-// Errors (naming the file and tensor): non-LORA or DoRA adapters, modules_to_save, modules other
+// own per-slice layout is restored when the file carries our config and B has that block structure, or,
+// without our config (an adapter peft's save_pretrained wrote again), when every c_attn B is made of
+// rank-r runs of columns in one slice's rows each. rank_pattern / alpha_pattern keys are regular
+// expressions matched as peft matches them (first key in file order; lora/peft_patterns.cpp).
+// Errors (naming the file and tensor): non-LORA or DoRA adapters, lora_bias, modules_to_save, modules other
 // than c_attn / attn.c_proj / mlp.c_fc+mlp.c_proj, different modules or ranks or scales per layer.
 void load_peft(const std::string& dir, nn::GPT& model);
 

@@ -49,7 +49,7 @@ PeftModule to_peft(const nn::Linear& m) {
   return out;
 }
 
-json peft_config(nn::GPT& model, const LoRAConfig& cfg, const std::map<std::string, int64_t>& rank_of) {
+json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<std::string, int64_t>& rank_of) {
   const float scale = cfg.alpha / static_cast<float>(cfg.r);
   const bool qkv = rank_of.count("attn.c_attn"), o = rank_of.count("attn.c_proj"), mlp = rank_of.count("mlp.c_fc");
   std::vector<std::string> targets;  // peft matches a module whose name ends with ".<target>"
@@ -66,7 +66,7 @@ json peft_config(nn::GPT& model, const LoRAConfig& cfg, const std::map<std::stri
   }
   std::vector<int64_t> layers = cfg.layers;
   std::sort(layers.begin(), layers.end());
-  return {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", model.config.name},
+  return {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", base},
           {"r", r}, {"lora_alpha", detail::clean(scale * static_cast<float>(r))},
           {"lora_dropout", detail::clean(cfg.dropout)}, {"bias", cfg.bias},
           {"fan_in_fan_out", true},  // GPT-2's Conv1D stores W as (in, out); A, B keep (R, in), (out, R)
@@ -93,7 +93,7 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg) {
+void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, const std::string& base) {
   detail::check_matches(cfg, model, "save_peft " + dir);
   std::map<std::string, Tensor> tensors;
   std::map<std::string, int64_t> rank_of;
@@ -118,7 +118,7 @@ void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg) {
   LR_CHECK(!ec, "save_peft: cannot create directory ", dir, ": ", ec.message());
   save_safetensors(dir + "/adapter_model.safetensors", tensors,
                    {{"format", "pt"}, {"lowrank.lora.config", detail::config_to_json(cfg).dump()}});
-  write_text_atomic(dir + "/adapter_config.json", peft_config(model, cfg, rank_of).dump(2));
+  write_text_atomic(dir + "/adapter_config.json", peft_config(base.empty() ? model.config.name : base, cfg, rank_of).dump(2));
 }
 
 }  // namespace lowrank::lora

@@ -15,23 +15,24 @@ using detail::kind_of;
 using detail::kPeftPrefix;
 using detail::PeftModule;
 using nlohmann::json;
+using ojson = nlohmann::ordered_json;  // adapter_config.json keeps its key order: peft's patterns match first key first
 
 namespace {
 
 // What a peft directory holds, in lowrank names.
 struct PeftFiles {
   std::string cfg_path, st_path;
-  json cfg;
+  ojson cfg;
   SafetensorsFile st;
   std::map<std::string, PeftModule> modules;  // "h.0.attn.c_attn." -> (A, B)
   std::map<std::string, Tensor> biases;       // "h.0.attn.c_attn.bias" -> tensor
 };
 
-json read_json(const std::string& path) {
+ojson read_json(const std::string& path) {
   std::ifstream is(path);
   LR_CHECK(is.good(), path, ": cannot open");
   try {
-    return json::parse(is);
+    return ojson::parse(is);
   } catch (const json::exception& e) {
     throw Error(cat(path, ": invalid JSON: ", e.what()));
   }
@@ -39,7 +40,7 @@ json read_json(const std::string& path) {
 
 // j[key] when present and not null, else def; a value of another JSON type is an error naming the file and field.
 template <typename T>
-T field(const json& j, const char* key, const T& def, const std::string& path) {
+T field(const ojson& j, const char* key, const T& def, const std::string& path) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return def;
   try {
@@ -49,22 +50,27 @@ T field(const json& j, const char* key, const T& def, const std::string& path) {
   }
 }
 
-void check_supported(const json& j, const std::string& path) {
+void check_supported(const ojson& j, const std::string& path) {
   LR_CHECK(j.is_object(), path, ": expected a JSON object, got ", j.type_name(), " ", j.dump());
   const std::string type = field(j, "peft_type", std::string(), path);
   LR_CHECK(type == "LORA", path, ": peft_type '", type, "' is not supported (only LORA)");
   LR_CHECK(!field(j, "use_dora", false, path), path, ": use_dora (DoRA's magnitude vectors) is not supported");
-  const json m = j.value("modules_to_save", json(nullptr));
+  LR_CHECK(!field(j, "lora_bias", false, path), path,
+           ": lora_bias is true (a bias on every lora_B): not supported, lowrank's LoRA has none");
+  const ojson m = j.value("modules_to_save", ojson(nullptr));
   LR_CHECK(m.is_null() || m.empty(), path, ": modules_to_save ", m.dump(), " (full module copies) is not supported");
-  LR_CHECK(j.value("layer_replication", json(nullptr)).is_null(), path, ": layer_replication is not supported");
+  LR_CHECK(j.value("layer_replication", ojson(nullptr)).is_null(), path, ": layer_replication is not supported");
   LR_CHECK(j.contains("r") && j.contains("lora_alpha"), path, ": 'r' or 'lora_alpha' missing");
+  LR_CHECK(j.at("r").is_number_integer(), path, ": field 'r' is ", j.at("r").dump(), ", not an integer");
   LR_CHECK(j.at("lora_alpha").is_number(), path, ": field 'lora_alpha' is ", j.at("lora_alpha").dump(),
            ", not a number");
-  const json patterns = j.value("alpha_pattern", json::object());
-  LR_CHECK(patterns.is_object(), path, ": field 'alpha_pattern' is ", patterns.dump(), ", not an object");
-  for (const auto& kv : patterns.items())
-    LR_CHECK(kv.value().is_number(), path, ": field 'alpha_pattern' entry '", kv.key(), "' is ", kv.value().dump(),
-             ", not a number");
+  for (const char* name : {"alpha_pattern", "rank_pattern"}) {
+    const ojson patterns = j.value(name, ojson::object());
+    LR_CHECK(patterns.is_object(), path, ": field '", name, "' is ", patterns.dump(), ", not an object");
+    for (const auto& kv : patterns.items())
+      LR_CHECK(name[0] == 'a' ? kv.value().is_number() : kv.value().is_number_integer(), path, ": field '", name,
+               "' entry '", kv.key(), "' is ", kv.value().dump(), ", not ", name[0] == 'a' ? "a number" : "an integer");
+  }
 }
 
 // Sorts the file's tensors into modules (A, B) and biases, in lowrank names.
@@ -85,6 +91,8 @@ void parse_tensors(PeftFiles& p, nn::GPT& model) {
       name.clear();
     }
     if (name.empty()) continue;
+    LR_CHECK(name.find("lora_") == std::string::npos, p.st_path, ": tensor '", kv.first,
+             "' is a LoRA bias (peft's lora_bias): not supported, lowrank's LoRA has none");
     LR_CHECK(detail::ends_with(name, "bias"), p.st_path, ": tensor '", kv.first,
              "' is neither a LoRA matrix nor a bias (not supported)");
     if (detail::ends_with(name, "base_layer.bias")) name = name.substr(0, name.size() - 15) + "bias";
@@ -95,14 +103,16 @@ void parse_tensors(PeftFiles& p, nn::GPT& model) {
              kv.second.A.defined() ? "B" : "A", ".weight");
 }
 
-// peft's scaling of one module: lora_alpha (or its alpha_pattern entry) over R (sqrt(R) for rsLoRA).
-// Pattern keys match a module whose name equals the key or ends with ".<key>" (peft also takes regexes).
+// peft's rank and scaling of one module: r / lora_alpha, or their rank_pattern / alpha_pattern
+// entries (peft_patterns.cpp), alpha over R (sqrt(R) for rsLoRA). The rank must be the file's.
 float scale_of(const PeftFiles& p, const std::string& mod, int64_t R) {
   const std::string full = "transformer." + mod.substr(0, mod.size() - 1);
-  float alpha = p.cfg.at("lora_alpha").get<float>();
-  const json patterns = p.cfg.value("alpha_pattern", json::object());
-  for (const auto& kv : patterns.items())
-    if (full == kv.key() || detail::ends_with(full, "." + kv.key())) alpha = kv.value().get<float>();
+  const ojson* rank = detail::pattern_value(p.cfg, "rank_pattern", full, p.cfg_path);
+  const int64_t r = rank ? rank->get<int64_t>() : p.cfg.at("r").get<int64_t>();
+  LR_CHECK(r == R, p.cfg_path, ": module ", full, " has rank ", r, " by ", rank ? "its 'rank_pattern' entry" : "'r'",
+           " but ", p.st_path, " holds rank ", R);
+  const ojson* a = detail::pattern_value(p.cfg, "alpha_pattern", full, p.cfg_path);
+  const float alpha = a ? a->get<float>() : p.cfg.at("lora_alpha").get<float>();
   const bool rs = field(p.cfg, "use_rslora", false, p.cfg_path);
   const float denom = rs ? std::sqrt(static_cast<float>(R)) : static_cast<float>(R);
   return alpha / denom;
@@ -142,6 +152,35 @@ bool lowrank_slices(const PeftFiles& p, LoRAConfig& meta) {
   return true;
 }
 
+// The per-slice layout read off the tensors alone, for a file that lost our metadata (peft's
+// save_pretrained writes none): every c_attn B made of runs of r columns, each run in the rows of one
+// slice, the same slices in every layer. r is the other modules' rank when there are any (their
+// rank is lowrank's one r), else the largest number of slices (3, 2, 1) that gives such runs.
+bool slices_from_tensors(const PeftFiles& p, LoRAConfig& meta) {
+  std::vector<const PeftModule*> qkv;
+  int64_t other = 0;
+  for (const auto& kv : p.modules)
+    if (kind_of(kv.first) == "attn.c_attn") qkv.push_back(&kv.second);
+    else other = kv.second.A.size(0);
+  if (qkv.empty()) return false;
+  const int64_t R = qkv.front()->A.size(0);
+  std::vector<int64_t> ranks;
+  if (other > 0) ranks.push_back(other);
+  else
+    for (int64_t n = 3; n >= 1; --n)
+      if (R % n == 0) ranks.push_back(R / n);
+  for (int64_t r : ranks) {
+    const std::vector<std::string> slices = detail::block_slices(*qkv.front(), r);
+    bool all = !slices.empty();
+    for (const PeftModule* m : qkv) all = all && detail::block_slices(*m, r) == slices;
+    if (!all) continue;
+    meta.r = r;
+    meta.targets = slices;
+    return true;
+  }
+  return false;
+}
+
 void check_shapes(const PeftFiles& p, const std::string& mod, const PeftModule& pm, const nn::Linear& m) {
   const bool ok = pm.A.ndim() == 2 && pm.B.ndim() == 2 && pm.A.size(1) == m.in_features() &&
                   pm.B.size(0) == m.out_features() && pm.B.size(1) == pm.A.size(0);
@@ -166,7 +205,7 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
            ": adapts only one of mlp.c_fc, mlp.c_proj (lowrank's target 'mlp' adapts both)");
   for (const auto& kv : p.modules) check_shapes(p, kv.first, kv.second, *slot.at(kv.first));  // before any read
   LoRAConfig meta;
-  const bool blocks = lowrank_slices(p, meta);
+  const bool blocks = lowrank_slices(p, meta) || slices_from_tensors(p, meta);
   int64_t r = 0;
   float scale = 0.f;
   for (const auto& kv : p.modules) {

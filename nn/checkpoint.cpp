@@ -1,9 +1,12 @@
 #include "nn/checkpoint.h"
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <utility>
 #include <vector>
 
+#include "nn/hf_gpt2.h"
 #include "tensor/error.h"
 
 namespace lowrank::nn {
@@ -92,44 +95,37 @@ void check_config_shapes(const tensor::SafetensorsFile& f, const GPTConfig& c, c
 }
 }  // namespace
 
-std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device) {
-  tensor::SafetensorsFile f = tensor::load_safetensors(path);
-  const GPTConfig cfg = read_config(f, path);
-  check_config_shapes(f, cfg, path);
-  auto model = std::make_unique<GPT>(cfg, rng, device);
-  std::map<std::string, Tensor> params;
-  for (const auto& kv : f.tensors)
-    if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) params.insert(kv);
-  load_state_dict(*model, params, path);
-  return model;
-}
-
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// HF Conv1D layers, stored (in, out).
-bool is_conv1d_weight(const std::string& name) {
-  for (const char* s : {"attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"})
-    if (ends_with(name, s)) return true;
-  return false;
-}
-}  // namespace
-
-void load_hf_gpt2(const std::string& path, GPT& model) {
-  tensor::SafetensorsFile f = tensor::load_safetensors(path);
-  const std::string prefix = f.tensors.count("transformer.wte.weight") ? "transformer." : "";
-  std::map<std::string, Tensor> ours;
-  for (const auto& kv : f.tensors) {
-    std::string name = kv.first;
-    if (name == "lm_head.weight") continue;  // tied to wte
-    if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias")) continue;  // old mask buffers
-    LR_CHECK(name.rfind(prefix, 0) == 0, path, ": tensor '", name, "' is not part of a GPT-2 model");
-    name = name.substr(prefix.size());
-    ours[name] = is_conv1d_weight(name) && kv.second.ndim() == 2 ? kv.second.transpose(0, 1).contiguous() : kv.second;
+Pretrained read_pretrained(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    const std::string st = path + "/model.safetensors";
+    Pretrained p;
+    p.tensors = hf_tensors(tensor::load_safetensors(st), st);
+    std::ifstream in(path + "/config.json");
+    LR_CHECK(in.good(), path, "/config.json: cannot open (a Hugging Face model directory needs config.json and "
+             "model.safetensors)");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(cat(path, "/config.json: invalid JSON: ", e.what()));
+    }
+    p.config = hf_config(j, p.tensors, path + "/config.json");
+    return p;
   }
-  load_state_dict(model, ours, path);
+  tensor::SafetensorsFile f = tensor::load_safetensors(path);
+  Pretrained p{read_config(f, path), {}};
+  check_config_shapes(f, p.config, path);
+  for (const auto& kv : f.tensors)
+    if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) p.tensors.insert(kv);
+  return p;
+}
+
+std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device) {
+  Pretrained p = read_pretrained(path);
+  auto model = std::make_unique<GPT>(p.config, rng, device);
+  load_state_dict(*model, p.tensors, path);
+  return model;
 }
 
 }  // namespace lowrank::nn

@@ -27,12 +27,15 @@ void load_state_dict(Module& model, const std::map<std::string, Tensor>& tensors
 void save_model(const std::string& path, GPT& model, const std::map<std::string, std::string>& extra_meta = {},
                 const std::string& dtype = "F32");
 GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path);
-// The model is built on `device` and the checkpoint's tensors are copied there.
+// The model is built on `device` and the checkpoint's tensors are copied there. `path` is a lowrank
+// checkpoint file, or a Hugging Face GPT-2 model directory (nn/hf_gpt2.h: config.json + model.safetensors).
 std::unique_ptr<GPT> load_model(const std::string& path, Rng& rng, Device device = Device::CPU);
-
-// A Hugging Face GPT-2 model.safetensors (GPT2Model or GPT2LMHeadModel names, "transformer."
-// prefix optional). HF's Conv1D stores weights (in, out): they are transposed to our (out, in).
-// Buffers (attn.bias / attn.masked_bias) and a duplicated lm_head.weight are skipped.
-void load_hf_gpt2(const std::string& path, GPT& model);
+// The config and weights a base model file or HF directory holds (lowrank names; optimizer state and
+// adapters left out), checked against each other: what load_model and classifier_from_gpt build from.
+struct Pretrained {
+  GPTConfig config;
+  std::map<std::string, Tensor> tensors;
+};
+Pretrained read_pretrained(const std::string& path);
 
 }  // namespace lowrank::nn

@@ -74,15 +74,12 @@ Pooling pooling_by_name(const std::string& name) {
 
 std::unique_ptr<Classifier> classifier_from_gpt(const std::string& path, int64_t n_classes, Rng& rng, float dropout,
                                                 Pooling pooling, Device device) {
-  tensor::SafetensorsFile f = tensor::load_safetensors(path);
-  GPTConfig cfg = read_config(f, path);
+  Pretrained p = read_pretrained(path);
+  GPTConfig cfg = p.config;
   cfg.n_classes = n_classes;
   if (dropout >= 0.f) cfg.dropout = dropout;
   auto clf = std::make_unique<Classifier>(cfg, rng, device, pooling);
-  std::map<std::string, Tensor> params;  // the model's tensors; optimizer state and adapters skipped
-  for (const auto& kv : f.tensors)
-    if (kv.first.rfind("opt.", 0) != 0 && kv.first.rfind("lora.", 0) != 0) params.insert(kv);
-  load_state_dict(clf->encoder, params, path);
+  load_state_dict(clf->encoder, p.tensors, path);
   return clf;
 }
 

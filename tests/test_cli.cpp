@@ -1,8 +1,6 @@
 // Bad command lines (issue 15): examples/common/checks.h's option rules on their own, then the real
 // train_gpt and finetune_e2e binaries, which must exit 1 with one line "error: <reason>" before any
 // work starts and write nothing.
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -14,7 +12,7 @@
 #include "examples/common/checks.h"
 #include "nn/checkpoint.h"
 #include "tensor/safetensors.h"
-#include "test_util.h"
+#include "cli_util.h"
 
 using namespace lowrank;
 using namespace lowrank::testing;
@@ -34,39 +32,6 @@ std::string check_error(std::vector<std::string> args) {
   for (std::string& a : args) argv.push_back(a.data());
   const cxxopts::ParseResult r = o.parse(static_cast<int>(argv.size()), argv.data());
   return error_of([&] { examples::check_options(r); });
-}
-
-struct Run {
-  int rc = -1;
-  std::string err;
-};
-
-// Runs build/<binary> with args (stdout dropped), returning its exit status and stderr.
-Run run_example(const std::string& binary, const std::string& args, const TempDir& tmp) {
-  const std::string err_path = tmp.file("stderr.txt");
-  const std::string cmd = std::string(LOWRANK_BINARY_DIR) + "/" + binary + " " + args + " >/dev/null 2>" + err_path;
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  std::remove(err_path.c_str());
-  return r;
-}
-
-// Exit status 1, one line "error: ... <expect> ...", and nothing left in tmp.
-void check_refused(const std::string& binary, const std::string& args, const std::string& expect) {
-  TempDir tmp("cli");
-  CAPTURE(binary + " " + args);
-  const Run r = run_example(binary, args, tmp);
-  CAPTURE(r.err);
-  CHECK(r.rc == 1);
-  CHECK(r.err.rfind("error: ", 0) == 0);
-  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
-  CHECK(contains(r.err, expect));
-  CHECK(tmp.entries().empty());
 }
 
 }  // namespace

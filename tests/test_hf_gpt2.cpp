@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/checkpoint.h"
+#include "nn/hf_gpt2.h"
 #include "nn/gpt.h"
 #include "tensor/safetensors.h"
 #include "test_util.h"

@@ -358,14 +358,25 @@ TEST_CASE("lora: peft layout of q,v is one c_attn LoRA of rank 2r; round trip an
   CHECK(lora::lora_config_of(*back).targets == cfg.targets);
   CHECK(contains(error_of([&] { lora::load_peft(dir, *back); }), "must be a plain GPT"));
 
-  // Without our metadata the file is a general c_attn LoRA: three slices sharing A, exact.
+  // Without our metadata (peft's save_pretrained writes none) B's blocks still tell the slices: q, v of rank 2.
   save_safetensors(dir + "/adapter_model.safetensors", f.tensors, {{"format", "pt"}});
+  auto blocks = make_gpt(1);
+  lora::load_peft(dir, *blocks);
+  CHECK(lora::lora_config_of(*blocks).targets == cfg.targets);
+  CHECK(lora::lora_config_of(*blocks).r == 2);
+  CHECK(logits(*blocks) == logits(*model));
+
+  // A dense B (a LoRA trained by peft) is a general c_attn LoRA: three slices sharing A, exact.
+  std::map<std::string, Tensor> dense = f.tensors;
+  Tensor Bd = B.clone();
+  for (int64_t row = 0; row < 24; ++row) Bd.data()[row * 4 + 3] += 0.01f * static_cast<float>(row + 1);
+  dense["base_model.model.transformer.h.0.attn.c_attn.lora_B.weight"] = Bd;
+  save_safetensors(dir + "/adapter_model.safetensors", dense, {{"format", "pt"}});
   auto general = make_gpt(1);
   lora::load_peft(dir, *general);
   const lora::LoRAConfig g = lora::lora_config_of(*general);
   CHECK(g.targets == std::vector<std::string>{"c_attn"});
   CHECK(g.r == 4);
-  CHECK(max_diff(logits(*general), logits(*model)) <= 1e-5f);
   CHECK(contains(error_of([&] { lora::load_peft(tmp.file("none"), *make_gpt(1)); }), "adapter_config.json"));
 }
 
@@ -400,8 +411,21 @@ TEST_CASE("lora: peft layout with o, mlp, a layer subset and trained biases") {
   CHECK(b.layers == cfg.layers);
   CHECK(b.bias == "all");
 
-  // Without our metadata, c_attn's rank 4 differs from the others' 2: one LoRAConfig cannot say that.
+  // Without our metadata (peft's save_pretrained) the per-slice layout is read off c_attn's B (issue 14:
+  // this round trip used to fail with "one r and one alpha").
   save_safetensors(dir + "/adapter_model.safetensors", f.tensors, {});
+  auto again = make_gpt(1);
+  lora::load_peft(dir, *again);
+  CHECK(logits(*again) == logits(*model));
+  CHECK(lora::lora_config_of(*again).targets == lora::lora_config_of(*model).targets);
+  CHECK(lora::lora_config_of(*again).r == 2);
+
+  // A dense c_attn B of rank 4 beside rank-2 modules: one LoRAConfig cannot say that.
+  std::map<std::string, Tensor> dense = f.tensors;
+  Tensor Bd = dense.at("base_model.model.transformer.h.1.attn.c_attn.lora_B.weight").clone();
+  for (int64_t i = 0; i < Bd.numel(); ++i) Bd.data()[i] += 0.01f;
+  dense["base_model.model.transformer.h.1.attn.c_attn.lora_B.weight"] = Bd;
+  save_safetensors(dir + "/adapter_model.safetensors", dense, {});
   CHECK(contains(error_of([&] { lora::load_peft(dir, *make_gpt(1)); }), "one r and one alpha"));
 }
 

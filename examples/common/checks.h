@@ -60,7 +60,7 @@ inline const std::vector<OptionRule>& option_rules() {
   constexpr double inf = std::numeric_limits<double>::infinity();
   static const std::vector<OptionRule> rules = {
       {"batch-size", 1, inf, false, "examples per step"}, {"accum", 1, inf, false, "micro-batches per step"},
-      {"steps", 0, inf, false, "optimizer steps"},       {"epochs", 1, inf, false, "passes over the train set"},
+      {"steps", 0, inf, false, "optimizer steps"},       {"epochs", 0, inf, false, "passes over the train set"},
       {"lr", 0, inf, false, "learning rate"},            {"min-lr", 0, inf, false, "final learning rate"},
       {"warmup", 0, inf, false, "warmup steps"},         {"weight-decay", 0, inf, false, "AdamW decay"},
       {"clip", 0, inf, false, "max gradient norm; 0: off"}, {"dropout", 0, 1, false, "a probability"},
@@ -94,6 +94,25 @@ inline void check_output_path(const std::string& option, const std::string& path
   LR_CHECK(!fs::is_directory(p, ec), "--", option, " ", path, ": is a folder, expected a file name");
 }
 
+// An output folder (a peft adapter, a Hugging Face model directory): its parent must exist now, and the
+// name must not be a file.
+inline void check_output_dir(const std::string& option, const std::string& path) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  const fs::path p = fs::path(path).lexically_normal();
+  const fs::path parent = p.has_filename() ? p.parent_path() : p.parent_path().parent_path();
+  std::error_code ec;
+  LR_CHECK(fs::is_directory(parent.empty() ? fs::path(".") : parent, ec), "--", option, " ", path, ": folder '",
+           parent.string(), "' does not exist");
+  LR_CHECK(!fs::exists(p, ec) || fs::is_directory(p, ec), "--", option, " ", path, ": is a file, expected a folder");
+}
+
+// --save-adapter: lowrank's adapter file when the name ends in ".safetensors", else a peft directory.
+inline bool is_peft_dir_name(const std::string& path) {
+  const std::string ext = ".safetensors";
+  return path.size() < ext.size() || path.compare(path.size() - ext.size(), ext.size(), ext) != 0;
+}
+
 // Every rule above for the options this example has, and the folders of its output files.
 inline void check_options(const cxxopts::ParseResult& a) {
   for (const OptionRule& r : option_rules()) {
@@ -104,8 +123,11 @@ inline void check_options(const cxxopts::ParseResult& a) {
                                                : cat("in [", r.lo, ", ", r.hi, ")");
     LR_CHECK(ok, "--", r.name, " ", *v, ": must be ", range, " (", r.what, ")");
   }
-  for (const char* name : {"json", "save", "export", "save-adapter", "svg", "markdown"})
+  for (const char* name : {"json", "save", "export", "svg", "markdown"})
     if (const std::optional<std::string> s = string_option(a, name)) check_output_path(name, *s);
+  if (const std::optional<std::string> s = string_option(a, "save-adapter"))
+    is_peft_dir_name(*s) ? check_output_dir("save-adapter", *s) : check_output_path("save-adapter", *s);
+  if (const std::optional<std::string> s = string_option(a, "export-merged")) check_output_dir("export-merged", *s);
 }
 
 }  // namespace lowrank::examples

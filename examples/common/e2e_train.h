@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "data/e2e.h"
 #include "data/tokenizer.h"
 #include "examples/common/cli.h"
+#include "lora/lora.h"
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
 #include "optim/adamw.h"
@@ -71,15 +73,33 @@ inline E2ESplits load_e2e_splits(const std::string& dir, const data::Tokenizer& 
           data::E2EDataset(data::load_e2e(dir + "/valid.txt"), tok, max_len)};
 }
 
+// A LoRA adapter to start from (--adapter): lowrank's adapter file (.safetensors, checked against the
+// base's hash) or a peft directory; its own config (r, alpha, targets, layers) replaces --method's.
+inline int64_t load_e2e_adapter(nn::GPT& model, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    lora::load_peft(path, model);
+  } else {
+    Rng unused(0);  // A's random init is overwritten by the file's
+    lora::apply_lora(model, lora::read_adapter_config(path), unused);
+    lora::load_adapter(path, model);
+  }
+  int64_t trainable = 0;
+  for (nn::NamedTensor& p : model.named_parameters())
+    if (p.tensor.requires_grad()) trainable += p.tensor.numel();
+  return trainable;
+}
+
+// init: a lowrank checkpoint or a Hugging Face GPT-2 directory (nn::load_model); adapter: "" or as above.
 inline E2EModel prepare_e2e_model(const std::string& init, const data::Tokenizer& tok, const lora::MethodConfig& mc,
-                                  const E2ETrainOptions& o) {
+                                  const E2ETrainOptions& o, const std::string& adapter = "") {
   Rng rng(o.seed);
   E2EModel m;
   m.model = nn::load_model(init, rng, o.device);
   LR_CHECK(m.model->config.vocab_size == tok.vocab_size(), init, ": vocabulary ", m.model->config.vocab_size,
            " is not GPT-2 BPE's ", tok.vocab_size(), " (pretrain with --tokenizer bpe)");
   m.total_params = m.model->num_parameters();
-  m.trainable = lora::apply_method(*m.model, mc, rng);
+  m.trainable = adapter.empty() ? lora::apply_method(*m.model, mc, rng) : load_e2e_adapter(*m.model, adapter);
   optim::AdamWConfig oc;
   oc.weight_decay = o.weight_decay;
   m.opt = std::make_unique<optim::AdamW>(m.model->named_parameters(), oc);
@@ -154,6 +174,12 @@ inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETra
   LR_CHECK(B >= 1, "train_e2e: batch size ", B, " must be positive");
   Rng shuffle_rng(o.seed), drop_rng(o.seed + 1);
   const int64_t steps = o.steps > 0 ? o.steps : o.epochs * (data.train.size() / B);
+  E2ETrainResult r;
+  if (o.steps == 0 && o.epochs == 0) {  // --steps 0 --epochs 0: no training, the loaded model as it is
+    r.valid_loss = e2e_eval_loss(*m.model, data.valid, B, o.eval_batches);
+    r.curve.push_back({0, 0, NAN, r.valid_loss});
+    return r;
+  }
   LR_CHECK(steps > 0, "train_e2e: 0 steps (steps ", o.steps, ", epochs ", o.epochs, ", ", data.train.size(),
            " train examples, B=", B, ")");
   optim::Schedule sched{o.lr, o.warmup, steps, "linear", 0.f};  // paper: linear
@@ -161,7 +187,6 @@ inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETra
   ProgressBar bar(steps);
   Timer timer;
   double tokens = 0.0, loss_avg = 0.0, eval_s = 0.0;
-  E2ETrainResult r;
   std::vector<std::vector<int64_t>> epoch;
   for (int64_t step = 0; step < steps; ++step) {
     if (epoch.empty()) {

@@ -1,0 +1,49 @@
+#pragma once
+// Running the real example binaries from tests (test_cli.cpp, test_e2e_score.cpp, test_hf_cli.cpp):
+// their exit status, stdout and stderr.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace lowrank::testing {
+
+struct Run {
+  int rc = -1;
+  std::string out, err;
+};
+
+// Runs build/<binary> with args (a shell command line fragment), returning its exit status and output.
+inline Run run_example(const std::string& binary, const std::string& args, const TempDir& tmp) {
+  const std::string out_path = tmp.file("stdout.txt"), err_path = tmp.file("stderr.txt");
+  const std::string cmd =
+      std::string(LOWRANK_BINARY_DIR) + "/" + binary + " " + args + " >" + out_path + " 2>" + err_path;
+  const int status = std::system(cmd.c_str());
+  Run r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_bytes(out_path);
+  r.err = read_bytes(err_path);
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
+  return r;
+}
+
+// Exit status 1, one line "error: ... <expect> ...", and nothing left in tmp.
+inline void check_refused(const std::string& binary, const std::string& args, const std::string& expect) {
+  TempDir tmp("cli");
+  CAPTURE(binary + " " + args);
+  const Run r = run_example(binary, args, tmp);
+  CAPTURE(r.err);
+  CHECK(r.rc == 1);
+  CHECK(r.err.rfind("error: ", 0) == 0);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(contains(r.err, expect));
+  CHECK(tmp.entries().empty());
+}
+
+}  // namespace lowrank::testing
