@@ -18,8 +18,11 @@ BASE=${BASE:-data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors}
 TAG=$(basename "$BASE" .safetensors)
 RES=docs/results
 # Chosen by the sweep (docs/results/e2e_lr_sweep.json; REPRODUCTION.md states the figures).
-declare -A LR=([lora]=2e-3 [ft]=2e-3)
-declare -A SWEEP=([lora]="1e-3 2e-3 5e-3" [ft]="2e-4 5e-4 1e-3 2e-3")
+# lora, ft: swept on gpt-e2e-base (lora again on gpt-e2e-base4: 1e-3 .. 5e-3 within 0.003); the others on gpt-e2e-base4.
+declare -A LR=([lora]=2e-3 [ft]=2e-3 [ft-top2]=2e-3 [adapter-l]=1e-2 [adapter-h]=5e-3 [prefix-layer]=5e-4)
+declare -A SWEEP=([lora]="5e-4 1e-3 2e-3 5e-3" [ft]="2e-4 5e-4 1e-3 2e-3" [ft-top2]="5e-4 1e-3 2e-3 5e-3"
+                  [adapter-l]="1e-3 2e-3 5e-3 1e-2" [adapter-h]="1e-3 2e-3 5e-3 1e-2"
+                  [prefix-layer]="3e-4 5e-4 1e-3 3e-3 1e-2")
 METHODS=${METHODS:-"ft lora"}
 SEEDS=${SEEDS:-"1 2 3"}
 [ -x build/finetune_e2e ] && [ -x build/results_table ] || tools/setup.sh build finetune_e2e results_table
