@@ -225,6 +225,7 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   const std::filesystem::path init = std::filesystem::path(a["init"].as<std::string>()).lexically_normal();
   const std::string base = (init.has_filename() ? init : init.parent_path()).stem().string();
   if (base != "gpt-e2e-base") k += " base=" + base;
+  if (a["device"].as<std::string>() != "cpu") k += " device=" + a["device"].as<std::string>();  // never replaces a CPU row
   return k + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
          " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) + " seed=" + std::to_string(a["seed"].as<uint64_t>());
 }
@@ -299,7 +300,7 @@ int finetune_main(int argc, char** argv) {
       {"valid_loss", tr.valid_loss}, {"curve", curve_json(tr.curve)}, {"test_mrs", hyps.size()},
       {"decode_seconds", decode_s}, {"beam", a["beam"].as<int64_t>()}, {"bleu", m.bleu}, {"nist", m.nist},
       {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider}, {"threads", tensor::num_threads()},
-      {"outputs", a["outputs"].as<std::string>()}};
+      {"device", a["device"].as<std::string>()}, {"outputs", a["outputs"].as<std::string>()}};
   if (!a["json"].as<std::string>().empty()) ex::write_json(a["json"].as<std::string>(), row);
   if (!a["results"].as<std::string>().empty()) ex::record_run(a["results"].as<std::string>(), row);
   return 0;

@@ -1,6 +1,7 @@
 // results_table: the markdown tables of REPRODUCTION.md, generated from the results files that the
 // runs write (docs/results/*.json, examples/common/results.h), and the learning curves as SVG.
 //   ./build/results_table --results docs/results/e2e.json --markdown REPRODUCTION.md --svg docs/results/e2e_curves.svg
+//   ./build/results_table --results docs/results/e2e.json --merge out/gpu/e2e_gpu.json   # rows run elsewhere (a GPU)
 // Runs that differ only in their seed form one row: mean ± std (sample std; "—" with one seed).
 // The table replaces the text between "<!-- results:NAME -->" and "<!-- /results:NAME -->" in the
 // markdown file (NAME = the file's "table" field); without --markdown it is printed.
@@ -25,6 +26,7 @@ cxxopts::Options make_options() {
   o.add_options()
     ("results", "a results file (required)", cxxopts::value<std::string>())
     ("markdown", "rewrite this file's <!-- results:NAME --> section (else: print)", cxxopts::value<std::string>()->default_value(""))
+    ("merge", "first add every row of this results file to --results (same key: replaced)", cxxopts::value<std::string>()->default_value(""))
     ("svg", "write the learning curves (valid loss vs examples, first seed of each row) here", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
   return o;
@@ -122,11 +124,24 @@ void write_curves(const std::string& path, const std::string& table, const std::
                             "valid loss (nats/token)", series);
 }
 
+// Adds the rows of `from` (e.g. runs made on a GPU machine and brought back) to the results file at
+// `path`, each through record_run: a row with the same key is replaced, the others are kept.
+void merge_runs(const std::string& path, const std::string& from) {
+  std::ifstream probe(from);
+  LR_CHECK(probe.good(), from, ": cannot open the results file to merge");
+  const nlohmann::json src = ex::read_results(from, "");
+  LR_CHECK(ex::table_of(path) == src.value("table", ""), "--merge: ", from, " holds table '", src.value("table", ""),
+           "', not '", ex::table_of(path), "'");
+  for (const nlohmann::json& row : src["runs"]) ex::record_run(path, row);
+  std::cerr << "merged " << src["runs"].size() << " rows of " << from << " into " << path << "\n";
+}
+
 int table_main(int argc, char** argv) {
   cxxopts::Options options = make_options();
   auto a = ex::parse_args(options, argc, argv);
   LR_CHECK(a.count("results"), "--results is required (e.g. docs/results/e2e.json)");
   const std::string path = a["results"].as<std::string>();
+  if (!a["merge"].as<std::string>().empty()) merge_runs(path, a["merge"].as<std::string>());
   std::ifstream probe(path);
   LR_CHECK(probe.good(), path, ": cannot open the results file");
   const nlohmann::json j = ex::read_results(path, "");

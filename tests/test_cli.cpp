@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "examples/common/checks.h"
 #include "nn/checkpoint.h"
@@ -135,4 +139,39 @@ TEST_CASE("cli: a diverging train_gpt never writes a non-finite checkpoint over 
     for (const auto& [name, t] : f.tensors)
       for (int64_t i = 0; i < t.numel(); ++i) REQUIRE(std::isfinite(t.data()[i]));
   }
+}
+
+TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only rows of the same key") {
+  TempDir tmp("results_merge");
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(tmp.file(name)) << text;
+    return tmp.file(name);
+  };
+  const std::string row = R"({"method": "lora", "bleu": B, "test_mrs": 630, "curve": [], "key": "K"})";
+  const auto with = [&](std::string r, const std::string& key, const std::string& bleu) {
+    r.replace(r.find("K"), 1, key);
+    r.replace(r.find("B"), 1, bleu);
+    return r;
+  };
+  const std::string e2e = write("e2e.json", R"({"table": "e2e", "runs": [)" + with(row, "lora seed=1", "0.5") + "," +
+                                                with(row, "lora device=cuda seed=1", "0.1") + "]}");
+  const std::string gpu = tmp.file("gpu/e2e.json");
+  std::filesystem::create_directories(tmp.file("gpu"));
+  write("gpu/e2e.json", R"({"table": "e2e", "runs": [)" + with(row, "lora device=cuda seed=1", "0.52") + "," +
+                            with(row, "ft device=cuda seed=1", "0.66") + "]}");
+  const Run r = run_example("results_table", "--results " + e2e + " --merge " + gpu, tmp);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(e2e));
+  REQUIRE(j["runs"].size() == 3);
+  std::map<std::string, double> bleu;
+  for (const auto& x : j["runs"]) bleu[x["key"].get<std::string>()] = x["bleu"].get<double>();
+  CHECK(bleu["lora seed=1"] == 0.5);               // the CPU row is kept
+  CHECK(bleu["lora device=cuda seed=1"] == 0.52);  // the same key is replaced
+  CHECK(bleu["ft device=cuda seed=1"] == 0.66);    // a new key is added
+  check_refused("results_table", "--results " + e2e + " --merge " + tmp.file("missing.json"), "cannot open");
+  write("glue.json", R"({"table": "glue", "runs": []})");
+  const Run bad = run_example("results_table", "--results " + e2e + " --merge " + tmp.file("glue.json"), tmp);
+  CHECK(bad.rc == 1);
+  CHECK(contains(bad.err, "holds table 'glue'"));
 }
