@@ -6,10 +6,11 @@
 # RUNS_FILE: one run per line, "NAME finetune_e2e-options" (# comments allowed), e.g.
 #   lora-5ep --method lora --lr 2e-3 --steps 0 --epochs 5
 # Every run gets --init $BASE (default: the headline base) --device cuda --test-mrs 0 --eval-every 500
-# --show 0 and writes its row to OUTDIR/e2e_gpu.json (keys carry device=cuda) and its outputs to
-# OUTDIR/NAME.txt; logs go to OUTDIR/NAME.log. At most PARALLEL runs at once (default 4), each
-# stopped after TIMEOUT_S seconds (default 420). Back on the CPU machine:
-#   ./build/results_table --results docs/results/e2e.json --merge OUTDIR/e2e_gpu.json
+# --show 0 and writes its row to out/gpu-e2e/e2e_gpu.json (keys carry device=cuda), its outputs to
+# docs/results/e2e_outputs/BASE-NAME.txt and its log to out/gpu-e2e/NAME.log. At most PARALLEL runs at once
+# (default 4), each stopped after TIMEOUT_S seconds (default 420). All of it is packed into one file,
+# OUTDIR/e2e_gpu.tar.gz (a GPU machine returns few files). Back on the CPU machine, in the repository:
+#   tar xzf e2e_gpu.tar.gz && ./build/results_table --results docs/results/e2e.json --merge out/gpu-e2e/e2e_gpu.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${1:?usage: tools/gpu_e2e_runs.sh OUTDIR RUNS_FILE [PARALLEL] [TIMEOUT_S]}
@@ -20,18 +21,24 @@ BUILD=${BUILD:-build-gpu}
 BASE=${BASE:-data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors}
 [ -x "$BUILD/finetune_e2e" ] || { echo "gpu_e2e_runs: $BUILD/finetune_e2e not built (run tools/gpu_check.sh first)" >&2; exit 2; }
 [ -r "$RUNS" ] || { echo "gpu_e2e_runs: cannot read the runs file '$RUNS'" >&2; exit 2; }
-mkdir -p "$OUTDIR"
+TAG=$(basename "$BASE" .safetensors)
+WORK=out/gpu-e2e
+mkdir -p "$OUTDIR" "$WORK" docs/results/e2e_outputs
 
 run_one() {  # NAME OPTIONS...: one finetune_e2e on the GPU, bounded by LIMIT seconds
   local name=$1; shift
   local t0=$SECONDS rc=0
   timeout "$LIMIT" "$BUILD/finetune_e2e" --init "$BASE" --device cuda --test-mrs 0 --eval-every 500 --show 0 \
-    --threads 1 --outputs "$OUTDIR/$name.txt" --results "$OUTDIR/e2e_gpu.json" "$@" >"$OUTDIR/$name.log" 2>&1 || rc=$?
+    --threads 1 --outputs "docs/results/e2e_outputs/$TAG-$name.txt" --results "$WORK/e2e_gpu.json" "$@" \
+    >"$WORK/$name.log" 2>&1 || rc=$?
   echo "$name: exit $rc after $((SECONDS - t0)) s"
 }
 export -f run_one
-export BUILD BASE OUTDIR LIMIT
+export BUILD BASE TAG WORK LIMIT
 
 grep -v -E '^[[:space:]]*(#|$)' "$RUNS" | xargs -P "$PARALLEL" -I{} bash -c 'run_one {}'
 # The last lines of each log: the score table, or where a run stopped.
-for f in "$OUTDIR"/*.log; do echo "== $f"; tr '\r' '\n' <"$f" | grep -v '^\s*$' | tail -n 6; done
+for f in "$WORK"/*.log; do echo "== $f"; tr '\r' '\n' <"$f" | grep -v '^\s*$' | tail -n 6; done
+names=$(grep -v -E '^[[:space:]]*(#|$)' "$RUNS" | awk '{print "docs/results/e2e_outputs/'"$TAG"'-" $1 ".txt"}')
+# shellcheck disable=SC2086
+tar czf "$OUTDIR/e2e_gpu.tar.gz" "$WORK" $(ls $names 2>/dev/null)
