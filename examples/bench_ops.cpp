@@ -1,6 +1,6 @@
-// bench_ops: GFLOP/s of tensor::gemm on the linear-layer GEMMs of one GPT-2-small training
-// step (1024 tokens), set against this machine's FMA peak and memory bandwidth.
-// A benchmark, not a test: it checks nothing, it measures.
+// bench_ops: GFLOP/s of tensor::gemm on the linear-layer GEMMs of one GPT-2-small training step (1024
+// tokens), set against this machine's FMA peak and memory bandwidth; a benchmark, it checks nothing.
+// --device cuda: the GPU's ceilings instead (copy GB/s, sgemm fp32/TF32; examples/common/gpu_ceilings.h).
 #include <omp.h>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "examples/common/cli.h"
+#include "examples/common/gpu_ceilings.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
 
@@ -31,7 +32,8 @@ struct Options {
   int threads = 0;
   int repeats = 10;
   bool quick = false;
-  std::string json;
+  std::string json, device = "cpu";
+  examples::GpuCeilingOptions gpu;
 };
 
 // ---- peak: independent FMA chains -------------------------------------------------
@@ -202,16 +204,21 @@ Options parse(int argc, char** argv) {
   spec.add_options()("threads", "threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "repeats", "timed calls per GEMM", cxxopts::value<int>()->default_value("10"))(
       "json", "write results to this JSON file", cxxopts::value<std::string>())(
-      "quick", "fewer repeats and shorter peak/bandwidth loops")("h,help", "show this help");
+      "quick", "fewer repeats and shorter peak/bandwidth loops")(
+      "device", "cpu, or cuda: the GPU's copy GB/s and sgemm fp32/TF32 rate instead",
+      cxxopts::value<std::string>()->default_value("cpu"))("gemm-n", "cuda: M = N = K of the square sgemm",
+      cxxopts::value<int64_t>()->default_value("4096"))("copy-mb", "cuda: MiB per buffer of the device copy",
+      cxxopts::value<int64_t>()->default_value("1024"))("h,help", "show this help");
   const auto r = examples::parse_args(spec, argc, argv);
   Options o;
-  o.threads = r["threads"].as<int>();
-  o.repeats = r["repeats"].as<int>();
-  o.quick = r.count("quick") > 0;
+  o.threads = r["threads"].as<int>(), o.repeats = r["repeats"].as<int>(), o.quick = r.count("quick") > 0;
   if (r.count("json")) o.json = r["json"].as<std::string>();
   LR_CHECK(o.threads >= 0, "--threads must be >= 0, got ", o.threads);
   LR_CHECK(o.repeats >= 1, "--repeats must be >= 1, got ", o.repeats);
   if (o.quick && !r["repeats"].count()) o.repeats = 3;
+  LR_CHECK((o.device = r["device"].as<std::string>()) == "cpu" || o.device == "cuda", "--device: cpu or cuda");
+  o.gpu = {std::max<int64_t>(1, r["gemm-n"].as<int64_t>()), std::max<int64_t>(1, r["copy-mb"].as<int64_t>()),
+           o.repeats};
   return o;
 }
 
@@ -264,6 +271,7 @@ nlohmann::json report_json(const Options& o, const Machine& m, double step_s, nl
 
 int bench(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  if (o.device == "cuda") return examples::gpu_ceilings(o.gpu, o.json);
   tensor::set_num_threads(o.threads);
   const Machine m = measure_machine(tensor::num_threads(), o.quick);
   std::printf("%s, %d threads, BLAS core %s\n", cpu_model().c_str(), m.threads, blas_core().c_str());

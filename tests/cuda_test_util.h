@@ -4,6 +4,8 @@
 // LR_SKIP_WITHOUT_GPU().
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/check.h"
@@ -41,17 +43,27 @@ inline std::vector<float> plus(const Tensor& a, const Tensor& b) {
   return x;
 }
 
+// With LOWRANK_TEST_REPORT_ERRORS set, every comparison prints its worst error to stderr, one
+// "[cuda-err]" line, so tools/gpu_check.sh can report how close the GPU came to the CPU per test
+// (a pass says only "within tolerance"; the margin is what a first GPU run should record).
+inline void report_error(const char* what, double max_abs, double ratio) {
+  static const bool on = std::getenv("LOWRANK_TEST_REPORT_ERRORS") != nullptr;
+  if (on) std::fprintf(stderr, "[cuda-err] %s: max |got - want| %.3g, error/tolerance %.3g\n", what, max_abs, ratio);
+}
+
 // got ≈ want with |got - want| <= atol + rtol·|want| everywhere; reports the worst element.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol, double atol,
                   const char* what) {
   REQUIRE(got.size() == want.size());
-  double worst = 0.0;
+  double worst = 0.0, max_abs = 0.0;
   size_t at = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double diff = std::fabs(double(got[i]) - want[i]);
     const double err = diff == 0.0 ? 0.0 : diff / (atol + rtol * std::fabs(double(want[i])));
     if (!(err <= worst)) worst = err, at = i;  // also catches NaN
+    if (!(diff <= max_abs)) max_abs = diff;
   }
+  report_error(what, max_abs, worst);
   // std::string: doctest's INFO prints a bare const char* as its address.
   INFO(std::string(what) << ": worst element " << at << " got " << got[at] << " want " << want[at] << " (error/tolerance "
             << worst << ")");

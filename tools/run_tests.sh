@@ -7,12 +7,15 @@ tools/setup.sh build
 
 # No GPU here: the CUDA tests above skipped. Build again with the host emulation of the CUDA backend
 # (docs/cuda.md, "Host emulation") and run them on it: every device branch of the ops, tensors,
-# optimizer and models runs, though not the real kernels. Only the test runner is built.
+# optimizer and models runs, though not the real kernels. Only the binaries gpu_check runs are built.
 # It needs only the CUDA toolkit's headers (an optional dependency): without them it is skipped.
 if command -v nvcc >/dev/null || [ -e /usr/local/cuda/include/cuda_runtime.h ] || [ -e /usr/include/cuda_runtime.h ]; then
   echo "==> CUDA tests on the host emulation (build-emu/)"
-  LOWRANK_CMAKE_ARGS="${LOWRANK_CMAKE_ARGS:-} -DLOWRANK_CUDA_EMULATION=ON" tools/setup.sh build-emu lowrank_tests
-  ./build-emu/lowrank_tests -tc="cuda*"
+  LOWRANK_CMAKE_ARGS="${LOWRANK_CMAKE_ARGS:-} -DLOWRANK_CUDA_EMULATION=ON" tools/setup.sh build-emu \
+    lowrank_tests bench_ops bench_step latency_table finetune_e2e
+  # The GPU machine's one command (tools/gpu_check.sh) end to end on the emulation, at tiny sizes:
+  # every cuda* test in its own process, then each benchmark step's plumbing (about a minute).
+  GPU_CHECK_EMULATION=1 BUILD=build-emu tools/gpu_check.sh build-emu/gpu_check
 else
   echo "==> CUDA host emulation skipped: no CUDA toolkit headers (install nvidia-cuda-toolkit to run it)"
 fi
