@@ -99,16 +99,19 @@ void softmax_tile(float* S, float* L, const AttnDims& d, const Tile& t) {
 
 // Backward: P = exp(S − L) from the saved log-sum-exp, the forward's probabilities recomputed.
 void probs_tile(float* S, const float* L, const AttnDims& d, const Tile& t) {
+  // LAB 4 begin: probs_tile (P recomputed from the saved log-sum-exp)
   for (int64_t i = t.i0; i < t.i1; ++i) {
     float* row = S + (i - t.i0) * t.nk;
     const int64_t n = d.visible(t.b, i);
     lane_exp(row, n, L[i]);
     std::fill(row + n, row + t.nk, 0.f);
   }
+  // LAB 4 end
 }
 
 // dS (rows, nk), in place over dP: dS = P ⊙ (dP − rowsum(dP ⊙ P))
 void softmax_backward_tile(float* dS, const float* P, const Tile& t) {
+  // LAB 4 begin: softmax_backward_tile (dS from dP and P)
   for (int64_t r = 0; r < t.rows(); ++r) {
     float* g = dS + r * t.nk;
     const float* p = P + r * t.nk;
@@ -121,6 +124,7 @@ void softmax_backward_tile(float* dS, const float* P, const Tile& t) {
     for (; j < t.nk; ++j) dot += g[j] * p[j];
     for (j = 0; j < t.nk; ++j) g[j] = p[j] * (g[j] - dot);
   }
+  // LAB 4 end
 }
 
 // Runs f(tile) over every tile of pair (b, h), rows in blocks of kRowBlock.
@@ -136,6 +140,7 @@ void for_each_tile(const AttnDims& d, int64_t b, int64_t h, F f) {
 // dQ += scale·dS K; dK += scale·dSᵀ Q. P and dS are the caller's (rows, nk) scratch.
 void attention_backward_tile(const AttnGrads& g, float* P, float* dS, const float* L, const Operand& q,
                              const Operand& k, const Operand& v, const AttnDims& d, const Tile& t) {
+  // LAB 4 begin: attention_backward_tile (dQ, dK, dV of one tile)
   const int64_t qoff = (t.b * d.Tq + t.i0) * d.C + t.h * d.hs, koff = t.b * d.Tk * d.C + t.h * d.hs;
   const float* dO = g.dout + qoff;
   scores(P, q, k, d, t);
@@ -149,6 +154,7 @@ void attention_backward_tile(const AttnGrads& g, float* P, float* dS, const floa
   if (g.dk)
     gemm(true, false, t.nk, d.hs, t.rows(), d.scale, dS, t.nk, q.row(t.b, t.h, d.hs, t.i0), q.st, 1.f, g.dk + koff,
          d.C);
+  // LAB 4 end
 }
 
 }  // namespace
@@ -175,6 +181,7 @@ void attention_forward(float* out, float* L, const Operand& q, const Operand& k,
 
 void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
                         const AttnDims& d) {
+  // LAB 4 begin: attention_backward (every (b, h) pair and row tile, on OpenMP threads)
   const int64_t pairs = d.B * d.NH;
 #pragma omp parallel if (d.work() > tensor::kParallelGrain)
   {
@@ -186,6 +193,7 @@ void attention_backward(const AttnGrads& g, const float* L, const Operand& q, co
         attention_backward_tile(g, P.data(), dS.data(), L + bh * d.Tq, q, k, v, d, t);
       });
   }
+  // LAB 4 end
 }
 
 }  // namespace lowrank::autograd::detail

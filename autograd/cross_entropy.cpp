@@ -75,6 +75,7 @@ void row_grad(float* __restrict dx, const float* __restrict x, int64_t V, float 
 // lse (N) and Σ_i w_i·ℓ_i from x (N, V); rows with w_i == 0 are skipped (lse left 0).
 double cross_entropy_forward(float* lse, const float* x, const int32_t* targets, const double* w, int64_t N,
                              int64_t V, float eps) {
+  // LAB 3 begin: cross_entropy_forward (log-sum-exp, smoothed loss)
   std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
 #pragma omp parallel for schedule(static) if (N * V > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
@@ -92,11 +93,13 @@ double cross_entropy_forward(float* lse, const float* x, const int32_t* targets,
   double total = 0.0;
   for (double r : row_loss) total += r;
   return total;
+  // LAB 3 end
 }
 
 // dx (N, V) += coef_i·(p_iv - q_iv) with p = exp(x - lse) and coef_i = dloss·w_i/W (0: row skipped).
 void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
                             const float* coef, int64_t N, int64_t V, float eps) {
+  // LAB 3 begin: cross_entropy_backward (p - q per kept row)
   const float q_off = eps / static_cast<float>(V);  // q_iv off the target
 #pragma omp parallel for schedule(static) if (N * V > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
@@ -107,6 +110,7 @@ void cross_entropy_backward(float* dx, const float* x, const float* lse, const i
     row_grad(dxr, xr, V, lse[n], c, q_off);
     dxr[targets[n]] -= c * (1.f - eps);
   }
+  // LAB 3 end
 }
 
 struct CrossEntropyOp : Node {

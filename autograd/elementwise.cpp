@@ -41,6 +41,7 @@ void binary_forward(float* y, const float* a, const float* b, int64_t outer, int
 
 void binary_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
                      int64_t inner, Kind k) {
+  // LAB 1 begin: binary_backward (da, db of add, sub and mul with row broadcast)
   const int64_t n = outer * inner;
   if (da) {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
@@ -55,6 +56,7 @@ void binary_backward(float* da, float* db, const float* dy, const float* a, cons
       db[j] += sign * acc;
     }
   }
+  // LAB 1 end
 }
 
 // The device versions of binary_forward / binary_backward: one launcher per kind.

@@ -31,6 +31,7 @@ std::vector<int64_t> pick(int64_t n, int max, Rng& rng) {
 
 GradCheckResult gradcheck(const std::function<Tensor()>& f, std::vector<Tensor> inputs,
                           const GradCheckOptions& opt) {
+  // LAB 1 begin: gradcheck (tape gradient vs central differences)
   for (const Tensor& x : inputs)
     LR_CHECK(x.is_contiguous() && x.requires_grad() && x.device() == tensor::Device::CPU,
              "gradcheck: inputs must be contiguous CPU leaves with requires_grad, got ", x.shape());
@@ -78,6 +79,7 @@ GradCheckResult gradcheck(const std::function<Tensor()>& f, std::vector<Tensor> 
     }
   }
   return res;
+  // LAB 1 end
 }
 
 }  // namespace lowrank::autograd

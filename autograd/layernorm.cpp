@@ -46,6 +46,7 @@ void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const
 // dx (N, C) += rstd·(dxhat - mean(dxhat) - xhat·mean(dxhat·xhat)), row by row.
 void layernorm_backward_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
                            const float* rstd, int64_t N, int64_t C) {
+  // LAB 2 begin: layernorm_backward_dx (the input gradient)
 #pragma omp parallel for schedule(static) if (N * C > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
     const float* xr = x + n * C;
@@ -64,11 +65,13 @@ void layernorm_backward_dx(float* dx, const float* dy, const float* x, const flo
       dxr[j] += r * (dyr[j] * w[j] - m1 - xhat * m2);
     }
   }
+  // LAB 2 end
 }
 
 // dw (C) += Σ_rows dy·xhat and db (C) += Σ_rows dy; either may be nullptr.
 void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
                                const float* rstd, int64_t N, int64_t C) {
+  // LAB 2 begin: layernorm_backward_params (dw and db, column sums)
   const int64_t blocks = (C + kColBlock - 1) / kColBlock;
 #pragma omp parallel for schedule(static) if (N * C > kParallelGrain)
   for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -87,6 +90,7 @@ void layernorm_backward_params(float* dw, float* db, const float* dy, const floa
       if (db) db[j] += static_cast<float>(ab[j - j0]);
     }
   }
+  // LAB 2 end
 }
 
 struct LayerNormOp : Node {

@@ -46,6 +46,7 @@ void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log) {
 
 // dx (N, C) += Jacobianᵀ · dy (N, C), from the saved output y (N, C).
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log) {
+  // LAB 3 begin: softmax_backward (softmax and log_softmax)
 #pragma omp parallel for schedule(static) if (N * C > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
     const float* yr = y + n * C;
@@ -60,6 +61,7 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int
       for (int64_t j = 0; j < C; ++j) dxr[j] += yr[j] * (dyr[j] - d);
     }
   }
+  // LAB 3 end
 }
 
 struct SoftmaxOp : Node {

@@ -60,6 +60,7 @@ Matrix right_singular(const Matrix& M, int64_t k) { return top_singular(M, k, "r
 // Eq. (4): with P = U1ᵀU2 (r1, r2), ‖U1^iᵀU2^j‖²_F is the sum of P² over the leading i×j block;
 // 2-D prefix sums give all r1·r2 values from one product instead of r1·r2 products.
 Matrix subspace_similarity(const Matrix& A1, const Matrix& A2) {
+  // LAB 8 begin: subspace_similarity (φ of eq. 4)
   LR_CHECK(A1.cols() == A2.cols(), "subspace_similarity: A1 (", A1.rows(), ", ", A1.cols(), ") and A2 (", A2.rows(),
            ", ", A2.cols(), ") differ in input dimension");
   const Matrix U1 = top_singular(A1, A1.rows(), "subspace_similarity: A1").V;
@@ -78,6 +79,7 @@ Matrix subspace_similarity(const Matrix& A1, const Matrix& A2) {
     for (int64_t j = 0; j < phi.cols(); ++j)
       phi(i, j) /= static_cast<double>(std::min(i, j) + 1);  // not clamped: rounding only, ~1e-15
   return phi;
+  // LAB 8 end
 }
 
 int64_t shared_dimensions(const Matrix& phi, double threshold) {

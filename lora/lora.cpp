@@ -55,9 +55,11 @@ Tensor lora_input(const Tensor& x, float p, const nn::Context& ctx) { return nn:
 
 // w += s · B A, computed outside the tape (merging is not a differentiable step).
 void fold(Tensor w, const Tensor& B, const Tensor& A, float s) {
+  // LAB 5 begin: fold (w += s·B·A, outside the tape)
   if (w.device() == Device::Meta) return;
   autograd::NoGradGuard ng;
   w.add_(autograd::matmul(B, A), s);
+  // LAB 5 end
 }
 
 void fold_fused(Tensor w, const LoRAFusedQKV& m, float s) {
@@ -114,10 +116,12 @@ LoRALinear::LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dro
 
 // h = W0 x + b + (alpha/r) · B (A dropout(x)): two thin GEMMs, ΔW never formed (Section 4.1).
 Tensor LoRALinear::forward(const Tensor& x, const nn::Context& ctx) {
+  // LAB 5 begin: LoRALinear::forward (W0 x + b + scale·B A x)
   Tensor y = autograd::linear(x, weight, bias);
   if (merged_) return y;  // ΔW already folded into W (Section 4.2: no inference latency)
   Tensor h = autograd::linear(autograd::linear(lora_input(x, dropout, ctx), lora_A), lora_B);
   return autograd::add(y, autograd::scale(h, scale));
+  // LAB 5 end
 }
 
 void LoRALinear::collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) {
@@ -127,15 +131,19 @@ void LoRALinear::collect(const std::string& prefix, std::vector<nn::NamedTensor>
 }
 
 void LoRALinear::merge() {
+  // LAB 5 begin: LoRALinear::merge (fold ΔW into W once)
   if (merged_) return;  // merging twice would add ΔW twice
   fold(weight, lora_B, lora_A, scale);
   merged_ = true;
+  // LAB 5 end
 }
 
 void LoRALinear::unmerge() {
+  // LAB 5 begin: LoRALinear::unmerge (take ΔW out again)
   if (!merged_) return;
   fold(weight, lora_B, lora_A, -scale);
   merged_ = false;
+  // LAB 5 end
 }
 
 // ---- LoRAFusedQKV ----
@@ -162,6 +170,7 @@ LoRAFusedQKV::LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string
 // (autograd::add_columns, one pass); the other thirds stay the base output. One dropout mask
 // serves all slices, as for a single LoRA on the fused c_attn (peft), so both layouts agree.
 Tensor LoRAFusedQKV::forward(const Tensor& x, const nn::Context& ctx) {
+  // LAB 5 begin: LoRAFusedQKV::forward (per-slice LoRA on the fused c_attn)
   Tensor y = autograd::linear(x, weight, bias);
   if (merged_) return y;
   const int64_t C = in_features();
@@ -175,6 +184,7 @@ Tensor LoRAFusedQKV::forward(const Tensor& x, const nn::Context& ctx) {
     offsets.push_back(detail::slice_index(slices[j]) * C);
   }
   return autograd::add_columns(y, parts, offsets, scale);  // y[:, slice] += scale · u Bᵀ
+  // LAB 5 end
 }
 
 void LoRAFusedQKV::collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) {

@@ -9,10 +9,13 @@
 namespace lowrank::nn {
 
 double length_normalized(double log_prob, int64_t length, float length_penalty) {
+  // LAB 7 begin: length_normalized (the length penalty)
   return log_prob / std::pow(static_cast<double>(length), static_cast<double>(length_penalty));
+  // LAB 7 end
 }
 
 std::vector<int32_t> banned_ngram_tokens(const std::vector<int32_t>& seq, int64_t n) {
+  // LAB 7 begin: banned_ngram_tokens (no-repeat n-grams)
   std::vector<int32_t> banned;
   const int64_t len = static_cast<int64_t>(seq.size());
   if (n <= 0 || len < n) return banned;  // fewer than n tokens hold no complete n-gram yet
@@ -21,6 +24,7 @@ std::vector<int32_t> banned_ngram_tokens(const std::vector<int32_t>& seq, int64_
   for (int64_t i = 0; i + n <= len; ++i)
     if (std::equal(s + i, s + i + n - 1, s + tail)) banned.push_back(s[i + n - 1]);
   return banned;
+  // LAB 7 end
 }
 
 namespace {
@@ -104,6 +108,7 @@ void PromptBeams::ban_ngrams(float* row, const std::vector<int32_t>& generated) 
 }
 
 void PromptBeams::step(float* lp, int64_t V) {
+  // LAB 7 begin: PromptBeams::step (one beam-search step)
   const int64_t K = opt_.beam_size;
   for (size_t r = 0; r < live_.size(); ++r) ban_ngrams(lp + r * static_cast<size_t>(V), live_[r].tokens);
   std::vector<Hypothesis> next;
@@ -128,6 +133,7 @@ void PromptBeams::step(float* lp, int64_t V) {
   active_ = !live_.empty() && step_ < limit_ &&
             !(static_cast<int64_t>(done_.size()) == K &&
               best_reachable(live_[0].log_prob, step_, limit_, opt_.length_penalty) <= done_.back().score);
+  // LAB 7 end
 }
 
 void PromptBeams::append_last_tokens(std::vector<int32_t>& ids) const {

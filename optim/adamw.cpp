@@ -15,6 +15,7 @@ namespace {
 // arrays being written, which stops vectorisation (AdamW was 4% of a full fine-tuning step).
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const AdamWConfig& c, float lr,
                   float wd, float c1, float c2) {
+  // LAB 6 begin: adamw_update (one tensor's AdamW / Adam-L2 update)
   const float b1 = c.beta1, b2 = c.beta2, eps = c.eps, inv_c1 = 1.f / c1, inv_c2 = 1.f / c2;
   const float l2 = c.decoupled ? 0.f : wd, decay = c.decoupled ? wd : 0.f;
 #pragma omp parallel for simd schedule(static) if (n > tensor::kParallelGrain)
@@ -26,6 +27,7 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const
     v[i] = vi;
     p[i] -= lr * ((mi * inv_c1) / (std::sqrt(vi * inv_c2) + eps) + decay * p[i]);
   }
+  // LAB 6 end
 }
 
 // Σ‖g‖² over CUDA gradients: one device reduction per tensor into its own slot of a small device
@@ -43,6 +45,7 @@ double device_sumsq(const std::vector<Tensor>& grads) {
 }  // namespace
 
 AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : cfg_(cfg) {
+  // LAB 6 begin: AdamW::AdamW (state only for trainable tensors)
   for (const NamedTensor& nt : params) {
     if (!nt.tensor.requires_grad()) continue;
     LR_CHECK(nt.tensor.is_contiguous(), "AdamW: parameter ", nt.name, " ", nt.tensor.shape(), " is not contiguous");
@@ -50,9 +53,11 @@ AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : c
            Tensor::zeros(nt.tensor.shape(), nt.tensor.device()), nt.tensor.ndim() >= 2};
     slots_.push_back(s);
   }
+  // LAB 6 end
 }
 
 void AdamW::step(float lr) {
+  // LAB 6 begin: AdamW::step (bias corrections, decay only on matrices)
   ++t_;
   const float c1 = 1.f - std::pow(cfg_.beta1, static_cast<float>(t_));
   const float c2 = 1.f - std::pow(cfg_.beta2, static_cast<float>(t_));
@@ -70,6 +75,7 @@ void AdamW::step(float lr) {
       adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), cfg_, lr, wd, c1, c2);
     }
   }
+  // LAB 6 end
 }
 
 void AdamW::zero_grad() {
