@@ -12,7 +12,8 @@
 # Only the targets the tests run are built (lowrank_tests, which depends on train_gpt, finetune_e2e
 # and results_table, plus e2e_score). CUDA is off: the labs are CPU code, and the host emulation is
 # tested by tools/run_tests.sh itself.
-# Usage: tools/check_labs.sh [N...]   (default: every lab). Environment: LOWRANK_CMAKE_ARGS (as for
+# Measured (docs/labs/README.md): 8 min 32 s from nothing at -j1 on the 2-core EPYC, of which 5 min 42 s
+# the first build. Usage: tools/check_labs.sh [N...]   (default: every lab). Environment: LOWRANK_CMAKE_ARGS (as for
 # tools/setup.sh), LAB_JOBS (build jobs, default: all cores), LAB_DIR (default: build-labs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +112,10 @@ check_restored() {
   echo "${summary[-1]}"
 }
 
+if [ -f .lowrank-lab ]; then  # a student copy (make_lab.sh's stamp): its own lab is meant to fail
+  echo "==> course labs: a student copy (lab $(cat .lowrank-lab)); the lab check runs in the teacher's repository"
+  exit 0
+fi
 start=$(now)
 labs=("$@")
 [ ${#labs[@]} -gt 0 ] || mapfile -t labs < <(tools/make_lab.sh --labs)

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build
 (cd build && ctest -j "$(nproc)" --output-on-failure --timeout 1500)
+tools/check_labs.sh  # course labs (docs/labs/README.md): each lab's copy builds, its grader fails with its message, the rest passes
 
 # No GPU here: the CUDA tests above skipped. Build again with the host emulation of the CUDA backend
 # (docs/cuda.md, "Host emulation") and run them on it: every device branch of the ops, tensors,
