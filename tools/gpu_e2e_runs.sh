@@ -6,11 +6,11 @@
 # RUNS_FILE: one run per line, "NAME finetune_e2e-options" (# comments allowed), e.g.
 #   lora-5ep --method lora --lr 2e-3 --steps 0 --epochs 5
 # Every run gets --init $BASE (default: the headline base) --device cuda --test-mrs 0 --eval-every 500
-# --show 0 and writes its row to out/gpu-e2e/e2e_gpu.json (keys carry device=cuda), its outputs to
+# --show 0 and writes its row to out/gpu-e2e/e2e.json (table e2e; keys carry device=cuda), its outputs to
 # docs/results/e2e_outputs/BASE-NAME.txt and its log to out/gpu-e2e/NAME.log. At most PARALLEL runs at once
 # (default 4), each stopped after TIMEOUT_S seconds (default 420). All of it is packed into one file,
 # OUTDIR/e2e_gpu.tar.gz (a GPU machine returns few files). Back on the CPU machine, in the repository:
-#   tar xzf e2e_gpu.tar.gz && ./build/results_table --results docs/results/e2e.json --merge out/gpu-e2e/e2e_gpu.json
+#   tar xzf e2e_gpu.tar.gz && ./build/results_table --results docs/results/e2e.json --merge out/gpu-e2e/e2e.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${1:?usage: tools/gpu_e2e_runs.sh OUTDIR RUNS_FILE [PARALLEL] [TIMEOUT_S]}
@@ -29,7 +29,7 @@ run_one() {  # NAME OPTIONS...: one finetune_e2e on the GPU, bounded by LIMIT se
   local name=$1; shift
   local t0=$SECONDS rc=0
   timeout "$LIMIT" "$BUILD/finetune_e2e" --init "$BASE" --device cuda --test-mrs 0 --eval-every 500 --show 0 \
-    --threads 1 --outputs "docs/results/e2e_outputs/$TAG-$name.txt" --results "$WORK/e2e_gpu.json" "$@" \
+    --threads 1 --outputs "docs/results/e2e_outputs/$TAG-$name.txt" --results "$WORK/e2e.json" "$@" \
     >"$WORK/$name.log" 2>&1 || rc=$?
   echo "$name: exit $rc after $((SECONDS - t0)) s"
 }
