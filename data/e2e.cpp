@@ -51,6 +51,15 @@ std::vector<E2EGroup> group_by_mr(const std::vector<E2EExample>& examples) {
   return groups;
 }
 
+std::vector<E2EGroup> pick_test_mrs(const std::vector<E2EGroup>& groups, int64_t n, int64_t stride) {
+  LR_CHECK(stride >= 1, "pick_test_mrs: stride must be >= 1, got ", stride);
+  std::vector<E2EGroup> out;
+  for (size_t i = 0; i < groups.size() && (n <= 0 || static_cast<int64_t>(out.size()) < n);
+       i += static_cast<size_t>(stride))
+    out.push_back(groups[i]);
+  return out;
+}
+
 std::vector<int32_t> e2e_prompt(const Tokenizer& tok, const std::string& mr, int32_t eos_id) {
   std::vector<int32_t> ids = tok.encode(mr);
   ids.push_back(eos_id);

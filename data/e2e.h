@@ -43,6 +43,9 @@ struct E2EGroup {
   std::vector<std::string> refs;
 };
 std::vector<E2EGroup> group_by_mr(const std::vector<E2EExample>& examples);
+// Every stride-th group from the first, n of them (n <= 0: all there are). The test file is sorted by
+// restaurant, so its first 40 MRs are one restaurant; a stride of 16 spreads 40 over all 630.
+std::vector<E2EGroup> pick_test_mrs(const std::vector<E2EGroup>& groups, int64_t n, int64_t stride);
 
 // One example as token ids: context ends with the separator (EOS), completion ends with EOS.
 struct E2EEncoded {

@@ -63,6 +63,8 @@ cxxopts::Options make_options() {
     ("decode-batch", "test MRs per batched beam search", cxxopts::value<int64_t>()->default_value("8"))
     ("max-new-tokens", "decode length limit", cxxopts::value<int64_t>()->default_value("64"))
     ("test-mrs", "test MRs to decode (0: all 630)", cxxopts::value<int64_t>()->default_value("100"))
+    ("test-stride", "decode every k-th test MR from the first (the file is sorted by restaurant: a stride spreads the MRs)",
+     cxxopts::value<int64_t>()->default_value("1"))
     ("outputs", "file for the generated texts", cxxopts::value<std::string>()->default_value("out/e2e_outputs.txt"))
     ("save-adapter", "write the trained LoRA adapter: NAME.safetensors in lowrank's format, any other name as a peft directory "
      "(adapter_config.json + adapter_model.safetensors)", cxxopts::value<std::string>()->default_value(""))
@@ -119,14 +121,13 @@ ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
   return o;
 }
 
-// Beam-search the first n test MRs (all when n == 0); returns hypotheses and their reference sets.
+// Beam-search every MR of groups; returns hypotheses and their reference sets.
 // MRs are decoded --decode-batch at a time, in order of prompt length so that a chunk's prompts share
 // a length (nn::beam_search_batch runs equal-length prompts in one forward, one KV cache).
 std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, const data::Tokenizer& tok,
                                                       const std::vector<data::E2EGroup>& groups,
                                                       const cxxopts::ParseResult& a, double& seconds) {
-  int64_t n = a["test-mrs"].as<int64_t>();
-  n = n <= 0 ? static_cast<int64_t>(groups.size()) : std::min<int64_t>(n, static_cast<int64_t>(groups.size()));
+  const int64_t n = static_cast<int64_t>(groups.size());
   nn::DecodeOptions d;
   d.beam_size = a["beam"].as<int64_t>();
   d.length_penalty = a["length-penalty"].as<float>();
@@ -227,7 +228,8 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   if (base != "gpt-e2e-base") k += " base=" + base;
   if (a["device"].as<std::string>() != "cpu") k += " device=" + a["device"].as<std::string>();  // never replaces a CPU row
   return k + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
-         " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) + " seed=" + std::to_string(a["seed"].as<uint64_t>());
+         " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) +
+         (a["test-stride"].as<int64_t>() > 1 ? " stride=" + std::to_string(a["test-stride"].as<int64_t>()) : "") + " seed=" + std::to_string(a["seed"].as<uint64_t>());
 }
 
 int finetune_main(int argc, char** argv) {
@@ -265,7 +267,8 @@ int finetune_main(int argc, char** argv) {
   const std::string merged = a["export-merged"].as<std::string>();
   if (!merged.empty() && method == "lora") lora::export_merged_hf(merged, model);
   else if (!merged.empty()) nn::save_hf_dir(merged, model);
-  std::vector<data::E2EGroup> groups = data::group_by_mr(data::load_e2e(kE2E + "/test.txt"));
+  const std::vector<data::E2EGroup> groups = data::pick_test_mrs(data::group_by_mr(data::load_e2e(kE2E + "/test.txt")),
+                                                           a["test-mrs"].as<int64_t>(), a["test-stride"].as<int64_t>());
   double decode_s = 0.0;
   auto [hyps, refs] = decode_test(model, tok, groups, a, decode_s);
   write_outputs(a["outputs"].as<std::string>(), groups, hyps);

@@ -58,6 +58,27 @@ TEST_CASE("e2e: the real splits have 42,061 / 4,672 / 4,693 pairs and 4,862 / 54
   CHECK(test[0].mr == "name : Blue Spice | Type : coffee shop | area : city centre");
 }
 
+TEST_CASE("e2e: pick_test_mrs takes every stride-th MR from the first, n of them") {
+  const auto groups = data::group_by_mr(data::load_e2e(kE2E + "/test.txt"));
+  REQUIRE(groups.size() == 630);
+  const auto first = data::pick_test_mrs(groups, 40, 1);
+  REQUIRE(first.size() == 40);
+  CHECK(first[39].mr == groups[39].mr);
+  const auto spread = data::pick_test_mrs(groups, 40, 16);  // the demo's MRs: 0, 16, ..., 624
+  REQUIRE(spread.size() == 40);
+  CHECK(spread[0].mr == groups[0].mr);
+  CHECK(spread[39].mr == groups[624].mr);
+  CHECK(spread[39].refs == groups[624].refs);
+  int restaurants = 0;  // the first 40 MRs name one restaurant; the spread names many
+  for (size_t i = 0; i < spread.size(); ++i)
+    restaurants += i == 0 || spread[i].mr.substr(0, 20) != spread[i - 1].mr.substr(0, 20);
+  CHECK(restaurants > 10);
+  CHECK(data::pick_test_mrs(groups, 0, 16).size() == 40);  // n = 0: all there are, ceil(630 / 16)
+  CHECK(data::pick_test_mrs(groups, 0, 1).size() == 630);
+  CHECK(data::pick_test_mrs(groups, 1000, 700).size() == 1);
+  CHECK_THROWS_WITH(data::pick_test_mrs(groups, 4, 0), doctest::Contains("stride must be >= 1"));
+}
+
 TEST_CASE("e2e: malformed lines throw naming the file and the line") {
   const std::string ok = "name : A||A is nice . \n";
   const std::vector<std::pair<std::string, std::string>> bad = {

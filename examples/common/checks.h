@@ -73,6 +73,7 @@ inline const std::vector<OptionRule>& option_rules() {
       {"eval-batches", 0, inf, false, "batches; 0: all"}, {"save-every", 0, inf, false, "steps; 0: only at the end"},
       {"beam", 1, inf, false, "beam size"},              {"decode-batch", 1, inf, false, "MRs per beam search"},
       {"max-new-tokens", 1, inf, false, "tokens"},       {"test-mrs", 0, inf, false, "MRs; 0: all"},
+      {"test-stride", 1, inf, false, "MRs"},
       {"max-len", 0, inf, false, "tokens per example"},  {"adapter-dim", 1, inf, false, "adapter bottleneck"},
       {"prefix-len", 1, inf, false, "prefix length"},    {"eval-batch", 1, inf, false, "examples per batch"},
       {"seq", 1, inf, false, "sequence length"},         {"batch", 0, inf, false, "batch size"},
