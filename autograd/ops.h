@@ -60,7 +60,8 @@ Tensor layernorm(const Tensor& x, const Tensor& w, const Tensor& b, float eps = 
 // weight (V, C), ids with shape `ids_shape` (e.g. (B,T)) -> ids_shape + (C). Ids are checked in [0, V).
 Tensor embedding(const Tensor& weight, const std::vector<int32_t>& ids, const Shape& ids_shape);
 // Inverted dropout: keeps each element with probability 1-p and scales it by 1/(1-p).
-// Identity (no mask drawn, no node) when !training or p == 0.
+// Identity (no mask drawn, no node) when !training or p == 0. Otherwise draws one key from rng and
+// takes the mask from Philox(key, element index): the same mask on CPU and CUDA tensors.
 Tensor dropout(const Tensor& x, float p, Rng& rng, bool training = true);
 
 // ---- attention (attention.cpp) ----

@@ -1,29 +1,45 @@
 // Inverted dropout (CPU reference: autograd/dropout.cpp):
-//   y = x ⊙ m,   dx += dy ⊙ m,   m_i = 0 or 1/(1-p)
-// The mask is an INPUT: the caller draws it on the host with the CPU Rng (one uniform per element,
-// in order) and uploads it, so a seed gives the same mask on CPU and GPU and a run can move between
-// devices without changing which units are dropped. (A device RNG such as Philox would be faster
-// but would draw a different mask from the CPU path.) The mask upload is n floats per call.
+//   y = x ⊙ m,   dx += dy ⊙ m,   m_i = u_i >= p ? 1/(1-p) : 0
+// u_i comes from Philox-4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3")
+// of counter i/4 under the call's 64-bit key, through tensor/philox.h: the header the CPU op
+// compiles too, so a seed gives the same mask on CPU and GPU and a run can move between devices
+// without changing which units are dropped. The key is the only per-call input: the mask is
+// computed here on the device (no upload) and written out for backward.
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
+#include "tensor/philox.h"
 
 namespace lowrank::cuda {
 
 namespace {
 
-__global__ void dropout_kernel(float* y, const float* x, const float* mask, int64_t n, bool accumulate) {
-  LR_GRID_STRIDE(i, n) y[i] = accumulate ? y[i] + x[i] * mask[i] : x[i] * mask[i];
+// One thread per group of 4 elements (one Philox call gives 4 uniforms); mask (n) and y (n) written.
+__global__ void dropout_forward_kernel(float* y, float* mask, const float* x, int64_t n, float p, float scale,
+                                       uint64_t key) {
+  const int64_t groups = tensor::philox::dropout_groups(n);
+  LR_GRID_STRIDE(g, groups) tensor::philox::dropout_group(y, mask, x, n, static_cast<uint64_t>(g), key, p, scale);
 }
 
-void launch(float* y, const float* x, const float* mask, int64_t n, bool accumulate) {
-  if (n == 0) return;
-  dropout_kernel<<<detail::blocks_for(n), detail::kThreads, 0, stream()>>>(y, x, mask, n, accumulate);
-  LR_CUDA_LAUNCHED();
+// dx (n) += dy ⊙ mask
+__global__ void dropout_backward_kernel(float* dx, const float* dy, const float* mask, int64_t n) {
+  LR_GRID_STRIDE(i, n) dx[i] += dy[i] * mask[i];
 }
 
 }  // namespace
 
-void dropout_forward(float* y, const float* x, const float* mask, int64_t n) { launch(y, x, mask, n, false); }
-void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n) { launch(dx, dy, mask, n, true); }
+void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key) {
+  if (n == 0) return;
+  const float scale = 1.f / (1.f - p);  // on the host, as the CPU op computes it
+  const int64_t groups = tensor::philox::dropout_groups(n);
+  dropout_forward_kernel<<<detail::blocks_for(groups), detail::kThreads, 0, stream()>>>(y, mask, x, n, p, scale,
+                                                                                        key);
+  LR_CUDA_LAUNCHED();
+}
+
+void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n) {
+  if (n == 0) return;
+  dropout_backward_kernel<<<detail::blocks_for(n), detail::kThreads, 0, stream()>>>(dx, dy, mask, n);
+  LR_CUDA_LAUNCHED();
+}
 
 }  // namespace lowrank::cuda

@@ -89,8 +89,9 @@ void embedding_forward(float* y, const float* weight, const int32_t* ids, int64_
 // sum is formed in the CPU's order (same bits as the CPU, no atomics). Parallel over C only.
 void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int64_t N, int64_t C);
 
-// ---- dropout (dropout.cpp); mask (n) = 0 or 1/(1-p), drawn on the host by the CPU Rng ------------
-void dropout_forward(float* y, const float* x, const float* mask, int64_t n);
+// ---- dropout (dropout.cpp); mask (n) = 0 or 1/(1-p) from Philox(key, i) (tensor/philox.h) ------
+// forward writes both mask and y = x ⊙ mask on the device; backward: dx += dy ⊙ mask.
+void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key);
 void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n);
 
 // ---- attention (attention.cpp) --------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "cuda_test_util.h"
 #include "nn/module.h"
 #include "optim/adamw.h"
+#include "tensor/philox.h"
 
 using namespace lowrank;
 namespace ag = lowrank::autograd;
@@ -79,22 +80,25 @@ TEST_CASE("cuda: embedding forward, and a backward bitwise equal to the CPU scat
   expect_close(dG.to_vector(), plus(g0, weight.grad()), 1e-5, 1e-5, "accumulates");
 }
 
-TEST_CASE("cuda: dropout with the host-drawn mask matches the CPU op") {
+TEST_CASE("cuda: dropout kernel draws the CPU op's mask from the same key and matches it") {
   LR_SKIP_WITHOUT_GPU();
-  const int64_t n = 3000;
+  const int64_t n = 3003;  // not a multiple of 4: the last Philox group is partial
   const float p = 0.3f;
-  Tensor x = leaf({3, 1000}, 70), seed = randn({3, 1000}, 71), g0 = randn({3, 1000}, 72);
-  Rng rng_cpu(73), rng_mask(73);
+  Tensor x = leaf({3, 1001}, 70), seed = randn({3, 1001}, 71), g0 = randn({3, 1001}, 72);
+  Rng rng_cpu(73), rng_key(73);
   Tensor y = ag::dropout(x, p, rng_cpu, true);
   ag::backward(y, seed);
-  // The mask as the CPU op draws it: one uniform per element, in order, from the same seed.
-  std::vector<float> mask(n);
-  for (float& m : mask) m = rng_mask.uniform() >= p ? 1.f / (1.f - p) : 0.f;
-  Tensor dMask = dev(Tensor::from(mask, {n})), dX = dev(x), dY = Tensor::empty({n}, Device::CUDA),
+  const uint64_t key = rng_key.next_u64();  // the op's one draw per call
+  // The mask from the host compilation of tensor/philox.h; the kernel runs the device compilation.
+  std::vector<float> mask(n), y_host(n), x_host = x.to_vector();
+  for (int64_t g = 0; g < tensor::philox::dropout_groups(n); ++g)
+    tensor::philox::dropout_group(y_host.data(), mask.data(), x_host.data(), n, uint64_t(g), key, p, 1.f / (1.f - p));
+  Tensor dMask = Tensor::empty({n}, Device::CUDA), dX = dev(x), dY = Tensor::empty({n}, Device::CUDA),
          dSeed = dev(seed), dG = dev(g0);
-  cuda::dropout_forward(dp(dY), dp(dX), dp(dMask), n);
+  cuda::dropout_forward(dp(dY), dp(dMask), dp(dX), n, p, key);
   cuda::dropout_backward(dp(dG), dp(dSeed), dp(dMask), n);
-  CHECK(dY.to_vector() == y.to_vector());  // one multiply per element: exact
+  CHECK(dMask.to_vector() == mask);          // integer hash, exact float conversion: bit-identical
+  CHECK(dY.to_vector() == y.to_vector());    // one multiply per element: exact
   expect_close(dG.to_vector(), plus(g0, x.grad()), 1e-6, 1e-7, "backward");
 }
 

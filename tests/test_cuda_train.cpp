@@ -66,8 +66,8 @@ Batch make_batch(int64_t V) {
   return b;
 }
 
-// forward -> masked loss -> zero_grad -> backward -> step; returns the loss. Dropout masks come from
-// the host Rng on both devices, so they are the same.
+// forward -> masked loss -> zero_grad -> backward -> step; returns the loss. Dropout masks are
+// Philox(key, index) with the key drawn from the same Rng on both devices, so they are the same.
 float train_step(nn::GPT& model, optim::AdamW& opt, const Batch& b) {
   Rng drop(3);
   Tensor loss = autograd::cross_entropy(model.forward(b.ids, b.B, b.T, nn::Context{true, &drop}), b.targets, b.ce);
@@ -127,10 +127,14 @@ TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o, BitFit, adapters) matche
       ++checked;
     }
     CHECK(checked > 0);
-    // Then full steps: clip + AdamW on both, the weights must agree after two of them.
+    // Then full steps: clip + AdamW on both, the weights must agree after two of them. Absolute
+    // tolerance 5e-5 = 5e-3 of an update (lr 1e-2): Adam's normalised update m/(√v + eps) turns the
+    // rounding noise of a gradient entry that nearly cancels (|g| ~ 1e-7 of the largest, which
+    // entries do depends on the dropout masks) into update differences of a few 1e-5, while a wrong
+    // kernel moves a weight by a whole update (~1e-2).
     for (int s = 0; s < 2; ++s) CHECK(train_step(*gpu, opt_gpu, b) == doctest::Approx(train_step(*cpu, opt_cpu, b)).epsilon(1e-4));
     for (auto& [name, t] : pc)
-      expect_close(compared_values(name, pg.at(name)), compared_values(name, t), 1e-4, 1e-5, name.c_str());
+      expect_close(compared_values(name, pg.at(name)), compared_values(name, t), 1e-4, 5e-5, name.c_str());
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "cuda/emulation/tagged.h"
 #include "cuda/kernels.h"
+#include "tensor/philox.h"
 
 namespace lowrank::cuda {
 
@@ -136,13 +137,16 @@ void tanh_backward(float* dx, const float* dy, const float* y, int64_t n) {
   unary_backward(dx, dy, y, n, "tanh_backward", [](float g, float v) { return g * (1.f - v * v); });
 }
 
-// Dropout: the mask (0 or 1/(1-p), drawn on the host) is a third operand.
-void dropout_forward(float* y, const float* x, const float* mask, int64_t n) {
+// Dropout: forward writes the mask (0 or 1/(1-p)) and y from the call's key through the function
+// the kernel and the CPU op call (tensor/philox.h), one group of 4 elements at a time.
+void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key) {
   if (n == 0) return;
   float* yh = emu::arg(y, n, "dropout_forward y");
+  float* mh = emu::arg(mask, n, "dropout_forward mask");
   const float* xh = emu::arg(x, n, "dropout_forward x");
-  const float* m = emu::arg(mask, n, "dropout_forward mask");
-  for (int64_t i = 0; i < n; ++i) yh[i] = xh[i] * m[i];
+  const float scale = 1.f / (1.f - p);
+  for (int64_t g = 0; g < tensor::philox::dropout_groups(n); ++g)
+    tensor::philox::dropout_group(yh, mh, xh, n, static_cast<uint64_t>(g), key, p, scale);
 }
 void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n) {
   unary_backward(dx, dy, mask, n, "dropout_backward", [](float g, float m) { return g * m; });
