@@ -36,9 +36,10 @@ run_one() {  # NAME OPTIONS...: one finetune_e2e on the GPU, bounded by LIMIT se
 export -f run_one
 export BUILD BASE TAG WORK LIMIT
 
-grep -v -E '^[[:space:]]*(#|$)' "$RUNS" | xargs -P "$PARALLEL" -I{} bash -c 'run_one {}'
+runs=$(grep -v -E '^[[:space:]]*(#|$)' "$RUNS")  # the run lines, comments and blank lines left out
+printf '%s\n' "$runs" | xargs -P "$PARALLEL" -I{} bash -c 'run_one {}'
 # The last lines of each log: the score table, or where a run stopped.
 for f in "$WORK"/*.log; do echo "== $f"; tr '\r' '\n' <"$f" | grep -v '^\s*$' | tail -n 6; done
-names=$(grep -v -E '^[[:space:]]*(#|$)' "$RUNS" | awk '{print "docs/results/e2e_outputs/'"$TAG"'-" $1 ".txt"}')
+names=$(printf '%s\n' "$runs" | awk '{print "docs/results/e2e_outputs/'"$TAG"'-" $1 ".txt"}')
 # shellcheck disable=SC2086
 tar czf "$OUTDIR/e2e_gpu.tar.gz" "$WORK" $(ls $names 2>/dev/null)
