@@ -16,9 +16,11 @@
 // FT 0.688 ± 0.019, 46 s per seed, 2m25s in all (FT updates the embeddings; LoRA keeps them frozen,
 // and a base that has seen 0.5M words of Wikipedia knows few of SST-2's movie-review words).
 // With other jobs on the cores use --threads 1: two OpenMP threads competing for busy cores ran 9x slower.
+#include <filesystem>
 #include <iostream>
 
 #include "examples/common/glue_train.h"
+#include "examples/common/results.h"
 #include "tensor/parallel.h"
 
 using namespace lowrank;
@@ -58,6 +60,8 @@ cxxopts::Options make_options() {
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("json", "write the results to this JSON file", cxxopts::value<std::string>()->default_value(""))
+    ("results", "add one row per seed to this results file (docs/results/glue.json: the NLU table)",
+     cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
   return o;
 }
@@ -97,6 +101,41 @@ nlohmann::json run_json(uint64_t seed, const ex::GlueRunResult& r) {
   return {{"seed", seed},           {"accuracy", r.dev.accuracy},   {"f1", r.dev.f1},
           {"final_train_loss", r.final_loss}, {"train_seconds", r.train_seconds},
           {"train_tokens_per_s", r.tokens_per_s}, {"eval_seconds", r.eval_seconds}};
+}
+
+// The run's identity in a results file: task, method, its hyper-parameters, base, budget, seed.
+// subset: --train-examples (0: the whole train split).
+std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t subset, uint64_t seed) {
+  std::string k = task + " " + c.method.method;
+  if (c.method.method == "lora") {
+    std::string t;
+    for (const std::string& x : c.method.lora.targets) t += (t.empty() ? "" : ",") + x;
+    k += " r=" + std::to_string(c.method.lora.r) + " alpha=" + ex::fixed(c.method.lora.alpha, 0) + " targets=" + t;
+  }
+  if (c.method.method == "adapter-h" || c.method.method == "adapter-l") k += " dim=" + std::to_string(c.method.adapter_dim);
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%g", static_cast<double>(c.lr));
+  const std::filesystem::path init = std::filesystem::path(c.init).lexically_normal();
+  return k + " lr=" + lr + " base=" + init.stem().string() + " B=" + std::to_string(c.batch_size) +
+         " steps=" + std::to_string(c.steps) + (subset > 0 ? " train=" + std::to_string(subset) : "") +
+         " seed=" + std::to_string(seed);
+}
+
+// One row per seed for the NLU results file (examples/common/results.h).
+void record_runs(const std::string& path, const std::string& task, const ex::GlueRunConfig& c, const ex::GlueData& d,
+                 int64_t subset, const std::vector<uint64_t>& seeds, const std::vector<ex::GlueRunResult>& runs) {
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const ex::GlueRunResult& r = runs[i];
+    nlohmann::json row = run_json(seeds[i], r);
+    row.update({{"key", run_key(task, c, subset, seeds[i])}, {"task", task}, {"method", c.method.method},
+                {"init", c.init}, {"rank", c.method.lora.r}, {"alpha", c.method.lora.alpha}, {"lr", c.lr},
+                {"batch_size", c.batch_size}, {"steps", c.steps}, {"pooling", c.pooling},
+                {"epochs", static_cast<double>(c.steps * c.batch_size) / static_cast<double>(d.train->size())},
+                {"trainable_params", r.trainable}, {"head_params", r.head}, {"total_params", r.total},
+                {"report_f1", d.task.report_f1}, {"dev_examples", d.dev->size()},
+                {"threads", tensor::num_threads()}, {"device", c.device == tensor::Device::CPU ? "cpu" : "cuda"}});
+    ex::record_run(path, row);
+  }
 }
 
 }  // namespace
@@ -181,6 +220,7 @@ int finetune_main(int argc, char** argv) {
             << runs[0].total << " parameters\n";
   print_results(d.task, seeds, runs);
   if (!a["json"].as<std::string>().empty()) write_results(a["json"].as<std::string>(), task, cfg, d, runs, per_seed);
+  if (!a["results"].as<std::string>().empty()) record_runs(a["results"].as<std::string>(), task, cfg, d, a["train-examples"].as<int64_t>(), seeds, runs);
   return 0;
 }
 

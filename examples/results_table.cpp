@@ -74,7 +74,25 @@ std::string mean_std(const std::vector<nlohmann::json>& runs, const std::string&
   return buf;
 }
 
-std::string markdown_table(const std::vector<Group>& groups) {
+// The NLU table (docs/results/glue.json, finetune_glue --results): dev accuracy, and F1 where the task reports
+// it (MRPC), in percent.
+std::string glue_table(const std::vector<Group>& groups) {
+  std::ostringstream o;
+  o << "| run (task, method, hyper-parameters, budget) | seeds | trainable (+ head) | epochs | dev acc (%) | dev F1 (%) "
+       "| train s |\n|---|---:|---:|---:|---:|---:|---:|\n";
+  for (const auto& g : groups) {
+    const nlohmann::json& r0 = g.runs.front();
+    o << "| " << g.config << " | " << g.runs.size() << " | " << r0.value("trainable_params", 0) << " (+ "
+      << r0.value("head_params", 0) << ") | " << mean_std(g.runs, "epochs", 1, 2) << " | "
+      << mean_std(g.runs, "accuracy", 100, 1) << " | "
+      << (r0.value("report_f1", false) ? mean_std(g.runs, "f1", 100, 1) : std::string("")) << " | "
+      << mean_std(g.runs, "train_seconds", 1, 0) << " |\n";
+  }
+  return o.str();
+}
+
+std::string markdown_table(const std::string& name, const std::vector<Group>& groups) {
+  if (name == "glue") return glue_table(groups);
   std::ostringstream o;
   o << "| run (method, hyper-parameters, budget) | seeds | trainable | optimizer state (bytes) | epochs | valid loss "
        "| BLEU | NIST | METEOR | ROUGE-L | CIDEr | test MRs | train s |\n"
@@ -148,7 +166,7 @@ int table_main(int argc, char** argv) {
   const std::string name = j.value("table", "");
   LR_CHECK(!name.empty(), path, ": field 'table' missing");
   const std::vector<Group> groups = group_runs(j["runs"]);
-  const std::string table = markdown_table(groups);
+  const std::string table = markdown_table(name, groups);
   if (a["markdown"].as<std::string>().empty())
     std::cout << table;
   else

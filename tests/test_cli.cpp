@@ -175,3 +175,35 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
   CHECK(bad.rc == 1);
   CHECK(contains(bad.err, "holds table 'glue'"));
 }
+
+TEST_CASE("cli: finetune_glue --results adds one row per seed; results_table makes the NLU table of them") {
+  TempDir tmp("glue_results");
+  nn::GPTConfig c = nn::config_by_name("tiny");  // C = 32
+  c.vocab_size = 50257;                            // GPT-2 BPE's, as finetune_glue requires
+  c.n_layer = 1;
+  Rng rng(1);
+  nn::GPT model(c, rng);
+  const std::string base = tmp.file("base.safetensors"), results = tmp.file("glue.json");
+  nn::save_model(base, model, {}, "BF16");
+  const std::string run = "--task sst2 --steps 2 --train-examples 32 --max-len 16 --threads 1 --init " + base +
+                          " --results " + results;
+  const Run r = run_example("finetune_glue", run + " --seeds 1,2", tmp);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  REQUIRE(run_example("finetune_glue", run + " --seeds 2", tmp).rc == 0);  // seed 2's row replaced, not added
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(results));
+  CHECK(j["table"] == "glue");
+  REQUIRE(j["runs"].size() == 2);
+  const std::string key = "sst2 lora r=8 alpha=16 targets=q,v lr=0.001 base=base B=16 steps=2 train=32";
+  for (const auto& row : j["runs"]) {
+    CHECK(row["key"].get<std::string>().rfind(key + " seed=", 0) == 0);
+    CHECK(row["accuracy"].get<double>() >= 0.0);
+    CHECK(row["accuracy"].get<double>() <= 1.0);
+    CHECK(row["trainable_params"] == 2 * 8 * (32 + 32));  // r (C + C) on Wq and Wv of the one layer
+  }
+  const Run t = run_example("results_table", "--results " + results, tmp);
+  CAPTURE(t.err);
+  REQUIRE(t.rc == 0);
+  CHECK(contains(t.out, "| " + key + " | 2 | 1024 (+ "));
+  check_refused("finetune_glue", "--results /nonexistent/g.json --init " + base, "--results /nonexistent/g.json");
+}

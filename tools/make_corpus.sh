@@ -11,10 +11,12 @@
 # sits at i/n), so that train_gpt's last-10% validation split holds the last tenth of every source.
 # Deterministic: awk + a stable numeric sort under LC_ALL=C, no randomness.
 #
-# COPY_FRAC=F (default 0: the committed base's corpus) and COPY_MODE=spans|repeat turn a fraction F of the
-# short documents (4-60 words) into copy-from-context examples (tools/copy_augment.awk): "spans" precedes
-# the document with a shuffled list of its own word spans, "repeat" writes it twice; an experiment on
-# whether a base that attends across <|endoftext|> adapts better with LoRA (REPRODUCTION.md, E2E probes).
+# COPY_FRAC=F (default 0: the committed base's corpus) and COPY_MODE=spans|repeat|keys turn a fraction F of
+# the documents into copy-from-context examples (tools/copy_augment.awk): "spans" precedes a short document
+# (4-60 words) with a shuffled list of its own word spans, "repeat" writes it twice, "keys" precedes it with
+# the shuffled content phrases of its first text (keywords-to-text denoising, built from the text alone);
+# experiments on whether a base that attends across <|endoftext|> adapts better with LoRA (REPRODUCTION.md,
+# E2E probes).
 #
 # E2E_GROUP=G (default 0: one reference per document, the committed base's corpus) writes the references
 # of one MR as documents of up to G references each (" ref1 ref2 ..."): different people describing the

@@ -124,7 +124,7 @@ inline void check_options(const cxxopts::ParseResult& a) {
                                                : cat("in [", r.lo, ", ", r.hi, ")");
     LR_CHECK(ok, "--", r.name, " ", *v, ": must be ", range, " (", r.what, ")");
   }
-  for (const char* name : {"json", "save", "export", "svg", "markdown"})
+  for (const char* name : {"json", "results", "save", "export", "svg", "markdown"})
     if (const std::optional<std::string> s = string_option(a, name)) check_output_path(name, *s);
   if (const std::optional<std::string> s = string_option(a, "save-adapter"))
     is_peft_dir_name(*s) ? check_output_dir("save-adapter", *s) : check_output_path("save-adapter", *s);
