@@ -113,6 +113,7 @@ std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t
     k += " r=" + std::to_string(c.method.lora.r) + " alpha=" + ex::fixed(c.method.lora.alpha, 0) + " targets=" + t;
   }
   if (c.method.method == "adapter-h" || c.method.method == "adapter-l") k += " dim=" + std::to_string(c.method.adapter_dim);
+  if (c.pooling != "mean") k += " pooling=" + c.pooling;  // named only where it differs from the default
   char lr[32];
   std::snprintf(lr, sizeof lr, "%g", static_cast<double>(c.lr));
   const std::filesystem::path init = std::filesystem::path(c.init).lexically_normal();

@@ -30,6 +30,12 @@ BEGIN {
         "offering provides providing near", sw, " ")
   for (i in sw) stop[sw[i]] = 1
 }
+# mode=swapkeys: as keys, after the names of the first text are swapped, everywhere in the document, for
+# random other names of the corpus (a name: a content phrase of capitalised words seen >= 20 times, its
+# lower-case form under a tenth of that). The base then cannot predict a name, a food or a landmark from
+# the names beside it (a restaurant and "its" landmark, as the references pair them); it has to copy the
+# phrase from the list before <|endoftext|>. Buffered: names are counted over the whole input first.
+mode == "swapkeys" { buf[++nbuf] = $0; next }
 mode == "keys" {
   if (rnd() >= frac) { print; next }
   first = $0; e = index(first, "<|endoftext|>"); if (e > 0) first = substr(first, 1, e - 1)
@@ -56,3 +62,68 @@ mode == "keys" {
   if (m == 0) { print doc; next }
   print out "<|endoftext|>" doc
 }
+
+# The phrases of t (keys' splitting, in order) into ph[1..m]; returns m.
+function phrases(t, ph,    n, w, i, p, m, lw) {
+  n = split(t, w, / +/); m = 0; p = ""
+  for (i = 1; i <= n + 1; i++) {
+    lw = tolower(w[i]); gsub(/^[^a-z0-9£]+|[^a-z0-9£]+$/, "", lw)
+    if (i > n || lw == "" || lw in stop || w[i] !~ /[A-Za-z0-9£]/ || w[i] ~ /endoftext/) {
+      if (p != "") ph[++m] = p
+      p = ""; continue
+    }
+    gsub(/^[.,;:!?"'()-]+|[.,;:!?"'()-]+$/, "", w[i])  # ASCII punctuation only: "Café" keeps its bytes
+    p = (p == "" ? w[i] : p " " w[i])
+  }
+  return m
+}
+function capitalised(p,    w, n, i) { n = split(p, w, " "); for (i = 1; i <= n; i++) if (w[i] !~ /^[A-Z]/) return 0; return 1 }
+# s with every occurrence of a replaced by b (plain text, no regex)
+function replace_all(s, a, b,    out, i) {
+  out = ""
+  while ((i = index(s, a)) > 0) { out = out substr(s, 1, i - 1) b; s = substr(s, i + length(a)) }
+  return out s
+}
+END {
+  if (mode != "swapkeys") exit
+  for (d = 1; d <= nbuf; d++) {
+    m = phrases(buf[d], ph)
+    for (i = 1; i <= m; i++) if (capitalised(ph[i])) cap[ph[i]]++; else low[tolower(ph[i])]++
+    delete ph
+  }
+  npool = 0
+  for (p in cap) if (cap[p] >= 20 && low[tolower(p)] * 10 < cap[p]) names[++npool] = p
+  n = asort_names(names, npool)
+  for (i = 1; i <= npool; i++) {  # a food: followed by food/restaurant/cuisine in at least 15% of its uses
+    all = 0; fed = 0
+    for (d = 1; d <= nbuf; d++) {
+      all += count(buf[d], names[i])
+      fed += count(buf[d], names[i] " food") + count(buf[d], names[i] " restaurant") + count(buf[d], names[i] " cuisine")
+    }
+    food[i] = (fed >= 0.15 * all)
+  }
+  for (d = 1; d <= nbuf; d++) {
+    doc = buf[d]
+    if (rnd() >= frac || npool < 2) { print doc; continue }
+    first = doc; e = index(first, "<|endoftext|>"); if (e > 0) first = substr(first, 1, e - 1)
+    m = phrases(first, ph); k = 0
+    for (i = 1; i <= m; i++) if (ph[i] in isname && !(ph[i] in done)) { done[ph[i]] = 1; src[++k] = ph[i] }
+    for (i = 1; i <= k; i++) {                      # through placeholders: a -> b and b -> c never chain
+      do { j = 1 + int(rnd() * npool) } while (names[j] == src[i] || food[j] != food[idx[src[i]]])
+      dst[i] = names[j]; doc = replace_all(doc, src[i], "\002" i "\002")
+    }
+    for (i = 1; i <= k; i++) doc = replace_all(doc, "\002" i "\002", dst[i])
+    delete ph; delete done
+    first = doc; e = index(first, "<|endoftext|>"); if (e > 0) first = substr(first, 1, e - 1)
+    kk = keys(first)
+    if (kk == "") print doc; else print " " kk "<|endoftext|>" doc
+  }
+}
+# names[1..n] sorted (insertion sort: a portable order, whatever awk's "for in" order is), isname set
+function asort_names(a, n,    i, j, t) {
+  for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+  for (i = 1; i <= n; i++) { isname[a[i]] = 1; idx[a[i]] = i }
+  return n
+}
+# occurrences of a in s (plain text)
+function count(s, a,    c, i) { c = 0; while ((i = index(s, a)) > 0) { c++; s = substr(s, i + length(a)) } return c }

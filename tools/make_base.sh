@@ -15,6 +15,11 @@
 #                             # gpt-e2e-base3 continued on the same references joined by <|endoftext|>
 #                             # inside a group (E2E_SEP=eot), 600 steps (4a), 1,200 more (4b), 2,400
 #                             # more, one thread. 9 + 17 + 34 minutes on the 2-core AVX-512 Xeon.
+#   tools/make_base.sh base5  # stage 5 -> data/assets/gpt-e2e-base5 (committed, the E2E headline base):
+#                             # gpt-e2e-base4 continued for 900 steps on the same groups, each preceded by
+#                             # the content phrases of its first reference with its names swapped for other
+#                             # names of the corpus (COPY_MODE=swapkeys: keywords-to-text with entity swaps,
+#                             # built from the references alone), one thread. 16 minutes on the AMD EPYC.
 # Checkpoints every 100 steps in out/base/: rerunning after an interruption resumes where it stopped and
 # gives the same file (train_gpt's resume is exact for the same build and thread count). The figures and
 # sha256 of each committed file are in its README.
@@ -67,5 +72,11 @@ case "$stage" in
     continued out/base/gpt-e2e-base4b.safetensors out/corpus/e2e-group4-eot.txt gpt-e2e-base4 \
       data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors 2400
     ;;
-  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3 or base4)" >&2; exit 2 ;;
+  base5)
+    E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e COPY_MODE=swapkeys COPY_FRAC=1 tools/make_corpus.sh build \
+      out/corpus/e2e-group4-swapkeys.txt
+    continued data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors out/corpus/e2e-group4-swapkeys.txt gpt-e2e-base5 \
+      data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors 900
+    ;;
+  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3, base4 or base5)" >&2; exit 2 ;;
 esac
