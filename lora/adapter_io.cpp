@@ -1,5 +1,6 @@
 // lowrank adapter files: the few MB a LoRA task costs (Section 4.2: "store and load only the small
 // LoRA matrices per task"), tied to the base model by a hash, plus a merged plain-GPT export.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -43,6 +44,12 @@ json config_to_json(const LoRAConfig& c) {
 LoRAConfig config_from_json(const json& j, const std::string& path) {
   LoRAConfig c;
   try {
+    // json's conversion would cast a float rank or layer to int64 (1e300: undefined behaviour, 2.5: 2).
+    const auto integer = [](const json& v) { return v.is_number_integer(); };
+    LR_CHECK(integer(j.at("r")), "field 'r' is ", j.at("r").dump(), ", not an integer");
+    const bool layers_ok = !j.contains("layers") || (j.at("layers").is_array() &&
+                                                     std::all_of(j.at("layers").begin(), j.at("layers").end(), integer));
+    LR_CHECK(layers_ok, "field 'layers' is ", j.at("layers").dump(), ", not an array of integers");
     c.r = j.at("r").get<int64_t>();
     c.alpha = j.at("alpha").get<float>();
     c.targets = j.at("targets").get<std::vector<std::string>>();

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <utility>
 #include <vector>
@@ -18,19 +19,33 @@ nlohmann::json config_to_json(const GPTConfig& c) {
           {"causal", c.causal},   {"n_classes", c.n_classes}};
 }
 
+namespace {
+constexpr uint64_t kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+// A size field: missing keeps `def`. json's own conversion would cast a float to int64 (1e300: undefined
+// behaviour, 4.5: silently 4), so anything but an integer (or an unsigned one past int64) is refused.
+int64_t int_field(const nlohmann::json& j, const char* key, int64_t def) {
+  auto it = j.find(key);
+  if (it == j.end()) return def;
+  LR_CHECK(it->is_number_integer() && (!it->is_number_unsigned() || it->get<uint64_t>() <= kInt64Max),
+           "field '", key, "' is ", it->dump(), ", not an integer");
+  return it->get<int64_t>();
+}
+}  // namespace
+
 GPTConfig config_from_json(const nlohmann::json& j) {
+  LR_CHECK(j.is_object(), "config ", j.dump(), " is not a JSON object");
   GPTConfig c;
   c.name = j.value("name", c.name);
-  c.vocab_size = j.value("vocab_size", c.vocab_size);
-  c.n_positions = j.value("n_positions", c.n_positions);
-  c.n_embd = j.value("n_embd", c.n_embd);
-  c.n_layer = j.value("n_layer", c.n_layer);
-  c.n_head = j.value("n_head", c.n_head);
-  c.n_inner = j.value("n_inner", c.n_inner);
+  c.vocab_size = int_field(j, "vocab_size", c.vocab_size);
+  c.n_positions = int_field(j, "n_positions", c.n_positions);
+  c.n_embd = int_field(j, "n_embd", c.n_embd);
+  c.n_layer = int_field(j, "n_layer", c.n_layer);
+  c.n_head = int_field(j, "n_head", c.n_head);
+  c.n_inner = int_field(j, "n_inner", c.n_inner);
   c.dropout = j.value("dropout", c.dropout);
   c.layer_norm_eps = j.value("layer_norm_eps", c.layer_norm_eps);
   c.causal = j.value("causal", c.causal);
-  c.n_classes = j.value("n_classes", c.n_classes);
+  c.n_classes = int_field(j, "n_classes", c.n_classes);
   return c;
 }
 
@@ -70,6 +85,8 @@ GPTConfig read_config(const tensor::SafetensorsFile& f, const std::string& path)
   try {
     return config_from_json(nlohmann::json::parse(it->second));
   } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(path, ": invalid 'lowrank.config' metadata: ", e.what()));
+  } catch (const Error& e) {
     throw Error(cat(path, ": invalid 'lowrank.config' metadata: ", e.what()));
   }
 }

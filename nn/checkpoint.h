@@ -14,7 +14,7 @@
 namespace lowrank::nn {
 
 nlohmann::json config_to_json(const GPTConfig& c);
-GPTConfig config_from_json(const nlohmann::json& j);  // missing fields keep their defaults
+GPTConfig config_from_json(const nlohmann::json& j);  // missing fields keep their defaults; a non-integer size throws
 
 // The model's tensors by name (handles, no copies).
 std::map<std::string, Tensor> state_dict(Module& model);

@@ -43,6 +43,9 @@ BlockCache& block_cache() {
 // runs on as many rows as the batch has completion tokens, so exact-size lists missed on almost every
 // step and each miss cost a fresh mapping, its page faults and the kernel's zeroing (~10% of a step).
 size_t rounded_bytes(size_t numel) {
+#ifdef LOWRANK_EXACT_ALLOC
+  return numel * sizeof(float);  // sanitizer builds (CMake LOWRANK_SANITIZE): no slack for overruns to hide in
+#endif
   const size_t bytes = (numel * sizeof(float) + kAlign - 1) / kAlign * kAlign;
   if (bytes < kCacheMinBytes) return bytes;
   const size_t step = (size_t(1) << (63 - __builtin_clzll(bytes))) / 8;  // 1/8 of the power of two below
@@ -50,6 +53,12 @@ size_t rounded_bytes(size_t numel) {
 }
 
 float* cpu_alloc(size_t bytes) {
+#ifdef LOWRANK_EXACT_ALLOC
+  // aligned_alloc wants a multiple of the alignment (ASan enforces it); posix_memalign takes any size.
+  // No block cache either: a reused block would hide a use after free from ASan.
+  void* p = nullptr;
+  return posix_memalign(&p, kAlign, bytes) == 0 ? static_cast<float*>(p) : nullptr;
+#endif
   if (bytes >= kCacheMinBytes) {
     BlockCache& c = block_cache();
     std::lock_guard<std::mutex> lock(c.mu);
@@ -65,6 +74,10 @@ float* cpu_alloc(size_t bytes) {
 }
 
 void cpu_free(float* p, size_t bytes) {
+#ifdef LOWRANK_EXACT_ALLOC
+  std::free(p);
+  return;
+#endif
   if (bytes >= kCacheMinBytes) {
     BlockCache& c = block_cache();
     std::lock_guard<std::mutex> lock(c.mu);

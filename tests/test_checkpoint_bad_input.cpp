@@ -79,6 +79,28 @@ TEST_CASE("bad input: load_model checks lowrank.config against the file's tensor
   CHECK(contains(big, "n_embd 131072 outside [0, 65536]"));
 }
 
+TEST_CASE("bad input: lowrank.config sizes must be JSON integers, not floats cast to int64") {
+  TempDir tmp("cfg_types");
+  const std::string path = tmp.file("model.safetensors");
+  Rng rng(1);
+  nn::GPT model(small_config(), rng);
+  nn::save_model(path, model);
+  // A float used to go through json's cast to int64: 16.5 loaded as 16, 1e300 was undefined behaviour.
+  nlohmann::json cfg = nn::config_to_json(small_config());
+  for (const std::string bad : {"1e300", "16.5", "\"16\"", "18446744073709551615"}) {
+    CAPTURE(bad);
+    cfg["n_embd"] = nlohmann::json::parse(bad);
+    set_meta(path, "lowrank.config", cfg.dump());
+    const std::string err = error_of([&] { nn::load_model(path, rng); });
+    CHECK(contains(err, path));
+    CHECK(contains(err, "field 'n_embd' is " + cfg["n_embd"].dump() + ", not an integer"));
+  }
+  set_meta(path, "lowrank.config", "[16]");
+  CHECK(contains(error_of([&] { nn::load_model(path, rng); }), "is not a JSON object"));
+  set_meta(path, "lowrank.config", nn::config_to_json(small_config()).dump());
+  CHECK_NOTHROW(nn::load_model(path, rng));
+}
+
 TEST_CASE("bad input: GPTConfig::validate has upper bounds far above every preset") {
   for (const std::string& name : nn::config_names()) CHECK_NOTHROW(nn::config_by_name(name).validate());
   nn::GPTConfig c = small_config();

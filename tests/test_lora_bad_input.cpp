@@ -2,7 +2,10 @@
 // adapter files whose rank disagrees with their tensors, and ranks above a module's width. Each is a
 // clear error naming the file (or the op) and the values, read before anything is allocated or copied.
 #include <fstream>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -126,6 +129,31 @@ TEST_CASE("bad input: an adapter file's rank is checked against its own tensors"
   CHECK(contains(err, path));
   CHECK(contains(err, "lora.config' says r=1099511627776"));
   CHECK(contains(err, "has shape (2, 8)"));
+}
+
+TEST_CASE("bad input: an adapter file's rank and layers must be JSON integers, not floats cast to int64") {
+  TempDir tmp("adapter_types");
+  const std::string path = tmp.file("a.safetensors");
+  auto model = tiny_gpt();
+  Rng rng(5);
+  lora::apply_lora(*model, qv(), rng);
+  lora::save_adapter(path, *model, qv());
+  const SafetensorsFile f = load_safetensors(path);
+  // A float used to go through json's cast to int64: 2.5 loaded as rank 2, 1e300 was undefined behaviour.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"r", "1e300"}, {"r", "2.5"}, {"r", "\"2\""}, {"layers", "[0.5]"}, {"layers", "[1e300]"}, {"layers", "3"}};
+  for (const auto& c : cases) {
+    const std::string field = c.first, bad = c.second;  // named copies: clang 14's lambdas cannot capture bindings
+    CAPTURE(field + " = " + bad);
+    nlohmann::json meta = nlohmann::json::parse(f.metadata.at("lora.config"));
+    meta[field] = nlohmann::json::parse(bad);
+    std::map<std::string, std::string> metadata = f.metadata;
+    metadata["lora.config"] = meta.dump();
+    save_safetensors(path, f.tensors, metadata);
+    const std::string err = error_of([&] { lora::read_adapter_config(path); });
+    CHECK(contains(err, path));
+    CHECK(contains(err, "field '" + field + "' is " + meta[field].dump() + ", not a"));
+  }
 }
 
 TEST_CASE("bad input: apply_lora refuses a rank above the adapted module's width, touching nothing") {

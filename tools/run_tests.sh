@@ -20,3 +20,9 @@ if command -v nvcc >/dev/null || [ -e /usr/local/cuda/include/cuda_runtime.h ] |
 else
   echo "==> CUDA host emulation skipped: no CUDA toolkit headers (install nvidia-cuda-toolkit to run it)"
 fi
+
+# Bad input and memory errors (docs/reliability.md): the whole suite again under ASan + UBSan
+# (build-asan/, clang), then every file loader fuzzed for $LOWRANK_FUZZ_SECONDS (default 30) seconds
+# each (build-fuzz/). Either fails this script on any finding.
+tools/run_tests_sanitized.sh
+tools/fuzz.sh "${LOWRANK_FUZZ_SECONDS:-30}"

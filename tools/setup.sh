@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lowrank needs (only those missing), then configures and builds.
 # Usage: tools/setup.sh [build-dir [target...]]   (default: build, every target). Extra CMake options
-# come from $LOWRANK_CMAKE_ARGS. Re-running is cheap: nothing is reinstalled.
+# come from $LOWRANK_CMAKE_ARGS, more Debian packages from $LOWRANK_EXTRA_PKGS, the number of build
+# jobs from $LOWRANK_JOBS (default: nproc).
+# Re-running is cheap: nothing is reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
-PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev"
+PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev ${LOWRANK_EXTRA_PKGS:-}"
 
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -23,4 +25,4 @@ mkdir -p "$BUILD"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LOWRANK_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 \
   || { cat "$BUILD/configure.log"; exit 1; }
 grep -E "^-- lowrank" "$BUILD/configure.log" || true
-cmake --build "$BUILD" -j "$(nproc)" ${TARGETS[@]+--target "${TARGETS[@]}"}
+cmake --build "$BUILD" -j "${LOWRANK_JOBS:-$(nproc)}" ${TARGETS[@]+--target "${TARGETS[@]}"}
