@@ -9,12 +9,12 @@
 # The recipe is the paper's (Table 11): AdamW, batch 8, linear warmup + decay, weight decay 0.01, label
 # smoothing 0.1, dropout 0.1; LoRA r=4 on Wq, Wv, alpha 32; beam 10, length penalty 0.9, no-repeat 4-grams.
 # Two runs at a time, one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or out/e2e-runs/. METHODS / SEEDS / LRS select a subset,
-# BASE the base (default gpt-e2e-base4, the headline base; the key of a run names its base unless it is gpt-e2e-base):
+# BASE the base (default gpt-e2e-base5, the headline base; the key of a run names its base unless it is gpt-e2e-base):
 #   METHODS="lora" SEEDS="2 3" tools/e2e_headline.sh runs
 #   BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors tools/e2e_headline.sh runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE=${BASE:-data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors}
+BASE=${BASE:-data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors}
 TAG=$(basename "$BASE" .safetensors)
 RES=docs/results
 # Chosen by the sweep (docs/results/e2e_lr_sweep.json; REPRODUCTION.md states the figures).

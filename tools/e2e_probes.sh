@@ -15,9 +15,9 @@ lora() {  # NAME BASE EXTRA-OPTIONS...
     --beam 1 --show 3 --threads 1 --outputs "out/probe/$name-out.txt" --results docs/results/e2e_probes.json \
     "$@" > "out/probe/$name-ft.log" 2>&1
 }
-pretrain() {  # NAME INIT STEPS: continued pretraining of INIT on out/corpus/NAME.txt -> out/probe/NAME.safetensors
+pretrain() {  # NAME INIT STEPS [LR]: continued pretraining of INIT on out/corpus/NAME.txt -> out/probe/NAME.safetensors
   ./build/train_gpt --init "$2" --data "out/corpus/$1.txt" --block-size 128 --batch-size 8 --steps "$3" \
-    --lr 1e-3 --warmup 20 --eval-every 100 --threads 1 --export "out/probe/$1.safetensors" > "out/probe/$1-pre.log" 2>&1
+    --lr "${4:-1e-3}" --warmup 20 --eval-every 100 --threads 1 --export "out/probe/$1.safetensors" > "out/probe/$1-pre.log" 2>&1
 }
 copy_base() {  # NAME MODE FRAC STEPS [E2E_GROUP]: continued pretraining of the committed base on another corpus
   COPY_MODE=$2 COPY_FRAC=$3 E2E_GROUP=${5:-0} tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
@@ -50,3 +50,14 @@ cp out/corpus/s4-e2e-group4-eot.txt out/corpus/s5-eot.txt && pretrain s5-eot out
 lora s5-eot out/probe/s5-eot.safetensors
 cp out/corpus/s4-e2e-group4-eot.txt out/corpus/s6-eot.txt && pretrain s6-eot out/probe/s5-eot.safetensors 2400
 lora s6-eot out/probe/s6-eot.safetensors
+# Keywords-to-text from gpt-e2e-base4: each group preceded by the content phrases of its first reference
+# (COPY_MODE=keys) on half the groups (600 steps, lr 3e-4) or all (900 steps, lr 1e-3), and the same with
+# the names swapped for other names of the corpus (swapkeys: = gpt-e2e-base5, tools/make_base.sh base5).
+BASE4=data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors
+keys() {  # NAME MODE FRAC STEPS LR
+  E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e COPY_MODE=$2 COPY_FRAC=$3 tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
+  pretrain "$1" "$BASE4" "$4" "$5"
+  lora "$1" "out/probe/$1.safetensors"
+}
+keys keys50 keys 0.5 600 3e-4 & keys keys100 keys 1 900 1e-3 & wait
+keys swap100 swapkeys 1 900 1e-3

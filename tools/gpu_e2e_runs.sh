@@ -18,7 +18,7 @@ RUNS=${2:?usage: tools/gpu_e2e_runs.sh OUTDIR RUNS_FILE [PARALLEL] [TIMEOUT_S]}
 PARALLEL=${3:-4}
 LIMIT=${4:-420}
 BUILD=${BUILD:-build-gpu}
-BASE=${BASE:-data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors}
+BASE=${BASE:-data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors}
 [ -x "$BUILD/finetune_e2e" ] || { echo "gpu_e2e_runs: $BUILD/finetune_e2e not built (run tools/gpu_check.sh first)" >&2; exit 2; }
 [ -r "$RUNS" ] || { echo "gpu_e2e_runs: cannot read the runs file '$RUNS'" >&2; exit 2; }
 TAG=$(basename "$BASE" .safetensors)
