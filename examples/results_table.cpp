@@ -2,9 +2,11 @@
 // runs write (docs/results/*.json, examples/common/results.h), and the learning curves as SVG.
 //   ./build/results_table --results docs/results/e2e.json --markdown REPRODUCTION.md --svg docs/results/e2e_curves.svg
 //   ./build/results_table --results docs/results/e2e.json --merge out/gpu/e2e_gpu.json   # rows run elsewhere (a GPU)
+//   ./build/results_table --results docs/results/e2e.json --match base=gpt-e2e-base5 --section e2e_headline \
+//       --markdown REPRODUCTION.md --svg docs/results/e2e_headline_curves.svg   # one base's rows, their own section
 // Runs that differ only in their seed form one row: mean ± std (sample std; "—" with one seed).
 // The table replaces the text between "<!-- results:NAME -->" and "<!-- /results:NAME -->" in the
-// markdown file (NAME = the file's "table" field); without --markdown it is printed.
+// markdown file (NAME = the file's "table" field, or --section); without --markdown it is printed.
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -28,6 +30,8 @@ cxxopts::Options make_options() {
     ("markdown", "rewrite this file's <!-- results:NAME --> section (else: print)", cxxopts::value<std::string>()->default_value(""))
     ("merge", "first add every row of this results file to --results (same key: replaced)", cxxopts::value<std::string>()->default_value(""))
     ("svg", "write the learning curves (valid loss vs examples, first seed of each row) here", cxxopts::value<std::string>()->default_value(""))
+    ("match", "only the runs whose key contains this text", cxxopts::value<std::string>()->default_value(""))
+    ("section", "write <!-- results:SECTION --> instead of the file's table name", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
   return o;
 }
@@ -42,12 +46,14 @@ std::string config_of(const std::string& key) {
   return s == std::string::npos ? key : key.substr(0, s);
 }
 
-// Groups in first-appearance order.
-std::vector<Group> group_runs(const nlohmann::json& runs) {
+// Groups in first-appearance order, of the runs whose key contains `match` (all when empty).
+std::vector<Group> group_runs(const nlohmann::json& runs, const std::string& match) {
   std::vector<Group> groups;
   std::map<std::string, size_t> at;
   for (const auto& r : runs) {
-    const std::string c = config_of(r.at("key").get<std::string>());
+    const std::string key = r.at("key").get<std::string>();
+    if (key.find(match) == std::string::npos) continue;
+    const std::string c = config_of(key);
     if (!at.count(c)) {
       at[c] = groups.size();
       groups.push_back({c, {}});
@@ -165,12 +171,14 @@ int table_main(int argc, char** argv) {
   const nlohmann::json j = ex::read_results(path, "");
   const std::string name = j.value("table", "");
   LR_CHECK(!name.empty(), path, ": field 'table' missing");
-  const std::vector<Group> groups = group_runs(j["runs"]);
+  const std::string match = a["match"].as<std::string>(), section = a["section"].as<std::string>();
+  const std::vector<Group> groups = group_runs(j["runs"], match);
+  LR_CHECK(!groups.empty() || match.empty(), path, ": no run's key contains '", match, "' (--match)");
   const std::string table = markdown_table(name, groups);
   if (a["markdown"].as<std::string>().empty())
     std::cout << table;
   else
-    rewrite_section(a["markdown"].as<std::string>(), name, table);
+    rewrite_section(a["markdown"].as<std::string>(), section.empty() ? name : section, table);
   if (!a["svg"].as<std::string>().empty()) write_curves(a["svg"].as<std::string>(), name, groups);
   return 0;
 }

@@ -170,6 +170,20 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
   CHECK(bleu["lora device=cuda seed=1"] == 0.52);  // the same key is replaced
   CHECK(bleu["ft device=cuda seed=1"] == 0.66);    // a new key is added
   check_refused("results_table", "--results " + e2e + " --merge " + tmp.file("missing.json"), "cannot open");
+  // --match keeps the rows whose key contains the text; --section names the markdown section written.
+  const Run m = run_example("results_table", "--results " + e2e + " --match device=cuda", tmp);
+  REQUIRE(m.rc == 0);
+  CHECK(contains(m.out, "| lora device=cuda | 1 |"));
+  CHECK(contains(m.out, "| ft device=cuda | 1 |"));
+  CHECK(!contains(m.out, "| lora | 1 |"));
+  write("doc.md", "a\n<!-- results:e2e_gpu -->\nold\n<!-- /results:e2e_gpu -->\nb\n");
+  REQUIRE(run_example("results_table", "--results " + e2e + " --match device=cuda --section e2e_gpu --markdown " +
+                                           tmp.file("doc.md"), tmp).rc == 0);
+  const std::string doc = read_bytes(tmp.file("doc.md"));
+  CHECK(contains(doc, "| ft device=cuda | 1 |"));
+  CHECK(!contains(doc, "old"));
+  CHECK(!contains(doc, "| lora | 1 |"));
+  check_refused("results_table", "--results " + e2e + " --match base=nothing", "no run's key contains 'base=nothing'");
   write("glue.json", R"({"table": "glue", "runs": []})");
   const Run bad = run_example("results_table", "--results " + e2e + " --merge " + tmp.file("glue.json"), tmp);
   CHECK(bad.rc == 1);

@@ -5,7 +5,8 @@
 #   tools/e2e_headline.sh runs    # one epoch of all 42,061 training examples (5,257 steps of 8) per
 #                                 # method and seed, all 630 test MRs -> docs/results/e2e.json and
 #                                 # docs/results/e2e_outputs/BASE-METHOD-seedS.txt
-#   tools/e2e_headline.sh table   # REPRODUCTION.md's tables and docs/results/*_curves.svg from the JSON
+#   tools/e2e_headline.sh table   # REPRODUCTION.md's tables (all runs; BASE's runs alone, the headline) and
+#                                 # docs/results/e2e_curves.svg, e2e_headline_curves.svg from the JSON
 # The recipe is the paper's (Table 11): AdamW, batch 8, linear warmup + decay, weight decay 0.01, label
 # smoothing 0.1, dropout 0.1; LoRA r=4 on Wq, Wv, alpha 32; beam 10, length penalty 0.9, no-repeat 4-grams.
 # Two runs at a time, one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or out/e2e-runs/. METHODS / SEEDS / LRS select a subset,
@@ -18,11 +19,14 @@ BASE=${BASE:-data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors}
 TAG=$(basename "$BASE" .safetensors)
 RES=docs/results
 # Chosen by the sweep (docs/results/e2e_lr_sweep.json; REPRODUCTION.md states the figures).
-# lora, ft: swept on gpt-e2e-base (lora again on gpt-e2e-base4: 1e-3 .. 5e-3 within 0.003); the others on gpt-e2e-base4.
-declare -A LR=([lora]=2e-3 [ft]=2e-3 [ft-top2]=2e-3 [adapter-l]=1e-2 [adapter-h]=5e-3 [prefix-layer]=5e-4)
+# lora, ft: swept on gpt-e2e-base (lora again on gpt-e2e-base4: 1e-3 .. 5e-3 within 0.003); bitfit, prefix-embed on
+# gpt-e2e-base5 (prefix-embed: 1e-3 .. 1e-1 within 0.01); the others on gpt-e2e-base4.
+declare -A LR=([lora]=2e-3 [ft]=2e-3 [ft-top2]=2e-3 [adapter-l]=1e-2 [adapter-h]=5e-3 [prefix-layer]=5e-4
+             [bitfit]=3e-2 [prefix-embed]=1e-1)
 declare -A SWEEP=([lora]="5e-4 1e-3 2e-3 5e-3" [ft]="2e-4 5e-4 1e-3 2e-3" [ft-top2]="5e-4 1e-3 2e-3 5e-3"
                   [adapter-l]="1e-3 2e-3 5e-3 1e-2" [adapter-h]="1e-3 2e-3 5e-3 1e-2"
-                  [prefix-layer]="3e-4 5e-4 1e-3 3e-3 1e-2")
+                  [prefix-layer]="3e-4 5e-4 1e-3 3e-3 1e-2" [bitfit]="1e-3 3e-3 1e-2 3e-2 1e-1"
+                  [prefix-embed]="1e-3 3e-3 1e-2 3e-2 1e-1")
 METHODS=${METHODS:-"ft lora"}
 SEEDS=${SEEDS:-"1 2 3"}
 [ -x build/finetune_e2e ] && [ -x build/results_table ] || tools/setup.sh build finetune_e2e results_table
@@ -51,6 +55,8 @@ case "$stage" in
     ;;
   table)
     ./build/results_table --results "$RES/e2e.json" --markdown REPRODUCTION.md --svg "$RES/e2e_curves.svg"
+    ./build/results_table --results "$RES/e2e.json" --match "base=$TAG " --section e2e_headline \
+      --markdown REPRODUCTION.md --svg "$RES/e2e_headline_curves.svg"
     ./build/results_table --results "$RES/e2e_lr_sweep.json" --markdown REPRODUCTION.md
     ;;
   *) echo "tools/e2e_headline.sh: unknown stage '$stage' (sweep, runs or table)" >&2; exit 2 ;;
