@@ -36,7 +36,7 @@ void copy_strided(float* dst, const int64_t* dst_strides, const float* src, cons
 void axpy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
                   const int64_t* sizes, int ndim, float alpha);
 
-// ---- elementwise with row broadcast (elementwise.cpp) ------------------------------------
+// ---- elementwise with row broadcast (elementwise.cu) ------------------------------------
 // a (outer, inner), b (inner) repeated over rows (outer = 1 when shapes are equal), y (outer, inner).
 void add_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
 void sub_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
@@ -50,7 +50,7 @@ void mul_backward(float* da, float* db, const float* dy, const float* a, const f
 void scale_forward(float* y, const float* x, float s, int64_t n);
 void scale_backward(float* dx, const float* dy, float s, int64_t n);
 
-// ---- activations (activations.cpp), n elements -------------------------------------------
+// ---- activations (activations.cu), n elements -------------------------------------------
 void gelu_forward(float* y, const float* x, int64_t n);  // GPT-2 tanh approximation
 void gelu_backward(float* dx, const float* dy, const float* x, int64_t n);
 void relu_forward(float* y, const float* x, int64_t n);
@@ -58,7 +58,7 @@ void relu_backward(float* dx, const float* dy, const float* x, int64_t n);
 void tanh_forward(float* y, const float* x, int64_t n);
 void tanh_backward(float* dx, const float* dy, const float* y, int64_t n);  // from the saved output y
 
-// ---- reductions (reduce.cpp) --------------------------------------------------------------
+// ---- reductions (reduce.cu) --------------------------------------------------------------
 // out (1 element, device) = factor · Σ x (n): 1 for sum, 1/n for mean. Partial sums in double.
 void sum_forward(float* out, const float* x, int64_t n, float factor = 1.f);
 // dx (n) += factor · dy[0], dy a device scalar
@@ -66,12 +66,12 @@ void sum_backward(float* dx, const float* dy, int64_t n, float factor = 1.f);
 // out (1 element, device) = Σ x² (n), squares and partial sums in double (optim::clip_grad_norm).
 void sumsq_forward(float* out, const float* x, int64_t n);
 
-// ---- softmax family over the last dim (softmax.cpp); x, y (N, C) ---------------------------
+// ---- softmax family over the last dim (softmax.cu); x, y (N, C) ---------------------------
 void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log);
 // dx (N, C) += Jacobianᵀ · dy, from the saved output y
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log);
 
-// ---- layernorm (layernorm.cpp) ------------------------------------------------------------
+// ---- layernorm (layernorm.cu) ------------------------------------------------------------
 // y (N, C), mean (N), rstd (N) from x (N, C), w (C), b (C or nullptr)
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
                        int64_t N, int64_t C, float eps);
@@ -82,19 +82,20 @@ void layernorm_backward_dx(float* dx, const float* dy, const float* x, const flo
 void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
                                const float* rstd, int64_t N, int64_t C);
 
-// ---- embedding (embedding.cpp); ids (N) device int32, already checked in [0, V) -------------
+// ---- embedding (embedding.cu); ids (N) device int32, already checked in [0, V) -------------
 // y (N, C) = weight (V, C) rows picked by ids
 void embedding_forward(float* y, const float* weight, const int32_t* ids, int64_t N, int64_t C);
-// dweight (V, C) += scatter-add of dy (N, C) rows: one thread per channel walks n in order, so each
-// sum is formed in the CPU's order (same bits as the CPU, no atomics). Parallel over C only.
+// dweight (V, C) += scatter-add of dy (N, C) rows: one thread per (channel, bucket of ids, id % buckets)
+// walks n in order and adds only the rows whose id is in its bucket, so each sum is formed in the CPU's
+// order (same bits as the CPU, no atomics). Parallel over C and the buckets.
 void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int64_t N, int64_t C);
 
-// ---- dropout (dropout.cpp); mask (n) = 0 or 1/(1-p) from Philox(key, i) (tensor/philox.h) ------
+// ---- dropout (dropout.cu); mask (n) = 0 or 1/(1-p) from Philox(key, i) (tensor/philox.h) ------
 // forward writes both mask and y = x ⊙ mask on the device; backward: dx += dy ⊙ mask.
 void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key);
 void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n);
 
-// ---- attention (attention.cpp) --------------------------------------------------------------
+// ---- attention (attention.cu) --------------------------------------------------------------
 // A (B, T, C) operand with unit channel stride: element (b, t, c) at p[b·sb + t·st + c]. st is also
 // the GEMM leading dimension, so it must be >= C even when T == 1 (pass C for size-1 dims).
 struct AttnOperand {
@@ -115,7 +116,7 @@ void attention_forward(float* out, float* P, const AttnOperand& q, const AttnOpe
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const AttnOperand& q,
                         const AttnOperand& k, const AttnOperand& v, const AttnDims& d);
 
-// ---- cross entropy (cross_entropy.cpp); logits x (N, V), targets (N) device int32 ---------------
+// ---- cross entropy (cross_entropy.cu); logits x (N, V), targets (N) device int32 ---------------
 // The host computes the row weights w_i (mask_i, 0 for ignore_index) and W = Σ w_i, as the CPU op
 // does. Per row: lse (N) (0 on rows with w_i == 0) and row_loss (N) = w_i·ℓ_i; the loss is then
 // sum_forward(loss, row_loss, N, 1/W) (or 0 when W == 0). One block per row.

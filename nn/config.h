@@ -19,7 +19,6 @@ struct GPTConfig {
   bool causal = true;          // false: bidirectional encoder (GLUE-style classification)
   int64_t n_classes = 0;       // encoder classification head size (0: none)
 
-  int64_t head_size() const { return n_embd / n_head; }
   int64_t mlp_width() const { return n_inner > 0 ? n_inner : 4 * n_embd; }
   void validate() const;       // throws lowrank::Error naming the bad field
 };

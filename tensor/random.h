@@ -10,7 +10,6 @@ class Rng {
  public:
   explicit Rng(uint64_t seed = 1337);
   uint64_t next_u64();
-  uint32_t next_u32() { return static_cast<uint32_t>(next_u64() >> 32); }
   float uniform();                       // [0, 1)
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
   float normal();                        // N(0, 1)

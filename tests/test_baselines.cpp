@@ -16,15 +16,8 @@ using namespace lowrank::testing;
 
 namespace {
 
-nn::GPTConfig tiny_config() {
-  nn::GPTConfig c = nn::config_by_name("tiny");
-  c.vocab_size = 23;
-  c.n_positions = 12;
-  c.n_embd = 8;
-  c.n_head = 2;
-  c.n_layer = 3;
-  return c;
-}
+// Three blocks (FT-Top2 must leave the first one frozen) and room for a prefix of 4 before 6 tokens.
+nn::GPTConfig baselines_config() { return tiny_config(23, 12, 8, 2, 3); }
 
 lora::MethodConfig method(const std::string& name) {
   lora::MethodConfig m;
@@ -39,7 +32,7 @@ bool ends(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// Which parameter names each method trains (see lora/baselines.h), for tiny_config's 3 blocks.
+// Which parameter names each method trains (see lora/baselines.h), for baselines_config's 3 blocks.
 bool trains(const std::string& method, const std::string& n) {
   if (method == "lora") return has(n, "lora_");
   if (method == "ft") return true;
@@ -64,10 +57,10 @@ TEST_CASE("method: names, and unknown methods or sizes are errors that list the 
   CHECK(lora::method_names() == std::vector<std::string>{"lora", "ft", "ft-top2", "bitfit", "adapter-h", "adapter-l",
                                                          "prefix-embed", "prefix-layer"});
   Rng rng(1);
-  nn::GPT model(tiny_config(), rng);
+  nn::GPT model(baselines_config(), rng);
   const std::string valid = "(valid: lora, ft, ft-top2, bitfit, adapter-h, adapter-l, prefix-embed, prefix-layer)";
   CHECK(error_of([&] { lora::apply_method(model, method("adapter"), rng); }) == "unknown method 'adapter' " + valid);
-  CHECK(has(error_of([&] { lora::trainable_count(tiny_config(), method("lorax")); }), valid));
+  CHECK(has(error_of([&] { lora::trainable_count(baselines_config(), method("lorax")); }), valid));
   lora::MethodConfig m = method("adapter-h");
   m.adapter_dim = 0;
   CHECK(has(error_of([&] { lora::apply_method(model, m, rng); }), "adapter_dim must be positive"));
@@ -77,7 +70,7 @@ TEST_CASE("method: names, and unknown methods or sizes are errors that list the 
 }
 
 TEST_CASE("method: each trains exactly its parameters, and the count formula equals the real count") {
-  const nn::GPTConfig cfg = tiny_config();
+  const nn::GPTConfig cfg = baselines_config();
   std::set<std::string> base;
   {
     Rng rng(2);
@@ -122,7 +115,7 @@ TEST_CASE("method: each trains exactly its parameters, and the count formula equ
 }
 
 TEST_CASE("method: LoRA's count formula follows targets, layers and bias modes") {
-  const nn::GPTConfig cfg = tiny_config();
+  const nn::GPTConfig cfg = baselines_config();
   struct Case { std::vector<std::string> targets; std::vector<int64_t> layers; const char* bias; };
   for (const Case& c : {Case{{"q", "v"}, {}, "none"}, Case{{"q", "k", "v", "o", "mlp"}, {1}, "none"},
                         Case{{"v", "mlp"}, {0, 2}, "lora_only"}, Case{{"q"}, {}, "all"},
@@ -162,12 +155,12 @@ TEST_CASE("method: counts of GPT-2 M on the meta device, and the paper's Table 3
 
 TEST_CASE("baseline: at init LoRA, FT, FT-Top2, BitFit, Adapter-H and Adapter-L give the base logits exactly") {
   Rng base_rng(6);
-  nn::GPT base(tiny_config(), base_rng);
+  nn::GPT base(baselines_config(), base_rng);
   const std::vector<float> expect = logits(base, kIds, 2, 6);
   for (const std::string& name : lora::method_names()) {
     CAPTURE(name);
     Rng rng(6);
-    nn::GPT model(tiny_config(), rng);
+    nn::GPT model(baselines_config(), rng);
     Rng mrng(7);
     lora::apply_method(model, method(name), mrng);
     const bool identity = name != "prefix-embed" && name != "prefix-layer";
@@ -206,7 +199,7 @@ TEST_CASE("baseline: gradient checks of prefix_embed and prefix_k/prefix_v throu
   for (const char* name : {"prefix-embed", "prefix-layer"}) {
     CAPTURE(name);
     Rng rng(11);
-    nn::GPT model(tiny_config(), rng);
+    nn::GPT model(baselines_config(), rng);
     lora::apply_method(model, method(name), rng);
     std::vector<Tensor> inputs;
     for (auto& p : model.named_parameters())
@@ -221,7 +214,7 @@ TEST_CASE("baseline: gradient checks of prefix_embed and prefix_k/prefix_v throu
 TEST_CASE("baseline: prefixes start from real tokens' embeddings / keys and values") {
   const std::vector<int32_t> ids = {3, 17, 8};
   Rng rng(12);
-  nn::GPT model(tiny_config(), rng);
+  nn::GPT model(baselines_config(), rng);
   Rng mrng(13);
   lora::apply_prefix_embed(model, 3, mrng, ids);
   for (int64_t i = 0; i < 3; ++i)
@@ -245,7 +238,7 @@ TEST_CASE("baseline: prefix methods decode with the KV cache exactly like the fu
   for (const char* name : {"prefix-embed", "prefix-layer"}) {
     CAPTURE(name);
     Rng rng(14);
-    nn::GPT model(tiny_config(), rng);
+    nn::GPT model(baselines_config(), rng);
     lora::apply_method(model, method(name), rng);
     const std::vector<float> full = logits(model, ids, 1, 6);
     autograd::NoGradGuard ng;
@@ -274,7 +267,7 @@ TEST_CASE("baseline: 30 AdamW steps of adapter-h and prefix-layer lower the loss
   for (const char* name : {"adapter-h", "prefix-layer"}) {
     CAPTURE(name);
     Rng rng(15);
-    nn::GPT model(tiny_config(), rng);
+    nn::GPT model(baselines_config(), rng);
     for (auto& p : model.named_parameters()) {
       const float std = p.name == "wte.weight" ? 1.f : 1.f / std::sqrt(static_cast<float>(p.tensor.size(-1)));
       if (p.tensor.ndim() == 2) p.tensor.copy_(Tensor::randn(p.tensor.shape(), rng, std));

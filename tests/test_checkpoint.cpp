@@ -24,15 +24,11 @@ namespace fs = std::filesystem;
 namespace {
 
 
-nn::GPTConfig tiny_config() {
-  nn::GPTConfig c;
+// Every field away from its default, so that a field the checkpoint loses would show.
+nn::GPTConfig ckpt_config() {
+  nn::GPTConfig c = tiny_config(31, 8, 16, 2, 2);
   c.name = "ckpt-test";
-  c.vocab_size = 31;
-  c.n_positions = 8;
-  c.n_embd = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_inner = 24;  // not the 4·C default, so a lost field would show
+  c.n_inner = 24;
   c.layer_norm_eps = 1e-6f;
   return c;
 }
@@ -57,7 +53,7 @@ uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream) {
 }
 
 nn::GPTConfig train_config() {
-  nn::GPTConfig c = tiny_config();
+  nn::GPTConfig c = ckpt_config();
   c.dropout = 0.1f;
   return c;
 }
@@ -100,7 +96,7 @@ void train_until(nn::GPT& model, optim::AdamW& opt, const data::LMDataset& ds, i
 TEST_CASE("checkpoint: save_model + load_model restores parameters, logits and config") {
   TempDir tmp("roundtrip");
   Rng rng(5);
-  nn::GPT model(tiny_config(), rng);
+  nn::GPT model(ckpt_config(), rng);
   const std::string path = tmp.file("model.safetensors");
   nn::save_model(path, model, {{"note", "hello"}});
 
@@ -121,7 +117,7 @@ TEST_CASE("checkpoint: save_model + load_model restores parameters, logits and c
 TEST_CASE("checkpoint: a truncated file is an error naming the file") {
   TempDir tmp("truncated");
   Rng rng(5);
-  nn::GPT model(tiny_config(), rng);
+  nn::GPT model(ckpt_config(), rng);
   const std::string path = tmp.file("model.safetensors");
   nn::save_model(path, model);
   fs::resize_file(path, fs::file_size(path) - 100);
@@ -133,14 +129,14 @@ TEST_CASE("checkpoint: a truncated file is an error naming the file") {
 TEST_CASE("checkpoint: loading a different config's tensors names the tensor and both shapes") {
   TempDir tmp("mismatch");
   Rng rng(5);
-  nn::GPTConfig wide = tiny_config();
+  nn::GPTConfig wide = ckpt_config();
   wide.n_embd = 24;
   wide.n_head = 3;
   nn::GPT other(wide, rng);
   const std::string path = tmp.file("wide.safetensors");
   nn::save_model(path, other);
 
-  nn::GPT model(tiny_config(), rng);
+  nn::GPT model(ckpt_config(), rng);
   std::string err = error_of([&] { nn::load_state_dict(model, load_safetensors(path).tensors, path); });
   CHECK(contains(err, path));
   CHECK(contains(err, "'wte.weight'"));  // the first parameter in collection order
@@ -151,7 +147,7 @@ TEST_CASE("checkpoint: loading a different config's tensors names the tensor and
 TEST_CASE("checkpoint: a file without 'lowrank.config' metadata is rejected clearly") {
   TempDir tmp("nometa");
   Rng rng(5);
-  nn::GPT model(tiny_config(), rng);
+  nn::GPT model(ckpt_config(), rng);
   const std::string path = tmp.file("plain.safetensors");
   save_safetensors(path, nn::state_dict(model));  // tensors only
   std::string err = error_of([&] { nn::load_model(path, rng); });

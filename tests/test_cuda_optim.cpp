@@ -18,14 +18,9 @@ using lowrank::testing::TempDir;
 
 namespace {
 
-nn::GPTConfig tiny_config() {
-  nn::GPTConfig c;
+nn::GPTConfig ckpt_config() {
+  nn::GPTConfig c = lowrank::testing::tiny_config(31, 8, 16, 2, 2);
   c.name = "cuda-ckpt-test";
-  c.vocab_size = 31;
-  c.n_positions = 8;
-  c.n_embd = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
   c.n_inner = 24;
   return c;
 }
@@ -154,14 +149,14 @@ TEST_CASE("cuda: a device model from a seed equals the CPU model; checkpoints sa
   LR_SKIP_WITHOUT_GPU();
   TempDir tmp("cuda_ckpt");
   Rng r1(7), r2(7);
-  nn::GPT cpu(tiny_config(), r1), gpu(tiny_config(), r2, Device::CUDA);
+  nn::GPT cpu(ckpt_config(), r1), gpu(ckpt_config(), r2, Device::CUDA);
   check_same_parameters(gpu, cpu, Device::CUDA);  // drawn on the host from one Rng stream, uploaded
 
   gpu.named_parameters()[0].tensor.narrow(1, 2, 3).fill_(0.25f);  // differ from any seed (a strided fill)
   const std::string path = tmp.file("model.safetensors");
   nn::save_model(path, gpu);
   Rng r3(8), r4(9);
-  nn::GPT host(tiny_config(), r3);
+  nn::GPT host(ckpt_config(), r3);
   nn::load_state_dict(host, tensor::load_safetensors(path).tensors, path);
   check_same_parameters(host, gpu, Device::CPU);
   std::unique_ptr<nn::GPT> loaded = nn::load_model(path, r4, Device::CUDA);
@@ -176,7 +171,7 @@ TEST_CASE("cuda: a device model from a seed equals the CPU model; checkpoints sa
   const std::string tpath = tmp.file("train.safetensors");
   optim::save_training(tpath, gpu, opt, {});
   Rng r5(11);
-  nn::GPT resumed(tiny_config(), r5, Device::CUDA);
+  nn::GPT resumed(ckpt_config(), r5, Device::CUDA);
   resumed.set_requires_grad(true);
   optim::AdamW opt2(resumed.named_parameters(), {});
   optim::load_training(tpath, resumed, opt2);

@@ -20,14 +20,10 @@ using namespace lowrank::cudatest;
 
 namespace {
 
-nn::GPTConfig tiny_config() {
-  nn::GPTConfig c;
+// With dropout, so that the Philox masks of both devices are compared too.
+nn::GPTConfig parity_config() {
+  nn::GPTConfig c = lowrank::testing::tiny_config(61, 16, 32, 4, 2);
   c.name = "cuda-parity";
-  c.vocab_size = 61;
-  c.n_positions = 16;
-  c.n_embd = 32;
-  c.n_layer = 2;
-  c.n_head = 4;
   c.dropout = 0.1f;
   return c;
 }
@@ -36,7 +32,7 @@ nn::GPTConfig tiny_config() {
 // lora_B is overwritten with the same host-drawn values on both devices to make all gradients non-trivial.
 std::unique_ptr<nn::GPT> make_model(const std::string& method, Device dev) {
   Rng rng(7);
-  auto model = std::make_unique<nn::GPT>(tiny_config(), rng, dev);
+  auto model = std::make_unique<nn::GPT>(parity_config(), rng, dev);
   lora::MethodConfig mc;
   mc.method = method;
   mc.lora.r = 4;
@@ -107,7 +103,7 @@ TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o, BitFit, adapters) matche
     CAPTURE(std::string(method));
     auto cpu = make_model(method, Device::CPU), gpu = make_model(method, Device::CUDA);
     optim::AdamW opt_cpu(cpu->named_parameters(), optim::AdamWConfig{}), opt_gpu(gpu->named_parameters(), optim::AdamWConfig{});
-    const Batch b = make_batch(tiny_config().vocab_size);
+    const Batch b = make_batch(parity_config().vocab_size);
     Rng drop_c(3), drop_g(3);
     // Gradients first (before the step changes the weights). One device at a time: the tape is
     // shared and backward() clears all of it, so a second recorded forward would never run backward.
@@ -153,7 +149,7 @@ TEST_CASE("cuda: greedy and beam decoding with the KV cache pick the CPU's token
 
 TEST_CASE("cuda: the GLUE classifier (bidirectional, padded batch, mean pooling) matches the CPU") {
   LR_SKIP_WITHOUT_GPU();
-  nn::GPTConfig c = tiny_config();
+  nn::GPTConfig c = parity_config();
   c.causal = false;
   c.n_classes = 3;
   c.dropout = 0.f;

@@ -20,15 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nn::GPTConfig tiny_config() {
-  nn::GPTConfig c = nn::config_by_name("tiny");
-  c.vocab_size = 23;
-  c.n_positions = 8;
-  c.n_embd = 8;
-  c.n_head = 2;
-  c.n_layer = 2;
-  return c;
-}
 
 std::unique_ptr<nn::GPT> make_gpt(uint64_t seed) {
   Rng rng(seed);

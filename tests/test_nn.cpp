@@ -9,15 +9,6 @@ using namespace lowrank;
 using namespace lowrank::testing;
 
 namespace {
-nn::GPTConfig tiny_config() {
-  nn::GPTConfig c = nn::config_by_name("tiny");
-  c.vocab_size = 23;
-  c.n_positions = 8;
-  c.n_embd = 8;
-  c.n_head = 2;
-  c.n_layer = 2;
-  return c;
-}
 }  // namespace
 
 TEST_CASE("gpt: parameter names follow Hugging Face GPT-2") {

@@ -14,10 +14,24 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "data/tokenizer.h"
+#include "nn/config.h"
 #include "tensor/error.h"
 #include "tensor/tensor.h"
 
 namespace lowrank::testing {
+
+// The tests' small GPT, defined once: vocabulary V, context T, width C, NH heads, L blocks; every other
+// field GPTConfig's default (no dropout, n_inner 4·C, eps 1e-5). A test that needs more sets it after.
+inline nn::GPTConfig tiny_config(int64_t V = 23, int64_t T = 8, int64_t C = 8, int64_t NH = 2, int64_t L = 2) {
+  nn::GPTConfig c;
+  c.name = "tiny";
+  c.vocab_size = V;
+  c.n_positions = T;
+  c.n_embd = C;
+  c.n_head = NH;
+  c.n_layer = L;
+  return c;
+}
 
 using autograd::GradCheckOptions;
 using autograd::GradCheckResult;
