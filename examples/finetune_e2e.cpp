@@ -7,7 +7,8 @@
 //   ./build/finetune_e2e --init path/to/hf-gpt2 --save-adapter out/peft-adapter --export-merged out/merged
 //                                        # an HF GPT-2 directory in; a peft adapter and an HF model out
 //   ./build/finetune_e2e --init path/to/hf-gpt2 --adapter out/peft-adapter --steps 0 --epochs 0   # decode only
-// Training (load, apply the method, AdamW on the masked loss) lives in examples/common/e2e_train.h.
+// The training loop is in finetune_main below; its pieces (model, batches, loss, schedule, log) are in
+// examples/common/e2e_train.h, decoding and scoring in examples/common/e2e_decode.h.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "data/e2e.h"
 #include "data/metrics.h"
 #include "examples/common/cli.h"
+#include "examples/common/e2e_decode.h"
 #include "examples/common/e2e_train.h"
 #include "examples/common/results.h"
 #include "lora/methods.h"
@@ -121,56 +123,6 @@ ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
   return o;
 }
 
-// Beam-search every MR of groups; returns hypotheses and their reference sets.
-// MRs are decoded --decode-batch at a time, in order of prompt length so that a chunk's prompts share
-// a length (nn::beam_search_batch runs equal-length prompts in one forward, one KV cache).
-std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, const data::Tokenizer& tok,
-                                                      const std::vector<data::E2EGroup>& groups,
-                                                      const cxxopts::ParseResult& a, double& seconds) {
-  const int64_t n = static_cast<int64_t>(groups.size());
-  nn::DecodeOptions d;
-  d.beam_size = a["beam"].as<int64_t>();
-  d.length_penalty = a["length-penalty"].as<float>();
-  d.no_repeat_ngram_size = a["no-repeat-ngram"].as<int64_t>();
-  d.max_new_tokens = a["max-new-tokens"].as<int64_t>();
-  const int64_t chunk = a["decode-batch"].as<int64_t>();
-  LR_CHECK(chunk >= 1, "--decode-batch must be >= 1, got ", chunk);
-  std::vector<std::vector<int32_t>> prompts;
-  for (int64_t i = 0; i < n; ++i) prompts.push_back(data::e2e_prompt(tok, groups[static_cast<size_t>(i)].mr));
-  std::vector<size_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return prompts[x].size() < prompts[y].size(); });
-  data::Corpus hyps(static_cast<size_t>(n));
-  data::References refs;
-  ex::ProgressBar bar(n);
-  ex::Timer timer;
-  for (size_t c = 0; c < order.size(); c += static_cast<size_t>(chunk)) {
-    const size_t e = std::min(order.size(), c + static_cast<size_t>(chunk));
-    std::vector<std::vector<int32_t>> batch;
-    for (size_t k = c; k < e; ++k) batch.push_back(prompts[order[k]]);
-    const auto out = nn::beam_search_batch(model, batch, d, chunk * d.beam_size);
-    for (size_t k = c; k < e; ++k) {
-      const std::string text = tok.decode(out[k - c]);
-      const size_t s = text.find_first_not_of(' ');  // completions start with a space
-      hyps[order[k]] = s == std::string::npos ? "" : text.substr(s);
-    }
-    bar.update(static_cast<long>(e));
-  }
-  bar.finish();
-  for (int64_t i = 0; i < n; ++i) refs.push_back(groups[static_cast<size_t>(i)].refs);
-  seconds = timer.seconds();
-  return {hyps, refs};
-}
-
-void write_outputs(const std::string& path, const std::vector<data::E2EGroup>& groups, const data::Corpus& hyps) {
-  if (path.empty()) return;
-  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir);  // the default's out/
-  std::ofstream out(path);
-  LR_CHECK(out.good(), path, ": cannot write the outputs file");
-  for (size_t i = 0; i < hyps.size(); ++i) out << groups[i].mr << "||" << hyps[i] << "\n";
-}
-
 std::string fmt(double v, int digits = 4) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -181,19 +133,6 @@ std::vector<std::string> score_row(const std::string& name, int64_t trainable, c
                                    const std::string& valid, const std::string& train_s) {
   return {name, std::to_string(trainable), fmt(m.bleu), fmt(m.nist), fmt(m.meteor), fmt(m.rouge_l), fmt(m.cider),
           valid, train_s};
-}
-
-// The stored run's hypotheses for the MRs decoded here, scored against the same references.
-data::MetricScores score_stored(const std::string& path, const std::vector<data::E2EGroup>& groups,
-                                const data::References& refs) {
-  const std::map<std::string, std::string> stored = ex::read_outputs(path);
-  data::Corpus hyps;
-  for (size_t i = 0; i < refs.size(); ++i) {
-    auto it = stored.find(groups[i].mr);
-    LR_CHECK(it != stored.end(), path, ": no output for the test MR '", groups[i].mr, "'");
-    hyps.push_back(it->second);
-  }
-  return data::e2e_metrics(hyps, refs);
 }
 
 nlohmann::json curve_json(const std::vector<ex::CurvePoint>& curve) {
@@ -232,9 +171,8 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
          (a["test-stride"].as<int64_t>() > 1 ? " stride=" + std::to_string(a["test-stride"].as<int64_t>()) : "") + " seed=" + std::to_string(a["seed"].as<uint64_t>());
 }
 
-int finetune_main(int argc, char** argv) {
-  cxxopts::Options options = make_options();
-  auto a = ex::parse_args(options, argc, argv);
+// The option checks that need no file: a bad combination fails now, not after training and decoding.
+void check_run_options(const cxxopts::ParseResult& a) {
   LR_CHECK(a.count("init"), "--init is required: a base checkpoint from train_gpt (e.g. out/gpt-mini.safetensors)");
   const std::string method = a["method"].as<std::string>(), adapter = a["adapter"].as<std::string>();
   LR_CHECK(a["save-adapter"].as<std::string>().empty() || method == "lora",
@@ -243,69 +181,108 @@ int finetune_main(int argc, char** argv) {
   for (const char* opt : {"rank", "alpha", "targets"})  // the adapter's own config decides these
     LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
              " (its config gives it)");
-  // A folder the user named must exist now, not after training and decoding; the default
-  // out/e2e_outputs.txt gets its folder when it is written.
+  // A folder the user named must exist now; the default out/e2e_outputs.txt gets its folder when written.
   if (a.count("outputs")) ex::check_output_path("outputs", a["outputs"].as<std::string>());
   ex::check_output_path("results", a["results"].as<std::string>());
-  tensor::set_num_threads(a["threads"].as<int>());
-  data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
-  const lora::MethodConfig mc = method_config(a);
-  const ex::E2ETrainOptions to = train_options(a);
-  const std::string compare = a["compare"].as<std::string>();
-  if (!compare.empty()) ex::read_outputs(compare);  // a bad file fails now, not after the training
-  ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to, adapter);
-  const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to));
-  ex::print_e2e_setup(em, mc.method, splits.train);
+  if (!a["compare"].as<std::string>().empty()) ex::read_outputs(a["compare"].as<std::string>());  // a bad file fails now
+}
 
-  const ex::E2ETrainResult tr = ex::train_e2e(em, splits, to);
-  nn::GPT& model = *em.model;
+// The trained model out: --save-adapter (lowrank's file or a peft directory), --export-merged (HF GPT-2).
+void save_trained(const cxxopts::ParseResult& a, nn::GPT& model) {
   const std::string adapter_path = a["save-adapter"].as<std::string>();
   if (!adapter_path.empty() && ex::is_peft_dir_name(adapter_path))  // --method lora, checked up front
     lora::save_peft(adapter_path, model, lora::lora_config_of(model), a["init"].as<std::string>());
   else if (!adapter_path.empty())
     lora::save_adapter(adapter_path, model, lora::lora_config_of(model));
   const std::string merged = a["export-merged"].as<std::string>();
-  if (!merged.empty() && method == "lora") lora::export_merged_hf(merged, model);
+  if (!merged.empty() && a["method"].as<std::string>() == "lora") lora::export_merged_hf(merged, model);
   else if (!merged.empty()) nn::save_hf_dir(merged, model);
+}
+
+// The results row of a run (finetune_e2e --json, --results): its key, settings, sizes, training and scores.
+nlohmann::json result_row(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const ex::E2EModel& em,
+                          const ex::E2ETrainResult& tr, int64_t train_size, const data::MetricScores& m,
+                          size_t test_mrs, double decode_s) {
+  const lora::LoRAConfig lc = mc.method == "lora" ? lora::lora_config_of(*em.model) : mc.lora;
+  return {{"key", run_key(a, mc, lc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
+          {"init", a["init"].as<std::string>()}, {"adapter", a["adapter"].as<std::string>()}, {"rank", lc.r},
+          {"alpha", lc.alpha}, {"targets", join(lc.targets)}, {"lr", a["lr"].as<float>()},
+          {"label_smoothing", a["label-smoothing"].as<float>()}, {"batch_size", a["batch-size"].as<int64_t>()},
+          {"trainable_params", em.trainable}, {"total_params", em.total_params},
+          {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
+          {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps}, {"examples_seen", tr.examples},
+          {"epochs", static_cast<double>(tr.examples) / static_cast<double>(train_size)},
+          {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s}, {"final_train_loss", tr.final_loss},
+          {"valid_loss", tr.valid_loss}, {"curve", curve_json(tr.curve)}, {"test_mrs", test_mrs},
+          {"decode_seconds", decode_s}, {"beam", a["beam"].as<int64_t>()}, {"bleu", m.bleu}, {"nist", m.nist},
+          {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider}, {"threads", tensor::num_threads()},
+          {"device", a["device"].as<std::string>()}, {"outputs", a["outputs"].as<std::string>()}};
+}
+
+// Decodes the test MRs, prints texts and scores (beside --compare's), writes --outputs/--json/--results.
+void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& tok, const lora::MethodConfig& mc,
+                         const ex::E2EModel& em, const ex::E2ETrainResult& tr, int64_t train_size) {
   const std::vector<data::E2EGroup> groups = data::pick_test_mrs(data::group_by_mr(data::load_e2e(kE2E + "/test.txt")),
                                                            a["test-mrs"].as<int64_t>(), a["test-stride"].as<int64_t>());
   double decode_s = 0.0;
-  auto [hyps, refs] = decode_test(model, tok, groups, a, decode_s);
-  write_outputs(a["outputs"].as<std::string>(), groups, hyps);
-  data::MetricScores m = data::e2e_metrics(hyps, refs);
-
-  for (int64_t i = 0; i < std::min<int64_t>(a["show"].as<int64_t>(), static_cast<int64_t>(hyps.size())); ++i)
-    std::cout << "MR:   " << groups[static_cast<size_t>(i)].mr << "\n" << mc.method << ": " << hyps[static_cast<size_t>(i)]
-              << "\n";
-  std::vector<std::vector<std::string>> rows = {
-      score_row(mc.method, em.trainable, m, fmt(tr.valid_loss), fmt(tr.seconds, 0))};
-  if (!compare.empty()) rows.push_back(score_row("stored: " + compare, 0, score_stored(compare, groups, refs), "", ""));
+  auto [hyps, refs] = ex::decode_test(*em.model, tok, groups, ex::decode_options(a), a["decode-batch"].as<int64_t>(), decode_s);
+  ex::write_outputs(a["outputs"].as<std::string>(), groups, hyps);
+  const data::MetricScores m = data::e2e_metrics(hyps, refs);
+  for (size_t i = 0; i < std::min<size_t>(static_cast<size_t>(a["show"].as<int64_t>()), hyps.size()); ++i)
+    std::cout << "MR:   " << groups[i].mr << "\n" << mc.method << ": " << hyps[i] << "\n";
+  std::vector<std::vector<std::string>> rows = {score_row(mc.method, em.trainable, m, fmt(tr.valid_loss), fmt(tr.seconds, 0))};
+  const std::string compare = a["compare"].as<std::string>();
+  if (!compare.empty()) rows.push_back(score_row("stored: " + compare, 0, ex::score_stored(compare, groups, refs), "", ""));
   ex::print_table({"method", "trainable", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr", "valid loss", "train s"}, rows);
+  const double total = static_cast<double>(em.total_params), state = static_cast<double>(em.opt->state_bytes());
   std::printf("%zu test MRs; trainable %lld of %lld parameters (%.4f%%), optimizer state %zu bytes\n", hyps.size(),
               static_cast<long long>(em.trainable), static_cast<long long>(em.total_params),
-              100.0 * static_cast<double>(em.trainable) / static_cast<double>(em.total_params), em.opt->state_bytes());
+              100.0 * static_cast<double>(em.trainable) / total, em.opt->state_bytes());
   if (mc.method != "ft")  // AdamW keeps two float32 moments per trainable parameter
     std::printf("full fine-tuning trains all %lld parameters, with %lld bytes of AdamW state (%.0fx more)\n",
                 static_cast<long long>(em.total_params), static_cast<long long>(em.total_params) * 8,
-                static_cast<double>(em.total_params) * 8.0 / static_cast<double>(std::max<size_t>(1, em.opt->state_bytes())));
-  const lora::LoRAConfig lc = method == "lora" ? lora::lora_config_of(model) : mc.lora;
-  const nlohmann::json row = {
-      {"key", run_key(a, mc, lc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
-      {"init", a["init"].as<std::string>()}, {"adapter", adapter}, {"rank", lc.r}, {"alpha", lc.alpha},
-      {"targets", join(lc.targets)}, {"lr", a["lr"].as<float>()},
-      {"label_smoothing", a["label-smoothing"].as<float>()},
-      {"batch_size", to.batch_size},
-      {"trainable_params", em.trainable}, {"total_params", em.total_params},
-      {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
-      {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps}, {"examples_seen", tr.examples},
-      {"epochs", static_cast<double>(tr.examples) / static_cast<double>(splits.train.size())},
-      {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s}, {"final_train_loss", tr.final_loss},
-      {"valid_loss", tr.valid_loss}, {"curve", curve_json(tr.curve)}, {"test_mrs", hyps.size()},
-      {"decode_seconds", decode_s}, {"beam", a["beam"].as<int64_t>()}, {"bleu", m.bleu}, {"nist", m.nist},
-      {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider}, {"threads", tensor::num_threads()},
-      {"device", a["device"].as<std::string>()}, {"outputs", a["outputs"].as<std::string>()}};
+                total * 8.0 / std::max(1.0, state));
+  const nlohmann::json row = result_row(a, mc, em, tr, train_size, m, hyps.size(), decode_s);
   if (!a["json"].as<std::string>().empty()) ex::write_json(a["json"].as<std::string>(), row);
   if (!a["results"].as<std::string>().empty()) ex::record_run(a["results"].as<std::string>(), row);
+}
+
+int finetune_main(int argc, char** argv) {
+  cxxopts::Options options = make_options();
+  auto a = ex::parse_args(options, argc, argv);
+  check_run_options(a);
+  tensor::set_num_threads(a["threads"].as<int>());
+  data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
+  const lora::MethodConfig mc = method_config(a);
+  const ex::E2ETrainOptions to = train_options(a);
+  ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to, a["adapter"].as<std::string>());
+  const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to));
+  ex::print_e2e_setup(em, mc.method, splits.train);
+  nn::GPT& model = *em.model;
+  optim::AdamW& opt = *em.opt;  // state only for the method's trainable tensors
+
+  // The paper's recipe (Table 11): AdamW on the completion-only masked loss with label smoothing,
+  // linear warmup then linear decay, gradient clipping. One seed: batch order (seed), dropout (seed + 1).
+  const int64_t steps = ex::e2e_steps(to, splits.train.size());
+  const optim::Schedule sched = ex::e2e_schedule(to, steps);
+  ex::EpochBatches<data::E2EDataset> batches(splits.train, to.batch_size, to.seed);
+  Rng drop_rng(to.seed + 1);
+  ex::E2ETrainLog log(steps, to, splits.valid);  // progress bar, learning curve every --eval-every steps
+  for (int64_t step = 0; step < steps; ++step) {
+    const data::E2EBatch b = batches.next();
+    Tensor loss = ex::e2e_loss(model, b, to.label_smoothing, nn::Context{true, &drop_rng});  // forward
+    const float l = loss.item();
+    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
+    opt.zero_grad();
+    autograd::backward(loss);
+    if (to.clip > 0.f) optim::clip_grad_norm(model.named_parameters(), to.clip);
+    opt.step(sched.lr_at(step));
+    log.update(step, b, l, model);
+  }
+  const ex::E2ETrainResult tr = log.finish(model);
+
+  save_trained(a, model);
+  evaluate_and_report(a, tok, mc, em, tr, splits.train.size());
   return 0;
 }
 

@@ -48,6 +48,7 @@ cxxopts::Options make_options() {
     ("steps", "optimizer steps per seed", cxxopts::value<int64_t>()->default_value("300"))
     ("batch-size", "examples per step", cxxopts::value<int64_t>()->default_value("16"))
     ("lr", "peak learning rate (0: 5e-4 for ft/ft-top2, else 1e-3)", cxxopts::value<float>()->default_value("0"))
+    ("head-lr", "peak learning rate of the classification head (0: --lr)", cxxopts::value<float>()->default_value("0"))
     ("warmup", "warmup steps", cxxopts::value<int64_t>()->default_value("20"))
     ("weight-decay", "AdamW decay", cxxopts::value<float>()->default_value("0.01"))
     ("clip", "max gradient norm (0: off)", cxxopts::value<float>()->default_value("1.0"))
@@ -83,6 +84,7 @@ ex::GlueRunConfig run_config(const cxxopts::ParseResult& a) {
   c.eval_batch = a["eval-batch"].as<int64_t>();
   const bool full = c.method.method == "ft" || c.method.method == "ft-top2";
   c.lr = a["lr"].as<float>() > 0.f ? a["lr"].as<float>() : (full ? 5e-4f : 1e-3f);
+  c.head_lr = a["head-lr"].as<float>();
   c.weight_decay = a["weight-decay"].as<float>();
   c.clip = a["clip"].as<float>();
   c.dropout = a["dropout"].as<float>();
@@ -117,6 +119,11 @@ std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t
   char lr[32];
   std::snprintf(lr, sizeof lr, "%g", static_cast<double>(c.lr));
   const std::filesystem::path init = std::filesystem::path(c.init).lexically_normal();
+  if (c.head_lr > 0.f) {  // named only when set, so that earlier rows keep their keys
+    char hl[32];
+    std::snprintf(hl, sizeof hl, "%g", static_cast<double>(c.head_lr));
+    k += std::string(" head_lr=") + hl;
+  }
   return k + " lr=" + lr + " base=" + init.stem().string() + " B=" + std::to_string(c.batch_size) +
          " steps=" + std::to_string(c.steps) + (subset > 0 ? " train=" + std::to_string(subset) : "") +
          " seed=" + std::to_string(seed);
@@ -130,7 +137,7 @@ void record_runs(const std::string& path, const std::string& task, const ex::Glu
     nlohmann::json row = run_json(seeds[i], r);
     row.update({{"key", run_key(task, c, subset, seeds[i])}, {"task", task}, {"method", c.method.method},
                 {"init", c.init}, {"rank", c.method.lora.r}, {"alpha", c.method.lora.alpha}, {"lr", c.lr},
-                {"batch_size", c.batch_size}, {"steps", c.steps}, {"pooling", c.pooling},
+                {"head_lr", c.head_lr > 0.f ? c.head_lr : c.lr}, {"batch_size", c.batch_size}, {"steps", c.steps}, {"pooling", c.pooling},
                 {"epochs", static_cast<double>(c.steps * c.batch_size) / static_cast<double>(d.train->size())},
                 {"trainable_params", r.trainable}, {"head_params", r.head}, {"total_params", r.total},
                 {"report_f1", d.task.report_f1}, {"dev_examples", d.dev->size()},

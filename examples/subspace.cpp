@@ -20,6 +20,7 @@
 #include "data/bpe.h"
 #include "examples/common/cli.h"
 #include "examples/common/e2e_train.h"
+#include "examples/common/subspace_figures.h"
 #include "examples/common/svg.h"
 #include "lora/analysis.h"
 #include "tensor/parallel.h"
@@ -66,6 +67,27 @@ struct Spec {  // one adapter to train: rank, seed, file
   std::string path;
 };
 
+// One adapter's training: finetune_e2e's loop (the paper's E2E recipe), without decoding.
+ex::E2ETrainResult train(ex::E2EModel& em, const ex::E2ESplits& splits, const ex::E2ETrainOptions& to) {
+  const int64_t steps = ex::e2e_steps(to, splits.train.size());
+  const optim::Schedule sched = ex::e2e_schedule(to, steps);
+  ex::EpochBatches<data::E2EDataset> batches(splits.train, to.batch_size, to.seed);
+  Rng drop_rng(to.seed + 1);
+  ex::E2ETrainLog log(steps, to, splits.valid);
+  for (int64_t step = 0; step < steps; ++step) {
+    const data::E2EBatch b = batches.next();
+    Tensor loss = ex::e2e_loss(*em.model, b, to.label_smoothing, nn::Context{true, &drop_rng});
+    const float l = loss.item();
+    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
+    em.opt->zero_grad();
+    autograd::backward(loss);
+    if (to.clip > 0.f) optim::clip_grad_norm(em.model->named_parameters(), to.clip);
+    em.opt->step(sched.lr_at(step));
+    log.update(step, b, l, *em.model);
+  }
+  return log.finish(*em.model);
+}
+
 // Trains LoRA (Wq, Wv) adapters for the specs on E2E, one after the other, sharing the tokenized data.
 json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& a, const data::Gpt2Bpe& tok) {
   ex::E2ETrainOptions to;
@@ -91,7 +113,7 @@ json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& 
     if (!splits) splits = std::make_unique<ex::E2ESplits>(ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to)));
     std::cout << "r=" << s.r << ", seed " << s.seed << ": ";
     ex::print_e2e_setup(em, "lora", splits->train);
-    const ex::E2ETrainResult tr = ex::train_e2e(em, *splits, to);
+    const ex::E2ETrainResult tr = train(em, *splits, to);
     lora::save_adapter(s.path, *em.model, mc.lora);
     info.push_back({{"path", s.path}, {"r", s.r}, {"seed", s.seed}, {"a_init_std", init_std}, {"steps", tr.steps},
                     {"train_seconds", tr.seconds},
@@ -121,20 +143,14 @@ Adapter load_slices(const std::string& init, const std::string& path) {
   return {path, cfg.r, lora::adapted_slices(*model)};
 }
 
-struct LayerResult {
-  std::map<std::string, Matrix> fig3, fig4;  // by slice, "q" and "v"
-  Matrix random;                             // φ of two Gaussian (r_large, C) matrices
-  std::map<std::string, std::vector<lora::WeightProjection>> table7;  // by slice, increasing r
-};
-
 // ads: small, large, large (second seed), [table]. Table 7 uses every adapter but the second seed.
-std::vector<LayerResult> analyse(const std::vector<Adapter>& ads, int64_t n_layer) {
+std::vector<ex::LayerResult> analyse(const std::vector<Adapter>& ads, int64_t n_layer) {
   std::vector<const Adapter*> table{&ads[0], &ads[1]};
   if (ads.size() == 4) table.push_back(&ads[3]);
   std::sort(table.begin(), table.end(), [](const Adapter* x, const Adapter* y) { return x->r < y->r; });
-  std::vector<LayerResult> out(static_cast<size_t>(n_layer));
+  std::vector<ex::LayerResult> out(static_cast<size_t>(n_layer));
   for (int64_t l = 0; l < n_layer; ++l) {
-    LayerResult& res = out[static_cast<size_t>(l)];
+    ex::LayerResult& res = out[static_cast<size_t>(l)];
     for (const std::string s : {"q", "v"}) {
       res.fig3[s] = lora::subspace_similarity(ads[0].at(l, s).A, ads[1].at(l, s).A);
       res.fig4[s] = lora::subspace_similarity(ads[1].at(l, s).A, ads[2].at(l, s).A);
@@ -150,40 +166,9 @@ std::vector<LayerResult> analyse(const std::vector<Adapter>& ads, int64_t n_laye
   return out;
 }
 
-ex::svg::Heatmap panel(const std::string& title, const Matrix& m, double w, double h) {
-  ex::svg::Heatmap p{title, std::vector<std::vector<double>>(static_cast<size_t>(m.rows())), "j", "i", w, h};
-  for (int64_t i = 0; i < m.rows(); ++i)
-    for (int64_t j = 0; j < m.cols(); ++j) p.values[static_cast<size_t>(i)].push_back(m(i, j));
-  return p;
-}
-
-void write_figures(const std::vector<LayerResult>& res, int64_t rs, int64_t rl, int64_t C, const std::string& dir) {
-  std::vector<std::vector<ex::svg::Heatmap>> f3, f4;
-  const std::string s_rl = std::to_string(rl), s_rs = std::to_string(rs);
-  for (size_t l = 0; l < res.size(); ++l) {
-    const std::string L = "layer " + std::to_string(l) + ", ";
-    f3.push_back({});
-    for (const std::string s : {"q", "v"})
-      f3.back().push_back(panel(L + "ΔW" + s + ": A(r=" + s_rs + ") vs A(r=" + s_rl + ")", res[l].fig3.at(s), 320, 80));
-    for (const std::string s : {"q", "v"})
-      f3.back().push_back(panel(L + "ΔW" + s + ", j ≤ " + s_rs, res[l].fig3.at(s).leftCols(std::min(rs, rl)), 80, 80));
-    f4.push_back({panel(L + "ΔWq: two seeds", res[l].fig4.at("q"), 192, 192),
-                  panel(L + "ΔWv: two seeds", res[l].fig4.at("v"), 192, 192),
-                  panel(L + "random Gaussian", res[l].random, 192, 192)});
-  }
-  std::filesystem::create_directories(dir);
-  ex::svg::GridOptions o;
-  const std::string floor = "; random subspaces average max(i,j)/" + std::to_string(C);
-  o.title = "Figure 3: φ(A_r=" + s_rs + ", A_r=" + s_rl + ", i, j) (Hu et al. 2021, eq. 4)" + floor;
-  ex::svg::write_file(dir + "/figure3.svg", ex::svg::heatmap_grid(f3, o));
-  o.title = "Figure 4: φ(A_r=" + s_rl + ", A'_r=" + s_rl + ", i, j) of two seeds" + floor;
-  ex::svg::write_file(dir + "/figure4.svg", ex::svg::heatmap_grid(f4, o));
-  std::cout << "figures: " << dir << "/figure3.svg, " << dir << "/figure4.svg\n";
-}
-
 std::string f(double v, int digits = 3) { return ex::svg::fmt(v, digits); }
 
-void print_similarity(const std::vector<LayerResult>& res, int64_t rs, int64_t rl, int64_t C) {
+void print_similarity(const std::vector<ex::LayerResult>& res, int64_t rs, int64_t rl, int64_t C) {
   std::vector<std::vector<std::string>> rows;
   for (size_t l = 0; l < res.size(); ++l)
     for (const std::string s : {"q", "v"}) {
@@ -202,7 +187,7 @@ void print_similarity(const std::vector<LayerResult>& res, int64_t rs, int64_t r
             << f(lora::random_similarity(rs, rl, C)) << "\n";
 }
 
-void print_table7(const std::vector<LayerResult>& res) {
+void print_table7(const std::vector<ex::LayerResult>& res) {
   std::vector<std::vector<std::string>> rows;
   for (size_t l = 0; l < res.size(); ++l)
     for (const lora::WeightProjection& p : res[l].table7.at("q"))
@@ -224,7 +209,7 @@ json round_rows(const Matrix& m) {  // 5 decimals: far finer than anything the f
   return j;
 }
 
-json results_json(const std::vector<LayerResult>& res) {
+json results_json(const std::vector<ex::LayerResult>& res) {
   json layers = json::array();
   for (size_t l = 0; l < res.size(); ++l) {
     json L = {{"layer", l}, {"random", round_rows(res[l].random)}};
@@ -280,8 +265,8 @@ int subspace_main(int argc, char** argv) {
   const int64_t n_layer = ads[0].slices.back().layer + 1, C = ads[0].slices[0].A.cols();
   const int threads = tensor::num_threads();
   tensor::set_num_threads(1);  // many tiny SVDs and products: waking threads costs more than it saves
-  const std::vector<LayerResult> res = analyse(ads, n_layer);
-  write_figures(res, ads[0].r, ads[1].r, C, a["out-dir"].as<std::string>());
+  const std::vector<ex::LayerResult> res = analyse(ads, n_layer);
+  ex::write_figures(res, ads[0].r, ads[1].r, C, a["out-dir"].as<std::string>());
   print_similarity(res, ads[0].r, ads[1].r, C);
   print_table7(res);
   std::cout << "total " << ex::format_duration(timer.seconds()) << "\n";

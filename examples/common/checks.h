@@ -62,6 +62,7 @@ inline const std::vector<OptionRule>& option_rules() {
       {"batch-size", 1, inf, false, "examples per step"}, {"accum", 1, inf, false, "micro-batches per step"},
       {"steps", 0, inf, false, "optimizer steps"},       {"epochs", 0, inf, false, "passes over the train set"},
       {"lr", 0, inf, false, "learning rate"},            {"min-lr", 0, inf, false, "final learning rate"},
+      {"head-lr", 0, inf, false, "learning rate; 0: --lr"},
       {"warmup", 0, inf, false, "warmup steps"},         {"weight-decay", 0, inf, false, "AdamW decay"},
       {"clip", 0, inf, false, "max gradient norm; 0: off"}, {"dropout", 0, 1, false, "a probability"},
       {"label-smoothing", 0, 1, false, "a probability"}, {"threads", 0, inf, false, "CPU threads; 0: all cores"},

@@ -2,8 +2,9 @@
 // Fine-tuning a pretrained GPT on E2E NLG (Hu et al., 2021, Section 5.5) with LoRA or a baseline:
 // load the base, apply the method, train with AdamW on the completion-only masked loss, report the
 // validation loss. Shared by finetune_e2e (which then decodes and scores) and subspace (which trains
-// the adapters that Section 7 analyses). Each step: batch -> forward -> masked loss -> zero_grad ->
-// backward -> clip -> AdamW step, learning rate from linear warmup + linear decay (the paper's).
+// the adapters that Section 7 analyses); each of them runs the training loop in its own code
+// (batch -> forward -> masked loss -> zero_grad -> backward -> clip -> AdamW step), this header gives
+// the pieces: the model, the batches (batches.h), the loss, the schedule, the log.
 // Randomness: one seed gives the model load and A's init (rng(seed)), the batch order (seed) and the
 // dropout masks (seed + 1): a fixed seed reproduces a run exactly.
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "autograd/ops.h"
 #include "data/e2e.h"
 #include "data/tokenizer.h"
+#include "examples/common/batches.h"
 #include "examples/common/cli.h"
 #include "lora/lora.h"
 #include "lora/methods.h"
@@ -142,18 +144,6 @@ inline Tensor e2e_loss(nn::GPT& model, const data::E2EBatch& b, float smoothing,
   return autograd::cross_entropy(model.head_at(model.hidden(b.inputs, b.B, b.T, ctx), lr.rows), lr.targets, ce);
 }
 
-inline float e2e_loss_step(nn::GPT& model, optim::AdamW& opt, const data::E2EBatch& b, float smoothing, float clip,
-                           float lr, Rng& drop_rng) {
-  Tensor loss = e2e_loss(model, b, smoothing, nn::Context{true, &drop_rng});
-  const float l = loss.item();
-  LR_CHECK(std::isfinite(l), "loss is ", l, " (lower --lr)");
-  opt.zero_grad();
-  autograd::backward(loss);
-  if (clip > 0.f) optim::clip_grad_norm(model.named_parameters(), clip);
-  opt.step(lr);
-  return l;
-}
-
 // Mean masked loss (no smoothing) over the first n evaluation batches of ds.
 inline double e2e_eval_loss(nn::GPT& model, const data::E2EDataset& ds, int64_t B, int64_t n) {
   autograd::NoGradGuard ng;
@@ -167,55 +157,67 @@ inline double e2e_eval_loss(nn::GPT& model, const data::E2EDataset& ds, int64_t 
   return sum / tokens;
 }
 
-// Trains m for o.steps (or o.epochs) with a progress bar on stderr, then measures the valid loss;
-// every o.eval_every steps a point of the learning curve (its evaluation time is not training time).
-inline E2ETrainResult train_e2e(E2EModel& m, const E2ESplits& data, const E2ETrainOptions& o) {
-  const int64_t B = o.batch_size;
-  LR_CHECK(B >= 1, "train_e2e: batch size ", B, " must be positive");
-  Rng shuffle_rng(o.seed), drop_rng(o.seed + 1);
-  const int64_t steps = o.steps > 0 ? o.steps : o.epochs * (data.train.size() / B);
-  E2ETrainResult r;
-  if (o.steps == 0 && o.epochs == 0) {  // --steps 0 --epochs 0: no training, the loaded model as it is
-    r.valid_loss = e2e_eval_loss(*m.model, data.valid, B, o.eval_batches);
-    r.curve.push_back({0, 0, NAN, r.valid_loss});
-    return r;
-  }
-  LR_CHECK(steps > 0, "train_e2e: 0 steps (steps ", o.steps, ", epochs ", o.epochs, ", ", data.train.size(),
-           " train examples, B=", B, ")");
-  optim::Schedule sched{o.lr, o.warmup, steps, "linear", 0.f};  // paper: linear
-  sched.validate();
-  ProgressBar bar(steps);
-  Timer timer;
-  double tokens = 0.0, loss_avg = 0.0, eval_s = 0.0;
-  std::vector<std::vector<int64_t>> epoch;
-  for (int64_t step = 0; step < steps; ++step) {
-    if (epoch.empty()) {
-      epoch = data.train.epoch_batches(B, shuffle_rng, true);
-      std::reverse(epoch.begin(), epoch.end());  // pop_back walks the epoch in its drawn order
-    }
-    data::E2EBatch b = data.train.batch(epoch.back());
-    epoch.pop_back();
-    const float l = e2e_loss_step(*m.model, *m.opt, b, o.label_smoothing, o.clip, sched.lr_at(step), drop_rng);
-    loss_avg = step == 0 ? l : 0.95 * loss_avg + 0.05 * l;
-    tokens += static_cast<double>(b.B * b.T);
-    r.examples += b.B;
-    bar.update(step + 1, loss_avg, tokens / (timer.seconds() - eval_s));
-    if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < steps) {
-      Timer et;
-      r.curve.push_back({step + 1, r.examples, loss_avg, e2e_eval_loss(*m.model, data.valid, B, o.eval_batches)});
-      std::fprintf(stderr, "\nstep %ld: %ld examples, valid loss %.4f\n", static_cast<long>(step + 1),
-                   static_cast<long>(r.examples), r.curve.back().valid_loss);
-      eval_s += et.seconds();
-    }
-  }
-  bar.finish();
-  r.seconds = timer.seconds() - eval_s;
-  r.tokens_per_s = tokens / r.seconds;
-  r.final_loss = static_cast<float>(loss_avg);
-  r.steps = steps;
-  r.valid_loss = e2e_eval_loss(*m.model, data.valid, B, o.eval_batches);
-  r.curve.push_back({steps, r.examples, loss_avg, r.valid_loss});
-  return r;
+// The run's optimizer steps: o.steps, or o.epochs over the train set when o.steps is 0. --steps 0
+// --epochs 0 is 0 steps: no training, the loaded model (an --adapter) as it is.
+inline int64_t e2e_steps(const E2ETrainOptions& o, int64_t train_size) {
+  LR_CHECK(o.batch_size >= 1, "--batch-size ", o.batch_size, " must be positive");
+  const int64_t steps = o.steps > 0 ? o.steps : o.epochs * (train_size / o.batch_size);
+  LR_CHECK(steps > 0 || (o.steps == 0 && o.epochs == 0), "0 steps (--steps ", o.steps, ", --epochs ", o.epochs, ", ",
+           train_size, " train examples, --batch-size ", o.batch_size, ")");
+  return steps;
 }
+
+// The paper's schedule (Table 11): linear warmup, then linear decay to 0 at the last step.
+inline optim::Schedule e2e_schedule(const E2ETrainOptions& o, int64_t steps) {
+  optim::Schedule s{o.lr, o.warmup, std::max<int64_t>(steps, 1), "linear", 0.f};
+  s.validate();
+  return s;
+}
+
+// What the loop reports: a progress bar with the smoothed loss (EMA 0.95) and tokens/s, a point of the
+// learning curve (valid loss) every o.eval_every steps, whose evaluation time is not training time,
+// and at the end the final valid loss.
+class E2ETrainLog {
+ public:
+  E2ETrainLog(int64_t steps, const E2ETrainOptions& o, const data::E2EDataset& valid)
+      : o_(o), valid_(valid), bar_(steps) {
+    r_.steps = steps;
+  }
+
+  // After step `step` (from 0) on batch b, whose loss was l.
+  void update(int64_t step, const data::E2EBatch& b, float l, nn::GPT& model) {
+    loss_avg_ = step == 0 ? l : 0.95 * loss_avg_ + 0.05 * l;
+    tokens_ += static_cast<double>(b.B * b.T);
+    r_.examples += b.B;
+    bar_.update(step + 1, loss_avg_, tokens_ / (timer_.seconds() - eval_s_));
+    if (o_.eval_every > 0 && (step + 1) % o_.eval_every == 0 && step + 1 < r_.steps) {
+      Timer et;
+      r_.curve.push_back({step + 1, r_.examples, loss_avg_, valid_loss(model)});
+      std::fprintf(stderr, "\nstep %ld: %ld examples, valid loss %.4f\n", static_cast<long>(step + 1),
+                   static_cast<long>(r_.examples), r_.curve.back().valid_loss);
+      eval_s_ += et.seconds();
+    }
+  }
+
+  E2ETrainResult finish(nn::GPT& model) {
+    if (r_.steps > 0) bar_.finish();
+    r_.seconds = timer_.seconds() - eval_s_;
+    r_.tokens_per_s = r_.steps > 0 ? tokens_ / r_.seconds : 0.0;
+    r_.final_loss = static_cast<float>(loss_avg_);
+    r_.valid_loss = valid_loss(model);
+    r_.curve.push_back({r_.steps, r_.examples, loss_avg_, r_.valid_loss});
+    return r_;
+  }
+
+ private:
+  double valid_loss(nn::GPT& model) const { return e2e_eval_loss(model, valid_, o_.batch_size, o_.eval_batches); }
+
+  const E2ETrainOptions& o_;
+  const data::E2EDataset& valid_;
+  ProgressBar bar_;
+  Timer timer_;
+  E2ETrainResult r_;
+  double loss_avg_ = NAN, tokens_ = 0.0, eval_s_ = 0.0;
+};
 
 }  // namespace lowrank::examples

@@ -31,6 +31,7 @@ struct GlueRunConfig {
   lora::MethodConfig method;
   int64_t steps = 300, batch_size = 16, warmup = 30, eval_batch = 64;
   float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
+  float head_lr = 0.f;          // peak learning rate of the classification head; 0: lr
   bool progress = true;         // a progress bar on stderr during training
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
@@ -74,8 +75,42 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, int64_
   return clf;
 }
 
+// Two AdamWs over disjoint tensors: the method's in the encoder, and the classification head, so that
+// the freshly initialised head can train at its own rate (GlueRunConfig::head_lr). With head_lr = lr
+// the updates are exactly those of one AdamW over both (Adam's update is per tensor).
+struct GlueOptimizer {
+  optim::AdamW encoder, head;
+  float head_scale = 1.f;  // head lr / lr, applied at every step of the schedule
+
+  GlueOptimizer(nn::Classifier& clf, const GlueRunConfig& c)
+      : encoder(clf.encoder.named_parameters(), config(c)), head(head_params(clf), config(c)),
+        head_scale(c.head_lr > 0.f ? c.head_lr / c.lr : 1.f) {}
+  void zero_grad() {
+    encoder.zero_grad();
+    head.zero_grad();
+  }
+  void step(float lr) {
+    encoder.step(lr);
+    head.step(lr * head_scale);
+  }
+  size_t state_bytes() const { return encoder.state_bytes() + head.state_bytes(); }
+
+ private:
+  static optim::AdamWConfig config(const GlueRunConfig& c) {
+    optim::AdamWConfig oc;
+    oc.weight_decay = c.weight_decay;
+    return oc;
+  }
+  static std::vector<nn::NamedTensor> head_params(nn::Classifier& clf) {
+    std::vector<nn::NamedTensor> v;
+    clf.dense->collect("classifier.dense.", v);
+    clf.out_proj->collect("classifier.out_proj.", v);
+    return v;
+  }
+};
+
 // One step: forward -> cross-entropy -> zero_grad -> backward -> clip -> AdamW step.
-inline float glue_step(nn::Classifier& clf, optim::AdamW& opt, const data::GlueBatch& b, float lr, float clip,
+inline float glue_step(nn::Classifier& clf, GlueOptimizer& opt, const data::GlueBatch& b, float lr, float clip,
                        Rng& drop_rng) {
   Tensor logits = clf.forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng});
   Tensor loss = autograd::cross_entropy(logits, b.labels);
@@ -107,7 +142,7 @@ inline data::ClassificationScores glue_evaluate(nn::Classifier& clf, const data:
 }
 
 // Trains clf for c.steps on d.train (epochs reshuffled from seed), returns loss, time, throughput.
-inline GlueRunResult glue_train(nn::Classifier& clf, optim::AdamW& opt, const GlueData& d, const GlueRunConfig& c,
+inline GlueRunResult glue_train(nn::Classifier& clf, GlueOptimizer& opt, const GlueData& d, const GlueRunConfig& c,
                                 uint64_t seed) {
   Rng shuffle_rng(seed), drop_rng(seed + 1);
   optim::Schedule sched{c.lr, c.warmup, c.steps, "linear", 0.f};  // the paper's GLUE runs: linear decay
@@ -161,9 +196,7 @@ inline GlueRunResult glue_run(const GlueData& d, const GlueRunConfig& c, uint64_
   std::unique_ptr<nn::Classifier> clf = glue_model(c, d.task.n_classes, rng);
   LR_CHECK(d.train->max_len() <= clf->encoder.config.n_positions, "--max-len ", d.train->max_len(),
            " exceeds the base's n_positions ", clf->encoder.config.n_positions);
-  optim::AdamWConfig oc;
-  oc.weight_decay = c.weight_decay;
-  optim::AdamW opt(clf->named_parameters(), oc);
+  GlueOptimizer opt(*clf, c);
   GlueRunResult r = glue_train(*clf, opt, d, c, seed);
   r.trainable = clf->encoder.num_trainable_parameters();
   r.head = clf->num_trainable_parameters() - r.trainable;

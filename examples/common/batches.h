@@ -1,0 +1,39 @@
+#pragma once
+// The training batches of a fine-tuning run, epoch after epoch: each epoch is a fresh seeded shuffle
+// of the whole train split cut into batches of B (the last short batch dropped), walked in its drawn
+// order. One `next()` per optimizer step, so that the example's loop reads
+//   batch = batches.next() -> forward -> zero_grad -> backward -> clip -> step.
+// Dataset: data::E2EDataset or data::GlueDataset (epoch_batches + batch).
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/random.h"
+#include "tensor/error.h"
+
+namespace lowrank::examples {
+
+template <class Dataset>
+class EpochBatches {
+ public:
+  EpochBatches(const Dataset& ds, int64_t B, uint64_t seed) : ds_(ds), B_(B), rng_(seed) {}
+
+  auto next() {
+    if (epoch_.empty()) {
+      epoch_ = ds_.epoch_batches(B_, rng_, true);
+      LR_CHECK(!epoch_.empty(), "train split has ", ds_.size(), " examples, fewer than one batch of ", B_);
+      std::reverse(epoch_.begin(), epoch_.end());  // pop_back walks the epoch in its drawn order
+    }
+    auto b = ds_.batch(epoch_.back());
+    epoch_.pop_back();
+    return b;
+  }
+
+ private:
+  const Dataset& ds_;
+  int64_t B_;
+  tensor::Rng rng_;
+  std::vector<std::vector<int64_t>> epoch_;
+};
+
+}  // namespace lowrank::examples
