@@ -108,6 +108,29 @@ std::vector<Config> unique_configs(const std::vector<PaperRow>& rows) {
   return out;
 }
 
+// One cell's run: finetune_glue's loop (examples/finetune_glue.cpp) without a progress bar.
+ex::GlueRunResult run_cell(const ex::GlueData& d, const ex::GlueRunConfig& c, uint64_t seed) {
+  Rng rng(seed);
+  std::unique_ptr<nn::Classifier> clf = ex::glue_model(c, d, rng);
+  ex::GlueOptimizer opt(*clf, c);
+  const optim::Schedule sched = ex::glue_schedule(c);
+  ex::EpochBatches<data::GlueDataset> batches(*d.train, c.batch_size, seed);
+  Rng drop_rng(seed + 1);
+  ex::GlueTrainLog log(c);
+  for (int64_t step = 0; step < c.steps; ++step) {
+    const data::GlueBatch b = batches.next();
+    Tensor loss = autograd::cross_entropy(clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng}), b.labels);
+    const float l = loss.item();
+    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
+    opt.zero_grad();
+    autograd::backward(loss);
+    if (c.clip > 0.f) optim::clip_grad_norm(clf->named_parameters(), c.clip);
+    opt.step(sched.lr_at(step));
+    log.update(step, b, l);
+  }
+  return ex::glue_finish(*clf, d, c, log.finish());
+}
+
 // Every configuration × seed, one line each with the ETA; results keyed by Config::label().
 std::map<std::string, RunSet> run_all(const ex::GlueData& d, const ex::GlueRunConfig& base,
                                       const std::vector<Config>& configs, const std::vector<uint64_t>& seeds,
@@ -121,7 +144,7 @@ std::map<std::string, RunSet> run_all(const ex::GlueData& d, const ex::GlueRunCo
     c.method.lora.targets = ex::split_list(cfg.targets);
     c.method.lora.r = cfg.r;
     for (uint64_t seed : seeds) {
-      ex::GlueRunResult r = ex::glue_run(d, c, seed);
+      ex::GlueRunResult r = run_cell(d, c, seed);
       RunSet& set = out[cfg.label()];
       set.trainable = r.trainable;
       set.acc.push_back(r.dev.accuracy);

@@ -116,6 +116,7 @@ std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t
   }
   if (c.method.method == "adapter-h" || c.method.method == "adapter-l") k += " dim=" + std::to_string(c.method.adapter_dim);
   if (c.pooling != "mean") k += " pooling=" + c.pooling;  // named only where it differs from the default
+  if (c.dropout != 0.1f) k += " dropout=" + ex::fixed(c.dropout, 2);
   char lr[32];
   std::snprintf(lr, sizeof lr, "%g", static_cast<double>(c.lr));
   const std::filesystem::path init = std::filesystem::path(c.init).lexically_normal();
@@ -137,7 +138,7 @@ void record_runs(const std::string& path, const std::string& task, const ex::Glu
     nlohmann::json row = run_json(seeds[i], r);
     row.update({{"key", run_key(task, c, subset, seeds[i])}, {"task", task}, {"method", c.method.method},
                 {"init", c.init}, {"rank", c.method.lora.r}, {"alpha", c.method.lora.alpha}, {"lr", c.lr},
-                {"head_lr", c.head_lr > 0.f ? c.head_lr : c.lr}, {"batch_size", c.batch_size}, {"steps", c.steps}, {"pooling", c.pooling},
+                {"head_lr", c.head_lr > 0.f ? c.head_lr : c.lr}, {"batch_size", c.batch_size}, {"steps", c.steps}, {"pooling", c.pooling}, {"dropout", c.dropout},
                 {"epochs", static_cast<double>(c.steps * c.batch_size) / static_cast<double>(d.train->size())},
                 {"trainable_params", r.trainable}, {"head_params", r.head}, {"total_params", r.total},
                 {"report_f1", d.task.report_f1}, {"dev_examples", d.dev->size()},
@@ -146,9 +147,31 @@ void record_runs(const std::string& path, const std::string& task, const ex::Glu
   }
 }
 
-}  // namespace
-
-namespace {
+// One seed: the classifier from the base with the method applied, trained for --steps, scored on dev.
+// Randomness: the model and LoRA's A from seed, the batch order from seed, dropout from seed + 1.
+ex::GlueRunResult run_seed(const ex::GlueData& d, const ex::GlueRunConfig& c, uint64_t seed,
+                           const std::string& save_adapter) {
+  Rng rng(seed);
+  std::unique_ptr<nn::Classifier> clf = ex::glue_model(c, d, rng);
+  ex::GlueOptimizer opt(*clf, c);  // AdamW over the method's tensors, another over the head
+  const optim::Schedule sched = ex::glue_schedule(c);
+  ex::EpochBatches<data::GlueDataset> batches(*d.train, c.batch_size, seed);
+  Rng drop_rng(seed + 1);
+  ex::GlueTrainLog log(c);
+  for (int64_t step = 0; step < c.steps; ++step) {
+    const data::GlueBatch b = batches.next();
+    Tensor logits = clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng});  // (B, n_classes)
+    Tensor loss = autograd::cross_entropy(logits, b.labels);
+    const float l = loss.item();
+    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
+    opt.zero_grad();
+    autograd::backward(loss);
+    if (c.clip > 0.f) optim::clip_grad_norm(clf->named_parameters(), c.clip);
+    opt.step(sched.lr_at(step));
+    log.update(step, b, l);
+  }
+  return ex::glue_finish(*clf, d, c, log.finish(), save_adapter);
+}
 
 // Per-seed rows, then mean ± std of each score across seeds.
 void print_results(const data::GlueTask& task, const std::vector<uint64_t>& seeds,
@@ -217,7 +240,7 @@ int finetune_main(int argc, char** argv) {
   std::vector<ex::GlueRunResult> runs;
   nlohmann::json per_seed = nlohmann::json::array();
   for (uint64_t seed : seeds) {
-    runs.push_back(ex::glue_run(d, cfg, seed, adapter_path(a["save-adapter"].as<std::string>(), seed, seeds.size())));
+    runs.push_back(run_seed(d, cfg, seed, adapter_path(a["save-adapter"].as<std::string>(), seed, seeds.size())));
     const ex::GlueRunResult& r = runs.back();
     std::cout << "seed " << seed << ": dev accuracy " << ex::fixed(r.dev.accuracy)
               << (d.task.report_f1 ? ", F1 " + ex::fixed(r.dev.f1) : "") << " (" << ex::fixed(r.train_seconds, 1)

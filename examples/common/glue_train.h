@@ -1,10 +1,10 @@
 #pragma once
-// Training and evaluation of one GLUE run, shared by finetune_glue (the paper's Table 2 analog) and
-// ablation (Tables 5 and 6): a causal GPT from train_gpt becomes a classifier (nn::classifier_from_gpt,
+// The pieces of a GLUE run, shared by finetune_glue (the paper's Table 2 analog) and ablation (Tables
+// 5 and 6), each of which runs the training loop in its own code: a causal GPT from train_gpt becomes a classifier (nn::classifier_from_gpt,
 // mean or last-token pooling), the method (LoRA or a baseline) is applied to the encoder and the
 // freshly initialised classification head always trains, as in the paper's GLUE experiments
 // (Hu et al., 2021, Section 5.2), where every method trains the task head beside its own parameters.
-// AdamW, linear warmup then linear decay.
+// AdamW (GlueOptimizer), linear warmup then linear decay (glue_schedule), batches from EpochBatches.
 // Header-only like cli.h, so each example stays one .cpp that CMake globs up.
 #include <algorithm>
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "autograd/ops.h"
 #include "data/bpe.h"
 #include "data/glue.h"
+#include "examples/common/batches.h"
 #include "examples/common/cli.h"
 #include "lora/methods.h"
 #include "nn/classifier.h"
@@ -61,7 +62,8 @@ inline GlueData load_glue_data(const std::string& glue_dir, const std::string& t
 }
 
 // Classifier from the checkpoint, the method applied to the encoder, the head trainable.
-inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, int64_t n_classes, Rng& rng) {
+inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, const GlueData& d, Rng& rng) {
+  const int64_t n_classes = d.task.n_classes;
   const std::string& m = c.method.method;
   LR_CHECK(m != "prefix-embed" && m != "prefix-layer", "method ", m,
            " cannot run on padded GLUE batches (the paper reports no prefix baseline on GLUE either)");
@@ -72,6 +74,8 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, int64_
   lora::apply_method(clf->encoder, c.method, rng);
   clf->dense->set_requires_grad(true);
   clf->out_proj->set_requires_grad(true);
+  LR_CHECK(d.train->max_len() <= clf->encoder.config.n_positions, "--max-len ", d.train->max_len(),
+           " exceeds the base's n_positions ", clf->encoder.config.n_positions);
   return clf;
 }
 
@@ -109,20 +113,6 @@ struct GlueOptimizer {
   }
 };
 
-// One step: forward -> cross-entropy -> zero_grad -> backward -> clip -> AdamW step.
-inline float glue_step(nn::Classifier& clf, GlueOptimizer& opt, const data::GlueBatch& b, float lr, float clip,
-                       Rng& drop_rng) {
-  Tensor logits = clf.forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng});
-  Tensor loss = autograd::cross_entropy(logits, b.labels);
-  const float l = loss.item();
-  LR_CHECK(std::isfinite(l), "loss is ", l, " (lower --lr)");
-  opt.zero_grad();
-  autograd::backward(loss);
-  if (clip > 0.f) optim::clip_grad_norm(clf.named_parameters(), clip);
-  opt.step(lr);
-  return l;
-}
-
 // Accuracy and F1 (class 1) of the argmax predictions over a whole split.
 inline data::ClassificationScores glue_evaluate(nn::Classifier& clf, const data::GlueDataset& ds, int64_t B) {
   autograd::NoGradGuard ng;
@@ -141,38 +131,39 @@ inline data::ClassificationScores glue_evaluate(nn::Classifier& clf, const data:
   return data::classification_scores(pred, gold);
 }
 
-// Trains clf for c.steps on d.train (epochs reshuffled from seed), returns loss, time, throughput.
-inline GlueRunResult glue_train(nn::Classifier& clf, GlueOptimizer& opt, const GlueData& d, const GlueRunConfig& c,
-                                uint64_t seed) {
-  Rng shuffle_rng(seed), drop_rng(seed + 1);
-  optim::Schedule sched{c.lr, c.warmup, c.steps, "linear", 0.f};  // the paper's GLUE runs: linear decay
-  sched.validate();
-  ProgressBar bar(c.steps);
-  Timer timer;
-  double tokens = 0.0, loss_avg = 0.0;
-  std::vector<std::vector<int64_t>> epoch;
-  for (int64_t step = 0; step < c.steps; ++step) {
-    if (epoch.empty()) {
-      epoch = d.train->epoch_batches(c.batch_size, shuffle_rng, true);
-      LR_CHECK(!epoch.empty(), "train split has ", d.train->size(), " examples, fewer than one batch of ",
-               c.batch_size);
-      std::reverse(epoch.begin(), epoch.end());  // pop_back walks the epoch in its drawn order
-    }
-    data::GlueBatch b = d.train->batch(epoch.back());
-    epoch.pop_back();
-    const float l = glue_step(clf, opt, b, sched.lr_at(step), c.clip, drop_rng);
-    loss_avg = step == 0 ? l : 0.95 * loss_avg + 0.05 * l;
-    tokens += static_cast<double>(b.tokens);
-    if (c.progress) bar.update(step + 1, loss_avg, tokens / timer.seconds());
-  }
-  if (c.progress) bar.finish();
-  GlueRunResult r;
-  r.train_seconds = timer.seconds();
-  r.tokens_per_s = tokens / r.train_seconds;
-  r.final_loss = loss_avg;
-  r.steps = c.steps;
-  return r;
+// The paper's GLUE schedule: linear warmup, then linear decay to 0 at the last step.
+inline optim::Schedule glue_schedule(const GlueRunConfig& c) {
+  optim::Schedule s{c.lr, c.warmup, c.steps, "linear", 0.f};
+  s.validate();
+  return s;
 }
+
+// What the loop reports: a progress bar (when c.progress) with the smoothed loss (EMA 0.95) and
+// tokens/s; at the end the training time and throughput.
+class GlueTrainLog {
+ public:
+  explicit GlueTrainLog(const GlueRunConfig& c) : progress_(c.progress), bar_(c.steps) { r_.steps = c.steps; }
+
+  void update(int64_t step, const data::GlueBatch& b, float l) {
+    loss_avg_ = step == 0 ? l : 0.95 * loss_avg_ + 0.05 * l;
+    tokens_ += static_cast<double>(b.tokens);
+    if (progress_) bar_.update(step + 1, loss_avg_, tokens_ / timer_.seconds());
+  }
+  GlueRunResult finish() {
+    if (progress_) bar_.finish();
+    r_.train_seconds = timer_.seconds();
+    r_.tokens_per_s = tokens_ / r_.train_seconds;
+    r_.final_loss = loss_avg_;
+    return r_;
+  }
+
+ private:
+  bool progress_;
+  ProgressBar bar_;
+  Timer timer_;
+  GlueRunResult r_;
+  double tokens_ = 0.0, loss_avg_ = 0.0;
+};
 
 // The LoRA adapter (lora::save_adapter: encoder tensors, config, base hash) at path, and the trained
 // head beside it at <path without .safetensors>.head.safetensors: both are needed to classify.
@@ -189,24 +180,18 @@ inline void save_glue_adapter(const std::string& path, nn::Classifier& clf, cons
                            {{"format", "lowrank-classifier-head"}});
 }
 
-// One seed end to end: model, optimizer, training, dev scores, the adapter when save_adapter is set.
-inline GlueRunResult glue_run(const GlueData& d, const GlueRunConfig& c, uint64_t seed,
-                              const std::string& save_adapter = "") {
-  Rng rng(seed);
-  std::unique_ptr<nn::Classifier> clf = glue_model(c, d.task.n_classes, rng);
-  LR_CHECK(d.train->max_len() <= clf->encoder.config.n_positions, "--max-len ", d.train->max_len(),
-           " exceeds the base's n_positions ", clf->encoder.config.n_positions);
-  GlueOptimizer opt(*clf, c);
-  GlueRunResult r = glue_train(*clf, opt, d, c, seed);
-  r.trainable = clf->encoder.num_trainable_parameters();
-  r.head = clf->num_trainable_parameters() - r.trainable;
-  r.total = clf->num_parameters();
+// After training: the parameter counts, the dev scores, and the LoRA adapter when save_adapter is set.
+inline GlueRunResult glue_finish(nn::Classifier& clf, const GlueData& d, const GlueRunConfig& c, GlueRunResult r,
+                                 const std::string& save_adapter = "") {
+  r.trainable = clf.encoder.num_trainable_parameters();
+  r.head = clf.num_trainable_parameters() - r.trainable;
+  r.total = clf.num_parameters();
   Timer timer;
-  r.dev = glue_evaluate(*clf, *d.dev, c.eval_batch);
+  r.dev = glue_evaluate(clf, *d.dev, c.eval_batch);
   r.eval_seconds = timer.seconds();
   if (!save_adapter.empty()) {
     LR_CHECK(c.method.method == "lora", "--save-adapter needs --method lora");
-    save_glue_adapter(save_adapter, *clf, c.method.lora);
+    save_glue_adapter(save_adapter, clf, c.method.lora);
   }
   return r;
 }
