@@ -126,11 +126,8 @@ void fnv1a(uint64_t& h, const void* data, size_t n) {
 
 void check_unmerged(nn::GPT& model, const std::string& what) {
   for (const detail::LinearSlot& s : detail::linear_slots(model)) {
-    const nn::Linear* m = s.module->get();
-    const auto* a = dynamic_cast<const LoRALinear*>(m);
-    const auto* b = dynamic_cast<const LoRAFusedQKV*>(m);
-    LR_CHECK(!(a && a->merged()) && !(b && b->merged()), what, ": ", s.prefix,
-             " is merged (W holds W0 + ΔW); unmerge() first");
+    const LoRAModule* l = as_lora(s.module->get());
+    LR_CHECK(!(l && l->merged()), what, ": ", s.prefix, " is merged (W holds W0 + ΔW); unmerge() first");
   }
 }
 
@@ -222,14 +219,13 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
   Rng unused(0);  // meta-device shells draw nothing
   for (const detail::LinearSlot& slot : detail::linear_slots(model)) {
     nn::Linear* m = slot.module->get();
-    auto* a = dynamic_cast<LoRALinear*>(m);
-    auto* b = dynamic_cast<LoRAFusedQKV*>(m);
-    if (!a && !b) continue;
+    const LoRAModule* l = as_lora(m);
+    if (l == nullptr) continue;
     auto plain = std::make_unique<nn::Linear>(m->in_features(), m->out_features(), false,
                                               nn::Init{unused, Device::Meta});
     plain->weight = m->weight.clone();
     plain->bias = m->bias;
-    if (!(a ? a->merged() : b->merged())) detail::add_delta(plain->weight, *m, 1.f);
+    if (!l->merged()) l->add_delta(plain->weight, 1.f);
     stash.emplace_back(slot.module, std::move(*slot.module));
     *slot.module = std::move(plain);
   }

@@ -24,7 +24,7 @@ std::vector<LinearSlot> linear_slots(nn::GPT& model) {
 }
 
 bool is_lora(const nn::Linear* m) {
-  return dynamic_cast<const LoRALinear*>(m) != nullptr || dynamic_cast<const LoRAFusedQKV*>(m) != nullptr;
+  return as_lora(m) != nullptr;
 }
 
 bool has_lora(nn::GPT& model) {
@@ -129,15 +129,13 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
 
 void merge(nn::GPT& model) {
   for (const detail::LinearSlot& s : detail::linear_slots(model)) {
-    if (auto* m = dynamic_cast<LoRALinear*>(s.module->get())) m->merge();
-    if (auto* m = dynamic_cast<LoRAFusedQKV*>(s.module->get())) m->merge();
+    if (LoRAModule* m = as_lora(s.module->get())) m->merge();
   }
 }
 
 void unmerge(nn::GPT& model) {
   for (const detail::LinearSlot& s : detail::linear_slots(model)) {
-    if (auto* m = dynamic_cast<LoRALinear*>(s.module->get())) m->unmerge();
-    if (auto* m = dynamic_cast<LoRAFusedQKV*>(s.module->get())) m->unmerge();
+    if (LoRAModule* m = as_lora(s.module->get())) m->unmerge();
   }
 }
 
@@ -165,19 +163,19 @@ BlockLoRA block_lora(nn::Block& blk, const std::string& p) {
   if (auto* m = dynamic_cast<LoRAFusedQKV*>(blk.attn.c_attn.get())) {
     if (m->shared_A) b.targets.push_back("c_attn");
     else b.targets.insert(b.targets.end(), m->slices.begin(), m->slices.end());
-    note(b, p + "attn.c_attn", m->lora_A[0].size(0), m->scale, m->dropout);
+    note(b, p + "attn.c_attn", m->rank(), m->scale, m->dropout);
   }
-  if (auto* m = dynamic_cast<LoRALinear*>(blk.attn.c_proj.get())) {
+  if (const LoRAModule* m = as_lora(blk.attn.c_proj.get())) {
     b.targets.push_back("o");
-    note(b, p + "attn.c_proj", m->lora_A.size(0), m->scale, m->dropout);
+    note(b, p + "attn.c_proj", m->rank(), m->lora_scale(), m->lora_dropout());
   }
-  auto* fc = dynamic_cast<LoRALinear*>(blk.mlp.c_fc.get());
-  auto* proj = dynamic_cast<LoRALinear*>(blk.mlp.c_proj.get());
+  const LoRAModule* fc = as_lora(blk.mlp.c_fc.get());
+  const LoRAModule* proj = as_lora(blk.mlp.c_proj.get());
   LR_CHECK(!fc == !proj, "lora_config_of: ", p, "mlp has LoRA on only one of c_fc, c_proj (target 'mlp' adapts both)");
   if (fc) {
     b.targets.push_back("mlp");
-    note(b, p + "mlp.c_fc", fc->lora_A.size(0), fc->scale, fc->dropout);
-    note(b, p + "mlp.c_proj", proj->lora_A.size(0), proj->scale, proj->dropout);
+    note(b, p + "mlp.c_fc", fc->rank(), fc->lora_scale(), fc->lora_dropout());
+    note(b, p + "mlp.c_proj", proj->rank(), proj->lora_scale(), proj->lora_dropout());
   }
   return b;
 }

@@ -24,8 +24,6 @@ bool has_lora(nn::GPT& model);
 bool is_lora_name(const std::string& name);  // "...lora_A...", "...lora_B..."
 bool ends_with(const std::string& s, const std::string& suffix);
 int slice_index(const std::string& s);  // q 0, k 1, v 2
-// w += sign · scale · ΔW of the LoRA module m (w shaped like m's weight), outside the tape.
-void add_delta(Tensor w, const nn::Linear& m, float sign);
 
 // The tensors an adapter carries: LoRA A/B and, when the model has LoRA, the biases that train.
 std::map<std::string, Tensor> adapter_tensors(nn::GPT& model);

@@ -208,10 +208,51 @@ void LoRAFusedQKV::unmerge() {
   merged_ = false;
 }
 
-void detail::add_delta(Tensor w, const nn::Linear& m, float sign) {
-  LR_CHECK(w.shape() == m.weight.shape(), "add_delta: ", w.shape(), " vs weight ", m.weight.shape());
-  if (const auto* a = dynamic_cast<const LoRALinear*>(&m)) fold(w, a->lora_B, a->lora_A, sign * a->scale);
-  if (const auto* b = dynamic_cast<const LoRAFusedQKV*>(&m)) fold_fused(w, *b, sign * b->scale);
+void LoRALinear::add_delta(Tensor w, float sign) const {
+  LR_CHECK(w.shape() == weight.shape(), "add_delta: ", w.shape(), " vs weight ", weight.shape());
+  fold(w, lora_B, lora_A, sign * scale);
 }
+
+void LoRAFusedQKV::add_delta(Tensor w, float sign) const {
+  LR_CHECK(w.shape() == weight.shape(), "add_delta: ", w.shape(), " vs weight ", weight.shape());
+  fold_fused(w, *this, sign * scale);
+}
+
+std::pair<Tensor, Tensor> LoRALinear::to_peft() const { return {lora_A.to(Device::CPU), lora_B.to(Device::CPU)}; }
+
+void LoRALinear::from_peft(const Tensor& A, const Tensor& B) {
+  lora_A.copy_(A);
+  lora_B.copy_(B);
+}
+
+// Separate slices become one rank-(r·n) pair: A stacks the slices' A_j, B holds B_j in rows of slice j
+// and columns of A_j, zeros elsewhere (exact). Shared A: A itself, B = [B_q; B_k; B_v] (zero rows for
+// slices not adapted).
+std::pair<Tensor, Tensor> LoRAFusedQKV::to_peft() const {
+  const int64_t C = in_features(), r = rank(), n = static_cast<int64_t>(slices.size());
+  const int64_t R = shared_A ? r : r * n;
+  Tensor A = Tensor::zeros({R, C}), B = Tensor::zeros({3 * C, R});
+  if (shared_A) A.copy_(lora_A[0].to(Device::CPU));
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t col = shared_A ? 0 : j * r;
+    if (!shared_A) A.narrow(0, col, r).copy_(lora_A[static_cast<size_t>(j)].to(Device::CPU));
+    const int64_t row = detail::slice_index(slices[static_cast<size_t>(j)]) * C;
+    B.narrow(0, row, C).narrow(1, col, r).copy_(lora_B[static_cast<size_t>(j)].to(Device::CPU));
+  }
+  return {A, B};
+}
+
+void LoRAFusedQKV::from_peft(const Tensor& A, const Tensor& B) {
+  const int64_t C = in_features(), r = rank();
+  if (shared_A) lora_A[0].copy_(A);
+  for (size_t j = 0; j < slices.size(); ++j) {
+    const int64_t col = shared_A ? 0 : static_cast<int64_t>(j) * r;
+    if (!shared_A) lora_A[j].copy_(A.narrow(0, col, r));
+    lora_B[j].copy_(B.narrow(0, detail::slice_index(slices[j]) * C, C).narrow(1, col, r));
+  }
+}
+
+LoRAModule* as_lora(nn::Linear* m) { return dynamic_cast<LoRAModule*>(m); }
+const LoRAModule* as_lora(const nn::Linear* m) { return dynamic_cast<const LoRAModule*>(m); }
 
 }  // namespace lowrank::lora

@@ -7,6 +7,7 @@
 // so the paper's choice {Wq, Wv} leaves Wk untouched.
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -27,16 +28,50 @@ struct LoRAConfig {
   void validate() const;                      // throws naming the bad field
 };
 
+// Why LoRA's backward is cheap: W0 and b are frozen (requires_grad false), so autograd::linear's
+// backward gets no gradient buffer for them (autograd/op_util.h: grad_sink returns nullptr) and skips
+// the dW = dyᵀ x GEMM, one of its three; only dx flows back through W0, and A, B get their thin
+// (r-wide) gradients. That skipped GEMM and AdamW state for A and B alone are LoRA's saving in
+// training (Section 4.2).
+
+// What the rest of lora/ needs of any LoRA module, whichever layout: merging, adding its update ΔW
+// into a weight, its hyper-parameters, and its pairs in peft's layout (one A, one B per module).
+class LoRAModule {
+ public:
+  virtual ~LoRAModule() = default;
+  virtual void merge() = 0;    // W += ΔW (exact up to float rounding); a no-op when already merged
+  virtual void unmerge() = 0;  // W -= ΔW (W0 back within float rounding); a no-op when not merged
+  virtual bool merged() const = 0;
+  virtual void add_delta(Tensor w, float sign) const = 0;  // w += sign · ΔW, w shaped like the weight
+  virtual int64_t rank() const = 0;                        // r of each (A, B) pair
+  virtual float lora_scale() const = 0;                    // alpha / r
+  virtual float lora_dropout() const = 0;
+  // peft's layout: A (R, in), B (out, R) on the host with ΔW = scale · B A (R = r, or r per slice
+  // for LoRAFusedQKV's separate slices, B zero outside each slice's block); from_peft is the inverse.
+  virtual std::pair<Tensor, Tensor> to_peft() const = 0;
+  virtual void from_peft(const Tensor& A, const Tensor& B) = 0;
+};
+
+// The module's LoRA interface, or nullptr for a plain Linear (the one place lora/ asks a type).
+LoRAModule* as_lora(nn::Linear* m);
+const LoRAModule* as_lora(const nn::Linear* m);
+
 // y = base(x) + scale · (dropout(x) Aᵀ) Bᵀ around a frozen Linear.
 // Parameter names: "<prefix>weight", "<prefix>bias", "<prefix>lora_A", "<prefix>lora_B".
-class LoRALinear : public nn::Linear {
+class LoRALinear : public nn::Linear, public LoRAModule {
  public:
   LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout, float init_std, Rng& rng);
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
-  void merge();    // W += scale · B A   (exact up to float rounding); a no-op when already merged
-  void unmerge();  // W -= scale · B A   (W0 back within float rounding); a no-op when not merged
-  bool merged() const { return merged_; }
+  void merge() override;    // W += scale · B A
+  void unmerge() override;  // W -= scale · B A
+  bool merged() const override { return merged_; }
+  void add_delta(Tensor w, float sign) const override;
+  int64_t rank() const override { return lora_A.size(0); }
+  float lora_scale() const override { return scale; }
+  float lora_dropout() const override { return dropout; }
+  std::pair<Tensor, Tensor> to_peft() const override;
+  void from_peft(const Tensor& A, const Tensor& B) override;
 
   Tensor lora_A;  // (r, in)
   Tensor lora_B;  // (out, r)
@@ -48,7 +83,7 @@ class LoRALinear : public nn::Linear {
 
 // GPT-2's fused c_attn (C -> 3C) with an independent (A, B) pair for each adapted slice of q, k, v.
 // Parameter names: "<prefix>weight", "<prefix>bias", "<prefix>lora_A.q", "<prefix>lora_B.q", ... per slice.
-class LoRAFusedQKV : public nn::Linear {
+class LoRAFusedQKV : public nn::Linear, public LoRAModule {
  public:
   // shared_A: one A (r, C) for every slice (lora_A has one entry, named "<prefix>lora_A"): exactly a
   // single rank-r LoRA on all of c_attn with B = [B_q; B_k; B_v] (how peft adapts GPT-2's c_attn).
@@ -56,9 +91,15 @@ class LoRAFusedQKV : public nn::Linear {
                float init_std, Rng& rng, bool shared_A = false);
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
-  void merge();
-  void unmerge();
-  bool merged() const { return merged_; }
+  void merge() override;
+  void unmerge() override;
+  bool merged() const override { return merged_; }
+  void add_delta(Tensor w, float sign) const override;
+  int64_t rank() const override { return lora_A[0].size(0); }
+  float lora_scale() const override { return scale; }
+  float lora_dropout() const override { return dropout; }
+  std::pair<Tensor, Tensor> to_peft() const override;  // R = r (shared_A) or r · |slices|
+  void from_peft(const Tensor& A, const Tensor& B) override;
 
   std::vector<std::string> slices;  // subset of {"q","k","v"}, in q, k, v order
   std::vector<Tensor> lora_A;       // per slice (r, C); one shared (r, C) when shared_A

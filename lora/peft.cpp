@@ -34,19 +34,10 @@ using detail::kPeftPrefix;
 using detail::PeftModule;
 
 PeftModule to_peft(const nn::Linear& m) {
-  if (const auto* a = dynamic_cast<const LoRALinear*>(&m)) return {a->lora_A.to(Device::CPU), a->lora_B.to(Device::CPU)};
-  const auto& f = dynamic_cast<const LoRAFusedQKV&>(m);
-  const int64_t C = f.in_features(), r = f.lora_A[0].size(0), n = static_cast<int64_t>(f.slices.size());
-  const int64_t R = f.shared_A ? r : r * n;
-  PeftModule out{Tensor::zeros({R, C}), Tensor::zeros({3 * C, R})};
-  if (f.shared_A) out.A.copy_(f.lora_A[0].to(Device::CPU));
-  for (int64_t j = 0; j < n; ++j) {
-    const int64_t col = f.shared_A ? 0 : j * r;
-    if (!f.shared_A) out.A.narrow(0, col, r).copy_(f.lora_A[static_cast<size_t>(j)].to(Device::CPU));
-    const int64_t row = detail::slice_index(f.slices[static_cast<size_t>(j)]) * C;
-    out.B.narrow(0, row, C).narrow(1, col, r).copy_(f.lora_B[static_cast<size_t>(j)].to(Device::CPU));
-  }
-  return out;
+  const LoRAModule* l = as_lora(&m);
+  LR_CHECK(l != nullptr, "save_peft: a module without LoRA");
+  auto [A, B] = l->to_peft();
+  return {A, B};
 }
 
 json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<std::string, int64_t>& rank_of) {

@@ -238,20 +238,9 @@ void import_modules(const PeftFiles& p, nn::GPT& model) {
   for (const detail::LinearSlot& s : detail::linear_slots(model)) {
     auto it = p.modules.find(s.prefix);
     if (it == p.modules.end()) continue;
-    const PeftModule& pm = it->second;
-    if (auto* a = dynamic_cast<LoRALinear*>(s.module->get())) {
-      a->lora_A.copy_(pm.A);
-      a->lora_B.copy_(pm.B);
-      continue;
-    }
-    auto& f = dynamic_cast<LoRAFusedQKV&>(**s.module);
-    const int64_t C = f.in_features(), r = f.lora_A[0].size(0);
-    if (f.shared_A) f.lora_A[0].copy_(pm.A);
-    for (size_t j = 0; j < f.slices.size(); ++j) {
-      const int64_t col = f.shared_A ? 0 : static_cast<int64_t>(j) * r;
-      if (!f.shared_A) f.lora_A[j].copy_(pm.A.narrow(0, col, r));
-      f.lora_B[j].copy_(pm.B.narrow(0, detail::slice_index(f.slices[j]) * C, C).narrow(1, col, r));
-    }
+    LoRAModule* l = as_lora(s.module->get());
+    LR_CHECK(l != nullptr, "load_peft: ", s.prefix, " has no LoRA module to load into");
+    l->from_peft(it->second.A, it->second.B);
   }
 }
 
