@@ -159,8 +159,13 @@ TEST_CASE("cuda: sum and mean match the CPU reductions") {
 
 #else  // !LOWRANK_HAVE_CUDA
 
-TEST_CASE("cuda: backend not built") {
-  MESSAGE("this build has no CUDA backend (no nvcc found, or -DLOWRANK_CUDA=OFF): CUDA tests not compiled");
+// In a build without the CUDA backend the kernel tests above are not compiled; what remains to prove
+// is that the device is refused with an error that says why, instead of crashing or computing on the CPU.
+TEST_CASE("cuda: a build without the backend refuses device tensors, naming the missing backend") {
+  CHECK_FALSE(lowrank::tensor::kCudaBuilt);
+  const std::string err =
+      lowrank::testing::error_of([] { lowrank::Tensor::zeros({2, 3}).to(lowrank::tensor::Device::CUDA); });
+  CHECK(lowrank::testing::contains(err, "no CUDA backend"));
 }
 
 #endif
