@@ -116,7 +116,7 @@ ex::GlueRunResult run_cell(const ex::GlueData& d, const ex::GlueRunConfig& c, ui
   const optim::Schedule sched = ex::glue_schedule(c);
   ex::EpochBatches<data::GlueDataset> batches(*d.train, c.batch_size, seed);
   Rng drop_rng(seed + 1);
-  ex::GlueTrainLog log(c);
+  ex::GlueTrainLog log(c, *d.dev);
   for (int64_t step = 0; step < c.steps; ++step) {
     const data::GlueBatch b = batches.next();
     Tensor loss = autograd::cross_entropy(clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng}), b.labels);
@@ -126,7 +126,7 @@ ex::GlueRunResult run_cell(const ex::GlueData& d, const ex::GlueRunConfig& c, ui
     autograd::backward(loss);
     if (c.clip > 0.f) optim::clip_grad_norm(clf->named_parameters(), c.clip);
     opt.step(sched.lr_at(step));
-    log.update(step, b, l);
+    log.update(step, b, l, *clf);
   }
   return ex::glue_finish(*clf, d, c, log.finish());
 }

@@ -135,13 +135,6 @@ std::vector<std::string> score_row(const std::string& name, int64_t trainable, c
           valid, train_s};
 }
 
-nlohmann::json curve_json(const std::vector<ex::CurvePoint>& curve) {
-  nlohmann::json c = nlohmann::json::array();
-  for (const auto& p : curve)
-    c.push_back({{"step", p.step}, {"examples", p.examples}, {"train_loss", p.train_loss}, {"valid_loss", p.valid_loss}});
-  return c;
-}
-
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const std::string& x : v) s += (s.empty() ? "" : ",") + x;
@@ -213,7 +206,7 @@ nlohmann::json result_row(const cxxopts::ParseResult& a, const lora::MethodConfi
           {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps}, {"examples_seen", tr.examples},
           {"epochs", static_cast<double>(tr.examples) / static_cast<double>(train_size)},
           {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s}, {"final_train_loss", tr.final_loss},
-          {"valid_loss", tr.valid_loss}, {"curve", curve_json(tr.curve)}, {"test_mrs", test_mrs},
+          {"valid_loss", tr.valid_loss}, {"curve", ex::curve_json(tr.curve)}, {"test_mrs", test_mrs},
           {"decode_seconds", decode_s}, {"beam", a["beam"].as<int64_t>()}, {"bleu", m.bleu}, {"nist", m.nist},
           {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider}, {"threads", tensor::num_threads()},
           {"device", a["device"].as<std::string>()}, {"outputs", a["outputs"].as<std::string>()}};

@@ -49,6 +49,8 @@ cxxopts::Options make_options() {
     ("batch-size", "examples per step", cxxopts::value<int64_t>()->default_value("16"))
     ("lr", "peak learning rate (0: 5e-4 for ft/ft-top2, else 1e-3)", cxxopts::value<float>()->default_value("0"))
     ("head-lr", "peak learning rate of the classification head (0: --lr)", cxxopts::value<float>()->default_value("0"))
+    ("eval-every", "steps between learning-curve points (dev loss; 0: only at the end)",
+     cxxopts::value<int64_t>()->default_value("0"))
     ("warmup", "warmup steps", cxxopts::value<int64_t>()->default_value("20"))
     ("weight-decay", "AdamW decay", cxxopts::value<float>()->default_value("0.01"))
     ("clip", "max gradient norm (0: off)", cxxopts::value<float>()->default_value("1.0"))
@@ -82,6 +84,7 @@ ex::GlueRunConfig run_config(const cxxopts::ParseResult& a) {
   c.batch_size = a["batch-size"].as<int64_t>();
   c.warmup = a["warmup"].as<int64_t>();
   c.eval_batch = a["eval-batch"].as<int64_t>();
+  c.eval_every = a["eval-every"].as<int64_t>();
   const bool full = c.method.method == "ft" || c.method.method == "ft-top2";
   c.lr = a["lr"].as<float>() > 0.f ? a["lr"].as<float>() : (full ? 5e-4f : 1e-3f);
   c.head_lr = a["head-lr"].as<float>();
@@ -100,7 +103,8 @@ std::string adapter_path(const std::string& path, uint64_t seed, size_t n_seeds)
 }
 
 nlohmann::json run_json(uint64_t seed, const ex::GlueRunResult& r) {
-  return {{"seed", seed},           {"accuracy", r.dev.accuracy},   {"f1", r.dev.f1},
+  return {{"seed", seed},           {"accuracy", r.dev.accuracy},   {"f1", r.dev.f1}, {"dev_loss", r.dev_loss},
+          {"curve", ex::curve_json(r.curve)},
           {"final_train_loss", r.final_loss}, {"train_seconds", r.train_seconds},
           {"train_tokens_per_s", r.tokens_per_s}, {"eval_seconds", r.eval_seconds}};
 }
@@ -157,7 +161,7 @@ ex::GlueRunResult run_seed(const ex::GlueData& d, const ex::GlueRunConfig& c, ui
   const optim::Schedule sched = ex::glue_schedule(c);
   ex::EpochBatches<data::GlueDataset> batches(*d.train, c.batch_size, seed);
   Rng drop_rng(seed + 1);
-  ex::GlueTrainLog log(c);
+  ex::GlueTrainLog log(c, *d.dev);
   for (int64_t step = 0; step < c.steps; ++step) {
     const data::GlueBatch b = batches.next();
     Tensor logits = clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng});  // (B, n_classes)
@@ -168,7 +172,7 @@ ex::GlueRunResult run_seed(const ex::GlueData& d, const ex::GlueRunConfig& c, ui
     autograd::backward(loss);
     if (c.clip > 0.f) optim::clip_grad_norm(clf->named_parameters(), c.clip);
     opt.step(sched.lr_at(step));
-    log.update(step, b, l);
+    log.update(step, b, l, *clf);
   }
   return ex::glue_finish(*clf, d, c, log.finish(), save_adapter);
 }

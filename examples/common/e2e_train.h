@@ -21,6 +21,7 @@
 #include "data/tokenizer.h"
 #include "examples/common/batches.h"
 #include "examples/common/cli.h"
+#include "examples/common/results.h"
 #include "lora/lora.h"
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
@@ -50,12 +51,6 @@ struct E2EModel {
   std::unique_ptr<nn::GPT> model;
   std::unique_ptr<optim::AdamW> opt;
   int64_t total_params = 0, trainable = 0;
-};
-
-// One point of the learning curve: validation loss after `examples` training examples.
-struct CurvePoint {
-  int64_t step = 0, examples = 0;
-  double train_loss = NAN, valid_loss = NAN;
 };
 
 struct E2ETrainResult {

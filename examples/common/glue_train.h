@@ -8,6 +8,7 @@
 // Header-only like cli.h, so each example stays one .cpp that CMake globs up.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "data/glue.h"
 #include "examples/common/batches.h"
 #include "examples/common/cli.h"
+#include "examples/common/results.h"
 #include "lora/methods.h"
 #include "nn/classifier.h"
 #include "optim/adamw.h"
@@ -31,6 +33,7 @@ struct GlueRunConfig {
   std::string pooling = "mean";  // nn::pooling_by_name: mean, or last (GPT-2's choice)
   lora::MethodConfig method;
   int64_t steps = 300, batch_size = 16, warmup = 30, eval_batch = 64;
+  int64_t eval_every = 0;       // steps between learning-curve points (dev loss); 0: only the end
   float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
   float head_lr = 0.f;          // peak learning rate of the classification head; 0: lr
   bool progress = true;         // a progress bar on stderr during training
@@ -48,6 +51,8 @@ struct GlueRunResult {
   int64_t total = 0, steps = 0;
   double final_loss = NAN, train_seconds = 0, tokens_per_s = 0, eval_seconds = 0;
   data::ClassificationScores dev;
+  double dev_loss = NAN;          // mean cross-entropy on the dev split
+  std::vector<CurvePoint> curve;  // dev loss every eval_every steps, and at the end
 };
 
 // The task's train split (a fixed subset of train_examples when > 0, drawn with seed 0 so every run
@@ -113,13 +118,20 @@ struct GlueOptimizer {
   }
 };
 
-// Accuracy and F1 (class 1) of the argmax predictions over a whole split.
-inline data::ClassificationScores glue_evaluate(nn::Classifier& clf, const data::GlueDataset& ds, int64_t B) {
+struct GlueEval {
+  data::ClassificationScores scores;  // accuracy and F1 (class 1) of the argmax predictions
+  double loss = NAN;                  // mean cross-entropy
+};
+
+// The classifier on a whole split, without dropout.
+inline GlueEval glue_evaluate(nn::Classifier& clf, const data::GlueDataset& ds, int64_t B) {
   autograd::NoGradGuard ng;
   std::vector<int32_t> pred, gold;
+  double loss_sum = 0.0;
   for (int64_t i = 0; i < ds.num_eval_batches(B); ++i) {
     data::GlueBatch b = ds.eval_batch(i, B);
     Tensor logits = clf.forward(b.ids, b.B, b.T, b.lengths, {});  // (B, n_classes)
+    loss_sum += autograd::cross_entropy(logits, b.labels).item() * static_cast<double>(b.B);
     const int64_t K = logits.size(1);
     std::vector<float> v = logits.to_vector();
     for (int64_t r = 0; r < b.B; ++r) {
@@ -128,7 +140,7 @@ inline data::ClassificationScores glue_evaluate(nn::Classifier& clf, const data:
       gold.push_back(b.labels[static_cast<size_t>(r)]);
     }
   }
-  return data::classification_scores(pred, gold);
+  return {data::classification_scores(pred, gold), loss_sum / static_cast<double>(pred.size())};
 }
 
 // The paper's GLUE schedule: linear warmup, then linear decay to 0 at the last step.
@@ -139,30 +151,46 @@ inline optim::Schedule glue_schedule(const GlueRunConfig& c) {
 }
 
 // What the loop reports: a progress bar (when c.progress) with the smoothed loss (EMA 0.95) and
-// tokens/s; at the end the training time and throughput.
+// tokens/s, a learning-curve point (dev loss) every c.eval_every steps whose evaluation time is not
+// training time, and at the end the training time and throughput.
 class GlueTrainLog {
  public:
-  explicit GlueTrainLog(const GlueRunConfig& c) : progress_(c.progress), bar_(c.steps) { r_.steps = c.steps; }
+  GlueTrainLog(const GlueRunConfig& c, const data::GlueDataset& dev) : c_(c), dev_(dev), bar_(c.steps) {
+    r_.steps = c.steps;
+  }
 
-  void update(int64_t step, const data::GlueBatch& b, float l) {
+  void update(int64_t step, const data::GlueBatch& b, float l, nn::Classifier& clf) {
     loss_avg_ = step == 0 ? l : 0.95 * loss_avg_ + 0.05 * l;
     tokens_ += static_cast<double>(b.tokens);
-    if (progress_) bar_.update(step + 1, loss_avg_, tokens_ / timer_.seconds());
+    examples_ += b.B;
+    if (c_.progress) bar_.update(step + 1, loss_avg_, tokens_ / (timer_.seconds() - eval_s_));
+    if (c_.eval_every > 0 && (step + 1) % c_.eval_every == 0 && step + 1 < c_.steps) {
+      Timer et;
+      const GlueEval e = glue_evaluate(clf, dev_, c_.eval_batch);
+      r_.curve.push_back({step + 1, examples_, loss_avg_, e.loss});
+      if (c_.progress)
+        std::fprintf(stderr, "\nstep %ld: dev loss %.4f, accuracy %.4f\n", static_cast<long>(step + 1), e.loss,
+                     e.scores.accuracy);
+      eval_s_ += et.seconds();
+    }
   }
   GlueRunResult finish() {
-    if (progress_) bar_.finish();
-    r_.train_seconds = timer_.seconds();
+    if (c_.progress) bar_.finish();
+    r_.train_seconds = timer_.seconds() - eval_s_;
     r_.tokens_per_s = tokens_ / r_.train_seconds;
     r_.final_loss = loss_avg_;
+    r_.curve.push_back({c_.steps, examples_, loss_avg_, NAN});  // its dev loss: glue_finish
     return r_;
   }
 
  private:
-  bool progress_;
+  const GlueRunConfig& c_;
+  const data::GlueDataset& dev_;
   ProgressBar bar_;
   Timer timer_;
   GlueRunResult r_;
-  double tokens_ = 0.0, loss_avg_ = 0.0;
+  int64_t examples_ = 0;
+  double tokens_ = 0.0, loss_avg_ = 0.0, eval_s_ = 0.0;
 };
 
 // The LoRA adapter (lora::save_adapter: encoder tensors, config, base hash) at path, and the trained
@@ -187,8 +215,11 @@ inline GlueRunResult glue_finish(nn::Classifier& clf, const GlueData& d, const G
   r.head = clf.num_trainable_parameters() - r.trainable;
   r.total = clf.num_parameters();
   Timer timer;
-  r.dev = glue_evaluate(clf, *d.dev, c.eval_batch);
+  const GlueEval e = glue_evaluate(clf, *d.dev, c.eval_batch);
   r.eval_seconds = timer.seconds();
+  r.dev = e.scores;
+  r.dev_loss = e.loss;
+  if (!r.curve.empty()) r.curve.back().valid_loss = e.loss;
   if (!save_adapter.empty()) {
     LR_CHECK(c.method.method == "lora", "--save-adapter needs --method lora");
     save_glue_adapter(save_adapter, clf, c.method.lora);

@@ -10,9 +10,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +23,20 @@
 #include "tensor/error.h"
 
 namespace lowrank::examples {
+
+// One point of a learning curve: the validation loss after `examples` training examples (and the
+// smoothed training loss then); results_table --svg draws valid_loss against examples.
+struct CurvePoint {
+  int64_t step = 0, examples = 0;
+  double train_loss = NAN, valid_loss = NAN;
+};
+
+inline nlohmann::json curve_json(const std::vector<CurvePoint>& curve) {
+  nlohmann::json c = nlohmann::json::array();
+  for (const auto& p : curve)
+    c.push_back({{"step", p.step}, {"examples", p.examples}, {"train_loss", p.train_loss}, {"valid_loss", p.valid_loss}});
+  return c;
+}
 
 // The results file at path, or an empty one for `table` when it does not exist yet.
 inline nlohmann::json read_results(const std::string& path, const std::string& table) {
