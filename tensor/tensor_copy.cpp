@@ -1,11 +1,11 @@
 // Tensor's in-place writes (copy_, add_, fill_) and copy_floats, the one host/device transfer that
 // to(), to_vector() and printing go through (tensor.cpp). CPU pairs run as loops over strided views
-// here; CUDA pairs go to the cuda:: launchers, and transfers to cuda_copy_floats (tensor/storage.h).
+// here; CUDA pairs go to the device hooks that tensor/storage.h declares and cuda/tensor_hooks.cpp
+// implements (tensor/ never includes cuda/), transfers to cuda_copy_floats.
 #include "tensor/tensor.h"
 
 #include <cstring>
 
-#include "cuda/kernels.h"
 #include "tensor/error.h"
 
 namespace lowrank::tensor {
@@ -70,14 +70,12 @@ void cuda_zip(const Tensor& dst, const Tensor& src, bool add, float alpha) {
   if (n == 0) return;
   const bool flat = dst.is_contiguous() && src.is_contiguous();
   if (!add && flat) return copy_floats(dst.data(), Device::CUDA, src.data(), Device::CUDA, static_cast<size_t>(n));
-  if constexpr (kCudaBuilt) {
-    const int64_t* ds = dst.strides().d.data();
-    const int64_t* ss = src.strides().d.data();
-    const int64_t* sizes = dst.shape().d.data();
-    if (!add) cuda::copy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim());
-    else if (flat) cuda::scale_backward(dst.data(), src.data(), alpha, n);  // dst += alpha·src
-    else cuda::axpy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim(), alpha);
-  }
+  const int64_t* ds = dst.strides().d.data();
+  const int64_t* ss = src.strides().d.data();
+  const int64_t* sizes = dst.shape().d.data();
+  if (!add) cuda_copy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim());
+  else if (flat) cuda_axpy_floats(dst.data(), src.data(), alpha, n);
+  else cuda_axpy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim(), alpha);
 }
 
 }  // namespace
@@ -110,16 +108,11 @@ void Tensor::fill_(float v) {
   if (device() == Device::CPU) return zip_strided(*this, *this, "fill_", [v](float& d, float) { d = v; });
   LR_CHECK(device() != Device::Meta, "fill_: meta tensor ", shape_, " has no data");
   if (numel() == 0) return;
-  if (is_contiguous()) {
-    if constexpr (kCudaBuilt) cuda::fill(data(), v, numel());
-    return;
-  }
+  if (is_contiguous()) return cuda_fill_floats(data(), v, numel());
   // A strided view: every element copies one device scalar holding v (source strides 0).
-  if constexpr (kCudaBuilt) {
-    const Tensor one = full(Shape{1}, v, device());
-    const int64_t zero[kMaxDims] = {0, 0, 0, 0};
-    cuda::copy_strided(data(), strides_.d.data(), one.data(), zero, shape_.d.data(), ndim());
-  }
+  const Tensor one = full(Shape{1}, v, device());
+  const int64_t zero[kMaxDims] = {0, 0, 0, 0};
+  cuda_copy_strided(data(), strides_.d.data(), one.data(), zero, shape_.d.data(), ndim());
 }
 
 void copy_floats(float* dst, Device dst_dev, const float* src, Device src_dev, size_t numel) {
