@@ -144,8 +144,10 @@ void write_curves(const std::string& path, const std::string& table, const std::
     }
     series.push_back(s);
   }
-  ex::svg::write_line_chart(path, table + ": validation loss (first seed of each run)", "training examples seen",
-                            "valid loss (nats/token)", series);
+  LR_CHECK(!series.empty(), path, ": no run of ", table, " has a learning curve of two or more points to draw (--svg)");
+  const bool glue = table == "glue";  // a dev loss per example (classification), not per token
+  ex::svg::write_line_chart(path, table + (glue ? ": dev loss" : ": validation loss") + " (first seed of each run)",
+                            "training examples seen", glue ? "dev loss (nats/example)" : "valid loss (nats/token)", series);
 }
 
 // Adds the rows of `from` (e.g. runs made on a GPU machine and brought back) to the results file at
