@@ -21,7 +21,6 @@ Usage:  python tools/gen_train_reference.py [--out DIR]
 import argparse
 import json
 import os
-import shutil
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU only: the reference must not depend on a GPU
 
@@ -32,6 +31,8 @@ import torch.nn.functional as F
 import transformers
 from peft import LoraConfig, get_peft_model
 from transformers import GPT2LMHeadModel
+
+from gen_peft_fixtures import save_adapter  # save_pretrained without the model card peft adds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = os.path.join(ROOT, "tests", "fixtures", "tiny_gpt2")
@@ -109,15 +110,6 @@ def lora_qv(batches):
     out = train(model, list(names().values()), SETTINGS["lora_lr"], batches)
     out.update({"init": init, "final": {n: f32_list(p) for n, p in names().items()}})
     return out
-
-
-def save_adapter(model, path):
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    model.save_pretrained(path)
-    readme = os.path.join(path, "README.md")
-    if os.path.exists(readme):
-        os.remove(readme)  # the model card peft adds: not part of the adapter
 
 
 def peft_c_attn(batches, out_dir):
