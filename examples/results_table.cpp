@@ -137,7 +137,9 @@ void write_curves(const std::string& path, const std::string& table, const std::
   for (const auto& g : groups) {
     const nlohmann::json& r = g.runs.front();
     if (!r.contains("curve") || r["curve"].size() < 2) continue;
-    ex::svg::Series s{g.config.substr(0, g.config.find(" lr=")) + " lr=" + ex::svg::num(r.value("lr", 0.0)), {}, {}};
+    ex::svg::Series s{g.config.substr(0, g.config.find(" lr=")) + " lr=" + ex::svg::num(r.value("lr", 0.0)) +
+                          " steps=" + std::to_string(r.value("steps", 0)),
+                      {}, {}};
     for (const auto& p : r["curve"]) {
       s.x.push_back(p.at("examples").get<double>());
       s.y.push_back(p.at("valid_loss").get<double>());
