@@ -134,7 +134,9 @@ TEST_CASE("peft fixtures: transformers loads export_merged_hf's directory with o
   const SafetensorsFile want = load_safetensors(kDir + "/merged/model.safetensors");
   CHECK(ours.metadata == want.metadata);
   REQUIRE(ours.tensors.size() == want.tensors.size());
-  for (const auto& [name, w] : want.tensors) {
+  for (const auto& kv : want.tensors) {  // no structured binding: clang 14 cannot capture one in INFO
+    const std::string& name = kv.first;
+    const Tensor& w = kv.second;
     INFO(name);
     REQUIRE(ours.tensors.count(name));
     const Tensor& o = ours.tensors.at(name);
