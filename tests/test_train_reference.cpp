@@ -95,8 +95,9 @@ void check_losses(const std::vector<double>& ours, const nlohmann::json& run, do
   CHECK(ref.back() < ref.front() - 0.01);  // the reference run learned: a flat run would prove little
 }
 
-Tensor& param(nn::GPT& model, const std::string& name) {
-  for (nn::NamedTensor& p : model.named_parameters())
+// A handle on the model's parameter (named_parameters() is a fresh vector: never return into it).
+Tensor param(nn::GPT& model, const std::string& name) {
+  for (const nn::NamedTensor& p : model.named_parameters())
     if (p.name == name) return p.tensor;
   FAIL("no parameter " << name);
   throw Error("unreachable");
@@ -129,7 +130,7 @@ TEST_CASE("train reference: LoRA on the q and v slices (loralib's layout) gives 
   Rng rng(3);
   lora::apply_lora(*model, cfg, rng);
   for (const auto& item : run.at("init").items()) {  // the reference's non-zero A and B
-    Tensor& p = param(*model, item.key());
+    Tensor p = param(*model, item.key());
     p.copy_(Tensor::from(item.value().get<std::vector<float>>(), p.shape()));
   }
   check_losses(train(*model, ref.at("settings").at("lora_lr").get<float>()), run, 5e-6);
