@@ -1,7 +1,7 @@
 #pragma once
 // The pieces of a GLUE run, shared by finetune_glue (the paper's Table 2 analog) and ablation (Tables
-// 5 and 6), each of which runs the training loop in its own code: a causal GPT from train_gpt becomes a classifier (nn::classifier_from_gpt,
-// mean or last-token pooling), the method (LoRA or a baseline) is applied to the encoder and the
+// 5 and 6), each of which runs the training loop in its own code: a causal GPT from train_gpt becomes
+// a classifier (nn::classifier_from_gpt, mean or last-token pooling), the method (LoRA or a baseline) is applied to the encoder and the
 // freshly initialised classification head always trains, as in the paper's GLUE experiments
 // (Hu et al., 2021, Section 5.2), where every method trains the task head beside its own parameters.
 // AdamW (GlueOptimizer), linear warmup then linear decay (glue_schedule), batches from EpochBatches.
@@ -84,6 +84,14 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, const 
   return clf;
 }
 
+// The classification head's tensors under their saved names (classifier.dense.*, classifier.out_proj.*).
+inline std::vector<nn::NamedTensor> head_tensors(nn::Classifier& clf) {
+  std::vector<nn::NamedTensor> v;
+  clf.dense->collect("classifier.dense.", v);
+  clf.out_proj->collect("classifier.out_proj.", v);
+  return v;
+}
+
 // Two AdamWs over disjoint tensors: the method's in the encoder, and the classification head, so that
 // the freshly initialised head can train at its own rate (GlueRunConfig::head_lr). With head_lr = lr
 // the updates are exactly those of one AdamW over both (Adam's update is per tensor).
@@ -92,7 +100,7 @@ struct GlueOptimizer {
   float head_scale = 1.f;  // head lr / lr, applied at every step of the schedule
 
   GlueOptimizer(nn::Classifier& clf, const GlueRunConfig& c)
-      : encoder(clf.encoder.named_parameters(), config(c)), head(head_params(clf), config(c)),
+      : encoder(clf.encoder.named_parameters(), config(c)), head(head_tensors(clf), config(c)),
         head_scale(c.head_lr > 0.f ? c.head_lr / c.lr : 1.f) {}
   void zero_grad() {
     encoder.zero_grad();
@@ -102,19 +110,12 @@ struct GlueOptimizer {
     encoder.step(lr);
     head.step(lr * head_scale);
   }
-  size_t state_bytes() const { return encoder.state_bytes() + head.state_bytes(); }
 
  private:
   static optim::AdamWConfig config(const GlueRunConfig& c) {
     optim::AdamWConfig oc;
     oc.weight_decay = c.weight_decay;
     return oc;
-  }
-  static std::vector<nn::NamedTensor> head_params(nn::Classifier& clf) {
-    std::vector<nn::NamedTensor> v;
-    clf.dense->collect("classifier.dense.", v);
-    clf.out_proj->collect("classifier.out_proj.", v);
-    return v;
   }
 };
 
@@ -198,10 +199,7 @@ class GlueTrainLog {
 inline void save_glue_adapter(const std::string& path, nn::Classifier& clf, const lora::LoRAConfig& cfg) {
   lora::save_adapter(path, clf.encoder, cfg);
   std::map<std::string, Tensor> head;
-  std::vector<nn::NamedTensor> named;
-  clf.dense->collect("classifier.dense.", named);
-  clf.out_proj->collect("classifier.out_proj.", named);
-  for (const nn::NamedTensor& t : named) head[t.name] = t.tensor;
+  for (const nn::NamedTensor& t : head_tensors(clf)) head[t.name] = t.tensor;
   const std::string ext = ".safetensors";
   const bool has_ext = path.size() > ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
   tensor::save_safetensors((has_ext ? path.substr(0, path.size() - ext.size()) : path) + ".head" + ext, head,
