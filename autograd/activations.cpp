@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -18,10 +19,9 @@ namespace lowrank::autograd {
 
 using tensor::kParallelGrain;
 
-namespace {
+namespace cpu {
 
-enum class Act { Gelu, Relu, Tanh };
-const char* act_name(Act a) { return a == Act::Gelu ? "gelu" : a == Act::Relu ? "relu" : "tanh"; }
+namespace {
 
 constexpr float kGeluK = 0.7978845608028654f;  // √(2/π)
 constexpr float kGeluA = 0.044715f;
@@ -46,52 +46,61 @@ void gelu_block_backward(float* dx, const float* dy, const float* x, int64_t n) 
   ArrOut(dx, n) += ArrIn(dy, n) * (0.5f * (1.f + t) + 0.5f * v * (1.f - t.square()) * du);
 }
 
-// y (n) = act(x (n))
-void act_forward(float* y, const float* x, int64_t n, Act act) {
-  if (act == Act::Gelu) {
-    const int64_t blocks = (n + kBlock - 1) / kBlock;
+}  // namespace
+
+void gelu_forward(float* y, const float* x, int64_t n) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t b = 0; b < blocks; ++b) gelu_block_forward(y + b * kBlock, x + b * kBlock, std::min(kBlock, n - b * kBlock));
-  } else if (act == Act::Relu) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
-  } else {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-  }
+  for (int64_t b = 0; b < blocks; ++b)
+    gelu_block_forward(y + b * kBlock, x + b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
-// dx (n) += dy (n) · act'(x); x is the input (gelu, relu), y the output (tanh).
-void act_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, Act act) {
-  if (act == Act::Gelu) {
-    const int64_t blocks = (n + kBlock - 1) / kBlock;
+void gelu_backward(float* dx, const float* dy, const float* x, int64_t n) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t b = 0; b < blocks; ++b)
-      gelu_block_backward(dx + b * kBlock, dy + b * kBlock, x + b * kBlock, std::min(kBlock, n - b * kBlock));
-  } else if (act == Act::Relu) {
-#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > 0.f ? dy[i] : 0.f;
-  } else {
-#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (1.f - y[i] * y[i]);
-  }
+  for (int64_t b = 0; b < blocks; ++b)
+    gelu_block_backward(dx + b * kBlock, dy + b * kBlock, x + b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
-// The device versions of act_forward / act_backward, same arguments.
-void act_forward_cuda(float* y, const float* x, int64_t n, Act act) {
-  if constexpr (kCudaBuilt) {
-    if (act == Act::Gelu) cuda::gelu_forward(y, x, n);
-    if (act == Act::Relu) cuda::relu_forward(y, x, n);
-    if (act == Act::Tanh) cuda::tanh_forward(y, x, n);
-  }
+void relu_forward(float* y, const float* x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 
-void act_backward_cuda(float* dx, const float* dy, const float* x, const float* y, int64_t n, Act act) {
-  if constexpr (kCudaBuilt) {
-    if (act == Act::Gelu) cuda::gelu_backward(dx, dy, x, n);
-    if (act == Act::Relu) cuda::relu_backward(dx, dy, x, n);
-    if (act == Act::Tanh) cuda::tanh_backward(dx, dy, y, n);
-  }
+void relu_backward(float* dx, const float* dy, const float* x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > 0.f ? dy[i] : 0.f;
+}
+
+void tanh_forward(float* y, const float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+}
+
+void tanh_backward(float* dx, const float* dy, const float* y, int64_t n) {  // from the saved output y
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (1.f - y[i] * y[i]);
+}
+
+}  // namespace cpu
+
+namespace {
+
+enum class Act { Gelu, Relu, Tanh };
+const char* act_name(Act a) { return a == Act::Gelu ? "gelu" : a == Act::Relu ? "relu" : "tanh"; }
+
+// y (n) = act(x (n)) on dev
+void act_forward(Device dev, Act act, float* y, const float* x, int64_t n) {
+  if (act == Act::Gelu) run(dev, cpu::gelu_forward, cuda::gelu_forward, y, x, n);
+  if (act == Act::Relu) run(dev, cpu::relu_forward, cuda::relu_forward, y, x, n);
+  if (act == Act::Tanh) run(dev, cpu::tanh_forward, cuda::tanh_forward, y, x, n);
+}
+
+// dx (n) += dy (n) · act'(x) on dev; x is the input (gelu, relu), y the output (tanh).
+void act_backward(Device dev, Act act, float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+  if (act == Act::Gelu) run(dev, cpu::gelu_backward, cuda::gelu_backward, dx, dy, x, n);
+  if (act == Act::Relu) run(dev, cpu::relu_backward, cuda::relu_backward, dx, dy, x, n);
+  if (act == Act::Tanh) run(dev, cpu::tanh_backward, cuda::tanh_backward, dx, dy, y, n);
 }
 
 struct ActivationOp : Node {
@@ -101,11 +110,7 @@ struct ActivationOp : Node {
     const float* dy = grad_of(out);
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
-    if (out.device() == Device::CUDA) {
-      act_backward_cuda(dx, dy, x.data(), out.data(), x.numel(), act);
-    } else {
-      act_backward(dx, dy, x.data(), out.data(), x.numel(), act);
-    }
+    act_backward(out.device(), act, dx, dy, x.data(), out.data(), x.numel());
   }
   const char* name() const override { return act_name(act); }
 };
@@ -114,11 +119,7 @@ Tensor activation(const Tensor& x_in, Act act) {
   const Device dev = op_device(act_name(act), {&x_in});
   Tensor x = compact(x_in);
   Tensor out = Tensor::empty(x.shape(), dev);
-  if (dev == Device::CUDA) {
-    act_forward_cuda(out.data(), x.data(), x.numel(), act);
-  } else {
-    act_forward(out.data(), x.data(), x.numel(), act);
-  }
+  act_forward(dev, act, out.data(), x.data(), x.numel());
   if (needs_grad({&x})) {
     auto node = std::make_unique<ActivationOp>();
     node->x = x;

@@ -1,10 +1,9 @@
 // autograd::attention: scaled dot-product attention over NH heads, q (B, Tq, C), k and v (B, Tk, C),
 // out (B, Tq, C). This file holds the op: argument checks, the node, and the dispatch; the CPU
-// kernels, and the derivation of forward and backward they implement, are in attention_kernels.cpp.
-// On the CPU the node saves only the row log-sum-exp L (B, NH, Tq) and backward recomputes P from it.
-// CUDA tensors go to cuda/attention.cu, which has not moved to the recompute scheme: its launchers
-// keep P (B, NH, Tq, Tk) itself for backward, so on that device the node saves P instead of L
-// (O(B·NH·Tq·Tk) memory, see docs/cuda.md). Key lengths are uploaded into a node-owned buffer.
+// kernels, and the derivation of forward and backward they implement, are in attention_kernels.cpp,
+// and cuda/attention.cu implements the same scheme on the device with the same arguments. The node
+// saves only the row log-sum-exp L (B, NH, Tq) and backward recomputes P from it, never keeping P
+// (B, NH, Tq, Tk). Key lengths are copied into a node-owned buffer on the tensors' device.
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -20,45 +19,20 @@ namespace {
 using detail::AttnDims;
 using detail::AttnGrads;
 using detail::Operand;
-using detail::attention_backward;
-using detail::attention_forward;
 
+// The kernels' view of q/k/v: (batch, row) strides with unit channel stride. Strides of size-1 dims
+// are arbitrary; give BLAS a valid leading dimension (>= C) for them.
 Operand operand(const Tensor& t) {
-  // Strides of size-1 dims are arbitrary; give BLAS a valid leading dimension (>= C) for them.
   const int64_t st = t.size(1) > 1 ? t.strides()[1] : t.size(2);
   return Operand{t.data(), t.strides()[0], st};
 }
 
-// The CUDA launchers' view of q/k/v: the same strides. st is also cuBLAS's leading dimension,
-// which must be >= C (always true for views of contiguous tensors; checked for odd strides).
-cuda::AttnOperand cuda_operand(const Tensor& t, const char* what) {
-  const Operand o = operand(t);
-  LR_CHECK(o.st >= t.size(2), "attention: ", what, " ", t.shape(), " has row stride ", o.st,
-           " < C on cuda (strides ", t.strides(), "); make it contiguous first");
-  return cuda::AttnOperand{o.p, o.sb, o.st};
-}
-
-// The CUDA launchers' dims: key_len is the node's device buffer (undefined: every key is valid).
-cuda::AttnDims cuda_dims(const AttnDims& d, const Tensor& key_len) {
-  cuda::AttnDims c;
-  c.B = d.B;
-  c.Tq = d.Tq;
-  c.Tk = d.Tk;
-  c.C = d.C;
-  c.NH = d.NH;
-  c.causal = d.causal;
-  c.key_len = key_len.defined() ? ints(key_len) : nullptr;
-  return c;
-}
-
 struct AttentionOp : Node {
   Tensor q, k, v;  // as given: rows may be strided, channel stride 1; all on one device
-  Tensor L;        // CPU: (B, NH, Tq) row log-sum-exp of the scores: P is recomputed from it
-  Tensor P;        // CUDA only: (B, NH, Tq, Tk) the probabilities, which cuda/attention.cu keeps
+  Tensor L;        // (B, NH, Tq) row log-sum-exp of the scores: backward recomputes P from it
   Tensor out;      // (B, Tq, C) contiguous
-  AttnDims dims;   // on CUDA dims.key_len is nullptr: the lengths are in dev_key_len
-  std::vector<int32_t> key_len;  // CPU: the host lengths dims.key_len points into
-  Tensor dev_key_len;            // CUDA: (B) the lengths uploaded with device_ints(), or undefined
+  Tensor key_len;  // (B) int32 valid keys per sequence (device_ints), or undefined: every key
+  AttnDims dims;   // dims.key_len points into key_len
   void backward() override {
     AttnGrads g;
     g.dout = grad_of(out);
@@ -66,21 +40,19 @@ struct AttentionOp : Node {
     g.dq = grad_sink(q);
     g.dk = grad_sink(k);
     g.dv = grad_sink(v);
-    if (q.device() == Device::CUDA) {
-      if constexpr (kCudaBuilt)
-        cuda::attention_backward(g.dq, g.dk, g.dv, g.dout, P.data(), cuda_operand(q, "q"), cuda_operand(k, "k"),
-                                 cuda_operand(v, "v"), cuda_dims(dims, dev_key_len));
-    } else {
-      attention_backward(g, L.data(), operand(q), operand(k), operand(v), dims);
-    }
+    run(q.device(), detail::attention_backward, cuda::attention_backward, g, L.data(), operand(q), operand(k),
+        operand(v), dims);
   }
   const char* name() const override { return "attention"; }
 };
 
-void check_unit_channel_stride(const Tensor& t, const char* what) {
+// Unit channel stride, and a row stride >= C: it is the GEMMs' leading dimension (cuBLAS requires it).
+void check_operand_strides(const Tensor& t, const char* what) {
   LR_CHECK(t.size(2) <= 1 || t.strides()[2] == 1, "attention: ", what, " ", t.shape(),
            " must have stride 1 in its last dim (rows may be strided), got strides ", t.strides(),
            "; make it contiguous first");
+  LR_CHECK(operand(t).st >= t.size(2), "attention: ", what, " ", t.shape(), " has row stride ", operand(t).st,
+           " < C (strides ", t.strides(), "); make it contiguous first");
 }
 
 AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
@@ -100,9 +72,9 @@ AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int 
            key_lengths.size(), " key lengths for batch ", q.size(0));
   for (int32_t n : key_lengths)
     LR_CHECK(n >= 1 && n <= k.size(1), "attention: key length ", n, " outside [1, ", k.size(1), "] for k ", k.shape());
-  check_unit_channel_stride(q, "q");
-  check_unit_channel_stride(k, "k");
-  check_unit_channel_stride(v, "v");
+  check_operand_strides(q, "q");
+  check_operand_strides(k, "k");
+  check_operand_strides(v, "v");
   AttnDims d;
   d.B = q.size(0);
   d.Tq = q.size(1);
@@ -112,55 +84,30 @@ AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int 
   d.hs = d.C / NH;
   d.causal = causal;
   d.scale = 1.f / std::sqrt(static_cast<float>(d.hs));
-  d.key_len = key_lengths.empty() ? nullptr : key_lengths.data();
-  return d;
-}
-
-// CUDA: P (B, NH, Tq, Tk) is kept for backward when recording; for inference the launcher uses a
-// scratch P. dims.key_len (a host pointer into the caller's vector) is not used on this path.
-Tensor attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, const AttnDims& d,
-                      const std::vector<int32_t>& key_lengths, bool rec) {
-  Tensor out = Tensor::empty({d.B, d.Tq, d.C}, Device::CUDA);
-  Tensor key_len = key_lengths.empty() ? Tensor() : device_ints(key_lengths, Device::CUDA);
-  Tensor P = rec ? Tensor::empty({d.B, d.NH, d.Tq, d.Tk}, Device::CUDA) : Tensor();
-  if constexpr (kCudaBuilt)
-    cuda::attention_forward(out.data(), rec ? P.data() : nullptr, cuda_operand(q, "q"), cuda_operand(k, "k"),
-                            cuda_operand(v, "v"), cuda_dims(d, key_len));
-  if (rec) {
-    auto node = std::make_unique<AttentionOp>();
-    node->q = q;
-    node->k = k;
-    node->v = v;
-    node->P = P;
-    node->out = out;
-    node->dims = d;
-    node->dims.key_len = nullptr;
-    node->dev_key_len = key_len;
-    record(std::move(node), out);
-  }
-  return out;
+  return d;  // d.key_len is set by the caller, to the lengths on the tensors' device
 }
 
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
                  const std::vector<int32_t>& key_lengths) {
-  const AttnDims d = check_attention(q, k, v, NH, causal, key_lengths);
-  const bool rec = needs_grad({&q, &k, &v});
-  if (q.device() == Device::CUDA) return attention_cuda(q, k, v, d, key_lengths, rec);
-  Tensor out = Tensor::empty({d.B, d.Tq, d.C});
-  Tensor L = Tensor::empty({d.B, d.NH, d.Tq});
-  attention_forward(out.data(), L.data(), operand(q), operand(k), operand(v), d);
-  if (rec) {
+  AttnDims d = check_attention(q, k, v, NH, causal, key_lengths);
+  const Device dev = q.device();
+  Tensor key_len = key_lengths.empty() ? Tensor() : device_ints(key_lengths, dev);
+  d.key_len = key_len.defined() ? ints(key_len) : nullptr;
+  Tensor out = Tensor::empty({d.B, d.Tq, d.C}, dev);
+  Tensor L = Tensor::empty({d.B, d.NH, d.Tq}, dev);
+  run(dev, detail::attention_forward, cuda::attention_forward, out.data(), L.data(), operand(q), operand(k),
+      operand(v), d);
+  if (needs_grad({&q, &k, &v})) {
     auto node = std::make_unique<AttentionOp>();
     node->q = q;
     node->k = k;
     node->v = v;
     node->L = L;
     node->out = out;
+    node->key_len = key_len;  // the node owns the lengths dims.key_len points into
     node->dims = d;
-    node->key_len = key_lengths;  // the node owns its copy; dims.key_len points into it
-    node->dims.key_len = node->key_len.empty() ? nullptr : node->key_len.data();
     record(std::move(node), out);
   }
   return out;

@@ -9,16 +9,17 @@
 // W == 0 (every row ignored or masked out) gives loss 0 and a zero gradient.
 // Memory: the node keeps the logits and lse (N) only; p is recomputed in backward as
 // exp(x - lse), never stored as an (N, V) matrix. Rows with w_i = 0 are skipped in both passes.
-// Per-row losses are summed in double, in row order, so the loss is thread-count independent.
-// CUDA logits (cuda/cross_entropy.cu): targets, w_i and w_i/W are formed and checked on the host
-// exactly as here, then uploaded; the loss is reduced on the device (sum_forward with factor 1/W) and
-// stays there, and backward reads dloss as a device scalar: no host round trip per call.
+// Targets, w_i and w_i/W are formed and checked on the host, then put on the logits' device; the
+// per-row losses w_i·ℓ_i are reduced by sum's kernel (chunk sums in double, in order: thread-count
+// independent) with factor 1/W. On CUDA (cuda/cross_entropy.cu) the loss stays on the device and
+// backward reads dloss as a device scalar there: no host round trip per call.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include <Eigen/Core>
 
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -72,15 +73,19 @@ void row_grad(float* __restrict dx, const float* __restrict x, int64_t V, float 
   d += c * ((RowIn(x, V) - lse).exp() - q_off);
 }
 
-// lse (N) and Σ_i w_i·ℓ_i from x (N, V); rows with w_i == 0 are skipped (lse left 0).
-double cross_entropy_forward(float* lse, const float* x, const int32_t* targets, const double* w, int64_t N,
-                             int64_t V, float eps) {
+}  // namespace
+
+namespace cpu {
+
+// lse (N) and row_loss (N) = w_i·ℓ_i from x (N, V); rows with w_i == 0 are skipped (lse and loss 0).
+void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,
+                           int64_t N, int64_t V, float eps) {
   // LAB 3 begin: cross_entropy_forward (log-sum-exp, smoothed loss)
-  std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
 #pragma omp parallel for schedule(static) if (N * V > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
     lse[n] = 0.f;
-    if (w[n] == 0.0) continue;
+    row_loss[n] = 0.f;
+    if (w[n] == 0.f) continue;
     const float* xr = x + n * V;
     const float m = row_max(xr, V);
     float sum_x = 0.f;
@@ -88,22 +93,20 @@ double cross_entropy_forward(float* lse, const float* x, const int32_t* targets,
     const double l = static_cast<double>(m) + std::log(static_cast<double>(s));
     lse[n] = static_cast<float>(l);
     const double loss = l - (1.0 - eps) * xr[targets[n]] - (eps / static_cast<double>(V)) * sum_x;
-    row_loss[n] = w[n] * loss;
+    row_loss[n] = static_cast<float>(w[n] * loss);
   }
-  double total = 0.0;
-  for (double r : row_loss) total += r;
-  return total;
   // LAB 3 end
 }
 
-// dx (N, V) += coef_i·(p_iv - q_iv) with p = exp(x - lse) and coef_i = dloss·w_i/W (0: row skipped).
+// dx (N, V) += c_i·(p_iv - q_iv) with p = exp(x - lse) and c_i = dloss[0]·row_scale_i, row_scale_i = w_i/W
+// (0: row skipped).
 void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
-                            const float* coef, int64_t N, int64_t V, float eps) {
+                            const float* row_scale, const float* dloss, int64_t N, int64_t V, float eps) {
   // LAB 3 begin: cross_entropy_backward (p - q per kept row)
   const float q_off = eps / static_cast<float>(V);  // q_iv off the target
 #pragma omp parallel for schedule(static) if (N * V > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
-    const float c = coef[n];
+    const float c = dloss[0] * row_scale[n];
     if (c == 0.f) continue;
     const float* xr = x + n * V;
     float* dxr = dx + n * V;
@@ -113,28 +116,23 @@ void cross_entropy_backward(float* dx, const float* x, const float* lse, const i
   // LAB 3 end
 }
 
+}  // namespace cpu
+
+namespace {
+
 struct CrossEntropyOp : Node {
-  Tensor logits, out;            // logits contiguous (N, V) rows; out shape (); on one device
-  Tensor lse;                    // (N) logsumexp per row (0 on skipped rows), on that device
-  std::vector<int32_t> targets;  // (N), CPU path only
-  std::vector<float> row_scale;  // (N) w_i / W, CPU path only
-  Tensor dev_targets;            // CUDA only: (N) targets uploaded with device_ints()
-  Tensor dev_row_scale;          // CUDA only: (N) w_i / W uploaded
+  Tensor logits, out;  // logits contiguous (N, V) rows; out shape (); all on one device
+  Tensor lse;          // (N) logsumexp per row (0 on skipped rows)
+  Tensor targets;      // (N) int32 targets (device_ints)
+  Tensor row_scale;    // (N) w_i / W
   int64_t N = 0, V = 0;
   float eps = 0.f;
   void backward() override {
-    const float* dy = grad_of(out);
+    const float* dy = grad_of(out);  // on CUDA a device scalar: read by the kernel, not here
     float* dx = grad_sink(logits);
     if (!dy || !dx) return;
-    if (logits.device() == Device::CUDA) {  // dy is a device scalar: read by the kernel, not here
-      if constexpr (kCudaBuilt)
-        cuda::cross_entropy_backward(dx, logits.data(), lse.data(), ints(dev_targets), dev_row_scale.data(), dy, N,
-                                     V, eps);
-      return;
-    }
-    std::vector<float> coef(row_scale.size());
-    for (size_t i = 0; i < coef.size(); ++i) coef[i] = dy[0] * row_scale[i];
-    cross_entropy_backward(dx, logits.data(), lse.data(), targets.data(), coef.data(), N, V, eps);
+    run(logits.device(), cpu::cross_entropy_backward, cuda::cross_entropy_backward, dx, logits.data(), lse.data(),
+        ints(targets), row_scale.data(), dy, N, V, eps);
   }
   const char* name() const override { return "cross_entropy"; }
 };
@@ -149,36 +147,8 @@ std::vector<float> row_scales(const std::vector<double>& w, double W) {
 
 // A host float vector as an (n) tensor on `dev`.
 Tensor upload(const std::vector<float>& v, Device dev) {
-  return Tensor::from(v, Shape{static_cast<int64_t>(v.size())}).to(dev);
-}
-
-// CUDA: row losses w_i·ℓ_i on the device, reduced there to Σ w_i·ℓ_i / W (a device scalar).
-Tensor cross_entropy_cuda(const Tensor& logits, const std::vector<int32_t>& targets, const std::vector<double>& w,
-                          double W, int64_t N, int64_t V, float eps) {
-  const Device dev = Device::CUDA;
-  Tensor dev_targets = device_ints(targets, dev);
-  Tensor dev_w = upload(std::vector<float>(w.begin(), w.end()), dev);  // exact: w_i are the mask's floats
-  Tensor lse = Tensor::empty({N}, dev), row_loss = Tensor::empty({N}, dev);
-  Tensor out = W > 0.0 ? Tensor::empty(Shape(), dev) : Tensor::zeros(Shape(), dev);  // W == 0: loss 0
-  if constexpr (kCudaBuilt) {
-    // Rows with w_i == 0 get lse 0 and are never read (ignored targets included), as on the CPU.
-    cuda::cross_entropy_forward(row_loss.data(), lse.data(), logits.data(), ints(dev_targets), dev_w.data(), N, V,
-                                eps);
-    if (W > 0.0) cuda::sum_forward(out.data(), row_loss.data(), N, static_cast<float>(1.0 / W));
-  }
-  if (needs_grad({&logits})) {
-    auto node = std::make_unique<CrossEntropyOp>();
-    node->logits = logits;
-    node->out = out;
-    node->lse = lse;
-    node->dev_targets = dev_targets;
-    node->dev_row_scale = upload(row_scales(w, W), dev);
-    node->N = N;
-    node->V = V;
-    node->eps = eps;
-    record(std::move(node), out);
-  }
-  return out;
+  Tensor t = Tensor::from(v, Shape{static_cast<int64_t>(v.size())});
+  return dev == Device::CPU ? t : t.to(dev);
 }
 
 }  // namespace
@@ -192,18 +162,21 @@ Tensor cross_entropy(const Tensor& logits_in, const std::vector<int32_t>& target
   double W = 0.0;
   for (double wi : w) W += wi;
   Tensor logits = compact(logits_in);
-  if (dev == Device::CUDA) return cross_entropy_cuda(logits, targets, w, W, N, V, opt.label_smoothing);
-  Tensor lse = Tensor::empty({N});
-  const double total = cross_entropy_forward(lse.data(), logits.data(), targets.data(), w.data(), N, V,
-                                             opt.label_smoothing);
-  Tensor out = Tensor::full(Shape(), W > 0.0 ? static_cast<float>(total / W) : 0.f);
+  Tensor targets_t = device_ints(targets, dev);
+  Tensor w_t = upload(std::vector<float>(w.begin(), w.end()), dev);  // exact: w_i are the mask's floats
+  Tensor lse = Tensor::empty({N}, dev), row_loss = Tensor::empty({N}, dev);
+  run(dev, cpu::cross_entropy_forward, cuda::cross_entropy_forward, row_loss.data(), lse.data(), logits.data(),
+      ints(targets_t), w_t.data(), N, V, opt.label_smoothing);
+  Tensor out = Tensor::zeros(Shape(), dev);  // W == 0: loss 0
+  if (W > 0.0)
+    run(dev, cpu::sum_forward, cuda::sum_forward, out.data(), row_loss.data(), N, static_cast<float>(1.0 / W));
   if (needs_grad({&logits})) {
     auto node = std::make_unique<CrossEntropyOp>();
     node->logits = logits;
     node->out = out;
     node->lse = lse;
-    node->targets = targets;
-    node->row_scale = row_scales(w, W);
+    node->targets = targets_t;
+    node->row_scale = upload(row_scales(w, W), dev);
     node->N = N;
     node->V = V;
     node->eps = opt.label_smoothing;

@@ -9,6 +9,7 @@
 // one draw per call on either device, whatever the thread count.
 // When !training or p == 0 the op is the identity: x itself is returned and nothing is recorded.
 // The mask (x's shape and device) is kept for backward: 4 bytes per element, as before.
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -16,7 +17,7 @@
 
 namespace lowrank::autograd {
 
-namespace {
+namespace cpu {
 
 // y (n) = x ⊙ mask, mask (n) = 0 or 1/(1-p) from the stream `key`: one Philox call per 4 elements
 void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key) {
@@ -33,17 +34,17 @@ void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n) 
   for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * mask[i];
 }
 
+}  // namespace cpu
+
+namespace {
+
 struct DropoutOp : Node {
   Tensor x, mask, out;  // x contiguous; mask has x's shape and device, values 0 or 1/(1-p)
   void backward() override {
     const float* dy = grad_of(out);
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
-    if (x.device() == Device::CUDA) {
-      if constexpr (kCudaBuilt) cuda::dropout_backward(dx, dy, mask.data(), x.numel());
-    } else {
-      dropout_backward(dx, dy, mask.data(), x.numel());
-    }
+    run(x.device(), cpu::dropout_backward, cuda::dropout_backward, dx, dy, mask.data(), x.numel());
   }
   const char* name() const override { return "dropout"; }
 };
@@ -57,11 +58,7 @@ Tensor dropout(const Tensor& x_in, float p, Rng& rng, bool training) {
   Tensor x = compact(x_in);
   const uint64_t key = rng.next_u64();  // this call's stream: one draw, whatever the size or device
   Tensor mask = Tensor::empty(x.shape(), dev), out = Tensor::empty(x.shape(), dev);
-  if (dev == Device::CUDA) {
-    if constexpr (kCudaBuilt) cuda::dropout_forward(out.data(), mask.data(), x.data(), x.numel(), p, key);
-  } else {
-    dropout_forward(out.data(), mask.data(), x.data(), x.numel(), p, key);
-  }
+  run(dev, cpu::dropout_forward, cuda::dropout_forward, out.data(), mask.data(), x.data(), x.numel(), p, key);
   if (needs_grad({&x})) {
     auto node = std::make_unique<DropoutOp>();
     node->x = x;

@@ -6,6 +6,7 @@
 //   y = s * x:  dx += s * dy
 // Column sums give each thread a block of columns, so results do not depend on scheduling.
 // CUDA tensors run the launchers of the same names (cuda/elementwise.cu) on the same (outer, inner).
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -59,22 +60,60 @@ void binary_backward(float* da, float* db, const float* dy, const float* a, cons
   // LAB 1 end
 }
 
-// The device versions of binary_forward / binary_backward: one launcher per kind.
-void binary_forward_cuda(float* y, const float* a, const float* b, int64_t outer, int64_t inner, Kind k) {
-  if constexpr (kCudaBuilt) {
-    if (k == Kind::Add) cuda::add_forward(y, a, b, outer, inner);
-    if (k == Kind::Sub) cuda::sub_forward(y, a, b, outer, inner);
-    if (k == Kind::Mul) cuda::mul_forward(y, a, b, outer, inner);
-  }
+}  // namespace
+
+namespace cpu {
+
+// The CPU kernels under the launchers' names and arguments (cuda/kernels.h).
+void add_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner) {
+  binary_forward(y, a, b, outer, inner, Kind::Add);
+}
+void sub_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner) {
+  binary_forward(y, a, b, outer, inner, Kind::Sub);
+}
+void mul_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner) {
+  binary_forward(y, a, b, outer, inner, Kind::Mul);
+}
+void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner) {
+  binary_backward(da, db, dy, nullptr, nullptr, outer, inner, Kind::Add);
+}
+void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner) {
+  binary_backward(da, db, dy, nullptr, nullptr, outer, inner, Kind::Sub);
+}
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
+                  int64_t inner) {
+  binary_backward(da, db, dy, a, b, outer, inner, Kind::Mul);
 }
 
-void binary_backward_cuda(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
-                          int64_t inner, Kind k) {
-  if constexpr (kCudaBuilt) {
-    if (k == Kind::Add) cuda::add_backward(da, db, dy, outer, inner);
-    if (k == Kind::Sub) cuda::sub_backward(da, db, dy, outer, inner);
-    if (k == Kind::Mul) cuda::mul_backward(da, db, dy, a, b, outer, inner);
-  }
+// y (n) = s · x
+void scale_forward(float* y, const float* x, float s, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = s * x[i];
+}
+
+// dx (n) += s · dy
+void scale_backward(float* dx, const float* dy, float s, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] += s * dy[i];
+}
+
+}  // namespace cpu
+
+namespace {
+
+// y = a op b on dev
+void run_binary_forward(Device dev, Kind k, float* y, const float* a, const float* b, int64_t outer, int64_t inner) {
+  if (k == Kind::Add) run(dev, cpu::add_forward, cuda::add_forward, y, a, b, outer, inner);
+  if (k == Kind::Sub) run(dev, cpu::sub_forward, cuda::sub_forward, y, a, b, outer, inner);
+  if (k == Kind::Mul) run(dev, cpu::mul_forward, cuda::mul_forward, y, a, b, outer, inner);
+}
+
+// da, db of y = a op b on dev (either may be nullptr)
+void run_binary_backward(Device dev, Kind k, float* da, float* db, const float* dy, const float* a,
+                         const float* b, int64_t outer, int64_t inner) {
+  if (k == Kind::Add) run(dev, cpu::add_backward, cuda::add_backward, da, db, dy, outer, inner);
+  if (k == Kind::Sub) run(dev, cpu::sub_backward, cuda::sub_backward, da, db, dy, outer, inner);
+  if (k == Kind::Mul) run(dev, cpu::mul_backward, cuda::mul_backward, da, db, dy, a, b, outer, inner);
 }
 
 struct BinaryOp : Node {
@@ -85,11 +124,7 @@ struct BinaryOp : Node {
     const float* dy = grad_of(out);
     if (!dy) return;
     float *da = grad_sink(a), *db = grad_sink(b);
-    if (out.device() == Device::CUDA) {
-      binary_backward_cuda(da, db, dy, a.data(), b.data(), outer, inner, kind);
-    } else {
-      binary_backward(da, db, dy, a.data(), b.data(), outer, inner, kind);
-    }
+    run_binary_backward(out.device(), kind, da, db, dy, a.data(), b.data(), outer, inner);
   }
   const char* name() const override { return kind_name(kind); }
 };
@@ -101,11 +136,7 @@ Tensor binary(const Tensor& a_in, const Tensor& b_in, Kind kind) {
   Tensor a = compact(a_in), b = compact(b_in);
   Tensor out = Tensor::empty(a.shape(), dev);
   const int64_t outer = inner ? a.numel() / inner : 0;
-  if (dev == Device::CUDA) {
-    binary_forward_cuda(out.data(), a.data(), b.data(), outer, inner, kind);
-  } else {
-    binary_forward(out.data(), a.data(), b.data(), outer, inner, kind);
-  }
+  run_binary_forward(dev, kind, out.data(), a.data(), b.data(), outer, inner);
   if (needs_grad({&a, &b})) {
     auto node = std::make_unique<BinaryOp>();
     node->a = a;
@@ -126,13 +157,7 @@ struct ScaleOp : Node {
     const float* dy = grad_of(out);
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
-    const int64_t n = out.numel();
-    if (out.device() == Device::CUDA) {
-      if constexpr (kCudaBuilt) cuda::scale_backward(dx, dy, s, n);
-      return;
-    }
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) dx[i] += s * dy[i];
+    run(out.device(), cpu::scale_backward, cuda::scale_backward, dx, dy, s, out.numel());
   }
   const char* name() const override { return "scale"; }
 };
@@ -147,15 +172,7 @@ Tensor scale(const Tensor& x_in, float s) {
   const Device dev = op_device("scale", {&x_in});
   Tensor x = compact(x_in);
   Tensor out = Tensor::empty(x.shape(), dev);
-  const float* xp = x.data();
-  float* y = out.data();
-  const int64_t n = x.numel();
-  if (dev == Device::CUDA) {
-    if constexpr (kCudaBuilt) cuda::scale_forward(y, xp, s, n);
-  } else {
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) y[i] = s * xp[i];
-  }
+  run(dev, cpu::scale_forward, cuda::scale_forward, out.data(), x.data(), s, x.numel());
   if (needs_grad({&x})) {
     auto node = std::make_unique<ScaleOp>();
     node->x = x;

@@ -4,18 +4,20 @@
 // The scatter would race if rows were split across threads (two n with the same id), so threads
 // split the C channels into blocks instead: each thread owns a column block of every row and walks
 // n in order, so each sum is formed in the same order whatever the thread count (no atomics).
-// On CUDA the ids are validated on the host, uploaded once into a buffer the node owns, and the
-// launchers of the same names (cuda/embedding.cu) run; their scatter-add forms the CPU's sums.
+// The ids are validated on the host and copied once into a buffer on the weight's device that the node
+// owns; CUDA tensors run the launchers of the same names (cuda/embedding.cu), whose scatter-add forms
+// the CPU's sums.
 #include <algorithm>
 #include <cstring>
 
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
 
 namespace lowrank::autograd {
 
-namespace {
+namespace cpu {
 
 constexpr int64_t kChannelBlock = 64;  // columns per thread task in backward (a few cache lines)
 
@@ -40,19 +42,19 @@ void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int
   }
 }
 
+}  // namespace cpu
+
+namespace {
+
 struct EmbeddingOp : Node {
-  Tensor weight, out;        // weight contiguous (V, C)
-  std::vector<int32_t> ids;  // (N), validated in [0, V); CPU path only
-  Tensor dev_ids;            // (N) the same ids uploaded with device_ints(); CUDA path only
+  Tensor weight, out;  // weight contiguous (V, C)
+  Tensor ids;          // (N) int32 ids validated in [0, V), on weight's device (device_ints)
   void backward() override {
     const float* dy = grad_of(out);
     float* dweight = grad_sink(weight);
     if (!dy || !dweight) return;
-    if (weight.device() == Device::CUDA) {
-      if constexpr (kCudaBuilt) cuda::embedding_backward(dweight, dy, ints(dev_ids), dev_ids.numel(), weight.size(1));
-    } else {
-      embedding_backward(dweight, dy, ids.data(), static_cast<int64_t>(ids.size()), weight.size(1));
-    }
+    run(weight.device(), cpu::embedding_backward, cuda::embedding_backward, dweight, dy, ints(ids), ids.numel(),
+        weight.size(1));
   }
   const char* name() const override { return "embedding"; }
 };
@@ -80,21 +82,13 @@ Tensor embedding(const Tensor& weight_in, const std::vector<int32_t>& ids, const
   Shape s = ids_shape;
   s.d[s.ndim++] = C;  // ids_shape + (C)
   Tensor out = Tensor::empty(s, dev);
-  Tensor dev_ids;
-  if (dev == Device::CUDA) {
-    dev_ids = device_ints(ids, dev);
-    if constexpr (kCudaBuilt) cuda::embedding_forward(out.data(), weight.data(), ints(dev_ids), N, C);
-  } else {
-    embedding_forward(out.data(), weight.data(), ids.data(), N, C);
-  }
+  Tensor ids_t = device_ints(ids, dev);
+  run(dev, cpu::embedding_forward, cuda::embedding_forward, out.data(), weight.data(), ints(ids_t), N, C);
   if (needs_grad({&weight})) {
     auto node = std::make_unique<EmbeddingOp>();
     node->weight = weight;
     node->out = out;
-    if (dev == Device::CUDA)
-      node->dev_ids = dev_ids;
-    else
-      node->ids = ids;
+    node->ids = ids_t;
     record(std::move(node), out);
   }
   return out;

@@ -8,10 +8,11 @@
 // The node saves μ (N) and rstd (N) and recomputes xhat from x. dx is parallel over rows; the
 // dw/db column sums give each task a fixed block of columns that it sums over rows in order,
 // so the result does not depend on the thread count or schedule. CUDA tensors run the launchers of
-// the same names (cuda/layernorm.cu) on the same saved tensors.
+// the same names and arguments (cuda/layernorm.cu) on the same saved tensors.
 #include <algorithm>
 #include <cmath>
 
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -20,7 +21,7 @@ namespace lowrank::autograd {
 
 using tensor::kParallelGrain;
 
-namespace {
+namespace cpu {
 
 constexpr int64_t kColBlock = 16;  // columns per dw/db task: one 64-byte line of each row
 
@@ -93,6 +94,10 @@ void layernorm_backward_params(float* dw, float* db, const float* dy, const floa
   // LAB 2 end
 }
 
+}  // namespace cpu
+
+namespace {
+
 struct LayerNormOp : Node {
   Tensor x, w, b, out;  // x contiguous (N, C) rows; b may be undefined; all on one device
   Tensor mean, rstd;    // (N) each, from the forward, on that device
@@ -100,24 +105,15 @@ struct LayerNormOp : Node {
   void backward() override {
     const float* dy = grad_of(out);
     if (!dy) return;
-    const bool on_gpu = x.device() == Device::CUDA;
-    if (float* dx = grad_sink(x)) {
-      if (on_gpu) {
-        if constexpr (kCudaBuilt)
-          cuda::layernorm_backward_dx(dx, dy, x.data(), w.data(), mean.data(), rstd.data(), N, C);
-      } else {
-        layernorm_backward_dx(dx, dy, x.data(), w.data(), mean.data(), rstd.data(), N, C);
-      }
-    }
+    const Device dev = x.device();
+    if (float* dx = grad_sink(x))
+      run(dev, cpu::layernorm_backward_dx, cuda::layernorm_backward_dx, dx, dy, x.data(), w.data(), mean.data(),
+          rstd.data(), N, C);
     float* dw = grad_sink(w);
     float* db = grad_sink(b);
-    if (!dw && !db) return;
-    if (on_gpu) {
-      if constexpr (kCudaBuilt)
-        cuda::layernorm_backward_params(dw, db, dy, x.data(), mean.data(), rstd.data(), N, C);
-    } else {
-      layernorm_backward_params(dw, db, dy, x.data(), mean.data(), rstd.data(), N, C);
-    }
+    if (dw || db)
+      run(dev, cpu::layernorm_backward_params, cuda::layernorm_backward_params, dw, db, dy, x.data(), mean.data(),
+          rstd.data(), N, C);
   }
   const char* name() const override { return "layernorm"; }
 };
@@ -136,12 +132,8 @@ Tensor layernorm(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, flo
   Tensor out = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({N}, dev), rstd = Tensor::empty({N}, dev);
   const float* bp = b.defined() ? b.data() : nullptr;
-  if (dev == Device::CUDA) {
-    if constexpr (kCudaBuilt)
-      cuda::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), bp, N, C, eps);
-  } else {
-    layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), bp, N, C, eps);
-  }
+  run(dev, cpu::layernorm_forward, cuda::layernorm_forward, out.data(), mean.data(), rstd.data(), x.data(),
+      w.data(), bp, N, C, eps);
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_unique<LayerNormOp>();
     node->x = x;

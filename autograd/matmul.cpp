@@ -1,10 +1,9 @@
-// matmul and linear: every GEMM of the models goes through tensor::gemm (Eigen -> OpenBLAS) on the CPU.
+// matmul and linear: every GEMM of the models goes through tensor::gemm_batched, which runs
+// tensor::gemm (Eigen -> OpenBLAS) per product on the CPU and cuBLAS on CUDA tensors (tensor/gemm.h).
 // For C = op(A)·op(B) with upstream gradient dC:
 //   dA = dC·op(B)ᵀ   (stored Aᵀ when trans_a: dAᵀ = op(B)·dCᵀ)
 //   dB = op(A)ᵀ·dC   (stored Bᵀ when trans_b: dBᵀ = dCᵀ·op(A))
 // Both are accumulated with beta = 1, so backward adds into .grad as the tape requires.
-// CUDA tensors go through cuda::gemm (cuBLAS) with exactly the same arguments; the unfolded batch
-// becomes one strided-batched GEMM instead of a loop.
 #include <algorithm>
 
 #include "autograd/op_util.h"
@@ -14,7 +13,7 @@
 
 namespace lowrank::autograd {
 
-using tensor::gemm;
+using tensor::gemm_batched;
 
 namespace {
 
@@ -48,73 +47,27 @@ MatmulDims matmul_dims(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   return d;
 }
 
-// C (batch, M, N) = op(A)·op(B). When b is shared and A is not transposed the batch folds into M.
-void matmul_forward(float* C, const float* A, const float* B, const MatmulDims& d) {
+// C (batch, M, N) = op(A)·op(B) on dev. When b is shared and A is not transposed the batch folds into M.
+void matmul_forward(Device dev, float* C, const float* A, const float* B, const MatmulDims& d) {
   if (d.b_shared && !d.ta) {
-    gemm(false, d.tb, d.batch * d.M, d.N, d.K, 1.f, A, d.lda(), B, d.ldb(), 0.f, C, d.N);
+    gemm_batched(dev, false, d.tb, d.batch * d.M, d.N, d.K, 1.f, A, d.lda(), 0, B, d.ldb(), 0, 0.f, C, d.N, 0, 1);
     return;
   }
   const int64_t sB = d.b_shared ? 0 : d.K * d.N;
-  for (int64_t i = 0; i < d.batch; ++i)
-    gemm(d.ta, d.tb, d.M, d.N, d.K, 1.f, A + i * d.M * d.K, d.lda(), B + i * sB, d.ldb(), 0.f, C + i * d.M * d.N, d.N);
+  gemm_batched(dev, d.ta, d.tb, d.M, d.N, d.K, 1.f, A, d.lda(), d.M * d.K, B, d.ldb(), sB, 0.f, C, d.N, d.M * d.N,
+               d.batch);
 }
 
-// dA += dC·op(B)ᵀ and dB += op(A)ᵀ·dC (each only when its pointer is non-null).
-void matmul_backward(float* dA, float* dB, const float* dC, const float* A, const float* B, const MatmulDims& d) {
+// dA += dC·op(B)ᵀ and dB += op(A)ᵀ·dC (each only when its pointer is non-null), each over the whole batch.
+void matmul_backward(Device dev, float* dA, float* dB, const float* dC, const float* A, const float* B,
+                     const MatmulDims& d) {
   const bool fold = d.b_shared && !d.ta;
   const int64_t nb = fold ? 1 : d.batch, M = fold ? d.batch * d.M : d.M;
   const int64_t sA = M * d.K, sC = M * d.N, sB = d.b_shared ? 0 : d.K * d.N;
-  for (int64_t i = 0; i < nb; ++i) {
-    const float* a = A + i * sA;
-    const float* b = B + i * sB;
-    const float* dc = dC + i * sC;
-    if (dA && !d.ta) gemm(false, !d.tb, M, d.K, d.N, 1.f, dc, d.N, b, d.ldb(), 1.f, dA + i * sA, d.K);
-    if (dA && d.ta) gemm(d.tb, true, d.K, M, d.N, 1.f, b, d.ldb(), dc, d.N, 1.f, dA + i * sA, M);
-    if (dB && !d.tb) gemm(!d.ta, false, d.K, d.N, M, 1.f, a, d.lda(), dc, d.N, 1.f, dB + i * sB, d.N);
-    if (dB && d.tb) gemm(true, d.ta, d.N, d.K, M, 1.f, dc, d.N, a, d.lda(), 1.f, dB + i * sB, d.K);
-  }
-}
-
-// ---- the same products on the device ----
-
-// `batch` products C_i (M,N) = op(A_i)·op(B_i) + beta·C_i, operand i at X + i·sX. cuBLAS runs the
-// entries of a batched GEMM concurrently, so a shared output (sC == 0: the gradient of a b shared by
-// the batch) is accumulated by single GEMMs in order instead, which also keeps the CPU's sum order.
-void gemm_batch_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, int64_t sA,
-                     const float* B, int64_t ldb, int64_t sB, float beta, float* C, int64_t ldc, int64_t sC,
-                     int64_t batch) {
-  if constexpr (kCudaBuilt) {
-    if (batch == 1) {
-      cuda::gemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-    } else if (sC == 0) {
-      for (int64_t i = 0; i < batch; ++i)
-        cuda::gemm(ta, tb, M, N, K, 1.f, A + i * sA, lda, B + i * sB, ldb, beta, C, ldc);
-    } else {
-      cuda::gemm_strided_batched(ta, tb, M, N, K, 1.f, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
-    }
-  }
-}
-
-// matmul_forward on the device: C (batch, M, N) = op(A)·op(B), folded like the CPU when b is shared.
-void matmul_forward_cuda(float* C, const float* A, const float* B, const MatmulDims& d) {
-  if (d.b_shared && !d.ta) {
-    gemm_batch_cuda(false, d.tb, d.batch * d.M, d.N, d.K, A, d.lda(), 0, B, d.ldb(), 0, 0.f, C, d.N, 0, 1);
-    return;
-  }
-  const int64_t sB = d.b_shared ? 0 : d.K * d.N;
-  gemm_batch_cuda(d.ta, d.tb, d.M, d.N, d.K, A, d.lda(), d.M * d.K, B, d.ldb(), sB, 0.f, C, d.N, d.M * d.N, d.batch);
-}
-
-// matmul_backward on the device: the same four products, each over the whole batch at once.
-void matmul_backward_cuda(float* dA, float* dB, const float* dC, const float* A, const float* B,
-                          const MatmulDims& d) {
-  const bool fold = d.b_shared && !d.ta;
-  const int64_t nb = fold ? 1 : d.batch, M = fold ? d.batch * d.M : d.M;
-  const int64_t sA = M * d.K, sC = M * d.N, sB = d.b_shared ? 0 : d.K * d.N;
-  if (dA && !d.ta) gemm_batch_cuda(false, !d.tb, M, d.K, d.N, dC, d.N, sC, B, d.ldb(), sB, 1.f, dA, d.K, sA, nb);
-  if (dA && d.ta) gemm_batch_cuda(d.tb, true, d.K, M, d.N, B, d.ldb(), sB, dC, d.N, sC, 1.f, dA, M, sA, nb);
-  if (dB && !d.tb) gemm_batch_cuda(!d.ta, false, d.K, d.N, M, A, d.lda(), sA, dC, d.N, sC, 1.f, dB, d.N, sB, nb);
-  if (dB && d.tb) gemm_batch_cuda(true, d.ta, d.N, d.K, M, dC, d.N, sC, A, d.lda(), sA, 1.f, dB, d.K, sB, nb);
+  if (dA && !d.ta) gemm_batched(dev, false, !d.tb, M, d.K, d.N, 1.f, dC, d.N, sC, B, d.ldb(), sB, 1.f, dA, d.K, sA, nb);
+  if (dA && d.ta) gemm_batched(dev, d.tb, true, d.K, M, d.N, 1.f, B, d.ldb(), sB, dC, d.N, sC, 1.f, dA, M, sA, nb);
+  if (dB && !d.tb) gemm_batched(dev, !d.ta, false, d.K, d.N, M, 1.f, A, d.lda(), sA, dC, d.N, sC, 1.f, dB, d.N, sB, nb);
+  if (dB && d.tb) gemm_batched(dev, true, d.ta, d.N, d.K, M, 1.f, dC, d.N, sC, A, d.lda(), sA, 1.f, dB, d.K, sB, nb);
 }
 
 struct MatmulOp : Node {
@@ -123,17 +76,23 @@ struct MatmulOp : Node {
   void backward() override {
     const float* dout = grad_of(out);
     if (!dout) return;
-    float *da = grad_sink(a), *db = grad_sink(b);
-    if (out.device() == Device::CUDA) {
-      matmul_backward_cuda(da, db, dout, a.data(), b.data(), dims);
-    } else {
-      matmul_backward(da, db, dout, a.data(), b.data(), dims);
-    }
+    matmul_backward(out.device(), grad_sink(a), grad_sink(b), dout, a.data(), b.data(), dims);
   }
   const char* name() const override { return "matmul"; }
 };
 
 // ---- linear: y (N, out) = x (N, in) · wᵀ + b ----
+
+// y (N, out) = b (out) in every row: the GEMM then accumulates x wᵀ onto it (beta = 1), so y = fl(x wᵀ + b).
+void bias_rows(float* y, const float* b, int64_t N, int64_t out) {
+#pragma omp parallel for schedule(static) if (N * out > tensor::kParallelGrain)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < out; ++j) y[n * out + j] = b[j];
+}
+void cuda_bias_rows(float* y, const float* b, int64_t N, int64_t out) {  // a copy whose source row stride is 0
+  const int64_t dst_strides[2] = {out, 1}, src_strides[2] = {0, 1}, sizes[2] = {N, out};
+  cuda::copy_strided(y, dst_strides, b, src_strides, sizes, 2);
+}
 
 // db (out) += column sums of dy (N, out). Each task owns a block of kColBlock columns and walks the
 // rows in order, adding a contiguous row segment at a time: vectorised, cache-friendly (the naive
@@ -154,39 +113,23 @@ void bias_backward(float* db, const float* dy, int64_t N, int64_t out) {
     for (int64_t j = 0; j < w; ++j) db[j0 + j] += acc[j];
   }
 }
-
-// The bias gradient is add's: db (out) += column sums of dy (N, out), dy viewed as (N, out) + b (out).
-void bias_backward_cuda(float* db, const float* dy, int64_t N, int64_t out) {
-  if constexpr (kCudaBuilt) cuda::add_backward(nullptr, db, dy, N, out);
-}
-
-// y (N, out) = x wᵀ (beta = 0: y is uninitialised) and then y += b in place, so y = fl(x wᵀ + b) as on
-// the CPU, where the GEMM accumulates onto rows of b.
-void linear_forward_cuda(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in,
-                         int64_t outf) {
-  if constexpr (kCudaBuilt) {
-    cuda::gemm(false, true, N, outf, in, 1.f, x, in, w, in, 0.f, y, outf);
-    if (b) cuda::add_forward(y, y, b, N, outf);
-  }
+// On the device the bias gradient is add's: db (out) += column sums of dy viewed as (N, out) + b (out).
+void cuda_bias_backward(float* db, const float* dy, int64_t N, int64_t out) {
+  cuda::add_backward(nullptr, db, dy, N, out);
 }
 
 struct LinearOp : Node {
   Tensor x, w, b, out;  // x contiguous (N, in) rows; b may be undefined
   int64_t N = 0, in = 0, outf = 0;
-  void backward_cuda(const float* dy) {
-    if constexpr (kCudaBuilt) {
-      if (float* dx = grad_sink(x)) cuda::gemm(false, false, N, in, outf, 1.f, dy, outf, w.data(), in, 1.f, dx, in);
-      if (float* dw = grad_sink(w)) cuda::gemm(true, false, outf, in, N, 1.f, dy, outf, x.data(), in, 1.f, dw, in);
-    }
-    if (float* db = grad_sink(b)) bias_backward_cuda(db, dy, N, outf);
-  }
   void backward() override {
     const float* dy = grad_of(out);
     if (!dy) return;
-    if (out.device() == Device::CUDA) return backward_cuda(dy);
-    if (float* dx = grad_sink(x)) gemm(false, false, N, in, outf, 1.f, dy, outf, w.data(), in, 1.f, dx, in);
-    if (float* dw = grad_sink(w)) gemm(true, false, outf, in, N, 1.f, dy, outf, x.data(), in, 1.f, dw, in);
-    if (float* db = grad_sink(b)) bias_backward(db, dy, N, outf);
+    const Device dev = out.device();
+    if (float* dx = grad_sink(x))  // dx (N, in) += dy (N, out) · w (out, in)
+      gemm_batched(dev, false, false, N, in, outf, 1.f, dy, outf, 0, w.data(), in, 0, 1.f, dx, in, 0, 1);
+    if (float* dw = grad_sink(w))  // dw (out, in) += dyᵀ · x (N, in)
+      gemm_batched(dev, true, false, outf, in, N, 1.f, dy, outf, 0, x.data(), in, 0, 1.f, dw, in, 0, 1);
+    if (float* db = grad_sink(b)) run(dev, bias_backward, cuda_bias_backward, db, dy, N, outf);
   }
   const char* name() const override { return "linear"; }
 };
@@ -201,11 +144,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
   s[-2] = d.M;
   s[-1] = d.N;
   Tensor out = Tensor::empty(s, dev);
-  if (dev == Device::CUDA) {
-    matmul_forward_cuda(out.data(), a.data(), b.data(), d);
-  } else {
-    matmul_forward(out.data(), a.data(), b.data(), d);
-  }
+  matmul_forward(dev, out.data(), a.data(), b.data(), d);
   if (needs_grad({&a, &b})) {
     auto node = std::make_unique<MatmulOp>();
     node->a = a;
@@ -230,17 +169,9 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor& b) {
   s[-1] = outf;
   Tensor out = Tensor::empty(s, dev);
   float* y = out.data();
-  if (dev == Device::CUDA) {
-    linear_forward_cuda(y, x.data(), w.data(), b.defined() ? b.data() : nullptr, N, in, outf);
-  } else {
-    if (b.defined()) {
-      const float* bp = b.data();
-#pragma omp parallel for schedule(static) if (N * outf > tensor::kParallelGrain)
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t j = 0; j < outf; ++j) y[n * outf + j] = bp[j];
-    }
-    gemm(false, true, N, outf, in, 1.f, x.data(), in, w.data(), in, b.defined() ? 1.f : 0.f, y, outf);
-  }
+  if (b.defined()) run(dev, bias_rows, cuda_bias_rows, y, b.data(), N, outf);
+  gemm_batched(dev, false, true, N, outf, in, 1.f, x.data(), in, 0, w.data(), in, 0, b.defined() ? 1.f : 0.f, y, outf,
+               0, 1);
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_unique<LinearOp>();
     node->x = x;

@@ -2,26 +2,22 @@
 // Small helpers shared by the op files: the device an op runs on, gradient buffers, int uploads.
 //
 // Device dispatch (docs/cuda.md): an op finds the one device of its inputs with op_device(),
-// allocates outputs there, and calls the CPU kernel or the cuda:: launcher of the same name and
-// arguments (cuda/kernels.h) on raw pointers:
-//   if (dev == Device::CUDA) {
-//     if constexpr (tensor::kCudaBuilt) cuda::gelu_forward(y, x, n);
-//   } else {
-//     gelu_forward(y, x, n);
-//   }
-// The `if constexpr` keeps CPU-only builds free of CUDA symbols (no CUDA tensor can exist there).
+// allocates outputs there, and calls the CPU kernel (autograd/kernels.h) or the cuda:: launcher of the
+// same name and arguments (cuda/kernels.h) on raw pointers, in one line (tensor/dispatch.h):
+//   run(dev, cpu::gelu_forward, cuda::gelu_forward, y, x, n);
 #include <cstring>
 #include <vector>
 
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "cuda/kernels.h"
+#include "tensor/dispatch.h"
 #include "tensor/error.h"
 
 namespace lowrank::autograd {
 
 using tensor::Device;
-using tensor::kCudaBuilt;
+using tensor::run;
 
 // The device shared by every defined input; throws naming the op when they differ or one is Meta.
 inline Device op_device(const char* op, std::initializer_list<const Tensor*> ts) {

@@ -4,19 +4,22 @@
 // The forward sums fixed 4096-element chunks in double and adds the chunk sums in order, so the
 // result is the same for every thread count. On CUDA (cuda/reduce.cu) the sum stays on the device:
 // the loss feeds backward without a host round trip; item() copies it only when logged.
+#include <algorithm>
 #include <vector>
 
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
 
 namespace lowrank::autograd {
 
-namespace {
+namespace cpu {
 
 constexpr int64_t kChunk = 4096;
 
-double sum_forward(const float* x, int64_t n) {
+// out (1 element) = factor · Σ x (n): chunk sums in double, added in order.
+void sum_forward(float* out, const float* x, int64_t n, float factor) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(static_cast<size_t>(chunks), 0.0);
 #pragma omp parallel for schedule(static) if (n > tensor::kParallelGrain)
@@ -27,24 +30,28 @@ double sum_forward(const float* x, int64_t n) {
   }
   double total = 0.0;
   for (double p : part) total += p;
-  return total;
+  out[0] = static_cast<float>(total * factor);
 }
+
+// dx (n) += factor · dy[0]
+void sum_backward(float* dx, const float* dy, int64_t n, float factor) {
+  const float g = dy[0] * factor;
+#pragma omp parallel for schedule(static) if (n > tensor::kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] += g;
+}
+
+}  // namespace cpu
+
+namespace {
 
 struct SumOp : Node {
   Tensor x, out;
   float factor = 1.f;  // 1 for sum, 1/n for mean
   void backward() override {
-    const float* dy = grad_of(out);
+    const float* dy = grad_of(out);  // on CUDA a device scalar: the launcher reads it there
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
-    const int64_t n = x.numel();
-    if (out.device() == Device::CUDA) {  // dy is a device scalar: the launcher reads it there
-      if constexpr (kCudaBuilt) cuda::sum_backward(dx, dy, n, factor);
-      return;
-    }
-    const float g = dy[0] * factor;
-#pragma omp parallel for schedule(static) if (n > tensor::kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) dx[i] += g;
+    run(out.device(), cpu::sum_backward, cuda::sum_backward, dx, dy, x.numel(), factor);
   }
   const char* name() const override { return factor == 1.f ? "sum" : "mean"; }
 };
@@ -55,13 +62,8 @@ Tensor reduce_all(const Tensor& x_in, bool is_mean) {
   const int64_t n = x.numel();
   LR_CHECK(!is_mean || n > 0, "mean: empty tensor ", x.shape());
   const float factor = is_mean ? 1.f / static_cast<float>(n) : 1.f;
-  Tensor out;
-  if (dev == Device::CUDA) {
-    out = Tensor::empty(Shape(), dev);
-    if constexpr (kCudaBuilt) cuda::sum_forward(out.data(), x.data(), n, factor);
-  } else {
-    out = Tensor::full(Shape(), static_cast<float>(sum_forward(x.data(), n) * (is_mean ? 1.0 / n : 1.0)));
-  }
+  Tensor out = Tensor::empty(Shape(), dev);
+  run(dev, cpu::sum_forward, cuda::sum_forward, out.data(), x.data(), n, factor);
   if (needs_grad({&x})) {
     auto node = std::make_unique<SumOp>();
     node->x = x;

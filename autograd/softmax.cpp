@@ -12,6 +12,7 @@
 
 #include <Eigen/Core>
 
+#include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
 #include "tensor/parallel.h"
@@ -20,9 +21,7 @@ namespace lowrank::autograd {
 
 using tensor::kParallelGrain;
 
-namespace {
-
-const char* softmax_name(bool log) { return log ? "log_softmax" : "softmax"; }
+namespace cpu {
 
 // y (N, C) = softmax(x) or log_softmax(x), row by row, as Eigen array expressions: Eigen vectorises
 // max, exp (its pexp) and the sums, where a std::exp loop stayed scalar (the decoder's log_softmax over
@@ -64,6 +63,12 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int
   // LAB 3 end
 }
 
+}  // namespace cpu
+
+namespace {
+
+const char* softmax_name(bool log) { return log ? "log_softmax" : "softmax"; }
+
 struct SoftmaxOp : Node {
   Tensor x, out;  // x contiguous (kept for its gradient slot); backward reads only out
   int64_t N = 0, C = 0;
@@ -72,11 +77,7 @@ struct SoftmaxOp : Node {
     const float* dy = grad_of(out);
     float* dx = grad_sink(x);
     if (!dy || !dx) return;
-    if (out.device() == Device::CUDA) {
-      if constexpr (kCudaBuilt) cuda::softmax_backward(dx, dy, out.data(), N, C, log);
-    } else {
-      softmax_backward(dx, dy, out.data(), N, C, log);
-    }
+    run(out.device(), cpu::softmax_backward, cuda::softmax_backward, dx, dy, out.data(), N, C, log);
   }
   const char* name() const override { return softmax_name(log); }
 };
@@ -88,11 +89,7 @@ Tensor softmax_impl(const Tensor& x_in, bool log) {
   Tensor x = compact(x_in);
   const int64_t C = x.size(-1), N = x.numel() / C;
   Tensor out = Tensor::empty(x.shape(), dev);
-  if (dev == Device::CUDA) {
-    if constexpr (kCudaBuilt) cuda::softmax_forward(out.data(), x.data(), N, C, log);
-  } else {
-    softmax_forward(out.data(), x.data(), N, C, log);
-  }
+  run(dev, cpu::softmax_forward, cuda::softmax_forward, out.data(), x.data(), N, C, log);
   if (needs_grad({&x})) {
     auto node = std::make_unique<SoftmaxOp>();
     node->x = x;

@@ -1,4 +1,5 @@
-// Scaled dot-product attention over NH heads (CPU reference: autograd/attention.cpp).
+// Scaled dot-product attention over NH heads (CPU reference: autograd/attention_kernels.cpp, same
+// arguments: autograd/attention_kernels.h).
 // For one (b, h), with Q (Tq, hs), K and V (Tk, hs) the head's channel slices:
 //   S = scale · Q Kᵀ (Tq, Tk), scale = 1/sqrt(hs);  P = row softmax of S over the visible keys
 //   (causal: key j visible to query i iff j <= i + (Tk - Tq); then at most key_len[b] keys);
@@ -9,9 +10,11 @@
 // rows — a head's slice is a row-major matrix with leading dim = the row stride, so nothing is
 // copied or permuted. The (b, h) offset is b·sb + h·hs, which is not one stride over a flat (b, h)
 // index, so the batch runs over heads for each b (B calls) or over the batch for each head (NH
-// calls), whichever makes fewer calls. P (B, NH, Tq, Tk) is materialised: a fused masked-softmax
-// kernel (one block per row) turns S into P in place. This is the CPU algorithm on the GPU; memory
-// is O(B·NH·Tq·Tk) like the CPU path, not flash-attention's O(B·Tq·C) (see docs/cuda.md).
+// calls), whichever makes fewer calls. As on the CPU, only the row log-sum-exp L (B, NH, Tq) is kept
+// for backward: the forward computes S into a scratch buffer and a fused masked-softmax kernel (one
+// block per row) turns it into P in place and writes L; backward recomputes S and P = exp(S - L)
+// (one more QKᵀ product). The scratch P (B·NH·Tq·Tk floats) lives for one call only, from the caching
+// allocator; unlike the CPU's row tiles it is whole, and nothing skips the causal upper triangle.
 #include <algorithm>
 #include <cmath>
 
@@ -19,6 +22,10 @@
 #include "cuda/kernels.h"
 
 namespace lowrank::cuda {
+
+using autograd::detail::AttnDims;
+using autograd::detail::AttnGrads;
+using autograd::detail::Operand;
 
 namespace {
 
@@ -35,9 +42,10 @@ __device__ __forceinline__ int64_t visible_keys(int64_t b, int64_t i, int64_t Tq
   return n;
 }
 
-// P (B·NH·Tq rows of Tk), in place over S: softmax over the visible keys, exact 0 elsewhere.
-__global__ void masked_softmax_kernel(float* P, int64_t rows, int64_t NH, int64_t Tq, int64_t Tk, bool causal,
-                                      const int32_t* key_len) {
+// P (B·NH·Tq rows of Tk), in place over S: softmax over the visible keys, exact 0 elsewhere;
+// L (rows) = m + log Σ exp(S - m) over the visible keys.
+__global__ void masked_softmax_kernel(float* P, float* L, int64_t rows, int64_t NH, int64_t Tq, int64_t Tk,
+                                      bool causal, const int32_t* key_len) {
   __shared__ float smem[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const int64_t i = r % Tq, b = r / (Tq * NH);
@@ -48,8 +56,22 @@ __global__ void masked_softmax_kernel(float* P, int64_t rows, int64_t NH, int64_
     mx = detail::block_max(mx, smem);
     float sum = 0.f;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) sum += expf(row[j] - mx);
-    const float inv = 1.f / detail::block_sum(sum, smem);
+    sum = detail::block_sum(sum, smem);
+    const float inv = 1.f / sum;
     for (int64_t j = threadIdx.x; j < Tk; j += blockDim.x) row[j] = j < n ? expf(row[j] - mx) * inv : 0.f;
+    if (threadIdx.x == 0) L[r] = mx + logf(sum);
+  }
+}
+
+// P (rows of Tk), in place over the recomputed S: P = exp(S - L) over the visible keys, 0 elsewhere.
+__global__ void probs_from_lse_kernel(float* P, const float* L, int64_t rows, int64_t NH, int64_t Tq, int64_t Tk,
+                                      bool causal, const int32_t* key_len) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t i = r % Tq, b = r / (Tq * NH);
+    const int64_t n = visible_keys(b, i, Tq, Tk, causal, key_len);
+    float* row = P + r * Tk;
+    const float l = L[r];
+    for (int64_t j = threadIdx.x; j < Tk; j += blockDim.x) row[j] = j < n ? expf(row[j] - l) : 0.f;
   }
 }
 
@@ -88,48 +110,60 @@ void head_gemm(const AttnDims& d, bool ta, bool tb, int64_t M, int64_t N, int64_
   }
 }
 
+// S = scale · Q Kᵀ into S (B, NH, Tq, Tk)
+void scores(float* S, const Operand& q, const Operand& k, const AttnDims& d) {
+  const int64_t psize = d.Tq * d.Tk;
+  head_gemm(d, false, true, d.Tq, d.Tk, d.hs, d.scale, Mat{q.p, q.st, q.sb, d.hs}, Mat{k.p, k.st, k.sb, d.hs}, 0.f, S,
+            d.Tk, d.NH * psize, psize);
+}
+
 }  // namespace
 
-void attention_forward(float* out, float* P, const AttnOperand& q, const AttnOperand& k, const AttnOperand& v,
-                       const AttnDims& d) {
-  const int64_t hs = d.C / d.NH, psize = d.Tq * d.Tk, rows = d.B * d.NH * d.Tq;
+void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d) {
+  const int64_t hs = d.hs, psize = d.Tq * d.Tk, rows = d.B * d.NH * d.Tq;
   if (rows == 0 || hs == 0) return;
-  const float scale = 1.f / std::sqrt(static_cast<float>(hs));
   const size_t pbytes = sizeof(float) * static_cast<size_t>(rows * d.Tk);
-  float* Pw = P ? P : static_cast<float*>(alloc(pbytes));
-  // S = scale · Q Kᵀ, written into P (B, NH, Tq, Tk)
-  head_gemm(d, false, true, d.Tq, d.Tk, hs, scale, Mat{q.p, q.st, q.sb, hs}, Mat{k.p, k.st, k.sb, hs}, 0.f, Pw, d.Tk,
-            d.NH * psize, psize);
-  masked_softmax_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(Pw, rows, d.NH, d.Tq, d.Tk, d.causal,
+  float* P = static_cast<float*>(alloc(pbytes));
+  scores(P, q, k, d);
+  masked_softmax_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(P, L, rows, d.NH, d.Tq, d.Tk, d.causal,
                                                                              d.key_len);
   LR_CUDA_LAUNCHED();
   // O = P V into out (B, Tq, C), head h at columns h·hs
-  head_gemm(d, false, false, d.Tq, hs, d.Tk, 1.f, Mat{Pw, d.Tk, d.NH * psize, psize}, Mat{v.p, v.st, v.sb, hs}, 0.f,
-            out, d.C, d.Tq * d.C, hs);
-  if (!P) release(Pw, pbytes);  // stream-ordered: the next user of the block runs after these kernels
+  head_gemm(d, false, false, d.Tq, hs, d.Tk, 1.f, Mat{P, d.Tk, d.NH * psize, psize}, Mat{v.p, v.st, v.sb, hs}, 0.f, out,
+            d.C, d.Tq * d.C, hs);
+  release(P, pbytes);  // stream-ordered: the next user of the block runs after these kernels
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const AttnOperand& q,
-                        const AttnOperand& k, const AttnOperand& v, const AttnDims& d) {
-  const int64_t hs = d.C / d.NH, psize = d.Tq * d.Tk, rows = d.B * d.NH * d.Tq;
+void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
+                        const AttnDims& d) {
+  const int64_t hs = d.hs, psize = d.Tq * d.Tk, rows = d.B * d.NH * d.Tq;
   if (rows == 0 || hs == 0) return;
-  const float scale = 1.f / std::sqrt(static_cast<float>(hs));
-  const Mat Pm{P, d.Tk, d.NH * psize, psize};
-  const Mat dO{dout, d.C, d.Tq * d.C, hs};
-  // dV += Pᵀ dO   (Tk, hs)
-  if (dv) head_gemm(d, true, false, d.Tk, hs, d.Tq, 1.f, Pm, dO, 1.f, dv, d.C, d.Tk * d.C, hs);
-  if (!dq && !dk) return;
-  const size_t sbytes = sizeof(float) * static_cast<size_t>(rows * d.Tk);
-  float* dS = static_cast<float*>(alloc(sbytes));
-  // dP = dO Vᵀ   (Tq, Tk), then dS in place
-  head_gemm(d, false, true, d.Tq, d.Tk, hs, 1.f, dO, Mat{v.p, v.st, v.sb, hs}, 0.f, dS, d.Tk, d.NH * psize, psize);
-  softmax_grad_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(dS, P, rows, d.Tk);
+  const size_t pbytes = sizeof(float) * static_cast<size_t>(rows * d.Tk);
+  float* P = static_cast<float*>(alloc(pbytes));
+  scores(P, q, k, d);  // S again, then P = exp(S - L) in place
+  probs_from_lse_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(P, L, rows, d.NH, d.Tq, d.Tk, d.causal,
+                                                                             d.key_len);
   LR_CUDA_LAUNCHED();
-  const Mat dSm{dS, d.Tk, d.NH * psize, psize};
-  // dQ += scale · dS K   (Tq, hs);   dK += scale · dSᵀ Q   (Tk, hs)
-  if (dq) head_gemm(d, false, false, d.Tq, hs, d.Tk, scale, dSm, Mat{k.p, k.st, k.sb, hs}, 1.f, dq, d.C, d.Tq * d.C, hs);
-  if (dk) head_gemm(d, true, false, d.Tk, hs, d.Tq, scale, dSm, Mat{q.p, q.st, q.sb, hs}, 1.f, dk, d.C, d.Tk * d.C, hs);
-  release(dS, sbytes);
+  const Mat Pm{P, d.Tk, d.NH * psize, psize};
+  const Mat dO{g.dout, d.C, d.Tq * d.C, hs};
+  // dV += Pᵀ dO   (Tk, hs)
+  if (g.dv) head_gemm(d, true, false, d.Tk, hs, d.Tq, 1.f, Pm, dO, 1.f, g.dv, d.C, d.Tk * d.C, hs);
+  if (g.dq || g.dk) {
+    float* dS = static_cast<float*>(alloc(pbytes));
+    // dP = dO Vᵀ   (Tq, Tk), then dS in place
+    head_gemm(d, false, true, d.Tq, d.Tk, hs, 1.f, dO, Mat{v.p, v.st, v.sb, hs}, 0.f, dS, d.Tk, d.NH * psize, psize);
+    softmax_grad_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(dS, P, rows, d.Tk);
+    LR_CUDA_LAUNCHED();
+    const Mat dSm{dS, d.Tk, d.NH * psize, psize};
+    // dQ += scale · dS K   (Tq, hs);   dK += scale · dSᵀ Q   (Tk, hs)
+    if (g.dq)
+      head_gemm(d, false, false, d.Tq, hs, d.Tk, d.scale, dSm, Mat{k.p, k.st, k.sb, hs}, 1.f, g.dq, d.C, d.Tq * d.C,
+                hs);
+    if (g.dk)
+      head_gemm(d, true, false, d.Tk, hs, d.Tq, d.scale, dSm, Mat{q.p, q.st, q.sb, hs}, 1.f, g.dk, d.C, d.Tk * d.C, hs);
+    release(dS, pbytes);
+  }
+  release(P, pbytes);
 }
 
 }  // namespace lowrank::cuda

@@ -12,6 +12,8 @@
 // Shape names as in autograd/ops.h: N rows, C channels, V vocabulary, B batch, T time, NH heads.
 #include <cstdint>
 
+#include "autograd/attention_kernels.h"
+
 namespace lowrank::cuda {
 
 // ---- GEMM (gemm.cu): cuBLAS, same row-major conventions as tensor::gemm -------------------
@@ -95,30 +97,21 @@ void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int
 void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key);
 void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n);
 
-// ---- attention (attention.cu) --------------------------------------------------------------
-// A (B, T, C) operand with unit channel stride: element (b, t, c) at p[b·sb + t·st + c]. st is also
-// the GEMM leading dimension, so it must be >= C even when T == 1 (pass C for size-1 dims).
-struct AttnOperand {
-  const float* p = nullptr;
-  int64_t sb = 0, st = 0;
-};
-struct AttnDims {
-  int64_t B = 0, Tq = 0, Tk = 0, C = 0, NH = 1;  // hs = C / NH, scale = 1/sqrt(hs)
-  bool causal = false;                           // query i sees key j iff j <= i + (Tk - Tq)
-  const int32_t* key_len = nullptr;              // (B) device int32 valid keys per sequence, or nullptr
-};
-// out (B, Tq, C) contiguous. P (B, NH, Tq, Tk): the probabilities (0 where masked), kept for backward;
-// nullptr = inference, a scratch buffer from the caching allocator is used and released.
-void attention_forward(float* out, float* P, const AttnOperand& q, const AttnOperand& k, const AttnOperand& v,
-                       const AttnDims& d);
-// dq (B, Tq, C), dk and dv (B, Tk, C), contiguous, += (each may be nullptr); dout (B, Tq, C) contiguous;
-// P from attention_forward. Scratch dS (B, NH, Tq, Tk) comes from the caching allocator.
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const AttnOperand& q,
-                        const AttnOperand& k, const AttnOperand& v, const AttnDims& d);
+// ---- attention (attention.cu): the CPU kernels' arguments (autograd/attention_kernels.h) ----------
+// q/k/v operands with unit channel stride and row stride st >= C (the GEMMs' leading dimension);
+// d.key_len (B) is a device int32 array or nullptr. out (B, Tq, C) contiguous; L (B, NH, Tq) the row
+// log-sum-exps of the scores, which backward recomputes P from (P itself is never kept: scratch of
+// B·NH·Tq·Tk floats comes from the caching allocator for the duration of one call).
+void attention_forward(float* out, float* L, const autograd::detail::Operand& q, const autograd::detail::Operand& k,
+                       const autograd::detail::Operand& v, const autograd::detail::AttnDims& d);
+// g.dq (B, Tq, C), g.dk and g.dv (B, Tk, C), contiguous, += (each may be nullptr), from g.dout (B, Tq, C).
+void attention_backward(const autograd::detail::AttnGrads& g, const float* L, const autograd::detail::Operand& q,
+                        const autograd::detail::Operand& k, const autograd::detail::Operand& v,
+                        const autograd::detail::AttnDims& d);
 
 // ---- cross entropy (cross_entropy.cu); logits x (N, V), targets (N) device int32 ---------------
 // The host computes the row weights w_i (mask_i, 0 for ignore_index) and W = Σ w_i, as the CPU op
-// does. Per row: lse (N) (0 on rows with w_i == 0) and row_loss (N) = w_i·ℓ_i; the loss is then
+// does. Per row: lse (N) and row_loss (N) = w_i·ℓ_i (both 0 on rows with w_i == 0); the loss is then
 // sum_forward(loss, row_loss, N, 1/W) (or 0 when W == 0). One block per row.
 void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,
                            int64_t N, int64_t V, float label_smoothing);

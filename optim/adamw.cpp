@@ -3,21 +3,23 @@
 #include <cmath>
 
 #include "cuda/kernels.h"
+#include "tensor/dispatch.h"
 #include "tensor/error.h"
 #include "tensor/parallel.h"
 
 namespace lowrank::optim {
 
-namespace {
+namespace cpu {
 
-// The update of one tensor; n elements, bias corrections c1 = 1-β1^t, c2 = 1-β2^t.
-// Hyperparameters are copied into locals first: read through `c` they could alias the float
-// arrays being written, which stops vectorisation (AdamW was 4% of a full fine-tuning step).
-void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const AdamWConfig& c, float lr,
-                  float wd, float c1, float c2) {
+// The update of one tensor; n elements, bias corrections c1 = 1-β1^t, c2 = 1-β2^t, wd this tensor's
+// weight decay; decoupled = AdamW, else Adam with L2 added to the gradient. The hyperparameters are
+// locals: were they read through a struct they could alias the float arrays being written, which
+// stops vectorisation (AdamW was 4% of a full fine-tuning step).
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float wd, float c1, float c2, bool decoupled) {
   // LAB 6 begin: adamw_update (one tensor's AdamW / Adam-L2 update)
-  const float b1 = c.beta1, b2 = c.beta2, eps = c.eps, inv_c1 = 1.f / c1, inv_c2 = 1.f / c2;
-  const float l2 = c.decoupled ? 0.f : wd, decay = c.decoupled ? wd : 0.f;
+  const float b1 = beta1, b2 = beta2, inv_c1 = 1.f / c1, inv_c2 = 1.f / c2;
+  const float l2 = decoupled ? 0.f : wd, decay = decoupled ? wd : 0.f;
 #pragma omp parallel for simd schedule(static) if (n > tensor::kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] + l2 * p[i];
@@ -30,13 +32,16 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const
   // LAB 6 end
 }
 
+}  // namespace cpu
+
+namespace {
+
 // Σ‖g‖² over CUDA gradients: one device reduction per tensor into its own slot of a small device
 // buffer, then a single download, so the whole model costs one host synchronisation.
 double device_sumsq(const std::vector<Tensor>& grads) {
   if (grads.empty()) return 0.0;
   Tensor part = Tensor::empty(Shape{static_cast<int64_t>(grads.size())}, Device::CUDA);
-  if constexpr (tensor::kCudaBuilt)
-    for (size_t i = 0; i < grads.size(); ++i) cuda::sumsq_forward(part.data() + i, grads[i].data(), grads[i].numel());
+  for (size_t i = 0; i < grads.size(); ++i) cuda::sumsq_forward(part.data() + i, grads[i].data(), grads[i].numel());
   double sq = 0.0;
   for (float x : part.to_vector()) sq += x;  // per-tensor sums in float: relative error ~1e-7 each
   return sq;
@@ -67,13 +72,9 @@ void AdamW::step(float lr) {
     LR_CHECK(g.device() == s.p.device(), "AdamW: gradient of ", s.name, " is on ", tensor::device_name(g.device()),
              ", the parameter on ", tensor::device_name(s.p.device()));
     const float wd = s.decay ? cfg_.weight_decay : 0.f;
-    if (s.p.device() == Device::CUDA) {  // m and v were allocated on the parameter's device
-      if constexpr (tensor::kCudaBuilt)
-        cuda::adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), lr, cfg_.beta1, cfg_.beta2,
-                           cfg_.eps, wd, c1, c2, cfg_.decoupled);
-    } else {
-      adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), cfg_, lr, wd, c1, c2);
-    }
+    // m and v were allocated on the parameter's device
+    tensor::run(s.p.device(), cpu::adamw_update, cuda::adamw_update, s.p.data(), s.m.data(), s.v.data(), g.data(),
+                s.p.numel(), lr, cfg_.beta1, cfg_.beta2, cfg_.eps, wd, c1, c2, cfg_.decoupled);
   }
   // LAB 6 end
 }
@@ -139,7 +140,7 @@ float clip_grad_norm(const std::vector<NamedTensor>& params, float max_norm) {
       Tensor g = p.tensor.grad();
       if (!g.defined()) continue;
       if (g.device() == Device::CUDA) {  // in place: each thread reads and writes only its own element
-        if constexpr (tensor::kCudaBuilt) cuda::scale_forward(g.data(), g.data(), s, g.numel());
+        cuda::scale_forward(g.data(), g.data(), s, g.numel());
         continue;
       }
       float* d = g.data();

@@ -61,4 +61,11 @@ class AdamW {
 // Scales all gradients so their global L2 norm is at most max_norm; returns the norm before.
 float clip_grad_norm(const std::vector<NamedTensor>& params, float max_norm);
 
+// The CPU kernel of one tensor's update (optim/adamw.cpp), with the arguments of cuda::adamw_update:
+// c1 = 1-β1^t, c2 = 1-β2^t, wd this tensor's weight decay, decoupled = AdamW (else Adam + L2).
+namespace cpu {
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float wd, float c1, float c2, bool decoupled);
+}  // namespace cpu
+
 }  // namespace lowrank::optim

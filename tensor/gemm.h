@@ -5,10 +5,19 @@
 // Goes through Eigen, which calls OpenBLAS sgemm when built with EIGEN_USE_BLAS.
 #include <cstdint>
 
+#include "tensor/storage.h"
+
 namespace lowrank::tensor {
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// `batch` products C_i = alpha · op(A_i) · op(B_i) + beta · C_i with operand i at X + i·sX (a stride 0
+// shares that operand), on the operands' device: gemm() per product, in order, on the CPU; cuBLAS on
+// CUDA (the hook cuda_gemm_batched of tensor/storage.h). This is how the ops call a GEMM.
+void gemm_batched(Device dev, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, int64_t sA, const float* B, int64_t ldb, int64_t sB, float beta, float* C, int64_t ldc,
+                  int64_t sC, int64_t batch);
 
 // Same product computed with plain loops in double: the reference the tests hold gemm() to.
 void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -169,24 +169,4 @@ size_t cpu_bytes_cached() {
   return c.cached;
 }
 
-#ifndef LOWRANK_HAVE_CUDA
-float* cuda_alloc_floats(size_t) {
-  throw Error("device cuda: this build of lowrank has no CUDA backend (configure with nvcc and -DLOWRANK_CUDA=ON)");
-}
-void cuda_free_floats(float*, size_t) {}
-void cuda_copy_floats(float*, Device, const float*, Device, size_t) {
-  throw Error("device cuda: this build of lowrank has no CUDA backend");
-}
-void cuda_fill_floats(float*, float, int64_t) { throw Error("device cuda: this build of lowrank has no CUDA backend"); }
-void cuda_axpy_floats(float*, const float*, float, int64_t) {
-  throw Error("device cuda: this build of lowrank has no CUDA backend");
-}
-void cuda_copy_strided(float*, const int64_t*, const float*, const int64_t*, const int64_t*, int64_t) {
-  throw Error("device cuda: this build of lowrank has no CUDA backend");
-}
-void cuda_axpy_strided(float*, const int64_t*, const float*, const int64_t*, const int64_t*, int64_t, float) {
-  throw Error("device cuda: this build of lowrank has no CUDA backend");
-}
-#endif
-
 }  // namespace lowrank::tensor

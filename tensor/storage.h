@@ -5,9 +5,8 @@
 
 namespace lowrank::tensor {
 
-// True when this build has the CUDA backend (cuda/). Code guards launcher calls with
-// `if constexpr (kCudaBuilt)`: a CPU-only build still type-checks them against cuda/kernels.h but
-// never links them (a discarded statement odr-uses nothing), and no CUDA tensor can exist there.
+// True when this build has the CUDA backend (cuda/ or its host emulation). A CPU-only build links
+// cuda/cpu_only/stubs.cpp instead, whose hooks and launchers throw: no CUDA tensor can exist there.
 #ifdef LOWRANK_HAVE_CUDA
 inline constexpr bool kCudaBuilt = true;
 #else
@@ -48,7 +47,8 @@ void reset_cpu_bytes_peak();
 size_t cpu_bytes_cached();
 void release_cpu_cache();
 
-// Device memory hooks: implemented in cuda/ when built with CUDA, otherwise they throw a clear error.
+// Device memory hooks: implemented in cuda/ when built with CUDA, otherwise (cuda/cpu_only/stubs.cpp)
+// they throw a clear error.
 float* cuda_alloc_floats(size_t numel);
 void cuda_free_floats(float* p, size_t numel);
 // dst/src on the given devices, at least one of them CUDA.
@@ -62,5 +62,9 @@ void cuda_copy_strided(float* dst, const int64_t* dst_strides, const float* src,
                        const int64_t* sizes, int64_t ndim);
 void cuda_axpy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
                        const int64_t* sizes, int64_t ndim, float alpha);
+// tensor::gemm_batched on CUDA buffers (tensor/gemm.h).
+void cuda_gemm_batched(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                       int64_t lda, int64_t sA, const float* B, int64_t ldb, int64_t sB, float beta, float* C,
+                       int64_t ldc, int64_t sC, int64_t batch);
 
 }  // namespace lowrank::tensor

@@ -1,113 +1,52 @@
 // Host emulation (see tagged.h: CI runs the CUDA tests without a GPU) of cuda/softmax.cu,
-// layernorm.cu, embedding.cu and adamw.cu. Same formulas and argument meaning as the kernels;
-// row reductions the GPU forms as float trees are summed in double here (a sequential float sum
-// over a long row would be less accurate than the tree it stands for), the column sums of dw/db
-// in double like the kernel, and the embedding scatter-add walks rows in order with float adds
-// exactly as embedding.cu does (bitwise equal to the CPU op).
+// layernorm.cu, embedding.cu, attention.cu, cross_entropy.cu and adamw.cu. Each launcher checks its
+// pointers (device pointers, ranges inside one live device allocation, ids and targets in range),
+// then runs the CPU reference kernel of the same name and arguments (autograd/kernels.h,
+// autograd/attention_kernels.h, optim/adamw.h) on the untagged pointers.
 #include <algorithm>
-#include <cmath>
 
+#include "autograd/attention_kernels.h"
+#include "autograd/kernels.h"
 #include "cuda/emulation/tagged.h"
 #include "cuda/kernels.h"
+#include "optim/adamw.h"
 
 namespace lowrank::cuda {
 
-void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log) {
-  if (N == 0 || C == 0) return;
-  float* yh = emu::arg(y, N * C, "softmax_forward y");
-  const float* xh = emu::arg(x, N * C, "softmax_forward x");
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xr = xh + n * C;
-    float* yr = yh + n * C;
-    const float m = *std::max_element(xr, xr + C);
-    double s = 0.0;
-    for (int64_t j = 0; j < C; ++j) s += std::exp(xr[j] - m);
-    const float sf = static_cast<float>(s);
-    const float lse = m + std::log(sf), inv = 1.f / sf;
-    for (int64_t j = 0; j < C; ++j) yr[j] = log ? xr[j] - lse : std::exp(xr[j] - m) * inv;
-  }
-}
+namespace cpu = autograd::cpu;
+using autograd::detail::AttnDims;
+using autograd::detail::AttnGrads;
+using autograd::detail::Operand;
+using emu::arg;
+using emu::opt_arg;
 
+void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log) {
+  cpu::softmax_forward(arg(y, N * C, "softmax y"), arg(x, N * C, "softmax x"), N, C, log);
+}
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log) {
-  if (N == 0 || C == 0) return;
-  float* dxh = emu::arg(dx, N * C, "softmax_backward dx");
-  const float* g = emu::arg(dy, N * C, "softmax_backward dy");
-  const float* yh = emu::arg(y, N * C, "softmax_backward y");
-  for (int64_t n = 0; n < N; ++n) {
-    const float *yr = yh + n * C, *gr = g + n * C;
-    double dot = 0.0;  // softmax: Σ dy·y;  log_softmax: Σ dy
-    for (int64_t j = 0; j < C; ++j) dot += log ? gr[j] : gr[j] * yr[j];
-    const float d = static_cast<float>(dot);
-    for (int64_t j = 0; j < C; ++j) dxh[n * C + j] += log ? gr[j] - std::exp(yr[j]) * d : yr[j] * (gr[j] - d);
-  }
+  cpu::softmax_backward(arg(dx, N * C, "softmax_backward dx"), arg(dy, N * C, "softmax_backward dy"),
+                        arg(y, N * C, "softmax_backward y"), N, C, log);
 }
 
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
                        int64_t N, int64_t C, float eps) {
-  if (N == 0 || C == 0) return;
-  float* yh = emu::arg(y, N * C, "layernorm_forward y");
-  float* mh = emu::arg(mean, N, "layernorm_forward mean");
-  float* rh = emu::arg(rstd, N, "layernorm_forward rstd");
-  const float* xh = emu::arg(x, N * C, "layernorm_forward x");
-  const float* wh = emu::arg(w, C, "layernorm_forward w");
-  const float* bh = emu::opt_arg(b, C, "layernorm_forward b");
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xr = xh + n * C;
-    double s = 0.0, v = 0.0;
-    for (int64_t j = 0; j < C; ++j) s += xr[j];
-    const float m = static_cast<float>(s) / C;
-    for (int64_t j = 0; j < C; ++j) v += (xr[j] - m) * (xr[j] - m);  // second pass, as the kernel
-    const float r = 1.f / std::sqrt(static_cast<float>(v) / C + eps);
-    for (int64_t j = 0; j < C; ++j) yh[n * C + j] = (xr[j] - m) * r * wh[j] + (bh ? bh[j] : 0.f);
-    mh[n] = m;
-    rh[n] = r;
-  }
+  cpu::layernorm_forward(arg(y, N * C, "layernorm y"), arg(mean, N, "layernorm mean"), arg(rstd, N, "layernorm rstd"),
+                         arg(x, N * C, "layernorm x"), arg(w, C, "layernorm w"), opt_arg(b, C, "layernorm b"), N, C,
+                         eps);
 }
-
 void layernorm_backward_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
                            const float* rstd, int64_t N, int64_t C) {
-  if (N == 0 || C == 0) return;
-  float* dxh = emu::arg(dx, N * C, "layernorm_backward_dx dx");
-  const float* g = emu::arg(dy, N * C, "layernorm_backward_dx dy");
-  const float* xh = emu::arg(x, N * C, "layernorm_backward_dx x");
-  const float* wh = emu::arg(w, C, "layernorm_backward_dx w");
-  const float* mh = emu::arg(mean, N, "layernorm_backward_dx mean");
-  const float* rh = emu::arg(rstd, N, "layernorm_backward_dx rstd");
-  for (int64_t n = 0; n < N; ++n) {
-    const float m = mh[n], r = rh[n];
-    double s1 = 0.0, s2 = 0.0;  // Σ dxhat, Σ dxhat·xhat
-    for (int64_t j = 0; j < C; ++j) {
-      const float dxhat = g[n * C + j] * wh[j];
-      s1 += dxhat;
-      s2 += dxhat * ((xh[n * C + j] - m) * r);
-    }
-    const float m1 = static_cast<float>(s1) / C, m2 = static_cast<float>(s2) / C;
-    for (int64_t j = 0; j < C; ++j) {
-      const float xhat = (xh[n * C + j] - m) * r;
-      dxh[n * C + j] += r * (g[n * C + j] * wh[j] - m1 - xhat * m2);
-    }
-  }
+  cpu::layernorm_backward_dx(arg(dx, N * C, "layernorm_backward_dx dx"), arg(dy, N * C, "layernorm_backward_dx dy"),
+                             arg(x, N * C, "layernorm_backward_dx x"), arg(w, C, "layernorm_backward_dx w"),
+                             arg(mean, N, "layernorm_backward_dx mean"), arg(rstd, N, "layernorm_backward_dx rstd"),
+                             N, C);
 }
-
 void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
                                const float* rstd, int64_t N, int64_t C) {
-  if ((!dw && !db) || C == 0) return;
-  float* dwh = emu::opt_arg(dw, C, "layernorm_backward_params dw");
-  float* dbh = emu::opt_arg(db, C, "layernorm_backward_params db");
-  const float* g = emu::arg(dy, N * C, "layernorm_backward_params dy");
-  const float* xh = dwh ? emu::arg(x, N * C, "layernorm_backward_params x") : nullptr;
-  const float* mh = dwh ? emu::arg(mean, N, "layernorm_backward_params mean") : nullptr;
-  const float* rh = dwh ? emu::arg(rstd, N, "layernorm_backward_params rstd") : nullptr;
-  for (int64_t c = 0; c < C; ++c) {
-    double sw = 0.0, sb = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
-      const float d = g[n * C + c];
-      if (dwh) sw += d * ((xh[n * C + c] - mh[n]) * rh[n]);
-      sb += d;
-    }
-    if (dwh) dwh[c] += static_cast<float>(sw);
-    if (dbh) dbh[c] += static_cast<float>(sb);
-  }
+  cpu::layernorm_backward_params(opt_arg(dw, C, "layernorm_backward dw"), opt_arg(db, C, "layernorm_backward db"),
+                                 arg(dy, N * C, "layernorm_backward dy"), arg(x, N * C, "layernorm_backward x"),
+                                 arg(mean, N, "layernorm_backward mean"), arg(rstd, N, "layernorm_backward rstd"), N,
+                                 C);
 }
 
 namespace {
@@ -122,44 +61,77 @@ int64_t rows_reached(const int32_t* ids, int64_t N, const char* op) {
   return rows;
 }
 
+// The host view of an attention operand (B, T, C) and the elements it spans.
+Operand host_operand(const Operand& o, int64_t B, int64_t T, int64_t C, const char* what) {
+  const int64_t n = B == 0 || T == 0 || C == 0 ? 0 : (B - 1) * o.sb + (T - 1) * o.st + C;
+  return Operand{arg(o.p, n, what), o.sb, o.st};
+}
+
+AttnDims host_dims(const AttnDims& d) {
+  AttnDims h = d;
+  h.key_len = opt_arg(d.key_len, d.B, "attention key_len");
+  return h;
+}
+
 }  // namespace
 
 void embedding_forward(float* y, const float* weight, const int32_t* ids, int64_t N, int64_t C) {
-  if (N == 0 || C == 0) return;
-  const int32_t* idh = emu::arg(ids, N, "embedding_forward ids");
-  float* yh = emu::arg(y, N * C, "embedding_forward y");
-  const float* wh = emu::arg(weight, rows_reached(idh, N, "embedding_forward") * C, "embedding_forward weight");
-  for (int64_t n = 0; n < N; ++n) std::copy(wh + int64_t{idh[n]} * C, wh + (int64_t{idh[n]} + 1) * C, yh + n * C);
+  const int32_t* idh = arg(ids, N, "embedding ids");
+  cpu::embedding_forward(arg(y, N * C, "embedding y"), arg(weight, rows_reached(idh, N, "embedding") * C, "weight"),
+                         idh, N, C);
 }
-
 void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int64_t N, int64_t C) {
-  if (N == 0 || C == 0) return;
-  const int32_t* idh = emu::arg(ids, N, "embedding_backward ids");
-  const float* g = emu::arg(dy, N * C, "embedding_backward dy");
-  float* dw = emu::arg(dweight, rows_reached(idh, N, "embedding_backward") * C, "embedding_backward dweight");
-  for (int64_t n = 0; n < N; ++n)  // rows in order, float adds: each cell's sum in the CPU's order
-    for (int64_t c = 0; c < C; ++c) dw[int64_t{idh[n]} * C + c] += g[n * C + c];
+  const int32_t* idh = arg(ids, N, "embedding_backward ids");
+  cpu::embedding_backward(arg(dweight, rows_reached(idh, N, "embedding_backward") * C, "embedding_backward dweight"),
+                          arg(dy, N * C, "embedding_backward dy"), idh, N, C);
 }
 
-// AdamW / Adam + L2, with adamw.cu's expression order (division by c1, c2 rather than the CPU's
-// multiplication by their inverses).
+void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d) {
+  autograd::detail::attention_forward(arg(out, d.B * d.Tq * d.C, "attention out"),
+                                      arg(L, d.B * d.NH * d.Tq, "attention L"),
+                                      host_operand(q, d.B, d.Tq, d.C, "attention q"),
+                                      host_operand(k, d.B, d.Tk, d.C, "attention k"),
+                                      host_operand(v, d.B, d.Tk, d.C, "attention v"), host_dims(d));
+}
+void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
+                        const AttnDims& d) {
+  AttnGrads h;
+  h.dq = opt_arg(g.dq, d.B * d.Tq * d.C, "attention_backward dq");
+  h.dk = opt_arg(g.dk, d.B * d.Tk * d.C, "attention_backward dk");
+  h.dv = opt_arg(g.dv, d.B * d.Tk * d.C, "attention_backward dv");
+  h.dout = arg(g.dout, d.B * d.Tq * d.C, "attention_backward dout");
+  autograd::detail::attention_backward(h, arg(L, d.B * d.NH * d.Tq, "attention_backward L"),
+                                       host_operand(q, d.B, d.Tq, d.C, "attention_backward q"),
+                                       host_operand(k, d.B, d.Tk, d.C, "attention_backward k"),
+                                       host_operand(v, d.B, d.Tk, d.C, "attention_backward v"), host_dims(d));
+}
+
+void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,
+                           int64_t N, int64_t V, float eps) {
+  const int32_t* th = arg(targets, N, "cross_entropy targets");
+  const float* wh = arg(w, N, "cross_entropy w");
+  for (int64_t n = 0; n < N; ++n)  // a row of weight 0 may hold ignore_index: never read
+    LR_CHECK(wh[n] == 0.f || (th[n] >= 0 && th[n] < V), "cuda emulation: cross_entropy target ", th[n], " at row ",
+             n, " outside [0, ", V, ") on a row with weight ", wh[n]);
+  cpu::cross_entropy_forward(arg(row_loss, N, "cross_entropy row_loss"), arg(lse, N, "cross_entropy lse"),
+                             arg(x, N * V, "cross_entropy x"), th, wh, N, V, eps);
+}
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
+                            const float* row_scale, const float* dloss, int64_t N, int64_t V, float eps) {
+  const int32_t* th = arg(targets, N, "cross_entropy_backward targets");
+  const float* rs = arg(row_scale, N, "cross_entropy_backward row_scale");
+  for (int64_t n = 0; n < N; ++n)
+    LR_CHECK(rs[n] == 0.f || (th[n] >= 0 && th[n] < V), "cuda emulation: cross_entropy target ", th[n], " at row ",
+             n, " outside [0, ", V, ")");
+  cpu::cross_entropy_backward(arg(dx, N * V, "cross_entropy_backward dx"), arg(x, N * V, "cross_entropy_backward x"),
+                              arg(lse, N, "cross_entropy_backward lse"), th, rs,
+                              arg(dloss, 1, "cross_entropy_backward dloss"), N, V, eps);
+}
+
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
                   float eps, float wd, float c1, float c2, bool decoupled) {
-  if (n == 0) return;
-  float* ph = emu::arg(p, n, "adamw_update p");
-  float* mh = emu::arg(m, n, "adamw_update m");
-  float* vh = emu::arg(v, n, "adamw_update v");
-  const float* gh = emu::arg(g, n, "adamw_update g");
-  for (int64_t i = 0; i < n; ++i) {
-    const float pi = ph[i];
-    const float gi = decoupled ? gh[i] : gh[i] + wd * pi;
-    const float mi = beta1 * mh[i] + (1.f - beta1) * gi;
-    const float vi = beta2 * vh[i] + (1.f - beta2) * gi * gi;
-    mh[i] = mi;
-    vh[i] = vi;
-    const float update = (mi / c1) / (std::sqrt(vi / c2) + eps);
-    ph[i] = pi - lr * (update + (decoupled ? wd * pi : 0.f));
-  }
+  optim::cpu::adamw_update(arg(p, n, "adamw p"), arg(m, n, "adamw m"), arg(v, n, "adamw v"), arg(g, n, "adamw g"), n,
+                           lr, beta1, beta2, eps, wd, c1, c2, decoupled);
 }
 
 }  // namespace lowrank::cuda
