@@ -1,15 +1,13 @@
 // The NN kernels of cuda/kernels.h against the CPU ops: softmax, layernorm, embedding, dropout,
-// attention, cross-entropy and the fused adamw update (GEMM, elementwise and reductions are in
-// test_cuda.cpp, which also explains the method: references from the public autograd ops, device
-// gradient buffers starting from random G0 so that accumulation is checked). Every test skips when
-// no GPU is present.
+// attention and cross-entropy (GEMM, elementwise and reductions are in test_cuda.cpp, which also
+// explains the method: references from the public autograd ops, device gradient buffers starting
+// from random G0 so that accumulation is checked; the fused adamw update is in test_cuda_optim.cpp).
+// Every test skips when no GPU is present.
 #include "test_util.h"
 
 #ifdef LOWRANK_HAVE_CUDA
 
 #include "cuda_test_util.h"
-#include "nn/module.h"
-#include "optim/adamw.h"
 #include "tensor/philox.h"
 
 using namespace lowrank;
@@ -200,35 +198,6 @@ TEST_CASE("cuda: cross_entropy with ignore_index, mask and label smoothing match
     Tensor g0 = randn({2, 3, V}, 91), dG = dev(g0);
     cuda::cross_entropy_backward(dp(dG), dp(dX), dp(lse), dT.p, dp(dScale), dp(dSeed), N, V, eps);
     expect_close(dG.to_vector(), plus(g0, logits.grad()), 1e-5, 1e-6, "dlogits");
-  }
-}
-
-TEST_CASE("cuda: fused adamw update matches optim::AdamW over several steps (AdamW and Adam + L2)") {
-  LR_SKIP_WITHOUT_GPU();
-  for (bool decoupled : {true, false}) {
-    CAPTURE(decoupled);
-    const int64_t n = 4000;
-    optim::AdamWConfig cfg;
-    cfg.lr = 1e-2f;
-    cfg.weight_decay = 0.1f;
-    cfg.decoupled = decoupled;
-    Tensor p = leaf({40, 100}, 100);  // 2-D: weight decay applies
-    Tensor dP = dev(p), dM = Tensor::zeros({n}, Device::CUDA), dV = Tensor::zeros({n}, Device::CUDA);
-    optim::AdamW opt({nn::NamedTensor{"w", p}}, cfg);
-    for (int t = 1; t <= 3; ++t) {
-      Tensor g = randn({40, 100}, 100 + t);
-      p.set_grad(g);
-      opt.step();
-      const float c1 = 1.f - std::pow(cfg.beta1, static_cast<float>(t));
-      const float c2 = 1.f - std::pow(cfg.beta2, static_cast<float>(t));
-      Tensor dGrad = dev(g);
-      cuda::adamw_update(dp(dP), dp(dM), dp(dV), dp(dGrad), n, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps,
-                         cfg.weight_decay, c1, c2, decoupled);
-    }
-    expect_close(dP, p, 1e-5, 1e-6, "parameters after 3 steps");
-    const auto state = opt.state_dict();
-    expect_close(dM.to_vector(), state.at("m.w").to_vector(), 1e-5, 1e-7, "first moment");
-    expect_close(dV.to_vector(), state.at("v.w").to_vector(), 1e-5, 1e-9, "second moment");
   }
 }
 
