@@ -1,12 +1,16 @@
 #pragma once
-// Shared by the CUDA test files (compiled only with LOWRANK_HAVE_CUDA): random CPU inputs, device
-// copies, and a closeness check that reports the worst element. Tests skip without a GPU via
+// Shared by the CUDA tests (tests/test_cuda*.cpp and the CUDA half of tests/ops/test_<op>.cpp, all
+// compiled only with LOWRANK_HAVE_CUDA): random CPU inputs, device copies and leaves, a closeness
+// check that reports the worst element, and check_on_cuda, which runs one op on CPU and CUDA
+// tensors and compares the output and every gradient. Tests skip without a GPU via
 // LR_SKIP_WITHOUT_GPU().
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
@@ -73,37 +77,77 @@ inline void expect_close(const Tensor& got, const Tensor& want, double rtol, dou
   expect_close(got.to_vector(), want.to_vector(), rtol, atol, what);
 }
 
-// An int32 array on the device, freed with the scope.
-struct DeviceInts {
-  int32_t* p = nullptr;
-  size_t n = 0;
-  explicit DeviceInts(const std::vector<int32_t>& v) : n(v.size()) {
-    if (n == 0) return;
-    p = static_cast<int32_t*>(cuda::alloc(n * sizeof(int32_t)));
-    CUDA_CHECK(cudaMemcpyAsync(p, v.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, cuda::stream()));
-    CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
-  }
-  ~DeviceInts() { cuda::release(p, n * sizeof(int32_t)); }
-  DeviceInts(const DeviceInts&) = delete;
-  DeviceInts& operator=(const DeviceInts&) = delete;
+// A CUDA leaf holding t's values, with its own autograd state.
+inline Tensor dleaf(const Tensor& t) {
+  Tensor d = dev(t);
+  d.requires_grad_(true);
+  return d;
+}
+
+// The CPU leaf `cpu` and its device twin `d` get the same random gradient G0 before their backward
+// runs, so that comparing the gradients afterwards also checks that the device backward accumulates
+// (adds to G0) like the CPU one.
+inline void seed_grad(Tensor cpu, Tensor d, uint64_t seed) {
+  Tensor g0 = randn(cpu.shape(), seed);
+  cpu.set_grad(g0.clone());
+  d.set_grad(dev(g0));
+}
+
+// The gradient of the device twin `d` matches the CPU tensor's gradient, and stayed on the device.
+inline void expect_grad(const Tensor& d, const Tensor& cpu, double rtol, double atol, const char* what) {
+  INFO("gradient " << std::string(what));
+  REQUIRE(cpu.grad().defined());
+  REQUIRE(d.grad().defined());
+  CHECK(d.grad().device() == Device::CUDA);
+  expect_close(d.grad(), cpu.grad(), rtol, atol, what);
+}
+
+// ---- check_on_cuda: one op through the public autograd API on CPU and CUDA tensors ----
+
+using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+struct Tol {
+  double rtol, atol;
 };
 
-// The CPU reference shared by the embedding tests (kernel level and op level): a (50, 70) table looked up
-// by N = 200 ids, shaped (10, 20), so every row is hit many times; backward from a random seed.
-struct EmbeddingReference {
-  static constexpr int64_t V = 50, C = 70, N = 200;
-  std::vector<int32_t> ids;
-  Tensor weight, seed, y;  // weight.grad() holds the reference scatter-add
-};
-inline EmbeddingReference embedding_reference() {
-  EmbeddingReference r;
-  Rng rng(60);
-  for (int64_t n = 0; n < r.N; ++n) r.ids.push_back(static_cast<int32_t>(rng.randint(r.V)));
-  r.weight = leaf({r.V, r.C}, 61);
-  r.seed = randn({10, 20, r.C}, 62);
-  r.y = autograd::embedding(r.weight, r.ids, Shape{10, 20});
-  autograd::backward(r.y, r.seed);
-  return r;
+// Tolerances as in docs/cuda.md: elementwise and activations 1e-5 relative, reductions and softmax
+// 1e-4, GEMMs 1e-3 (TF32 off), pure data movement (views, concat) within float rounding of one add.
+inline constexpr Tol kElementwise{1e-5, 1e-6}, kReduce{1e-4, 1e-5}, kGemm{1e-3, 1e-3}, kCopy{1e-6, 1e-7};
+
+// f on the CPU tensors `xs` and on CUDA copies of them; compares f's output and, for each input that
+// requires grad, its accumulated gradient (via autograd::backward from one random seed). Gradients
+// start from the same random G0 on both sides, so the device backward must accumulate like the CPU
+// one. `what` names the case in failure messages.
+inline void check_on_cuda(const OpFn& f, std::vector<Tensor> xs, Tol fwd, Tol bwd, const std::string& what) {
+  INFO(what);
+  std::vector<Tensor> ds;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    Tensor d = dev(xs[i]);
+    if (xs[i].requires_grad()) {
+      d.requires_grad_(true);
+      seed_grad(xs[i], d, 500 + i);
+    }
+    ds.push_back(d);
+  }
+  // One pass per device: the tape is shared and backward() clears all of it, so recording both
+  // forwards before the first backward would drop the device nodes unrun.
+  Tensor y = f(xs);
+  Tensor seed = randn(y.shape(), 600);
+  autograd::backward(y, seed);
+  Tensor dy = f(ds);
+  REQUIRE(dy.device() == Device::CUDA);
+  REQUIRE(dy.shape() == y.shape());
+  expect_close(dy, y, fwd.rtol, fwd.atol, (what + ": forward").c_str());
+  autograd::backward(dy, dev(seed));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (!xs[i].requires_grad()) {
+      CHECK_FALSE(ds[i].grad().defined());  // frozen inputs get no gradient buffer on the device either
+      continue;
+    }
+    REQUIRE(ds[i].grad().device() == Device::CUDA);
+    const std::string name = what + ": grad of input " + std::to_string(i);
+    expect_close(ds[i].grad(), xs[i].grad(), bwd.rtol, bwd.atol, name.c_str());
+  }
 }
 
 }  // namespace lowrank::cudatest

@@ -1,11 +1,11 @@
 // The CUDA kernels (cuda/kernels.h) against the CPU path: GEMM, the fill and strided-copy plumbing,
 // elementwise ops, activations and reductions here; the NN kernels (softmax, layernorm, embedding,
-// dropout, attention, cross-entropy, adamw) in test_cuda_kernels_nn.cpp. Each test draws random
-// inputs on the CPU, computes the reference with the public autograd ops (values, and gradients by
-// backward() from a random seed gradient), runs the launchers on device copies and compares.
-// Gradient buffers on the device start from random values G0, and the expectation is G0 + reference:
-// this checks that the backward launchers ACCUMULATE like the CPU kernels. Every test skips when no
-// GPU is present.
+// dropout, attention, cross-entropy) through their ops, in the CUDA half of tests/ops/test_<op>.cpp,
+// and the fused adamw update in test_cuda_optim.cpp. Each test draws random inputs on the CPU,
+// computes the reference with the public autograd ops (values, and gradients by backward() from a
+// random seed gradient), runs the launchers on device copies and compares. Gradient buffers on the
+// device start from random values G0, and the expectation is G0 + reference: this checks that the
+// backward launchers ACCUMULATE like the CPU kernels. Every test skips when no GPU is present.
 #include "test_util.h"
 
 #ifdef LOWRANK_HAVE_CUDA

@@ -1,14 +1,18 @@
 // The optimizer and checkpoints with CUDA tensors, against the same calls on CPU tensors: AdamW and
 // clip_grad_norm, optimizer state across devices, safetensors from strided device views, and model
-// and training checkpoints saved from and loaded into device models. Pure data movement must be
+// and training checkpoints saved from and loaded into device models; last, the fused adamw_update
+// launcher alone (it has no autograd op to test it through). Pure data movement must be
 // bit-identical; arithmetic (the optimizer) is compared with the tolerances of docs/cuda.md. Tensor
 // plumbing is in test_cuda_tensor.cpp. Every test skips without a GPU.
 #include "test_util.h"
 
 #ifdef LOWRANK_HAVE_CUDA
 
+#include <cmath>
+
 #include "cuda_test_util.h"
 #include "nn/checkpoint.h"
+#include "nn/module.h"
 #include "optim/adamw.h"
 #include "optim/checkpoint.h"
 
@@ -183,6 +187,37 @@ TEST_CASE("cuda: a device model from a seed equals the CPU model; checkpoints sa
     CAPTURE(kv.first);
     CHECK(got.at(kv.first).device() == Device::CUDA);
     CHECK(got.at(kv.first).to_vector() == kv.second.to_vector());
+  }
+}
+
+// The launcher alone, called with bias corrections computed here, against optim::AdamW on the CPU
+// (the AdamW test above reaches it through optim::AdamW's device branch).
+TEST_CASE("cuda: fused adamw update matches optim::AdamW over several steps (AdamW and Adam + L2)") {
+  LR_SKIP_WITHOUT_GPU();
+  for (bool decoupled : {true, false}) {
+    CAPTURE(decoupled);
+    const int64_t n = 4000;
+    optim::AdamWConfig cfg;
+    cfg.lr = 1e-2f;
+    cfg.weight_decay = 0.1f;
+    cfg.decoupled = decoupled;
+    Tensor p = leaf({40, 100}, 100);  // 2-D: weight decay applies
+    Tensor dP = dev(p), dM = Tensor::zeros({n}, Device::CUDA), dV = Tensor::zeros({n}, Device::CUDA);
+    optim::AdamW opt({nn::NamedTensor{"w", p}}, cfg);
+    for (int t = 1; t <= 3; ++t) {
+      Tensor g = randn({40, 100}, 100 + t);
+      p.set_grad(g);
+      opt.step();
+      const float c1 = 1.f - std::pow(cfg.beta1, static_cast<float>(t));
+      const float c2 = 1.f - std::pow(cfg.beta2, static_cast<float>(t));
+      Tensor dGrad = dev(g);
+      cuda::adamw_update(dp(dP), dp(dM), dp(dV), dp(dGrad), n, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps,
+                         cfg.weight_decay, c1, c2, decoupled);
+    }
+    expect_close(dP, p, 1e-5, 1e-6, "parameters after 3 steps");
+    const auto state = opt.state_dict();
+    expect_close(dM.to_vector(), state.at("m.w").to_vector(), 1e-5, 1e-7, "first moment");
+    expect_close(dV.to_vector(), state.at("v.w").to_vector(), 1e-5, 1e-9, "second moment");
   }
 }
 

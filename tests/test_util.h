@@ -16,6 +16,7 @@
 #include "data/tokenizer.h"
 #include "nn/config.h"
 #include "tensor/error.h"
+#include "tensor/parallel.h"
 #include "tensor/tensor.h"
 
 namespace lowrank::testing {
@@ -63,10 +64,37 @@ inline void check_values(const Tensor& t, const std::vector<float>& expect, floa
   }
 }
 
-// The message of the lowrank::Error thrown by f ("" if none was thrown).
+// Forward output and every input gradient of f (backward from one fixed random seed), flattened into
+// one vector; an input that f's graph does not reach adds nothing.
+inline std::vector<float> run_and_grads(const std::function<Tensor()>& f, std::vector<Tensor> inputs) {
+  for (Tensor& t : inputs) t.zero_grad();
+  Tensor out = f();
+  std::vector<float> all = out.to_vector();
+  Rng rng(3);
+  autograd::backward(out, Tensor::randn(out.shape(), rng));
+  for (Tensor& t : inputs) {
+    if (!t.grad().defined()) continue;  // not an input of this op
+    std::vector<float> g = t.grad().to_vector();
+    all.insert(all.end(), g.begin(), g.end());
+  }
+  return all;
+}
+
+// f's output and input gradients are bit-identical with 1 and 2 threads: an op's sums must not depend
+// on the schedule. Restores the default thread count.
+inline void check_same_with_1_and_2_threads(const std::function<Tensor()>& f, const std::vector<Tensor>& inputs) {
+  tensor::set_num_threads(1);
+  std::vector<float> one = run_and_grads(f, inputs);
+  tensor::set_num_threads(2);
+  std::vector<float> two = run_and_grads(f, inputs);
+  tensor::set_num_threads(0);
+  CHECK(one == two);
+}
+
 // Whether `part` occurs in s (error messages are checked by the pieces they must name).
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+// The message of the lowrank::Error thrown by f ("" if none was thrown).
 inline std::string error_of(const std::function<void()>& f) {
   try {
     f();

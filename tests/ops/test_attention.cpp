@@ -1,12 +1,21 @@
-// embedding, dropout, attention.
+// attention, multi-head scaled dot-product attention over (B, T, C) q, k, v (autograd/attention.cpp;
+// lab 4): CPU values against a double-precision reference, causal masking with Tq <= Tk, gradient
+// checks (fused qkv slices too), inference, errors and thread-count independence, then the op on
+// CUDA tensors against the CPU op (skipped without a GPU).
 #include <cmath>
 
 #include "tensor/parallel.h"
-#include "test_util.h"
+#include "tests/test_util.h"
+
+#ifdef LOWRANK_HAVE_CUDA
+#include "tests/cuda_test_util.h"
+#endif
 
 using namespace lowrank;
 using namespace lowrank::autograd;
 using namespace lowrank::testing;
+
+// ---- CPU ----
 
 namespace {
 
@@ -44,108 +53,7 @@ void check_close(const Tensor& t, const std::vector<double>& expect, double tol 
   CHECK(worst < tol);
 }
 
-std::vector<int32_t> random_ids(size_t n, int64_t V, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> ids(n);
-  for (int32_t& id : ids) id = static_cast<int32_t>(rng.randint(V));
-  return ids;
-}
-
 }  // namespace
-
-// ---- embedding ----
-
-TEST_CASE("embedding: forward picks rows and appends C to the ids shape") {
-  Tensor w = Tensor::from({0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32}, {4, 3});
-  Tensor y = embedding(w, {2, 0, 2, 3}, {2, 2});
-  CHECK(y.shape() == Shape{2, 2, 3});
-  check_values(y, {20, 21, 22, 0, 1, 2, 20, 21, 22, 30, 31, 32});
-}
-
-TEST_CASE("embedding: repeated ids accumulate in backward; gradcheck w.r.t. weight") {
-  Tensor w = param({5, 3}, 100);
-  backward(sum(embedding(w, {1, 1, 3, 1}, {2, 2})));
-  check_values(w.grad(), {0, 0, 0, 3, 3, 3, 0, 0, 0, 1, 1, 1, 0, 0, 0});
-  Tensor w2 = param({6, 4}, 101);
-  std::vector<int32_t> ids = {0, 5, 5, 2, 0, 1};
-  check_grad([&] { return embedding(w2, ids, {2, 3}); }, {w2});
-}
-
-TEST_CASE("embedding: errors name the op, the position, the id and V") {
-  Tensor w = Tensor::zeros({5, 3});
-  std::string e = error_of([&] { embedding(w, {0, 4, 7}, {3}); });
-  CHECK(contains(e, "embedding"));
-  CHECK(contains(e, "id 7 at position 2"));
-  CHECK(contains(e, "V=5"));
-  CHECK(contains(error_of([&] { embedding(w, {-1}, {1}); }), "id -1 at position 0"));
-  CHECK(contains(error_of([&] { embedding(w, {0, 1, 2}, {2, 2}); }), "3 ids do not fill ids shape (2, 2)"));
-}
-
-TEST_CASE("embedding: backward is the same with 1 and 2 threads") {
-  Tensor w = param({40, 300}, 102);
-  std::vector<int32_t> ids = random_ids(2000, 40, 103);
-  Rng rng(104);
-  Tensor dy = Tensor::randn({2000, 300}, rng);
-  std::vector<float> grads[2];
-  for (int n : {1, 2}) {
-    tensor::set_num_threads(n);
-    w.zero_grad();
-    backward(embedding(w, ids, {2000}), dy);
-    grads[n - 1] = w.grad().to_vector();
-  }
-  tensor::set_num_threads(0);
-  CHECK(grads[0] == grads[1]);
-}
-
-// ---- dropout ----
-
-TEST_CASE("dropout: the same seed draws the same mask, another seed another") {
-  Tensor x = Tensor::full({1000}, 1.f);
-  Rng a(42), b(42), c(43);
-  std::vector<float> ya = dropout(x, 0.5f, a).to_vector();
-  CHECK(ya == dropout(x, 0.5f, b).to_vector());
-  CHECK(ya != dropout(x, 0.5f, c).to_vector());
-}
-
-TEST_CASE("dropout: p = 0 and eval mode return x itself and record nothing") {
-  Tensor x = param({4, 5}, 110);
-  Rng rng(1);
-  tape().clear();
-  Tensor y0 = dropout(x, 0.f, rng);
-  Tensor ye = dropout(x, 0.7f, rng, /*training=*/false);
-  CHECK(tape().size() == 0);
-  CHECK(y0.slot() == x.slot());
-  CHECK(ye.slot() == x.slot());
-  CHECK(ye.to_vector() == x.to_vector());
-}
-
-TEST_CASE("dropout: keeps about 1-p of 100k elements and scales them by 1/(1-p)") {
-  const float p = 0.3f;
-  Tensor x = Tensor::full({100000}, 1.f);
-  Rng rng(7);
-  std::vector<float> y = dropout(x, p, rng).to_vector();
-  int64_t kept = 0;
-  bool scaled = true;
-  for (float v : y) {
-    if (v != 0.f) ++kept;
-    scaled = scaled && (v == 0.f || v == doctest::Approx(1.0 / (1.0 - p)).epsilon(1e-6));
-  }
-  CHECK(std::fabs(double(kept) / y.size() - (1.0 - p)) < 0.01);  // std of the fraction is ~0.0015
-  CHECK(scaled);
-}
-
-TEST_CASE("dropout: gradcheck with the mask redrawn from the same seed; invalid p") {
-  Tensor x = param({3, 7}, 111);
-  check_grad([&] {
-    Rng rng(5);  // re-created each call: every evaluation uses the same mask
-    return dropout(x, 0.4f, rng);
-  }, {x});
-  Rng rng(1);
-  CHECK(contains(error_of([&] { dropout(x, 1.f, rng); }), "dropout: p must be in [0, 1), got 1"));
-  CHECK(contains(error_of([&] { dropout(x, -0.1f, rng); }), "dropout: p must be in [0, 1)"));
-}
-
-// ---- attention ----
 
 TEST_CASE("attention: forward matches a double-precision reference, causal and not, Tq == Tk and Tq < Tk") {
   const int NH = 3;
@@ -262,3 +170,91 @@ TEST_CASE("attention: forward and gradients are the same with 1 and 2 threads") 
   CHECK(outs[0] == outs[1]);
   CHECK(grads[0] == grads[1]);
 }
+
+// ---- CUDA: attention 1e-4 relative (docs/cuda.md) ----
+#ifdef LOWRANK_HAVE_CUDA
+
+namespace ag = lowrank::autograd;
+using namespace lowrank::cudatest;
+
+namespace {
+
+struct AttnCase {
+  int64_t B, Tq, Tk, C;
+  int NH;
+  bool causal, fused;
+  std::vector<int32_t> key_len;
+};
+
+// q, k, v as leaves, or (fused) as slices of one leaf qkv (B, T, 3C) whose rows are strided. The
+// slices are recorded ops: make one device's inputs after the other device's backward cleared the tape.
+struct AttnInputs {
+  Tensor qkv, q, k, v;
+  std::vector<Tensor> leaves() const {
+    return qkv.defined() ? std::vector<Tensor>{qkv} : std::vector<Tensor>{q, k, v};
+  }
+};
+
+AttnInputs attn_inputs(const AttnCase& c, bool on_gpu) {
+  auto make = [&](const Shape& s, uint64_t seed) { return on_gpu ? dleaf(randn(s, seed)) : leaf(s, seed); };
+  AttnInputs in;
+  if (c.fused) {
+    in.qkv = make({c.B, c.Tq, 3 * c.C}, 80);
+    in.q = ag::slice(in.qkv, 2, 0, c.C);
+    in.k = ag::slice(in.qkv, 2, c.C, c.C);
+    in.v = ag::slice(in.qkv, 2, 2 * c.C, c.C);
+  } else {
+    in.q = make({c.B, c.Tq, c.C}, 81);
+    in.k = make({c.B, c.Tk, c.C}, 82);
+    in.v = make({c.B, c.Tk, c.C}, 83);
+  }
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("cuda: attention op on CUDA tensors matches the CPU op (causal, prefix, key lengths, fused qkv)") {
+  LR_SKIP_WITHOUT_GPU();
+  const std::vector<AttnCase> cases = {
+      {2, 7, 7, 24, 3, true, false, {}},          // GPT-2 style self-attention (B <= NH)
+      {5, 3, 9, 16, 2, true, false, {}},          // queries are the last Tq of Tk keys (KV cache); B > NH
+      {3, 6, 6, 32, 4, false, false, {6, 2, 4}},  // padded bidirectional batch
+      {2, 300, 300, 16, 2, true, true, {}},       // rows longer than a block; q/k/v strided slices of qkv
+      {3, 5, 5, 24, 2, true, true, {5, 3, 1}},    // fused slices with key lengths, B > NH
+  };
+  for (size_t ci = 0; ci < cases.size(); ++ci)
+    for (bool accumulate : {false, true}) {
+      const AttnCase& c = cases[ci];
+      CAPTURE(ci);
+      CAPTURE(accumulate);
+      Tensor seed = randn({c.B, c.Tq, c.C}, 84);
+      AttnInputs cpu = attn_inputs(c, false);
+      // accumulate: every leaf's gradient starts from a random G0, the same on both devices (the
+      // backward launcher adds to it)
+      std::vector<Tensor> g0;
+      if (accumulate)
+        for (Tensor t : cpu.leaves()) {
+          g0.push_back(randn(t.shape(), 85 + g0.size()));
+          t.set_grad(g0.back().clone());
+        }
+      Tensor out = ag::attention(cpu.q, cpu.k, cpu.v, c.NH, c.causal, c.key_len);
+      ag::backward(out, seed);
+      AttnInputs gpu = attn_inputs(c, true);
+      for (size_t i = 0; i < g0.size(); ++i) gpu.leaves()[i].set_grad(dev(g0[i]));
+      Tensor dout = ag::attention(gpu.q, gpu.k, gpu.v, c.NH, c.causal, c.key_len);
+      CHECK(dout.device() == Device::CUDA);
+      expect_close(dout, out, 1e-4, 1e-5, "forward");
+      {
+        ag::NoGradGuard no_grad;  // inference: no node, the same kernels give the same output
+        Tensor infer = ag::attention(gpu.q, gpu.k, gpu.v, c.NH, c.causal, c.key_len);
+        CHECK(!infer.requires_grad());
+        CHECK(infer.to_vector() == dout.to_vector());
+      }
+      ag::backward(dout, dev(seed));
+      const std::vector<Tensor> lc = cpu.leaves(), lg = gpu.leaves();
+      const char* names[] = {"dq", "dk", "dv"};
+      for (size_t i = 0; i < lc.size(); ++i) expect_grad(lg[i], lc[i], 1e-4, 1e-5, c.fused ? "dqkv" : names[i]);
+    }
+}
+
+#endif  // LOWRANK_HAVE_CUDA
