@@ -49,6 +49,7 @@ cxxopts::Options make_options() {
     ("batch-size", "examples per step", cxxopts::value<int64_t>()->default_value("16"))
     ("lr", "peak learning rate (0: 5e-4 for ft/ft-top2, else 1e-3)", cxxopts::value<float>()->default_value("0"))
     ("head-lr", "peak learning rate of the classification head (0: --lr)", cxxopts::value<float>()->default_value("0"))
+    ("train-wte", "diagnosis: the token embedding trains too, at --lr (not parameter-efficient)")
     ("eval-every", "steps between learning-curve points (dev loss; 0: only at the end)",
      cxxopts::value<int64_t>()->default_value("0"))
     ("warmup", "warmup steps", cxxopts::value<int64_t>()->default_value("20"))
@@ -88,6 +89,7 @@ ex::GlueRunConfig run_config(const cxxopts::ParseResult& a) {
   const bool full = c.method.method == "ft" || c.method.method == "ft-top2";
   c.lr = a["lr"].as<float>() > 0.f ? a["lr"].as<float>() : (full ? 5e-4f : 1e-3f);
   c.head_lr = a["head-lr"].as<float>();
+  c.train_wte = a.count("train-wte") > 0;
   c.weight_decay = a["weight-decay"].as<float>();
   c.clip = a["clip"].as<float>();
   c.dropout = a["dropout"].as<float>();
@@ -119,7 +121,8 @@ std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t
     k += " r=" + std::to_string(c.method.lora.r) + " alpha=" + ex::fixed(c.method.lora.alpha, 0) + " targets=" + t;
   }
   if (c.method.method == "adapter-h" || c.method.method == "adapter-l") k += " dim=" + std::to_string(c.method.adapter_dim);
-  if (c.pooling != "mean") k += " pooling=" + c.pooling;  // named only where it differs from the default
+  if (c.pooling != "mean") k += " pooling=" + c.pooling;
+  if (c.train_wte) k += " +wte";  // named only where it differs from the default
   if (c.dropout != 0.1f) k += " dropout=" + ex::fixed(c.dropout, 2);
   char lr[32];
   std::snprintf(lr, sizeof lr, "%g", static_cast<double>(c.lr));

@@ -78,5 +78,12 @@ case "$stage" in
     continued data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors out/corpus/e2e-group4-swapkeys.txt gpt-e2e-base5 \
       data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors 900
     ;;
-  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3, base4 or base5)" >&2; exit 2 ;;
+  glue)
+    # Task-adaptive pretraining for the NLU table: stage 1 continued on the unlabeled training sentences of
+    # SST-2, MRPC and RTE alone (never a label, dev or test sentence), one thread.
+    SOURCES="sst2 mrpc rte" tools/make_corpus.sh build out/corpus/glue-tapt.txt
+    continued data/assets/gpt-e2e-base/gpt-e2e-base.safetensors out/corpus/glue-tapt.txt gpt-glue-base \
+      out/base/gpt-glue-base.safetensors "${GLUE_STEPS:-1500}"
+    ;;
+  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3, base4, base5 or glue)" >&2; exit 2 ;;
 esac

@@ -36,6 +36,7 @@ struct GlueRunConfig {
   int64_t eval_every = 0;       // steps between learning-curve points (dev loss); 0: only the end
   float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
   float head_lr = 0.f;          // peak learning rate of the classification head; 0: lr
+  bool train_wte = false;       // a diagnosis, not a method: the token embedding trains too (9.6M)
   bool progress = true;         // a progress bar on stderr during training
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
@@ -79,6 +80,7 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, const 
   lora::apply_method(clf->encoder, c.method, rng);
   clf->dense->set_requires_grad(true);
   clf->out_proj->set_requires_grad(true);
+  if (c.train_wte) clf->encoder.wte.set_requires_grad(true);
   LR_CHECK(d.train->max_len() <= clf->encoder.config.n_positions, "--max-len ", d.train->max_len(),
            " exceeds the base's n_positions ", clf->encoder.config.n_positions);
   return clf;
