@@ -20,6 +20,9 @@
 #                             # the content phrases of its first reference with its names swapped for other
 #                             # names of the corpus (COPY_MODE=swapkeys: keywords-to-text with entity swaps,
 #                             # built from the references alone), one thread. 16 minutes on the AMD EPYC.
+#   tools/make_base.sh glue   # -> out/base/gpt-glue-base.safetensors (not committed): stage 1 continued for
+#                             # 1,500 steps (GLUE_STEPS) on the unlabeled training sentences of SST-2, MRPC
+#                             # and RTE alone (task-adaptive pretraining for the NLU table), one thread. 36 min.
 # Checkpoints every 100 steps in out/base/: rerunning after an interruption resumes where it stopped and
 # gives the same file (train_gpt's resume is exact for the same build and thread count). The figures and
 # sha256 of each committed file are in its README.
