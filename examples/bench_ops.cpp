@@ -1,12 +1,6 @@
 // bench_ops: GFLOP/s of tensor::gemm on the linear-layer GEMMs of one GPT-2-small training step (1024
 // tokens), set against this machine's FMA peak and memory bandwidth; a benchmark, it checks nothing.
 // --device cuda: the GPU's ceilings instead (copy GB/s, sgemm fp32/TF32; examples/common/gpu_ceilings.h).
-#include <omp.h>
-
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +10,7 @@
 #include <tuple>
 
 #include "examples/common/cli.h"
+#include "examples/common/fma_peak.h"
 #include "examples/common/gpu_ceilings.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
@@ -27,6 +22,8 @@ extern "C" char* openblas_get_corename(void);
 namespace {
 using namespace lowrank;
 using examples::Timer;
+using examples::peak_gflops;  // the FMA peak: examples/common/fma_peak.h
+using examples::Widest;
 
 struct Options {
   int threads = 0;
@@ -35,87 +32,6 @@ struct Options {
   std::string json, device = "cpu";
   examples::GpuCeilingOptions gpu;
 };
-
-// ---- peak: independent FMA chains -------------------------------------------------
-// 12 accumulators hide the FMA latency (about 4 cycles) across two FMA pipes; the
-// multiplier below 1 keeps values bounded and away from denormals. One tag struct per
-// vector width, so the 256-bit peak (what AVX2 BLAS kernels can reach) is measured too.
-constexpr int kChains = 12;
-
-template <typename V, int L>
-float hsum(V v) {  // via memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized
-  alignas(64) float t[L];
-  std::memcpy(t, &v, sizeof t);
-  float s = 0.f;
-  for (float x : t) s += x;
-  return s;
-}
-#if defined(__AVX512F__)
-struct W512 {
-  using V = __m512;
-  static constexpr int kLanes = 16;
-  static V set(float x) { return _mm512_set1_ps(x); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static float sum(V v) { return hsum<V, kLanes>(v); }
-};
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-struct W256 {
-  using V = __m256;
-  static constexpr int kLanes = 8;
-  static V set(float x) { return _mm256_set1_ps(x); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static float sum(V v) { return hsum<V, kLanes>(v); }
-};
-#endif
-struct Scalar {  // fallback: the "peak" is then only a rough lower bound
-  using V = float;
-  static constexpr int kLanes = 1;
-  static V set(float x) { return x; }
-  static V fma(V a, V b, V c) { return a * b + c; }
-  static float sum(V v) { return v; }
-};
-#if defined(__AVX512F__)
-using Widest = W512;
-#elif defined(__AVX2__) && defined(__FMA__)
-using Widest = W256;
-#else
-using Widest = Scalar;
-#endif
-
-template <typename W>
-float fma_chains(long iters, float seed) {
-  typename W::V acc[kChains];
-  for (int j = 0; j < kChains; ++j) acc[j] = W::set(seed + j);
-  const auto mul = W::set(0.999999f), add = W::set(1e-6f);
-  for (long i = 0; i < iters; ++i) {
-#pragma GCC unroll 16
-    for (int j = 0; j < kChains; ++j) acc[j] = W::fma(acc[j], mul, add);
-  }
-  float s = 0.f;
-  for (int j = 0; j < kChains; ++j) s += W::sum(acc[j]);
-  return s;
-}
-
-// Best of 3 runs on `threads` threads: noise from other processes only ever lowers it.
-template <typename W>
-double peak_gflops(int threads, long iters) {
-  double best = 0.0;
-  volatile float sink = 0.f;  // keeps the chains from being optimised away
-  for (int rep = 0; rep < 3; ++rep) {
-    Timer t;
-#pragma omp parallel num_threads(threads)
-    {
-      float s = fma_chains<W>(iters, 1.f + omp_get_thread_num());
-#pragma omp atomic
-      sink += s;
-    }
-    const double flops = 2.0 * kChains * W::kLanes * iters * threads;
-    best = std::max(best, flops / t.seconds() / 1e9);
-  }
-  (void)sink;
-  return best;
-}
 
 // ---- bandwidth: STREAM triad a = b + s*c over three float arrays --------------------
 // Counts 3 words per element, as STREAM does (write-allocate traffic not counted).
@@ -239,7 +155,7 @@ Machine measure_machine(int threads, bool quick) {
   const long iters = quick ? 5'000'000 : 20'000'000;
   Machine m{threads, peak_gflops<Widest>(1, iters), peak_gflops<Widest>(threads, iters), 0.0, 0.0};
 #if defined(__AVX2__) && defined(__FMA__)
-  m.peak256N = peak_gflops<W256>(threads, iters);
+  m.peak256N = peak_gflops<examples::W256>(threads, iters);
 #endif
   m.triad_gbs = triad_gbs(size_t(512) << 20, threads, quick ? 3 : 10);
   return m;
