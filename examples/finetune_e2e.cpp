@@ -46,7 +46,7 @@ cxxopts::Options make_options() {
     ("method", "lora|ft|ft-top2|bitfit|adapter-h|adapter-l|prefix-embed|prefix-layer", cxxopts::value<std::string>()->default_value("lora"))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("32"))
-    ("targets", "LoRA targets: q,k,v,o,mlp", cxxopts::value<std::string>()->default_value("q,v"))
+    ("targets", "LoRA targets: q,k,v,o,mlp,wte (wte: LoRA on the token embedding and tied head)", cxxopts::value<std::string>()->default_value("q,v"))
     ("dropout", "LoRA / model dropout", cxxopts::value<float>()->default_value("0.1"))
     ("adapter-dim", "adapter bottleneck", cxxopts::value<int64_t>()->default_value("8"))
     ("prefix-len", "prefix length", cxxopts::value<int64_t>()->default_value("8"))

@@ -39,7 +39,7 @@ cxxopts::Options make_options() {
     ("method", "lora|ft|ft-top2|bitfit|adapter-h|adapter-l", cxxopts::value<std::string>()->default_value("lora"))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("8"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("16"))
-    ("targets", "LoRA targets: q,k,v,o,mlp", cxxopts::value<std::string>()->default_value("q,v"))
+    ("targets", "LoRA targets: q,k,v,o,mlp,wte (wte: LoRA on the token embedding and tied head)", cxxopts::value<std::string>()->default_value("q,v"))
     ("pooling", "classifier input: mean (of the real tokens) | last (token, as GPT-2)",
      cxxopts::value<std::string>()->default_value("mean"))
     ("dropout", "model and LoRA dropout", cxxopts::value<float>()->default_value("0.1"))

@@ -90,13 +90,15 @@ std::string config_diff(const LoRAConfig& a, const LoRAConfig& b, int64_t n_laye
       for (int64_t i = 0; i < n_layer; ++i) l.push_back(i);
     return sorted(l);
   };
+  // dropout and layers concern the blocks' modules only: an adapter on wte alone has neither
+  auto blocks = [](const LoRAConfig& c) { return !(c.targets.size() == 1 && c.targets[0] == "wte"); };
   if (a.r != b.r) return cat("r ", a.r, " vs ", b.r);
   // alpha is read back from the modules as scale·r: compare the scale, with float slack
   if (!close(a.alpha / static_cast<float>(a.r), b.alpha / static_cast<float>(b.r)))
     return cat("alpha ", a.alpha, " vs ", b.alpha);
-  if (!close(a.dropout, b.dropout)) return cat("dropout ", a.dropout, " vs ", b.dropout);
+  if (blocks(a) && !close(a.dropout, b.dropout)) return cat("dropout ", a.dropout, " vs ", b.dropout);
   if (sorted(a.targets) != sorted(b.targets)) return cat("targets ", describe(a), " vs ", describe(b));
-  if (layers(a) != layers(b)) return "layers differ";
+  if (blocks(a) && layers(a) != layers(b)) return "layers differ";
   if (a.bias != b.bias) return cat("bias ", a.bias, " vs ", b.bias);
   return "";
 }
@@ -129,6 +131,8 @@ void check_unmerged(nn::GPT& model, const std::string& what) {
     const LoRAModule* l = as_lora(s.module->get());
     LR_CHECK(!(l && l->merged()), what, ": ", s.prefix, " is merged (W holds W0 + ΔW); unmerge() first");
   }
+  const LoRAModule* e = embedding_lora(model);
+  LR_CHECK(!(e && e->merged()), what, ": wte is merged (E holds E0 + ΔE); unmerge() first");
 }
 
 }  // namespace
@@ -212,10 +216,14 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
   std::vector<std::pair<std::unique_ptr<nn::Linear>*, std::unique_ptr<nn::Linear>>> stash;
   struct Restore {
     decltype(stash)& s;
+    nn::Embedding& wte;
+    Tensor wte_weight;                           // E0, while wte holds a merged copy
+    std::unique_ptr<nn::EmbeddingDelta> delta;  // wte's LoRA, while it is out
     ~Restore() {
       for (auto& kv : s) *kv.first = std::move(kv.second);
+      if (delta) wte.weight = wte_weight, wte.delta = std::move(delta);
     }
-  } restore{stash};
+  } restore{stash, model.wte, Tensor(), nullptr};
   Rng unused(0);  // meta-device shells draw nothing
   for (const detail::LinearSlot& slot : detail::linear_slots(model)) {
     nn::Linear* m = slot.module->get();
@@ -228,6 +236,13 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
     if (!l->merged()) l->add_delta(plain->weight, 1.f);
     stash.emplace_back(slot.module, std::move(*slot.module));
     *slot.module = std::move(plain);
+  }
+  if (const LoRAModule* e = embedding_lora(model)) {
+    Tensor merged = model.wte.weight.clone();
+    if (!e->merged()) e->add_delta(merged, 1.f);
+    restore.wte_weight = model.wte.weight;
+    restore.delta = std::move(model.wte.delta);
+    model.wte.weight = merged;
   }
   write();
 }

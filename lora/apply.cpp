@@ -28,6 +28,7 @@ bool is_lora(const nn::Linear* m) {
 }
 
 bool has_lora(nn::GPT& model) {
+  if (embedding_lora(model)) return true;
   for (const LinearSlot& s : linear_slots(model))
     if (is_lora(s.module->get())) return true;
   return false;
@@ -99,6 +100,7 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
   for (const detail::LinearSlot& s : detail::linear_slots(model))
     LR_CHECK(!detail::is_lora(s.module->get()), "apply_lora: ", s.prefix,
              " already has LoRA (apply_lora works once, on a plain model)");
+  LR_CHECK(!model.wte.delta, "apply_lora: wte already has a delta (apply_lora works once, on a plain model)");
   const std::vector<int64_t> layers = selected_layers(cfg, model.config.n_layer);
   const bool shared = has(cfg.targets, "c_attn");
   std::vector<std::string> qkv;
@@ -123,6 +125,8 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
       wrap(b.mlp.c_proj);
     }
   }
+  // after the blocks, so the blocks' A draw the same numbers with or without "wte"
+  if (has(cfg.targets, "wte")) model.wte.delta = std::make_unique<LoRAEmbedding>(model.wte, cfg.r, cfg.alpha, cfg.init_std, rng);
   apply_bias_mode(model, cfg.bias);
   return model.num_trainable_parameters();
 }
@@ -131,12 +135,14 @@ void merge(nn::GPT& model) {
   for (const detail::LinearSlot& s : detail::linear_slots(model)) {
     if (LoRAModule* m = as_lora(s.module->get())) m->merge();
   }
+  if (LoRAModule* e = embedding_lora(model)) e->merge();
 }
 
 void unmerge(nn::GPT& model) {
   for (const detail::LinearSlot& s : detail::linear_slots(model)) {
     if (LoRAModule* m = as_lora(s.module->get())) m->unmerge();
   }
+  if (LoRAModule* e = embedding_lora(model)) e->unmerge();
 }
 
 namespace {
@@ -214,12 +220,18 @@ LoRAConfig lora_config_of(nn::GPT& model) {
              "lora_config_of: block ", p, " differs from block h.", layers.front(), " (not one apply_lora config)");
     layers.push_back(static_cast<int64_t>(i));
   }
-  LR_CHECK(!layers.empty(), "lora_config_of: the model has no LoRA modules (call apply_lora first)");
+  const LoRAModule* wte = embedding_lora(model);
+  LR_CHECK(!layers.empty() || wte, "lora_config_of: the model has no LoRA modules (call apply_lora first)");
+  if (wte && layers.empty()) first.r = wte->rank(), first.scale = wte->lora_scale(), first.dropout = 0.f;
+  LR_CHECK(!wte || (wte->rank() == first.r && wte->lora_scale() == first.scale), "lora_config_of: wte has r=",
+           wte ? wte->rank() : 0, " scale=", wte ? wte->lora_scale() : 0.f, ", the blocks r=", first.r, " scale=",
+           first.scale, " (not one apply_lora config)");
   cfg.targets = first.targets;
+  if (wte) cfg.targets.push_back("wte");
   cfg.r = first.r;
   cfg.alpha = first.scale * static_cast<float>(first.r);
   cfg.dropout = first.dropout;
-  if (static_cast<int64_t>(layers.size()) != model.config.n_layer) cfg.layers = layers;
+  if (!layers.empty() && static_cast<int64_t>(layers.size()) != model.config.n_layer) cfg.layers = layers;
   cfg.bias = bias_mode(model);
   cfg.init_std = 0.f;
   return cfg;

@@ -85,11 +85,11 @@ std::vector<std::string> canonical_slices(const std::vector<std::string>& in) {
 
 void LoRAConfig::validate() const {
   check_hparams("LoRAConfig", r, alpha, dropout, init_std);
-  LR_CHECK(!targets.empty(), "LoRAConfig: targets is empty (choose from q, k, v, o, mlp, c_attn)");
+  LR_CHECK(!targets.empty(), "LoRAConfig: targets is empty (choose from q, k, v, o, mlp, c_attn, wte)");
   std::set<std::string> seen;
   for (const std::string& t : targets) {
-    const bool known = t == "q" || t == "k" || t == "v" || t == "o" || t == "mlp" || t == "c_attn";
-    LR_CHECK(known, "LoRAConfig: unknown target '", t, "' (choose from q, k, v, o, mlp, c_attn)");
+    const bool known = t == "q" || t == "k" || t == "v" || t == "o" || t == "mlp" || t == "c_attn" || t == "wte";
+    LR_CHECK(known, "LoRAConfig: unknown target '", t, "' (choose from q, k, v, o, mlp, c_attn, wte)");
     LR_CHECK(seen.insert(t).second, "LoRAConfig: target '", t, "' listed twice");
   }
   LR_CHECK(!seen.count("c_attn") || !(seen.count("q") || seen.count("k") || seen.count("v")),

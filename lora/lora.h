@@ -19,8 +19,9 @@ struct LoRAConfig {
   int64_t r = 4;
   float alpha = 32.f;                         // scale = alpha / r
   float dropout = 0.1f;                       // on the LoRA path's input only
-  // any of q, k, v (c_attn slices), o (attn.c_proj), mlp (c_fc, mlp.c_proj); or "c_attn" instead of
-  // q/k/v: one LoRA over the whole fused c_attn (q, k, v slices sharing one A: peft's GPT-2 layout)
+  // any of q, k, v (c_attn slices), o (attn.c_proj), mlp (c_fc, mlp.c_proj), wte (the token embedding,
+  // also the tied head; `layers` does not apply to it); or "c_attn" instead of q/k/v: one LoRA over the
+  // whole fused c_attn (q, k, v slices sharing one A: peft's GPT-2 layout)
   std::vector<std::string> targets = {"q", "v"};
   std::vector<int64_t> layers;                // blocks to adapt; empty: all
   std::string bias = "none";                  // none | all | lora_only: which biases also train
@@ -110,6 +111,41 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
  private:
   bool merged_ = false;
 };
+
+// LoRA on the token embedding (target "wte"; loralib's lora.Embedding, peft's lora_embedding_A/B).
+// The table E (V, C) is the linear map from one-hot ids, W = Eᵀ (C, V), so its update is
+//   ΔW = scale · B A,  A (r, V) = 0,  B (C, r) ~ Gaussian:  ΔE = scale · Aᵀ Bᵀ,
+// zero on A rather than B because a lookup reads one column of A, whose gradient Bᵀ dy is nonzero
+// only if B is. lookup: ΔE[ids] = scale · (A[:, ids]ᵀ) Bᵀ (a gather of r-wide rows, then (r -> C));
+// the tied head: h ΔEᵀ = scale · (h B) A, so the head and the lookup both see E + ΔE and merge() is
+// exact for both. No dropout on this path (loralib and peft apply none to embeddings).
+// Parameter names: "wte.lora_A" (r, V), "wte.lora_B" (C, r).
+class LoRAEmbedding : public nn::EmbeddingDelta, public LoRAModule {
+ public:
+  LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, float init_std, Rng& rng);
+  Tensor lookup(const std::vector<int32_t>& ids, const Shape& ids_shape) override;
+  Tensor head(const Tensor& h) override;
+  void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
+  void merge() override;    // E += scale · Aᵀ Bᵀ
+  void unmerge() override;  // E -= scale · Aᵀ Bᵀ
+  bool merged() const override { return merged_; }
+  void add_delta(Tensor w, float sign) const override;
+  int64_t rank() const override { return lora_A.size(0); }
+  float lora_scale() const override { return scale; }
+  float lora_dropout() const override { return 0.f; }
+  std::pair<Tensor, Tensor> to_peft() const override;  // peft's lora_embedding_A (r, V), lora_embedding_B (C, r)
+  void from_peft(const Tensor& A, const Tensor& B) override;
+
+  Tensor weight;  // the adapted table E (V, C), shared with the Embedding (frozen)
+  Tensor lora_A;  // (r, V)
+  Tensor lora_B;  // (C, r)
+  float scale;
+
+ private:
+  bool merged_ = false;
+};
+// The token embedding's LoRA, or nullptr.
+LoRAModule* embedding_lora(nn::GPT& model);
 
 // Freezes every parameter of the model, replaces the targeted Linear modules by LoRA ones (A, B
 // trainable), applies the bias mode, and returns the number of trainable parameters.

@@ -86,6 +86,10 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 
 void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, const std::string& base) {
   detail::check_matches(cfg, model, "save_peft " + dir);
+  // peft can adapt wte (lora_embedding_A/B), but GPT-2's lm_head stays tied to the base table and does
+  // not see ΔE until merged: the exported adapter would compute a different model than ours.
+  LR_CHECK(embedding_lora(model) == nullptr, "save_peft ", dir, ": target wte (LoRA on the tied token embedding) ",
+           "has no faithful peft layout (peft's tied lm_head ignores ΔE); use save_adapter or export_merged_hf");
   std::map<std::string, Tensor> tensors;
   std::map<std::string, int64_t> rank_of;
   std::set<std::string> wrapped;  // our bias name of every LoRA-wrapped module

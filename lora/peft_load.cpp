@@ -91,6 +91,9 @@ void parse_tensors(PeftFiles& p, nn::GPT& model) {
       name.clear();
     }
     if (name.empty()) continue;
+    LR_CHECK(name.find("lora_embedding_") == std::string::npos, p.st_path, ": tensor '", kv.first,
+             "' is a LoRA on an embedding (peft's lora_embedding_A/B): not read, since peft's tied lm_head does not "
+             "see it and lowrank's does (lowrank adapter files carry target wte)");
     LR_CHECK(name.find("lora_") == std::string::npos, p.st_path, ": tensor '", kv.first,
              "' is a LoRA bias (peft's lora_bias): not supported, lowrank's LoRA has none");
     LR_CHECK(detail::ends_with(name, "bias"), p.st_path, ": tensor '", kv.first,

@@ -138,7 +138,7 @@ Tensor GPT::hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T, const 
 }
 
 Tensor GPT::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx) {
-  return matmul(hidden(ids, B, T, ctx), wte.weight, false, true);  // (B,T,C)·(V,C)ᵀ -> (B,T,V)
+  return wte.project(hidden(ids, B, T, ctx));  // (B,T,C)·(V,C)ᵀ -> (B,T,V)
 }
 
 Tensor GPT::head_at(const Tensor& h, const std::vector<int32_t>& rows) {
@@ -146,7 +146,7 @@ Tensor GPT::head_at(const Tensor& h, const std::vector<int32_t>& rows) {
   LR_CHECK(h.ndim() >= 2 && h.size(h.ndim() - 1) == C, "GPT::head_at: hidden states ", h.shape(), " do not end in C=", C);
   Tensor flat = reshape(h, {h.numel() / C, C});                                       // (B·T, C)
   Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
-  return matmul(picked, wte.weight, false, true);                                     // (N,C)·(V,C)ᵀ -> (N,V)
+  return wte.project(picked);                                                         // (N,C)·(V,C)ᵀ -> (N,V)
 }
 
 void GPT::collect(const std::string& prefix, std::vector<NamedTensor>& out) {

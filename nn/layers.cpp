@@ -29,8 +29,19 @@ Embedding::Embedding(int64_t V, int64_t C, const Init& init, float std) : weight
   set_requires_grad(true);
 }
 
+Tensor Embedding::forward(const std::vector<int32_t>& ids, const Shape& ids_shape) const {
+  Tensor y = autograd::embedding(weight, ids, ids_shape);
+  return delta && !delta->merged() ? autograd::add(y, delta->lookup(ids, ids_shape)) : y;
+}
+
+Tensor Embedding::project(const Tensor& h) const {
+  Tensor logits = autograd::matmul(h, weight, false, true);  // (..., C)·(V, C)ᵀ -> (..., V)
+  return delta && !delta->merged() ? autograd::add(logits, delta->head(h)) : logits;
+}
+
 void Embedding::collect(const std::string& prefix, std::vector<NamedTensor>& out) {
   out.push_back({prefix + "weight", weight});
+  if (delta) delta->collect(prefix, out);
 }
 
 }  // namespace lowrank::nn
