@@ -20,7 +20,7 @@ std::vector<float> next_log_probs(GPT& model, KVCache& cache, const std::vector<
   ctx.cache = &cache;
   Tensor h = model.hidden(ids, rows, T, ctx);  // (rows, T, C): only the last position goes through the head
   Tensor last = reshape(slice(h, 1, T - 1, 1), {rows, model.config.n_embd});  // (rows, C)
-  return log_softmax(matmul(last, model.wte.weight, false, true)).to_vector();  // (rows, V)
+  return log_softmax(model.wte.project(last)).to_vector();  // (rows, V): the tied head, + ΔE with LoRA on wte
 }
 
 // rows == {0, 1, ..., n - 1}: a reorder would copy the cache onto itself.

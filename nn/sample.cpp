@@ -13,7 +13,7 @@ std::vector<float> next_logits(GPT& model, const std::vector<int32_t>& ids) {
   std::vector<int32_t> window(ids.end() - T, ids.end());
   Tensor h = model.hidden(window, 1, T, Context{});                    // (1,T,C)
   Tensor last = autograd::reshape(autograd::slice(h, 1, T - 1, 1), {1, model.config.n_embd});
-  return autograd::matmul(last, model.wte.weight, false, true).to_vector();  // only the last row's head
+  return model.wte.project(last).to_vector();  // only the last row's head (tied, + ΔE with LoRA on wte)
 }
 
 int32_t sample_id(std::vector<float> logits, const SampleOptions& opt, Rng& rng) {

@@ -4,6 +4,8 @@
 
 #include "lora/lora.h"
 #include "nn/checkpoint.h"
+#include "nn/generate.h"
+#include "nn/sample.h"
 #include "test_util.h"
 
 using namespace lowrank;
@@ -160,4 +162,21 @@ TEST_CASE("lora wte: adapter round trip, merged export, wte alone, and peft refu
     CHECK(contains(e, "target wte"));
     CHECK(contains(e, "tied lm_head"));
   }
+}
+
+TEST_CASE("lora wte: decoding sees ΔE (next_logits, batched beams): unmerged equals merged") {
+  auto model = make_gpt(1);
+  Rng rng(5);
+  lora::apply_lora(*model, wte_cfg({"wte"}), rng);
+  perturb_adapter(*model, 3);
+  const std::vector<int32_t> prompt = {1, 5, 7};
+  nn::DecodeOptions opt;
+  opt.max_new_tokens = 4;
+  opt.beam_size = 3;
+  opt.eos_id = 22;
+  const std::vector<float> next = nn::next_logits(*model, prompt);
+  const auto beams = nn::beam_search_batch(*model, {prompt, {4, 2}}, opt);
+  lora::merge(*model);
+  CHECK(max_diff(nn::next_logits(*model, prompt), next) <= 1e-5f);
+  CHECK(nn::beam_search_batch(*model, {prompt, {4, 2}}, opt) == beams);
 }
