@@ -36,7 +36,7 @@ std::unique_ptr<nn::GPT> make_model(const std::string& method, Device dev) {
   lora::MethodConfig mc;
   mc.method = method;
   mc.lora.r = 4;
-  mc.lora.targets = {"q", "v", "o"};
+  mc.lora.targets = {"q", "v", "o", "wte"};
   lora::apply_method(*model, mc, rng);
   Rng fill(11);
   for (nn::NamedTensor& p : model->named_parameters())
@@ -96,7 +96,7 @@ std::map<std::string, Tensor> by_name(nn::GPT& model) {
 
 }  // namespace
 
-TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o, BitFit, adapters) matches the CPU") {
+TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o/wte, BitFit, adapters) matches the CPU") {
   LR_SKIP_WITHOUT_GPU();
   cuda::set_tf32(false);
   for (const char* method : {"ft", "lora", "bitfit", "adapter-h"}) {

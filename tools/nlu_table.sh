@@ -7,8 +7,9 @@
 # RoBERTa setup the head is trained by every method); batch 16, dropout 0.1, AdamW, warmup 20 + linear decay.
 # STEPS (default 2,000 of 16 = 32,000 examples: 0.48 epoch of SST-2, 8.7 of MRPC, 12.9 of RTE) is the
 # budget of every row. One thread per run, two runs at a time (2 cores); logs in out/nlu/.
-# TASKS / METHODS / SEEDS / STEPS / BASE select a subset:
+# TASKS / METHODS / SEEDS / STEPS / BASE select a subset, TARGETS LoRA's matrices (default q,v):
 #   TASKS=sst2 METHODS="ft lora" SEEDS="1 2 3" tools/nlu_table.sh runs
+#   TASKS=sst2 METHODS=lora TARGETS=q,v,wte STEPS=4000 EVAL_EVERY=500 tools/nlu_table.sh runs   # + LoRA on wte
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-data/assets/gpt-e2e-base/gpt-e2e-base.safetensors}
@@ -21,6 +22,7 @@ declare -A LR=([ft]=5e-4 [ft-top2]=5e-4 [bitfit]=1e-3 [adapter-h]=1e-3 [adapter-
 TASKS=${TASKS:-"sst2 mrpc rte"}
 METHODS=${METHODS:-"ft lora"}
 SEEDS=${SEEDS:-"1 2 3"}
+TARGETS=${TARGETS:-q,v}
 [ -x build/finetune_glue ] && [ -x build/results_table ] || tools/setup.sh build finetune_glue results_table
 mkdir -p out/nlu
 
@@ -32,6 +34,7 @@ case "$stage" in
         for m in $METHODS; do
           [ -n "${LR[$m]:-}" ] || { echo "tools/nlu_table.sh: unknown method '$m'" >&2; exit 2; }
           echo "./build/finetune_glue --task $t --init $BASE --method $m --lr ${LR[$m]} --steps $STEPS" \
+               "$([ "$m" = lora ] && echo "--targets $TARGETS")" \
                "--eval-every $EVAL_EVERY --seeds $s --threads 1 --results $RES > out/nlu/$t-$m-seed$s.log 2>&1"
         done
       done
