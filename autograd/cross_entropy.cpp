@@ -30,26 +30,41 @@ using tensor::kParallelGrain;
 
 namespace {
 
-// w (N): the row weights w_i, after checking targets, mask and label smoothing against the logits.
-std::vector<double> row_weights(const Tensor& logits, const std::vector<int32_t>& targets,
+// w (N): the row weights w_i, after checking targets, mask and label smoothing against logits of shape
+// `ls` (N rows of V); errors name `op`.
+std::vector<double> row_weights(const char* op, const Shape& ls, const std::vector<int32_t>& targets,
                                 const CrossEntropyOptions& opt, int64_t N, int64_t V) {
-  LR_CHECK(static_cast<int64_t>(targets.size()) == N, "cross_entropy: ", targets.size(), " targets for logits ",
-           logits.shape(), " (", N, " rows)");
-  LR_CHECK(opt.mask.empty() || static_cast<int64_t>(opt.mask.size()) == N, "cross_entropy: mask has ",
-           opt.mask.size(), " entries for logits ", logits.shape(), " (", N, " rows)");
+  LR_CHECK(static_cast<int64_t>(targets.size()) == N, op, ": ", targets.size(), " targets for logits ", ls, " (", N,
+           " rows)");
+  LR_CHECK(opt.mask.empty() || static_cast<int64_t>(opt.mask.size()) == N, op, ": mask has ", opt.mask.size(),
+           " entries for logits ", ls, " (", N, " rows)");
   const float eps = opt.label_smoothing;
-  LR_CHECK(eps >= 0.f && eps < 1.f, "cross_entropy: label_smoothing must be in [0, 1), got ", eps);
+  LR_CHECK(eps >= 0.f && eps < 1.f, op, ": label_smoothing must be in [0, 1), got ", eps);
   std::vector<double> w(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) {
     const int32_t t = targets[i];
     const float m = opt.mask.empty() ? 1.f : opt.mask[i];
-    LR_CHECK(std::isfinite(m) && m >= 0.f, "cross_entropy: mask[", i, "] = ", m, " must be finite and >= 0");
+    LR_CHECK(std::isfinite(m) && m >= 0.f, op, ": mask[", i, "] = ", m, " must be finite and >= 0");
     if (t == opt.ignore_index) continue;  // w_i = 0
-    LR_CHECK(t >= 0 && t < V, "cross_entropy: target ", t, " at row ", i, " is outside [0, ", V,
-             ") for logits ", logits.shape(), " (ignore_index is ", opt.ignore_index, ")");
+    LR_CHECK(t >= 0 && t < V, op, ": target ", t, " at row ", i, " is outside [0, ", V, ") for logits ", ls,
+             " (ignore_index is ", opt.ignore_index, ")");
     w[i] = m;
   }
   return w;
+}
+
+// w_i / W for every row (all 0 when W == 0), as float: the backward's per-row factor.
+std::vector<float> row_scales(const std::vector<double>& w, double W) {
+  std::vector<float> r(w.size(), 0.f);
+  if (W > 0.0)
+    for (size_t i = 0; i < w.size(); ++i) r[i] = static_cast<float>(w[i] / W);
+  return r;
+}
+
+// A host float vector as an (n) tensor on `dev`.
+Tensor upload(const std::vector<float>& v, Device dev) {
+  Tensor t = Tensor::from(v, Shape{static_cast<int64_t>(v.size())});
+  return dev == Device::CPU ? t : t.to(dev);
 }
 
 // Per-row loops as Eigen array expressions: Eigen vectorises max, sum and exp (its pexp, ~1 ulp) for
@@ -137,46 +152,40 @@ struct CrossEntropyOp : Node {
   const char* name() const override { return "cross_entropy"; }
 };
 
-// w_i / W for every row (all 0 when W == 0), as float: the backward's per-row factor.
-std::vector<float> row_scales(const std::vector<double>& w, double W) {
-  std::vector<float> r(w.size(), 0.f);
-  if (W > 0.0)
-    for (size_t i = 0; i < w.size(); ++i) r[i] = static_cast<float>(w[i] / W);
+}  // namespace
+
+// Targets, row weights and scales of either cross-entropy op (autograd/op_util.h), on `dev`.
+CrossEntropyRows cross_entropy_rows(const char* op, const Shape& logits_shape, const std::vector<int32_t>& targets,
+                                    const CrossEntropyOptions& opt, int64_t N, int64_t V, Device dev) {
+  const std::vector<double> w = row_weights(op, logits_shape, targets, opt, N, V);
+  CrossEntropyRows r;
+  for (double wi : w) r.W += wi;
+  r.targets = device_ints(targets, dev);
+  r.weights = upload(std::vector<float>(w.begin(), w.end()), dev);  // exact: w_i are the mask's floats
+  r.scales = upload(row_scales(w, r.W), dev);
   return r;
 }
-
-// A host float vector as an (n) tensor on `dev`.
-Tensor upload(const std::vector<float>& v, Device dev) {
-  Tensor t = Tensor::from(v, Shape{static_cast<int64_t>(v.size())});
-  return dev == Device::CPU ? t : t.to(dev);
-}
-
-}  // namespace
 
 Tensor cross_entropy(const Tensor& logits_in, const std::vector<int32_t>& targets, const CrossEntropyOptions& opt) {
   const Device dev = op_device("cross_entropy", {&logits_in});
   LR_CHECK(logits_in.ndim() >= 1 && logits_in.size(-1) > 0, "cross_entropy: logits ", logits_in.shape(),
            " need a non-empty last dim V");
   const int64_t V = logits_in.size(-1), N = logits_in.numel() / V;
-  std::vector<double> w = row_weights(logits_in, targets, opt, N, V);
-  double W = 0.0;
-  for (double wi : w) W += wi;
+  const CrossEntropyRows r = cross_entropy_rows("cross_entropy", logits_in.shape(), targets, opt, N, V, dev);
   Tensor logits = compact(logits_in);
-  Tensor targets_t = device_ints(targets, dev);
-  Tensor w_t = upload(std::vector<float>(w.begin(), w.end()), dev);  // exact: w_i are the mask's floats
   Tensor lse = Tensor::empty({N}, dev), row_loss = Tensor::empty({N}, dev);
   run(dev, cpu::cross_entropy_forward, cuda::cross_entropy_forward, row_loss.data(), lse.data(), logits.data(),
-      ints(targets_t), w_t.data(), N, V, opt.label_smoothing);
+      ints(r.targets), r.weights.data(), N, V, opt.label_smoothing);
   Tensor out = Tensor::zeros(Shape(), dev);  // W == 0: loss 0
-  if (W > 0.0)
-    run(dev, cpu::sum_forward, cuda::sum_forward, out.data(), row_loss.data(), N, static_cast<float>(1.0 / W));
+  if (r.W > 0.0)
+    run(dev, cpu::sum_forward, cuda::sum_forward, out.data(), row_loss.data(), N, static_cast<float>(1.0 / r.W));
   if (needs_grad({&logits})) {
     auto node = std::make_unique<CrossEntropyOp>();
     node->logits = logits;
     node->out = out;
     node->lse = lse;
-    node->targets = targets_t;
-    node->row_scale = upload(row_scales(w, W), dev);
+    node->targets = r.targets;
+    node->row_scale = r.scales;
     node->N = N;
     node->V = V;
     node->eps = opt.label_smoothing;

@@ -60,4 +60,15 @@ inline Tensor device_ints(const std::vector<int32_t>& v, Device dev) {
 }
 inline const int32_t* ints(const Tensor& t) { return reinterpret_cast<const int32_t*>(t.data()); }
 
+// What both cross-entropy ops (cross_entropy.cpp, linear_cross_entropy.cpp) form on the host from the
+// targets and options, checked against logits of shape `logits_shape` (N rows of V; errors name `op`),
+// then put on `dev`: targets (N) as device ints, w_i (N), w_i / W (N, all 0 when W == 0) and W = Σ w_i.
+// Defined in cross_entropy.cpp.
+struct CrossEntropyRows {
+  Tensor targets, weights, scales;
+  double W = 0.0;
+};
+CrossEntropyRows cross_entropy_rows(const char* op, const Shape& logits_shape, const std::vector<int32_t>& targets,
+                                    const CrossEntropyOptions& opt, int64_t N, int64_t V, Device dev);
+
 }  // namespace lowrank::autograd

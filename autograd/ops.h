@@ -85,4 +85,13 @@ struct CrossEntropyOptions {
 Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets,
                      const CrossEntropyOptions& opt = CrossEntropyOptions());
 
+// ---- the LM head fused with its loss (linear_cross_entropy.cpp) ----
+// cross_entropy(matmul(h, w, false, true), targets, opt) for h (..., C) and w (V, C), the same loss and
+// gradients within float rounding, but computed chunk_rows rows at a time: O(chunk_rows·V) memory instead
+// of the (N, V) logits and their gradient. Errors name the logits' shape (..., V) as cross_entropy does.
+constexpr int64_t kHeadChunkRows = 64;
+Tensor linear_cross_entropy(const Tensor& h, const Tensor& w, const std::vector<int32_t>& targets,
+                            const CrossEntropyOptions& opt = CrossEntropyOptions(),
+                            int64_t chunk_rows = kHeadChunkRows);
+
 }  // namespace lowrank::autograd
