@@ -17,6 +17,11 @@
 // GPT's step; here the FLOPs are the unfused pair's.
 // Memory: 2·R·V floats of scratch (R·V without a gradient), G_h (N, C), and G_w (V, C) only when w needs a
 // gradient (the size of w's own .grad), against 2·N·V for the unfused pair's z and dz.
+// Chunk size: each chunk's GEMMs pack all of w again (OpenBLAS packs its operands per call), so small
+// chunks cost time. Measured (docs/benchmarks.md, issue 13: N = 240 rows, C = 192, V = 50257, w frozen, 1 thread, AVX2
+// kernels; forward + backward): unfused 117 ms; R = 16: 285, 32: 201, 64: 151, 128: 128, 256: 117 ms.
+// The default R fills kHeadChunkFloats (64 MiB) of logits: 333 rows at GPT-2's V, one chunk for an E2E
+// batch's ~200 loss rows, 25 for GPT-2's B·T = 8192 (2 × 64 MiB instead of 2 × 1.6 GB).
 // Every kernel is an existing one (GEMM, cross_entropy's row kernels, mul's backward for the scaling), so
 // CUDA tensors run on the existing launchers and dloss stays a device scalar there. Chunks run in order
 // and each GEMM is the thread-count-independent tensor::gemm: results do not depend on the thread count.
@@ -108,8 +113,9 @@ Tensor linear_cross_entropy(const Tensor& h_in, const Tensor& w_in, const std::v
   LR_CHECK(w_in.ndim() == 2 && w_in.size(0) > 0, op, ": w ", w_in.shape(), " must be (V, C) with V > 0");
   LR_CHECK(h_in.size(-1) == w_in.size(1), op, ": h ", h_in.shape(), " and w ", w_in.shape(), " differ in C (",
            h_in.size(-1), " vs ", w_in.size(1), ")");
-  LR_CHECK(chunk_rows >= 1, op, ": chunk_rows must be >= 1, got ", chunk_rows);
+  LR_CHECK(chunk_rows >= 0, op, ": chunk_rows must be >= 0 (0: automatic), got ", chunk_rows);
   const int64_t C = h_in.size(-1), V = w_in.size(0), N = h_in.numel() / C;
+  if (chunk_rows == 0) chunk_rows = std::max<int64_t>(1, kHeadChunkFloats / V);
   Shape logits_shape = h_in.shape();  // (..., V): what the unfused head would have produced
   logits_shape[-1] = V;
   const CrossEntropyRows r = cross_entropy_rows(op, logits_shape, targets, opt, N, V, dev);

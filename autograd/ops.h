@@ -88,10 +88,10 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets,
 // ---- the LM head fused with its loss (linear_cross_entropy.cpp) ----
 // cross_entropy(matmul(h, w, false, true), targets, opt) for h (..., C) and w (V, C), the same loss and
 // gradients within float rounding, but computed chunk_rows rows at a time: O(chunk_rows·V) memory instead
-// of the (N, V) logits and their gradient. Errors name the logits' shape (..., V) as cross_entropy does.
-constexpr int64_t kHeadChunkRows = 64;
+// of the (N, V) logits and their gradient. chunk_rows 0: as many rows as fit kHeadChunkFloats logits
+// (333 rows at GPT-2's V). Errors name the logits' shape (..., V) as cross_entropy does.
+constexpr int64_t kHeadChunkFloats = int64_t{1} << 24;  // 64 MiB of float logits per chunk
 Tensor linear_cross_entropy(const Tensor& h, const Tensor& w, const std::vector<int32_t>& targets,
-                            const CrossEntropyOptions& opt = CrossEntropyOptions(),
-                            int64_t chunk_rows = kHeadChunkRows);
+                            const CrossEntropyOptions& opt = CrossEntropyOptions(), int64_t chunk_rows = 0);
 
 }  // namespace lowrank::autograd

@@ -149,6 +149,15 @@ Tensor GPT::head_at(const Tensor& h, const std::vector<int32_t>& rows) {
   return wte.project(picked);                                                         // (N,C)·(V,C)ᵀ -> (N,V)
 }
 
+Tensor GPT::head_loss(const Tensor& h, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
+                      const CrossEntropyOptions& opt) {
+  const int64_t C = config.n_embd;
+  LR_CHECK(h.ndim() >= 2 && h.size(h.ndim() - 1) == C, "GPT::head_loss: hidden states ", h.shape(), " do not end in C=", C);
+  Tensor flat = reshape(h, {h.numel() / C, C});                                       // (B·T, C)
+  Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
+  return linear_cross_entropy(picked, wte.weight, targets, opt);                      // (N,C), (V,C) -> ()
+}
+
 void GPT::collect(const std::string& prefix, std::vector<NamedTensor>& out) {
   wte.collect(prefix + "wte.", out);
   wpe.collect(prefix + "wpe.", out);

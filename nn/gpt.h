@@ -65,6 +65,11 @@ class GPT : public Module {
   // loss (E2E's completion-only loss) needs logits only where the mask is, so the (B·T)·C·V head GEMM,
   // the largest in a small GPT, shrinks to N·C·V; gradients flow back through a row gather.
   Tensor head_at(const Tensor& h, const std::vector<int32_t>& rows);
+  // cross_entropy(head_at(h, rows), targets, opt) with the head fused into the loss
+  // (autograd::linear_cross_entropy on wte.weight): the (N, V) logits and their gradient are never held
+  // whole, only 64 MiB of them at a time. Same loss and gradients within float rounding.
+  Tensor head_loss(const Tensor& h, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
+                   const autograd::CrossEntropyOptions& opt);
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
 
   GPTConfig config;

@@ -122,7 +122,7 @@ TEST_CASE("gpt: incremental forward with a KV cache equals the full forward (als
   }
 }
 
-TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the same masked loss and gradients") {
+TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the same masked loss and gradients, fused too") {
   nn::GPTConfig cfg = tiny_config();
   Rng rng(3);
   nn::GPT model(cfg, rng);
@@ -170,6 +170,12 @@ TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the
   REQUIRE(g_full.size() == g_rows.size());
   for (size_t k = 0; k < g_full.size(); ++k)
     for (size_t i = 0; i < g_full[k].size(); ++i) CHECK(g_rows[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
+  float l_fused = 0.f;  // the head fused with the loss (GPT::head_loss): the same loss and gradients
+  const auto g_fused = grads_of([&] { return model.head_loss(model.hidden(ids, 2, 6, {}), rows, row_targets, smooth); }, l_fused);
+  CHECK(l_fused == doctest::Approx(l_full).epsilon(1e-6));
+  REQUIRE(g_full.size() == g_fused.size());
+  for (size_t k = 0; k < g_full.size(); ++k)
+    for (size_t i = 0; i < g_full[k].size(); ++i) CHECK(g_fused[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
 
   std::vector<Tensor> inputs;
   for (auto& p : model.named_parameters()) inputs.push_back(p.tensor);
@@ -178,4 +184,5 @@ TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the
   check_grad([&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); },
              inputs, opt);
   CHECK(error_of([&] { model.head_at(model.hidden(ids, 2, 6, {}), {12}); }).find("out of range") != std::string::npos);
+  CHECK(error_of([&] { model.head_loss(model.hidden(ids, 2, 6, {}), {12}, {0}, smooth); }).find("out of range") != std::string::npos);
 }

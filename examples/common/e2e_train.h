@@ -114,7 +114,7 @@ inline void print_e2e_setup(const E2EModel& m, const std::string& method, const 
 }
 
 // The rows of b where the loss is (mask > 0), with their targets and weights: the LM head runs only
-// there (GPT::head_at), the same loss as the full (B,T,V) logits under the mask.
+// there (GPT::head_loss), the same loss as the full (B,T,V) logits under the mask.
 struct LossRows {
   std::vector<int32_t> rows, targets;
   std::vector<float> weights;
@@ -130,13 +130,14 @@ inline LossRows loss_rows(const data::E2EBatch& b) {
   return r;
 }
 
-// The masked (and smoothed) cross-entropy of a batch, the head evaluated at the loss rows only.
+// The masked (and smoothed) cross-entropy of a batch, the head evaluated at the loss rows only and fused
+// with the loss (GPT::head_loss: the loss rows' logits are never held whole).
 inline Tensor e2e_loss(nn::GPT& model, const data::E2EBatch& b, float smoothing, const nn::Context& ctx) {
   const LossRows lr = loss_rows(b);
   autograd::CrossEntropyOptions ce;
   ce.label_smoothing = smoothing;
   ce.mask = lr.weights;
-  return autograd::cross_entropy(model.head_at(model.hidden(b.inputs, b.B, b.T, ctx), lr.rows), lr.targets, ce);
+  return model.head_loss(model.hidden(b.inputs, b.B, b.T, ctx), lr.rows, lr.targets, ce);
 }
 
 // Mean masked loss (no smoothing) over the first n evaluation batches of ds.

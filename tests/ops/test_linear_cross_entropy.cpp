@@ -58,7 +58,7 @@ TEST_CASE("linear_cross_entropy: equals cross_entropy(matmul(h, wᵀ)) for N bel
   const int64_t C = 16, V = 97;
   Tensor w = param({V, C}, 151, 0.5f);
   for (int64_t N : {5, 16, 64, 150})
-    for (int64_t chunk : {1, 16, 64, 1000}) {
+    for (int64_t chunk : {0, 1, 16, 64, 1000}) {  // 0: automatic, one chunk at this V
       CAPTURE(N);
       CAPTURE(chunk);
       Tensor h = param({N, C}, 150 + N);
@@ -132,8 +132,8 @@ TEST_CASE("linear_cross_entropy: errors name the op and the shapes") {
                  "linear_cross_entropy: 3 targets for logits (2, 3, 5) (6 rows)"));
   CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 5, 4, 3}); }),
                  "linear_cross_entropy: target 5 at row 3 is outside [0, 5)"));
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, {}, 0); }),
-                 "linear_cross_entropy: chunk_rows must be >= 1, got 0"));
+  CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, {}, -1); }),
+                 "linear_cross_entropy: chunk_rows must be >= 0 (0: automatic), got -1"));
   CrossEntropyOptions bad;
   bad.mask = {1, 1};
   CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, bad); }),
@@ -141,10 +141,10 @@ TEST_CASE("linear_cross_entropy: errors name the op and the shapes") {
 }
 
 TEST_CASE("linear_cross_entropy: bit-identical with 1 and 2 threads") {
-  const int64_t N = 150, C = 32, V = 512;  // three chunks, each above kParallelGrain
+  const int64_t N = 150, C = 32, V = 512;  // three chunks of 64 rows, each above kParallelGrain
   Tensor h = param({N, C}, 190), w = param({V, C}, 191, 0.3f);
   const HeadCase c = head_case(N, V);
-  check_same_with_1_and_2_threads([&] { return linear_cross_entropy(h, w, c.targets, c.opt); }, {h, w});
+  check_same_with_1_and_2_threads([&] { return linear_cross_entropy(h, w, c.targets, c.opt, 64); }, {h, w});
 }
 
 // ---- CUDA: GEMM tolerance, 1e-3 (docs/cuda.md) ----
