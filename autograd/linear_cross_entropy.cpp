@@ -18,10 +18,10 @@
 // Memory: 2·R·V floats of scratch (R·V without a gradient), G_h (N, C), and G_w (V, C) only when w needs a
 // gradient (the size of w's own .grad), against 2·N·V for the unfused pair's z and dz.
 // Chunk size: each chunk's GEMMs pack all of w again (OpenBLAS packs its operands per call), so small
-// chunks cost time. Measured (docs/benchmarks.md, issue 13: N = 240 rows, C = 192, V = 50257, w frozen, 1 thread, AVX2
-// kernels; forward + backward): unfused 117 ms; R = 16: 285, 32: 201, 64: 151, 128: 128, 256: 117 ms.
+// chunks cost time. Measured (bench_head, docs/benchmarks.md: N = 240 rows, C = 192, V = 50257, w frozen,
+// 1 thread, Zen 4; forward + backward): unfused 117 ms; R = 16: 285, 64: 151, 128: 128, 256: 117 ms.
 // The default R fills kHeadChunkFloats (64 MiB) of logits: 333 rows at GPT-2's V, one chunk for an E2E
-// batch's ~200 loss rows, 25 for GPT-2's B·T = 8192 (2 × 64 MiB instead of 2 × 1.6 GB).
+// batch's ~240 loss rows, 25 for GPT-2's B·T = 8192 (2 × 64 MiB instead of 2 × 1.6 GB).
 // Every kernel is an existing one (GEMM, cross_entropy's row kernels, mul's backward for the scaling), so
 // CUDA tensors run on the existing launchers and dloss stays a device scalar there. Chunks run in order
 // and each GEMM is the thread-count-independent tensor::gemm: results do not depend on the thread count.
