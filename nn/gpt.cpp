@@ -155,6 +155,8 @@ Tensor GPT::head_loss(const Tensor& h, const std::vector<int32_t>& rows, const s
   LR_CHECK(h.ndim() >= 2 && h.size(h.ndim() - 1) == C, "GPT::head_loss: hidden states ", h.shape(), " do not end in C=", C);
   Tensor flat = reshape(h, {h.numel() / C, C});                                       // (B·T, C)
   Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
+  if (wte.delta && !wte.delta->merged())  // the head is weight + ΔE: not one (V, C) matrix, so unfused
+    return cross_entropy(wte.project(picked), targets, opt);
   return linear_cross_entropy(picked, wte.weight, targets, opt);                      // (N,C), (V,C) -> ()
 }
 

@@ -67,7 +67,8 @@ class GPT : public Module {
   Tensor head_at(const Tensor& h, const std::vector<int32_t>& rows);
   // cross_entropy(head_at(h, rows), targets, opt) with the head fused into the loss
   // (autograd::linear_cross_entropy on wte.weight): the (N, V) logits and their gradient are never held
-  // whole, only 64 MiB of them at a time. Same loss and gradients within float rounding.
+  // whole, only 64 MiB of them at a time. Same loss and gradients within float rounding. With an
+  // unmerged low-rank delta on wte the head is wte.project's, unfused.
   Tensor head_loss(const Tensor& h, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
                    const autograd::CrossEntropyOptions& opt);
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;

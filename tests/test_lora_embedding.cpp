@@ -102,9 +102,21 @@ TEST_CASE("lora wte: lookup and head equal an explicit table E + scale·AᵀBᵀ
     want.insert(want.end(), unmerged.begin() + 12 * V, unmerged.begin() + 13 * V);
     CHECK(max_diff(rows, want) <= 1e-6f);
   }
+  // head_loss: unmerged it takes the unfused head (weight + ΔE), merged the fused one on the merged table
+  auto head_loss = [&] {
+    autograd::NoGradGuard ng;
+    return model->head_loss(model->hidden(kIds, 2, 8, {}), {3, 12}, {5, 7}, {}).item();
+  };
+  const float loss_unmerged = head_loss();
+  {
+    autograd::NoGradGuard ng;
+    const float want = autograd::cross_entropy(model->head_at(model->hidden(kIds, 2, 8, {}), {3, 12}), {5, 7}).item();
+    CHECK(loss_unmerged == want);
+  }
   const std::vector<float> e0 = model->wte.weight.to_vector();
   lora::merge(*model);
   CHECK(e.merged());
+  CHECK(head_loss() == doctest::Approx(loss_unmerged).epsilon(1e-5));
   CHECK(max_diff(model->wte.weight.to_vector(), E) <= 1e-6f);
   CHECK(max_diff(logits(*model), unmerged) <= 1e-5f);
   CHECK(contains(error_of([&] { lora::base_hash(*model); }), "wte is merged"));
