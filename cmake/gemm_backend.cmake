@@ -43,7 +43,9 @@ elseif(LOWRANK_GEMM STREQUAL "onednn")
                         "found: apt-get install libdnnl-dev")
   endif()
   set(LOWRANK_GEMM_DEFS LOWRANK_GEMM_ONEDNN)
-  set(LOWRANK_GEMM_INCLUDES ${LOWRANK_DNNL_INCLUDE})
+  if(NOT LOWRANK_DNNL_INCLUDE STREQUAL "/usr/include")  # -I/usr/include breaks <cstdlib>'s include_next
+    set(LOWRANK_GEMM_INCLUDES ${LOWRANK_DNNL_INCLUDE})
+  endif()
   set(LOWRANK_GEMM_LIBS ${LOWRANK_DNNL_LIBRARY})
   set(LOWRANK_GEMM_WHAT "oneDNN dnnl_sgemm: ${LOWRANK_DNNL_LIBRARY}")
 

@@ -11,7 +11,7 @@
 
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
-#include "test_util.h"
+#include <doctest/doctest.h>
 
 using namespace lowrank;
 
