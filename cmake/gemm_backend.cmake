@@ -55,9 +55,9 @@ elseif(LOWRANK_GEMM STREQUAL "blis")
   set(arch_lib /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
   set(arch_inc /usr/include/${CMAKE_LIBRARY_ARCHITECTURE})
   find_path(LOWRANK_BLIS_INCLUDE blis.h
-    PATHS ${arch_inc}/blis-openmp ${arch_inc}/blis-pthread ${arch_inc}/blis-serial PATH_SUFFIXES blis)
+    HINTS ${arch_inc}/blis-openmp ${arch_inc}/blis-pthread ${arch_inc}/blis-serial PATH_SUFFIXES blis)
   find_library(LOWRANK_BLIS_LIBRARY blis
-    PATHS ${arch_lib}/blis-openmp ${arch_lib}/blis-pthread ${arch_lib}/blis-serial)
+    HINTS ${arch_lib}/blis-openmp ${arch_lib}/blis-pthread ${arch_lib}/blis-serial)
   if(NOT LOWRANK_BLIS_INCLUDE OR NOT LOWRANK_BLIS_LIBRARY)
     message(FATAL_ERROR "lowrank: LOWRANK_GEMM=blis but BLIS (blis.h, libblis) was not found: "
                         "apt-get install libblis-openmp-dev (libblis-dev)")
