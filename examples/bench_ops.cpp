@@ -1,6 +1,10 @@
-// bench_ops: GFLOP/s of tensor::gemm on the linear-layer GEMMs of one GPT-2-small training step (1024
-// tokens), set against this machine's FMA peak and memory bandwidth; a benchmark, it checks nothing.
+// bench_ops: GFLOP/s of tensor::gemm on the GEMMs of one GPT-2-small training step (1024 tokens: the
+// linear layers, LoRA r=4's two thin products, the 50257-wide head), set against this machine's FMA peak
+// and memory bandwidth, with each result's max relative error against tensor::gemm_reference (double).
+// It names the GEMM backend the build has (-DLOWRANK_GEMM, issue 13) and what that runs on this CPU.
 // --device cuda: the GPU's ceilings instead (copy GB/s, sgemm fp32/TF32; examples/common/gpu_ceilings.h).
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,10 +18,6 @@
 #include "examples/common/gpu_ceilings.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
-
-#ifdef LOWRANK_HAVE_OPENBLAS
-extern "C" char* openblas_get_corename(void);
-#endif
 
 namespace {
 using namespace lowrank;
@@ -55,6 +55,7 @@ struct Case {
   std::string layer, pass;
   bool ta, tb;
   int64_t M, N, K;
+  bool linear = true;  // one of the 12 linear-layer GEMMs summed into the step estimate
 };
 
 // Linear layers keep W as (out,in): y = x·Wᵀ, dx = dy·W, dW = dyᵀ·x (see nn/ and tensor/gemm.h).
@@ -67,15 +68,49 @@ std::vector<Case> gpt2_cases(int64_t tokens) {
     cases.push_back({name, "bwd dx=dy.W", false, false, tokens, in, out});
     cases.push_back({name, "bwd dW=dyt.x", true, false, out, in, tokens});
   }
+  // LoRA r=4 on a 768->768 layer (Wq, Wv): h = x·Aᵀ (A: r×768), y += h·Bᵀ (B: 768×r); backward
+  // dB = dyᵀ·h, dh = dy·B, dA = dhᵀ·x, dx += dh·A. Thin GEMMs: memory-bound, far below the peak.
+  const int64_t r = 4, C = 768;
+  cases.push_back({"lora.A r=4", "fwd h=x.At", false, true, tokens, r, C, false});
+  cases.push_back({"lora.B r=4", "fwd y=h.Bt", false, true, tokens, C, r, false});
+  cases.push_back({"lora.B r=4", "bwd dB=dyt.h", true, false, C, r, tokens, false});
+  cases.push_back({"lora.B r=4", "bwd dh=dy.B", false, false, tokens, r, C, false});
+  cases.push_back({"lora.A r=4", "bwd dA=dht.x", true, false, r, C, tokens, false});
+  cases.push_back({"lora.A r=4", "bwd dx=dh.A", false, false, tokens, C, r, false});
+  // The tied head (wte, 50257×768): logits = x·Eᵀ, dx = dlogits·E, dE = dlogitsᵀ·x.
+  const int64_t V = 50257;
+  cases.push_back({"lm_head", "fwd y=x.Et", false, true, tokens, V, C, false});
+  cases.push_back({"lm_head", "bwd dx=dy.E", false, false, tokens, C, V, false});
+  cases.push_back({"lm_head", "bwd dE=dyt.x", true, false, V, C, tokens, false});
   return cases;
 }
 
 struct Result {
-  double median_s, min_s, max_s, gflops;
+  double median_s, min_s, max_s, gflops, rel_err;
 };
 
-// Times one gemm: a warm-up call (page faults, BLAS buffers), then `repeats` timed calls.
+// Max |C - ref| over max |ref| on up to 16 rows spread over C, ref from tensor::gemm_reference (double
+// accumulation): the whole of C in double would take minutes on the head. Row i of op(A) starts at
+// A + i·lda, or at A + i when A is stored transposed.
+double max_rel_err(const Case& c, const float* A, int64_t lda, const float* B, int64_t ldb, const float* C) {
+  const int64_t rows = std::min<int64_t>(c.M, 16);
+  std::vector<float> ref(c.N);
+  double err = 0.0, scale = 0.0;
+  for (int64_t s = 0; s < rows; ++s) {
+    const int64_t i = rows == 1 ? 0 : s * (c.M - 1) / (rows - 1);
+    tensor::gemm_reference(c.ta, c.tb, 1, c.N, c.K, 1.f, A + (c.ta ? i : i * lda), lda, B, ldb, 0.f, ref.data(), c.N);
+    for (int64_t j = 0; j < c.N; ++j) {
+      err = std::max(err, std::fabs(double(C[i * c.N + j]) - ref[j]));
+      scale = std::max(scale, std::fabs(double(ref[j])));
+    }
+  }
+  return scale > 0.0 ? err / scale : err;
+}
+
+// Times one gemm: a warm-up call (page faults, BLAS buffers), then `repeats` timed calls (at most 3
+// for products over 20 GFLOP, the head's: each call takes about a second there).
 Result time_gemm(const Case& c, int repeats) {
+  if (2.0 * c.M * c.N * c.K > 20e9) repeats = std::min(repeats, 3);
   // Stored shapes: op(A) is (M,K), so A is (K,M) when transposed; likewise B.
   const int64_t lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
   std::vector<float> A(c.M * c.K), B(c.K * c.N), C(c.M * c.N);
@@ -91,7 +126,7 @@ Result time_gemm(const Case& c, int repeats) {
   }
   const auto s = examples::spread(times);
   const double med = examples::median(times);
-  return {med, s.min, s.max, 2.0 * c.M * c.N * c.K / med / 1e9};
+  return {med, s.min, s.max, 2.0 * c.M * c.N * c.K / med / 1e9, max_rel_err(c, A.data(), lda, B.data(), ldb, C.data())};
 }
 
 // ---- reporting ------------------------------------------------------------------------
@@ -141,7 +176,8 @@ Options parse(int argc, char** argv) {
 nlohmann::json case_json(const Case& c, const Result& r, double peak, int threads) {
   return {{"shape", c.layer}, {"pass", c.pass}, {"M", c.M}, {"N", c.N}, {"K", c.K}, {"transA", c.ta},
           {"transB", c.tb}, {"median_s", r.median_s}, {"min_s", r.min_s}, {"max_s", r.max_s},
-          {"gflops", r.gflops}, {"fraction_of_peak", r.gflops / peak}, {"threads", threads}};
+          {"gflops", r.gflops}, {"fraction_of_peak", r.gflops / peak}, {"threads", threads},
+          {"max_rel_err", r.rel_err}};
 }
 
 struct Machine {
@@ -161,25 +197,14 @@ Machine measure_machine(int threads, bool quick) {
   return m;
 }
 
-// Which kernel set OpenBLAS's runtime dispatch picked, and whether the environment forced
-// it: OPENBLAS_CORETYPE=Haswell on an AVX-512 machine halves the reachable GEMM peak.
-std::string blas_core() {
-#ifdef LOWRANK_HAVE_OPENBLAS
-  const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  return std::string(openblas_get_corename()) + (forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : "");
-#else
-  return "none (Eigen GEMM)";
-#endif
-}
-
+// gemm_backend_info(): which kernel set the backend picked on this CPU (OpenBLAS's core and whether
+// OPENBLAS_CORETYPE forced it -- Haswell on an AVX-512 machine halves the reachable peak --, oneDNN's
+// ISA, BLIS's arch). "blas" and "blas_core" keep the fields earlier JSON files had.
 nlohmann::json report_json(const Options& o, const Machine& m, double step_s, nlohmann::json gemms) {
-#ifdef LOWRANK_HAVE_OPENBLAS
-  const bool blas = true;
-#else
-  const bool blas = false;
-#endif
+  const std::string backend = tensor::gemm_backend();
   return {{"benchmark", "bench_ops"}, {"date", today()}, {"cpu", cpu_model()}, {"threads", m.threads},
-          {"repeats", o.repeats}, {"tokens", 1024}, {"blas", blas}, {"blas_core", blas_core()},
+          {"repeats", o.repeats}, {"tokens", 1024}, {"gemm_backend", backend},
+          {"blas", backend != "eigen"}, {"blas_core", tensor::gemm_backend_info()},
           {"peak_gflops", m.peakN}, {"peak_gflops_1thread", m.peak1}, {"peak_gflops_256bit", m.peak256N},
           {"fma_lanes", Widest::kLanes}, {"triad_gbs", m.triad_gbs}, {"step_linear_gemm_s", step_s},
           {"gemms", std::move(gemms)}};
@@ -190,7 +215,8 @@ int bench(int argc, char** argv) {
   if (o.device == "cuda") return examples::gpu_ceilings(o.gpu, o.json);
   tensor::set_num_threads(o.threads);
   const Machine m = measure_machine(tensor::num_threads(), o.quick);
-  std::printf("%s, %d threads, BLAS core %s\n", cpu_model().c_str(), m.threads, blas_core().c_str());
+  std::printf("%s, %d threads, GEMM backend %s (%s)\n", cpu_model().c_str(), m.threads, tensor::gemm_backend(),
+              tensor::gemm_backend_info().c_str());
   std::printf("FMA peak %.1f GFLOP/s (1 thread), %.1f GFLOP/s (%d threads; %.1f with 256-bit vectors)\n",
               m.peak1, m.peakN, m.threads, m.peak256N);
   std::printf("triad bandwidth %.1f GB/s\n", m.triad_gbs);
@@ -200,13 +226,13 @@ int bench(int argc, char** argv) {
   double step_s = 0.0;
   for (const auto& c : gpt2_cases(1024)) {
     const Result r = time_gemm(c, o.repeats);
-    step_s += 12 * r.median_s;  // 12 transformer blocks run each of these once per step
+    if (c.linear) step_s += 12 * r.median_s;  // 12 transformer blocks run each of these once per step
     rows_json.push_back(case_json(c, r, m.peakN, m.threads));
     rows.push_back({c.layer, c.pass, std::to_string(c.M) + "x" + std::to_string(c.N) + "x" + std::to_string(c.K),
                     fmt("%.2f", r.median_s * 1e3), fmt("%.2f", r.min_s * 1e3) + "-" + fmt("%.2f", r.max_s * 1e3),
-                    fmt("%.1f", r.gflops), fmt("%.0f%%", 100 * r.gflops / m.peakN)});
+                    fmt("%.1f", r.gflops), fmt("%.1f%%", 100 * r.gflops / m.peakN), fmt("%.1e", r.rel_err)});
   }
-  examples::print_table({"layer", "pass", "MxNxK", "median ms", "min-max ms", "GFLOP/s", "of peak"}, rows);
+  examples::print_table({"layer", "pass", "MxNxK", "median ms", "min-max ms", "GFLOP/s", "of peak", "max rel err"}, rows);
   std::printf("linear-layer GEMMs of one 12-block step: %.3f s\n", step_s);
   if (!o.json.empty()) examples::write_json(o.json, report_json(o, m, step_s, std::move(rows_json)));
   return 0;

@@ -2,8 +2,10 @@
 // The one GEMM of the CPU path. Row-major, BLAS conventions:
 //   C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C
 // op(A) = A (M,K) with leading dim lda, or Aᵀ where A is stored (K,M); likewise for B.
-// Goes through Eigen, which calls OpenBLAS sgemm when built with EIGEN_USE_BLAS.
+// The library behind it is chosen at configure time, -DLOWRANK_GEMM=openblas (default) | onednn | blis |
+// eigen (cmake/gemm_backend.cmake; measurements in docs/benchmarks.md, "GEMM backends (issue 13)").
 #include <cstdint>
+#include <string>
 
 #include "tensor/storage.h"
 
@@ -11,6 +13,13 @@ namespace lowrank::tensor {
 
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The backend this build calls: "openblas", "onednn", "blis" or "eigen" (for benchmark JSON).
+const char* gemm_backend();
+// What it runs on this machine: OpenBLAS's kernel set (and OPENBLAS_CORETYPE), oneDNN's ISA, BLIS's arch.
+std::string gemm_backend_info();
+// Threads for the backend's own pool, where it has one (OpenBLAS, BLIS); tensor::set_num_threads calls it.
+void gemm_set_num_threads(int n);
 
 // `batch` products C_i = alpha · op(A_i) · op(B_i) + beta · C_i with operand i at X + i·sX (a stride 0
 // shares that operand), on the operands' device: gemm() per product, in order, on the CPU; cuBLAS on

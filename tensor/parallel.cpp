@@ -4,9 +4,7 @@
 
 #include <Eigen/Core>
 
-#ifdef LOWRANK_HAVE_OPENBLAS
-extern "C" void openblas_set_num_threads(int num_threads);
-#endif
+#include "tensor/gemm.h"
 
 namespace lowrank::tensor {
 
@@ -14,9 +12,7 @@ void set_num_threads(int n) {
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(n);
   Eigen::setNbThreads(n);
-#ifdef LOWRANK_HAVE_OPENBLAS
-  openblas_set_num_threads(n);
-#endif
+  gemm_set_num_threads(n);  // OpenBLAS's and BLIS's own thread counts (tensor/gemm.cpp)
 }
 
 int num_threads() { return omp_get_max_threads(); }
