@@ -7,7 +7,7 @@
 
 #include "tensor/error.h"
 
-// One backend per build, chosen at configure time (cmake/gemm_backend.cmake, -DLOWRANK_GEMM=...);
+// One backend per build, chosen at configure time (CMakeLists.txt, -DLOWRANK_GEMM=...);
 // docs/benchmarks.md, "GEMM backends (issue 13)", has the measurements behind the default.
 #if defined(LOWRANK_GEMM_OPENBLAS)
 #include <cblas.h>  // OpenBLAS's: also declares openblas_get_corename, openblas_set_num_threads
