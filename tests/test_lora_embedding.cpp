@@ -55,7 +55,7 @@ lora::LoRAEmbedding& wte_lora(nn::GPT& m) {
 
 }  // namespace
 
-TEST_CASE("lora wte: A = 0 at init (logits exact), counts r(V + C), names, the blocks' draws unchanged") {
+TEST_CASE("lora: wte A = 0 at init (logits exact), counts r(V + C), names, the blocks' draws unchanged") {
   auto base = make_gpt(1), model = make_gpt(1), qv = make_gpt(1);
   Rng rng(5), rng2(5);
   const int64_t n = lora::apply_lora(*model, wte_cfg(), rng);
@@ -74,7 +74,7 @@ TEST_CASE("lora wte: A = 0 at init (logits exact), counts r(V + C), names, the b
   CHECK(contains(error_of([&] { lora::apply_lora(*model, wte_cfg({"wte"}), rng); }), "already has LoRA"));
 }
 
-TEST_CASE("lora wte: lookup and head equal an explicit table E + scale·AᵀBᵀ; merge is exact for both") {
+TEST_CASE("lora: wte lookup and head equal an explicit table E + scale·AᵀBᵀ; merge is exact for both") {
   auto model = make_gpt(1);
   Rng rng(5);
   lora::apply_lora(*model, wte_cfg({"wte"}), rng);
@@ -124,7 +124,7 @@ TEST_CASE("lora wte: lookup and head equal an explicit table E + scale·AᵀBᵀ
   CHECK(max_diff(model->wte.weight.to_vector(), e0) <= 1e-6f);
 }
 
-TEST_CASE("lora wte: gradients of the lookup and of the tied head w.r.t. h, A and B") {
+TEST_CASE("lora: wte gradients of the lookup and of the tied head w.r.t. h, A and B") {
   Rng rng(3);
   nn::Embedding table(11, 6, nn::Init{rng});
   table.delta = std::make_unique<lora::LoRAEmbedding>(table, 3, 6.f, 0.f, rng);
@@ -139,7 +139,7 @@ TEST_CASE("lora wte: gradients of the lookup and of the tied head w.r.t. h, A an
   check_grad([&] { return table.project(h); }, {h, d.lora_A, d.lora_B});
 }
 
-TEST_CASE("lora wte: adapter round trip, merged export, wte alone, and peft refuses it with a reason") {
+TEST_CASE("lora: wte adapter round trip, merged export, wte alone, and peft refuses it with a reason") {
   TempDir tmp("wte");
   const std::string path = tmp.file("adapter.safetensors");
   for (const auto& targets : {std::vector<std::string>{"q", "v", "wte"}, std::vector<std::string>{"wte"}}) {
@@ -176,7 +176,7 @@ TEST_CASE("lora wte: adapter round trip, merged export, wte alone, and peft refu
   }
 }
 
-TEST_CASE("lora wte: decoding sees ΔE (next_logits, batched beams): unmerged equals merged") {
+TEST_CASE("lora: wte decoding sees ΔE (next_logits, batched beams): unmerged equals merged") {
   auto model = make_gpt(1);
   Rng rng(5);
   lora::apply_lora(*model, wte_cfg({"wte"}), rng);
