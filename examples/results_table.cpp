@@ -115,23 +115,6 @@ std::string markdown_table(const std::string& name, const std::vector<Group>& gr
   return o.str();
 }
 
-// Replaces the marked section of the markdown file (markers must exist: nothing is appended blindly).
-void rewrite_section(const std::string& path, const std::string& name, const std::string& table) {
-  const std::string text = data::read_file(path);
-  const std::string open = "<!-- results:" + name + " -->", close = "<!-- /results:" + name + " -->";
-  const size_t a = text.find(open), b = text.find(close);
-  LR_CHECK(a != std::string::npos && b != std::string::npos && a < b, path, ": markers ", open, " ... ", close,
-           " not found (add them where the table belongs)");
-  const std::string out = text.substr(0, a + open.size()) + "\n" + table + text.substr(b);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    LR_CHECK(f.good(), tmp, ": cannot write");
-    f << out;
-  }
-  LR_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot replace");
-}
-
 void write_curves(const std::string& path, const std::string& table, const std::vector<Group>& groups) {
   std::vector<ex::svg::Series> series;
   for (const auto& g : groups) {
@@ -182,7 +165,7 @@ int table_main(int argc, char** argv) {
   if (a["markdown"].as<std::string>().empty())
     std::cout << table;
   else
-    rewrite_section(a["markdown"].as<std::string>(), section.empty() ? name : section, table);
+    ex::rewrite_section(a["markdown"].as<std::string>(), section.empty() ? name : section, table);
   if (!a["svg"].as<std::string>().empty()) write_curves(a["svg"].as<std::string>(), name, groups);
   return 0;
 }

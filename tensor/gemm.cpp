@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 
 #include "tensor/error.h"
+#include "tensor/gemm_thin.h"
 
 // One backend per build, chosen at configure time (CMakeLists.txt, -DLOWRANK_GEMM=...);
 // docs/benchmarks.md, "GEMM backends (issue 13)", has the measurements behind the default.
@@ -114,7 +115,8 @@ const char* gemm_backend() { return kName; }
 std::string gemm_backend_info() { return backend_info(); }
 void gemm_set_num_threads(int n) { backend_threads(n); }
 
-// The empty cases are handled here, the same for every backend: BLAS libraries differ on K = 0
+// The empty cases and the thin ones (a dimension ≤ 16: tensor/gemm_thin.cpp) are handled here, the
+// same for every backend: BLAS libraries differ on K = 0
 // (oneDNN checks arguments; BLAS scales C by beta) and on beta = 0 with NaN in C (we overwrite).
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
@@ -124,6 +126,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
     if (beta == 0.f) c.setZero(); else c *= beta;
     return;
   }
+  if (gemm_thin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;  // LoRA's rank-r products
   backend_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -9,52 +9,14 @@
 #include <tuple>
 #include <vector>
 
+#include "gemm_test_util.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
 #include <doctest/doctest.h>
 
 using namespace lowrank;
+using namespace lowrank::testing;
 
-namespace {
-struct Shape3 {
-  bool ta, tb;
-  int64_t M, N, K;
-};
-
-std::vector<float> randn(int64_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(gen);
-  return v;
-}
-
-// Runs gemm and the reference on the same operands, with `pad` extra columns in every leading dimension,
-// and checks each entry within 2e-5 of its scale |alpha|·(|op(A)|·|op(B)|) + |beta·C| (float rounding
-// grows with that sum, not with the result, which can cancel to near 0), plus 1e-6 absolute.
-// Entries of C past column N (the padding) must be left as they were.
-void check(const Shape3& s, float alpha, float beta, int64_t pad, unsigned seed) {
-  const int64_t lda = (s.ta ? s.M : s.K) + pad, ldb = (s.tb ? s.K : s.N) + pad, ldc = s.N + pad;
-  std::vector<float> A = randn((s.ta ? s.K : s.M) * lda, seed), B = randn((s.tb ? s.N : s.K) * ldb, seed + 1);
-  std::vector<float> C = randn(s.M * ldc, seed + 2), ref = C, absA(A.size()), absB(B.size()), scale(C.size());
-  for (size_t i = 0; i < A.size(); ++i) absA[i] = std::fabs(A[i]);
-  for (size_t i = 0; i < B.size(); ++i) absB[i] = std::fabs(B[i]);
-  for (size_t i = 0; i < C.size(); ++i) scale[i] = std::fabs(C[i]);
-  tensor::gemm(s.ta, s.tb, s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
-  tensor::gemm_reference(s.ta, s.tb, s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, ref.data(), ldc);
-  tensor::gemm_reference(s.ta, s.tb, s.M, s.N, s.K, std::fabs(alpha), absA.data(), lda, absB.data(), ldb,
-                         std::fabs(beta), scale.data(), ldc);
-  INFO(tensor::gemm_backend(), " ", s.M, "x", s.N, "x", s.K, " ta=", s.ta, " tb=", s.tb, " beta=", beta, " pad=", pad);
-  int bad = 0;
-  for (int64_t i = 0; i < s.M; ++i)
-    for (int64_t j = 0; j < ldc; ++j) {
-      const size_t k = static_cast<size_t>(i * ldc + j);
-      const double tol = j < s.N ? 2e-5 * scale[k] + 1e-6 : 0.0;  // padding: exactly untouched
-      if (std::fabs(double(C[k]) - ref[k]) > tol && bad++ < 5) CHECK(C[k] == doctest::Approx(ref[k]));
-    }
-  CHECK(bad == 0);
-}
-}  // namespace
 
 TEST_CASE("gemm backend: the name matches the configured LOWRANK_GEMM") {
   CHECK(std::string(tensor::gemm_backend()) == LOWRANK_GEMM_EXPECTED);  // set from CMake's LOWRANK_GEMM
@@ -92,7 +54,7 @@ TEST_CASE("gemm backend: transposes, alpha and beta, padded leading dimensions")
 
 TEST_CASE("gemm backend: beta = 0 overwrites C, NaN included; empty products") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> A = randn(6 * 5, 7), B = randn(5 * 4, 8);
+  std::vector<float> A = random_floats(6 * 5, 7), B = random_floats(5 * 4, 8);
   std::vector<float> C(6 * 4, nan);
   tensor::gemm(false, false, 6, 4, 5, 1.f, A.data(), 5, B.data(), 4, 0.f, C.data(), 4);
   for (float c : C) CHECK(std::isfinite(c));

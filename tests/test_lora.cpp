@@ -12,52 +12,13 @@
 #include "lora/lora.h"
 #include "nn/checkpoint.h"
 #include "optim/adamw.h"
+#include "lora_test_util.h"
 #include "test_util.h"
 
 using namespace lowrank;
 using namespace lowrank::testing;
 namespace fs = std::filesystem;
 
-namespace {
-
-
-std::unique_ptr<nn::GPT> make_gpt(uint64_t seed) {
-  Rng rng(seed);
-  return std::make_unique<nn::GPT>(tiny_config(), rng);
-}
-
-lora::LoRAConfig make_cfg(std::vector<std::string> targets, int64_t r = 2, float alpha = 8.f) {
-  lora::LoRAConfig c;
-  c.targets = std::move(targets);
-  c.r = r;
-  c.alpha = alpha;
-  c.dropout = 0.1f;
-  return c;
-}
-
-const std::vector<int32_t> kIds = {1, 5, 7, 2, 9, 3, 4, 11, 0, 22, 6, 8, 13, 21, 17, 2};
-
-std::vector<float> logits(nn::GPT& m) {
-  autograd::NoGradGuard ng;
-  return m.forward(kIds, 2, 8, {}).to_vector();
-}
-
-float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  float d = 0.f;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-  return d;
-}
-
-// B (and the trained biases) nonzero, as after training, so the LoRA path matters.
-void perturb_adapter(nn::GPT& m, uint64_t seed) {
-  Rng rng(seed);
-  for (nn::NamedTensor& p : m.named_parameters())
-    if (p.tensor.requires_grad()) p.tensor.add_(Tensor::randn(p.tensor.shape(), rng, 0.3f));
-}
-
-
-}  // namespace
 
 TEST_CASE("lora: at init the LoRA model's logits equal the base model's exactly (B = 0)") {
   auto base = make_gpt(1), model = make_gpt(1);
@@ -68,7 +29,7 @@ TEST_CASE("lora: at init the LoRA model's logits equal the base model's exactly 
   nn::Context train;
   train.training = true;
   train.rng = &drop;
-  CHECK(model->forward(kIds, 2, 8, train).to_vector() == logits(*base));
+  CHECK(model->forward(kLoraIds, 2, 8, train).to_vector() == logits(*base));
 
   auto state = nn::state_dict(*model);
   CHECK(state.count("h.0.attn.c_attn.lora_A.q"));
@@ -127,9 +88,9 @@ TEST_CASE("lora: only A and B get gradients; AdamW keeps 2 x (A, B values) x 4 b
   nn::Context ctx;
   ctx.training = true;
   ctx.rng = &drop;
-  std::vector<int32_t> targets(kIds.begin() + 1, kIds.end());
+  std::vector<int32_t> targets(kLoraIds.begin() + 1, kLoraIds.end());
   targets.push_back(0);
-  autograd::backward(autograd::cross_entropy(model->forward(kIds, 2, 8, ctx), targets));
+  autograd::backward(autograd::cross_entropy(model->forward(kLoraIds, 2, 8, ctx), targets));
   int64_t ab = 0;
   for (nn::NamedTensor& p : model->named_parameters()) {
     CAPTURE(p.name);

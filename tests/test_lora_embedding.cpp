@@ -6,6 +6,7 @@
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
 #include "nn/sample.h"
+#include "lora_test_util.h"
 #include "test_util.h"
 
 using namespace lowrank;
@@ -13,39 +14,7 @@ using namespace lowrank::testing;
 
 namespace {
 
-std::unique_ptr<nn::GPT> make_gpt(uint64_t seed) {
-  Rng rng(seed);
-  return std::make_unique<nn::GPT>(tiny_config(), rng);
-}
-
-lora::LoRAConfig wte_cfg(std::vector<std::string> targets = {"q", "v", "wte"}) {
-  lora::LoRAConfig c;
-  c.targets = std::move(targets);
-  c.r = 2;
-  c.alpha = 8.f;
-  c.dropout = 0.1f;
-  return c;
-}
-
-const std::vector<int32_t> kIds = {1, 5, 7, 2, 9, 3, 4, 11, 0, 22, 6, 8, 13, 21, 17, 2};
-
-std::vector<float> logits(nn::GPT& m) {
-  autograd::NoGradGuard ng;
-  return m.forward(kIds, 2, 8, {}).to_vector();
-}
-
-float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  float d = 0.f;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-  return d;
-}
-
-void perturb_adapter(nn::GPT& m, uint64_t seed) {
-  Rng rng(seed);
-  for (nn::NamedTensor& p : m.named_parameters())
-    if (p.tensor.requires_grad()) p.tensor.add_(Tensor::randn(p.tensor.shape(), rng, 0.3f));
-}
+lora::LoRAConfig wte_cfg(std::vector<std::string> targets = {"q", "v", "wte"}) { return make_cfg(std::move(targets)); }
 
 lora::LoRAEmbedding& wte_lora(nn::GPT& m) {
   auto* e = dynamic_cast<lora::LoRAEmbedding*>(m.wte.delta.get());
@@ -96,7 +65,7 @@ TEST_CASE("lora: wte lookup and head equal an explicit table E + scale·AᵀBᵀ
   CHECK(max_diff(unmerged, logits(*ref)) <= 1e-5f);
   {
     autograd::NoGradGuard ng;  // head_at's rows equal the full head's
-    Tensor h = model->hidden(kIds, 2, 8, {});
+    Tensor h = model->hidden(kLoraIds, 2, 8, {});
     const std::vector<float> rows = model->head_at(h, {3, 12}).to_vector();
     std::vector<float> want(unmerged.begin() + 3 * V, unmerged.begin() + 4 * V);
     want.insert(want.end(), unmerged.begin() + 12 * V, unmerged.begin() + 13 * V);
@@ -105,12 +74,12 @@ TEST_CASE("lora: wte lookup and head equal an explicit table E + scale·AᵀBᵀ
   // head_loss: unmerged it takes the unfused head (weight + ΔE), merged the fused one on the merged table
   auto head_loss = [&] {
     autograd::NoGradGuard ng;
-    return model->head_loss(model->hidden(kIds, 2, 8, {}), {3, 12}, {5, 7}, {}).item();
+    return model->head_loss(model->hidden(kLoraIds, 2, 8, {}), {3, 12}, {5, 7}, {}).item();
   };
   const float loss_unmerged = head_loss();
   {
     autograd::NoGradGuard ng;
-    const float want = autograd::cross_entropy(model->head_at(model->hidden(kIds, 2, 8, {}), {3, 12}), {5, 7}).item();
+    const float want = autograd::cross_entropy(model->head_at(model->hidden(kLoraIds, 2, 8, {}), {3, 12}), {5, 7}).item();
     CHECK(loss_unmerged == want);
   }
   const std::vector<float> e0 = model->wte.weight.to_vector();

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/text.h"
 #include "examples/common/cli.h"
 #include "tensor/error.h"
 
@@ -97,6 +98,23 @@ inline std::map<std::string, std::string> read_outputs(const std::string& path) 
     out[line.substr(0, sep)] = line.substr(sep + 2);
   }
   return out;
+}
+
+// Replaces the marked section of the markdown file (markers must exist: nothing is appended blindly).
+inline void rewrite_section(const std::string& path, const std::string& name, const std::string& table) {
+  const std::string text = data::read_file(path);
+  const std::string open = "<!-- results:" + name + " -->", close = "<!-- /results:" + name + " -->";
+  const size_t a = text.find(open), b = text.find(close);
+  LR_CHECK(a != std::string::npos && b != std::string::npos && a < b, path, ": markers ", open, " ... ", close,
+           " not found (add them where the table belongs)");
+  const std::string out = text.substr(0, a + open.size()) + "\n" + table + text.substr(b);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    LR_CHECK(f.good(), tmp, ": cannot write");
+    f << out;
+  }
+  LR_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot replace");
 }
 
 }  // namespace lowrank::examples
