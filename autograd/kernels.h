@@ -34,6 +34,7 @@ void tanh_backward(float* dx, const float* dy, const float* y, int64_t n);  // f
 // ---- reduce.cpp ---------------------------------------------------------------------------------
 void sum_forward(float* out, const float* x, int64_t n, float factor);  // out[0] = factor · Σ x
 void sum_backward(float* dx, const float* dy, int64_t n, float factor);  // dx (n) += factor · dy[0]
+double sumsq(const float* x, int64_t n);  // Σ x², squares and sum in double, in order (clip_grad_norm's)
 
 // ---- softmax.cpp: x, y (N, C) -------------------------------------------------------------------
 void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log);

@@ -33,6 +33,14 @@ void sum_forward(float* out, const float* x, int64_t n, float factor) {
   out[0] = static_cast<float>(total * factor);
 }
 
+// Σ x² (n) in double, one thread in index order: clip_grad_norm's CPU sum and the host emulation of
+// the CUDA reduction (cuda/emulation/elementwise.cpp).
+double sumsq(const float* x, int64_t n) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]) * x[i];
+  return acc;
+}
+
 // dx (n) += factor · dy[0]
 void sum_backward(float* dx, const float* dy, int64_t n, float factor) {
   const float g = dy[0] * factor;

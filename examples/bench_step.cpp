@@ -3,6 +3,7 @@
 //   ./build/bench_step                                # B=1, T=1024, FT and LoRA, all cores
 //   ./build/bench_step --batch 4 --seq 256 --threads 1 --json out/bench_step.json
 //   ./build/bench_step --device cuda --json out/bench_step_gpu.json   # B=8, T=1024 on the GPU
+//   ./build/bench_step --model mini --batch 8 --seq 75 --loss-rows 26  # E2E's step: loss on completions
 // Reports median and spread of the step time, tokens/s, GFLOP/s from the exact FLOP count below,
 // the fraction of the GEMM-bound floor (issue 7: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
 // = 3.1 s / 4.4 s; also against this machine's sgemm rate and, issue 13, against 80% of its FMA
@@ -42,6 +43,8 @@ cxxopts::Options make_options() {
     ("tf32", "cuda: TF32 tensor-core GEMMs (the fraction of peak stays against the fp32 peak)")
     ("batch", "sequences per step B (0: 1 on cpu, 8 on cuda)", cxxopts::value<int64_t>()->default_value("0"))
     ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))
+    ("loss-rows", "loss and head on the last L positions of each sequence only, as E2E's completion "
+     "loss (0: every position)", cxxopts::value<int64_t>()->default_value("0"))
     ("methods", "comma list of ft, lora", cxxopts::value<std::string>()->default_value("ft,lora"))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
     ("targets", "LoRA targets", cxxopts::value<std::string>()->default_value("q,v"))
@@ -122,15 +125,26 @@ struct Result {
   size_t weights = 0, grads = 0, optimizer = 0, peak = 0;
 };
 
-// batch -> forward -> loss -> zero_grad -> backward -> step, as in every training example.
+// batch -> forward -> loss -> zero_grad -> backward -> step, as in every training example. With loss
+// rows (E2E's completion-only loss) the head runs only there, fused with the loss (GPT::head_loss).
 float train_step(nn::GPT& model, optim::AdamW& opt, const std::vector<int32_t>& ids,
-                 const std::vector<int32_t>& targets, int64_t B, int64_t T, Rng& drop) {
-  Tensor logits = model.forward(ids, B, T, nn::Context{true, &drop});
-  Tensor loss = autograd::cross_entropy(logits, targets);
+                 const std::vector<int32_t>& targets, const std::vector<int32_t>& rows, int64_t B, int64_t T,
+                 Rng& drop) {
+  const nn::Context ctx{true, &drop};
+  Tensor loss = rows.empty() ? autograd::cross_entropy(model.forward(ids, B, T, ctx), targets)
+                             : model.head_loss(model.hidden(ids, B, T, ctx), rows, targets, {});
   opt.zero_grad();
   autograd::backward(loss);
   opt.step(1e-4f);
   return loss.item();
+}
+
+// The rows of (B·T) that carry the loss: the last L positions of each sequence (none: every row).
+std::vector<int32_t> loss_rows(int64_t B, int64_t T, int64_t L) {
+  std::vector<int32_t> rows;
+  for (int64_t b = 0; b < B && L > 0; ++b)
+    for (int64_t t = T - L; t < T; ++t) rows.push_back(static_cast<int32_t>(b * T + t));
+  return rows;
 }
 
 Result bench_method(const std::string& method, const cxxopts::ParseResult& a, Device dev) {
@@ -148,19 +162,18 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
   Result r;
   r.method = method;
   r.trainable = lora::apply_method(model, mc, rng);
-  r.flops = ex::step_flops(cfg, B, T, mc);
+  const std::vector<int32_t> rows = loss_rows(B, T, a["loss-rows"].as<int64_t>());
+  r.flops = ex::step_flops(cfg, B, T, mc, rows.empty() ? B * T : static_cast<int64_t>(rows.size()));
   optim::AdamW opt(model.named_parameters(), optim::AdamWConfig{});
-  std::vector<int32_t> ids(static_cast<size_t>(B * T)), targets(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    ids[i] = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
-    targets[i] = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
-  }
+  std::vector<int32_t> ids(static_cast<size_t>(B * T)), targets(rows.empty() ? ids.size() : rows.size());
+  for (int32_t& i : ids) i = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
+  for (int32_t& i : targets) i = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(cfg.vocab_size));
   reset_peak(dev);
   const int warmup = a["warmup"].as<int>(), steps = a["steps"].as<int>();
   ex::ProgressBar bar(warmup + steps);
   for (int s = 0; s < warmup + steps; ++s) {
     ex::Timer t;
-    r.loss = train_step(model, opt, ids, targets, B, T, rng);
+    r.loss = train_step(model, opt, ids, targets, rows, B, T, rng);
     if (s >= warmup) r.times.push_back(t.seconds());
     bar.update(s + 1, r.loss, static_cast<double>(B * T) / t.seconds());
   }
@@ -216,7 +229,7 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
   const int64_t tokens = B * a["seq"].as<int64_t>();
   nlohmann::json j = {{"model", a["model"].as<std::string>()}, {"device", a["device"].as<std::string>()},
                       {"device_info", device}, {"batch", B},
-                      {"seq", a["seq"].as<int64_t>()}, {"threads", tensor::num_threads()},
+                      {"seq", a["seq"].as<int64_t>()}, {"loss_rows", a["loss-rows"].as<int64_t>()}, {"threads", tensor::num_threads()},
                       {"sgemm_gflop_per_s", rate.gemm}, {"floor_gflop_per_s", rate.floor}, {"methods", nlohmann::json::array()}};
   if (rate.fma > 0) j["fma_peak_gflop_per_s"] = rate.fma, j["fma_vector_bits"] = ex::fma_vector_bits();
   for (const Result& r : rs) {
@@ -274,6 +287,8 @@ int bench_main(int argc, char** argv) {
     if (dev == Device::CUDA) cuda::set_tf32(a.count("tf32") > 0);
   const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
   LR_CHECK(B > 0 && T > 0 && a["steps"].as<int>() > 0, "--batch, --seq and --steps must be positive");
+  LR_CHECK(a["loss-rows"].as<int64_t>() >= 0 && a["loss-rows"].as<int64_t>() <= T,
+           "--loss-rows must be between 0 and --seq (", T, "), got ", a["loss-rows"].as<int64_t>());
   const nn::GPTConfig cfg = nn::config_by_name(a["model"].as<std::string>());
   nlohmann::json info;
   Rates rate;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/kernels.h"
 #include "cuda/kernels.h"
 #include "tensor/dispatch.h"
 #include "tensor/error.h"
@@ -129,8 +130,7 @@ float clip_grad_norm(const std::vector<NamedTensor>& params, float max_norm) {
       device_grads.push_back(g);
       continue;
     }
-    const float* d = g.data();
-    for (int64_t i = 0; i < g.numel(); ++i) sq += static_cast<double>(d[i]) * d[i];
+    sq += autograd::cpu::sumsq(g.data(), g.numel());
   }
   sq += device_sumsq(device_grads);
   const float norm = static_cast<float>(std::sqrt(sq));

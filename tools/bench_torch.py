@@ -10,6 +10,10 @@ two can be compared in one run (tools/bench_vs_torch.sh interleaves them):
   adapts its q and v thirds: 0.3 GFLOP of a 620 GFLOP step, below the noise).
 Reports the median of the timed steps after the warm-up ones.
 
+With --model mini --batch 8 --seq 75 --loss-rows 26 it is the E2E fine-tuning step of the `mini` model
+(bench_step's same options): the loss, and the head, only on the last 26 positions of each sequence, as
+E2E's completion-only loss (lowrank's GPT::head_loss; here the hidden states of those rows through lm_head).
+
   /tmp/venv-bench/bin/python tools/bench_torch.py --threads 2 --json /tmp/torch.json
 Needs torch, transformers and peft (PyPI); nothing in the build or the tests needs this script.
 """
@@ -22,10 +26,17 @@ import time
 import warnings
 
 
+# bench_step's presets (nn/config.cpp): GPT2Config's defaults are GPT-2 124M; mini is 4 layers, C = 192.
+MODELS = {"gpt2": {}, "mini": {"n_embd": 192, "n_layer": 4, "n_head": 4, "n_positions": 256}}
+
+
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="gpt2", choices=list(MODELS), help="shape: GPT-2 124M or lowrank's mini")
     p.add_argument("--batch", type=int, default=1, help="sequences per step B")
     p.add_argument("--seq", type=int, default=1024, help="tokens per sequence T")
+    p.add_argument("--loss-rows", type=int, default=0,
+                   help="loss and head on the last L positions of each sequence only (0: every position)")
     p.add_argument("--methods", default="ft,lora", help="comma list of ft, lora")
     p.add_argument("--rank", type=int, default=4, help="LoRA rank r")
     p.add_argument("--steps", type=int, default=5, help="timed steps per method")
@@ -40,6 +51,8 @@ def parse():
             p.error(f"--methods: expected ft or lora, got '{m}'")
     if min(a.batch, a.seq, a.steps) < 1 or a.warmup < 0:
         p.error("--batch, --seq and --steps must be positive, --warmup not negative")
+    if not 0 <= a.loss_rows <= a.seq:
+        p.error(f"--loss-rows must be between 0 and --seq ({a.seq}), got {a.loss_rows}")
     return a
 
 
@@ -57,8 +70,9 @@ def import_peers():
 def build(method, a, torch, transformers, peft):
     """The model and its optimizer: every weight trainable (ft) or peft's LoRA on c_attn (lora)."""
     torch.manual_seed(a.seed)
-    cfg = transformers.GPT2Config(n_positions=max(1024, a.seq), resid_pdrop=0.0, embd_pdrop=0.0,
-                                  attn_pdrop=0.0)
+    shape = dict(MODELS[a.model])
+    shape["n_positions"] = max(shape.get("n_positions", 1024), a.seq)
+    cfg = transformers.GPT2Config(**shape, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     model = transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation=a.attn)
     if method == "lora":
         lc = peft.LoraConfig(r=a.rank, lora_alpha=32, lora_dropout=0.0, target_modules=["c_attn"],
@@ -75,12 +89,17 @@ def bench_method(method, a, torch, transformers, peft):
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(a.seed)
     ids = torch.randint(0, vocab, (a.batch, a.seq), generator=g)
-    targets = torch.randint(0, vocab, (a.batch * a.seq,), generator=g)
+    targets = torch.randint(0, vocab, (a.batch * (a.loss_rows or a.seq),), generator=g)
+    lm = model.get_base_model() if method == "lora" else model  # peft injects its layers in place
     times, loss = [], float("nan")
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
-        logits = model(input_ids=ids).logits
-        out = torch.nn.functional.cross_entropy(logits.view(-1, vocab), targets)
+        if a.loss_rows:  # the head only on the loss rows, as lowrank's GPT::head_loss
+            h = lm.transformer(input_ids=ids).last_hidden_state[:, -a.loss_rows:, :]
+            logits = lm.lm_head(h)
+        else:
+            logits = model(input_ids=ids).logits
+        out = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets)
         opt.zero_grad()
         out.backward()
         opt.step()
@@ -103,11 +122,13 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     info = {"benchmark": "bench_torch", "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "threads": torch.get_num_threads(), "batch": a.batch, "seq": a.seq,
+            "peft": peft.__version__, "threads": torch.get_num_threads(), "model": a.model, "batch": a.batch, "seq": a.seq,
+            "loss_rows": a.loss_rows,
             "rank": a.rank, "attn_implementation": a.attn, "mkl": torch.backends.mkl.is_available(),
             "date": time.strftime("%Y-%m-%d"), "methods": []}
     print(f"torch {info['torch']}, transformers {info['transformers']}, peft {info['peft']}, "
-          f"{info['threads']} threads, B={a.batch} T={a.seq}, attention {a.attn}")
+          f"{info['threads']} threads, {a.model} B={a.batch} T={a.seq} loss rows {a.loss_rows or a.seq}, "
+          f"attention {a.attn}")
     for m in a.methods.split(","):
         info["methods"].append(bench_method(m, a, torch, transformers, peft))
     by = {r["method"]: r for r in info["methods"]}

@@ -8,19 +8,27 @@
 #   PYTHON=/tmp/venv-bench/bin/python tools/bench_vs_torch.sh            # print only
 #   PYTHON=/tmp/venv-bench/bin/python tools/bench_vs_torch.sh --json     # also docs/results/bench_vs_torch.json
 #   ... --json out/vs.json                                                # or this path
+#   ... --e2e [--json]    # the E2E fine-tuning step of the mini model instead (docs/results/bench_vs_torch_e2e.json):
+#                         # B = 8, T = 75, loss and head on the last 26 positions, 20 timed steps + 3 warm-up
 # Environment: PYTHON (python3; needs torch, transformers, peft), BUILD (build; bench_step must be
-# built), THREADS (2), SEQ (1024), STEPS (3 timed steps per run), WARMUP (1), ROUNDS (2).
-# About 8-10 minutes at the defaults on 2 cores. Not part of the build or the tests.
+# built), THREADS (2), MODEL (gpt2), BATCH (1), SEQ (1024), LOSS_ROWS (0: all), STEPS (3 timed steps per
+# run), WARMUP (1), ROUNDS (2). About 8-10 minutes at the defaults on 2 cores, 1-2 with --e2e.
+# Not part of the build or the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3} BUILD=${BUILD:-build} THREADS=${THREADS:-2} SEQ=${SEQ:-1024}
-STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} ROUNDS=${ROUNDS:-2}
-JSON=""
+E2E=0 JSON="" JSON_DEFAULT=docs/results/bench_vs_torch.json
+for arg in "$@"; do [ "$arg" = --e2e ] && E2E=1 JSON_DEFAULT=docs/results/bench_vs_torch_e2e.json; done
+if [ $E2E = 1 ]; then  # the E2E step of examples/finetune_e2e.cpp: ~75 padded tokens, ~26 completion rows
+  MODEL=${MODEL:-mini} BATCH=${BATCH:-8} SEQ=${SEQ:-75} LOSS_ROWS=${LOSS_ROWS:-26} STEPS=${STEPS:-20} WARMUP=${WARMUP:-3}
+fi
+PYTHON=${PYTHON:-python3} BUILD=${BUILD:-build} THREADS=${THREADS:-2} MODEL=${MODEL:-gpt2} BATCH=${BATCH:-1}
+SEQ=${SEQ:-1024} LOSS_ROWS=${LOSS_ROWS:-0} STEPS=${STEPS:-3} WARMUP=${WARMUP:-1} ROUNDS=${ROUNDS:-2}
 while [ $# -gt 0 ]; do
   case $1 in
-    --json) JSON=docs/results/bench_vs_torch.json
+    --e2e) ;;
+    --json) JSON=$JSON_DEFAULT
             if [ $# -gt 1 ] && [[ $2 != -* ]]; then JSON=$2; shift; fi ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_vs_torch.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -37,7 +45,8 @@ fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-COMMON=(--threads "$THREADS" --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP")
+COMMON=(--threads "$THREADS" --model "$MODEL" --batch "$BATCH" --seq "$SEQ" --loss-rows "$LOSS_ROWS"
+        --steps "$STEPS" --warmup "$WARMUP")
 
 # One run of one side for one method; its log is shown only when it fails.
 run_side() {
@@ -84,7 +93,7 @@ print(f"\n{'round':>5} {'step':>5} {'torch s':>8} {'lowrank s':>9} {'lowrank fas
 for row in rows:
     for m in ("ft", "lora"):
         c = row[m]
-        print(f"{row['round']:>5} {m:>5} {c['torch_s']:8.2f} {c['lowrank_s']:9.2f} {c['lowrank_faster_by']:16.2f}x "
+        print(f"{row['round']:>5} {m:>5} {c['torch_s']:8.3f} {c['lowrank_s']:9.3f} {c['lowrank_faster_by']:16.2f}x "
               f"{c['lowrank_x_floor_fma'] or float('nan'):15.2f}")
     print(f"{row['round']:>5} LoRA/FT: torch {row['lora_over_ft']['torch']:.3f}, lowrank {row['lora_over_ft']['lowrank']:.3f}")
 span = lambda xs: [min(xs), max(xs)]
@@ -95,7 +104,8 @@ ls, pt = rd("lowrank", 1, "lora"), rd("torch", 1, "lora")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 if out:
     res = {"benchmark": "bench_vs_torch", "date": time.strftime("%Y-%m-%d"), "cpu": cpu,
-           "threads": ls["threads"], "batch": ls["batch"], "seq": ls["seq"], "rounds": rows, "summary": summary,
+           "threads": ls["threads"], "model": ls["model"], "batch": ls["batch"], "seq": ls["seq"],
+           "loss_rows": ls["loss_rows"], "steps_per_run": len(ls["methods"][0]["step_s_all"]), "rounds": rows, "summary": summary,
            "load_average_before": load_before, "load_average_after": load_after,
            "fma_peak_gflop_per_s": [rd("lowrank", r, m).get("fma_peak_gflop_per_s") for r in range(1, rounds + 1) for m in ("ft", "lora")],
            "fma_vector_bits": ls.get("fma_vector_bits"), "sgemm_gflop_per_s": ls["sgemm_gflop_per_s"],

@@ -80,14 +80,9 @@ void sum_backward(float* dx, const float* dy, int64_t n, float factor) {
   cpu::sum_backward(arg(dx, n, "sum_backward dx"), arg(dy, 1, "sum_backward dy"), n, factor);
 }
 
-// out[0] = Σ x² with squares and sum in double, as reduce.cu's partials (clip_grad_norm has no CPU
-// kernel of this name: its CPU loop runs over host tensors directly).
+// out[0] = Σ x² with squares and sum in double, as reduce.cu's partials (the CPU sum clip_grad_norm uses).
 void sumsq_forward(float* out, const float* x, int64_t n) {
-  float* o = arg(out, 1, "sumsq out");
-  const float* xh = arg(x, n, "sumsq x");
-  double acc = 0.0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(xh[i]) * xh[i];
-  o[0] = static_cast<float>(acc);
+  arg(out, 1, "sumsq out")[0] = static_cast<float>(cpu::sumsq(arg(x, n, "sumsq x"), n));
 }
 
 }  // namespace lowrank::cuda
