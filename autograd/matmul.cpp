@@ -3,7 +3,8 @@
 // For C = op(A)·op(B) with upstream gradient dC:
 //   dA = dC·op(B)ᵀ   (stored Aᵀ when trans_a: dAᵀ = op(B)·dCᵀ)
 //   dB = op(A)ᵀ·dC   (stored Bᵀ when trans_b: dBᵀ = dCᵀ·op(A))
-// Both are accumulated with beta = 1, so backward adds into .grad as the tape requires.
+// Each is accumulated with beta = 1, so backward adds into .grad as the tape requires, or written with
+// beta = 0 into a gradient buffer allocated just now (GemmSink, autograd/op_util.h: no zero fill first).
 #include <algorithm>
 
 #include "autograd/op_util.h"
@@ -58,16 +59,17 @@ void matmul_forward(Device dev, float* C, const float* A, const float* B, const 
                d.batch);
 }
 
-// dA += dC·op(B)ᵀ and dB += op(A)ᵀ·dC (each only when its pointer is non-null), each over the whole batch.
-void matmul_backward(Device dev, float* dA, float* dB, const float* dC, const float* A, const float* B,
+// dA (+)= dC·op(B)ᵀ, then dB (+)= op(A)ᵀ·dC (each only when its sink is non-null), each over the whole batch.
+void matmul_backward(Device dev, GemmSink dA, GemmSink dB, const float* dC, const float* A, const float* B,
                      const MatmulDims& d) {
   const bool fold = d.b_shared && !d.ta;
   const int64_t nb = fold ? 1 : d.batch, M = fold ? d.batch * d.M : d.M;
   const int64_t sA = M * d.K, sC = M * d.N, sB = d.b_shared ? 0 : d.K * d.N;
-  if (dA && !d.ta) gemm_batched(dev, false, !d.tb, M, d.K, d.N, 1.f, dC, d.N, sC, B, d.ldb(), sB, 1.f, dA, d.K, sA, nb);
-  if (dA && d.ta) gemm_batched(dev, d.tb, true, d.K, M, d.N, 1.f, B, d.ldb(), sB, dC, d.N, sC, 1.f, dA, M, sA, nb);
-  if (dB && !d.tb) gemm_batched(dev, !d.ta, false, d.K, d.N, M, 1.f, A, d.lda(), sA, dC, d.N, sC, 1.f, dB, d.N, sB, nb);
-  if (dB && d.tb) gemm_batched(dev, true, d.ta, d.N, d.K, M, 1.f, dC, d.N, sC, A, d.lda(), sA, 1.f, dB, d.K, sB, nb);
+  const float ba = dA.beta, bb = dB.beta;
+  if (dA.p && !d.ta) gemm_batched(dev, false, !d.tb, M, d.K, d.N, 1.f, dC, d.N, sC, B, d.ldb(), sB, ba, dA.p, d.K, sA, nb);
+  if (dA.p && d.ta) gemm_batched(dev, d.tb, true, d.K, M, d.N, 1.f, B, d.ldb(), sB, dC, d.N, sC, ba, dA.p, M, sA, nb);
+  if (dB.p && !d.tb) gemm_batched(dev, !d.ta, false, d.K, d.N, M, 1.f, A, d.lda(), sA, dC, d.N, sC, bb, dB.p, d.N, sB, nb);
+  if (dB.p && d.tb) gemm_batched(dev, true, d.ta, d.N, d.K, M, 1.f, dC, d.N, sC, A, d.lda(), sA, bb, dB.p, d.K, sB, nb);
 }
 
 struct MatmulOp : Node {
@@ -76,7 +78,9 @@ struct MatmulOp : Node {
   void backward() override {
     const float* dout = grad_of(out);
     if (!dout) return;
-    matmul_backward(out.device(), grad_sink(a), grad_sink(b), dout, a.data(), b.data(), dims);
+    const GemmSink da = gemm_sink(a);  // in the order they are written: matmul(x, x) adds dB onto dA
+    const GemmSink db = gemm_sink(b);
+    matmul_backward(out.device(), da, db, dout, a.data(), b.data(), dims);
   }
   const char* name() const override { return "matmul"; }
 };
@@ -125,10 +129,10 @@ struct LinearOp : Node {
     const float* dy = grad_of(out);
     if (!dy) return;
     const Device dev = out.device();
-    if (float* dx = grad_sink(x))  // dx (N, in) += dy (N, out) · w (out, in)
-      gemm_batched(dev, false, false, N, in, outf, 1.f, dy, outf, 0, w.data(), in, 0, 1.f, dx, in, 0, 1);
-    if (float* dw = grad_sink(w))  // dw (out, in) += dyᵀ · x (N, in)
-      gemm_batched(dev, true, false, outf, in, N, 1.f, dy, outf, 0, x.data(), in, 0, 1.f, dw, in, 0, 1);
+    if (const GemmSink dx = gemm_sink(x); dx.p)  // dx (N, in) (+)= dy (N, out) · w (out, in)
+      gemm_batched(dev, false, false, N, in, outf, 1.f, dy, outf, 0, w.data(), in, 0, dx.beta, dx.p, in, 0, 1);
+    if (const GemmSink dw = gemm_sink(w); dw.p)  // dw (out, in) (+)= dyᵀ · x (N, in)
+      gemm_batched(dev, true, false, outf, in, N, 1.f, dy, outf, 0, x.data(), in, 0, dw.beta, dw.p, in, 0, 1);
     if (float* db = grad_sink(b)) run(dev, bias_backward, cuda_bias_backward, db, dy, N, outf);
   }
   const char* name() const override { return "linear"; }

@@ -46,6 +46,21 @@ inline float* grad_sink(Tensor& in) {
   return in.defined() && in.requires_grad() ? in.grad_or_zeros().data() : nullptr;
 }
 
+// Where a GEMM puts an input's gradient, and with which beta: 1 adds onto the gradient already there (the
+// tape's rule: backward accumulates), 0 overwrites a buffer allocated just now, which then needs no zero
+// fill of its own (a pass over every activation gradient of a step). p is nullptr when `in` needs no
+// gradient. Take a sink right before its GEMM: a second sink on the same tensor is not fresh.
+struct GemmSink {
+  float* p = nullptr;
+  float beta = 1.f;
+};
+inline GemmSink gemm_sink(Tensor& in) {
+  if (!in.defined() || !in.requires_grad()) return {};
+  bool fresh = false;
+  float* p = in.grad_or_empty(fresh).data();
+  return {p, fresh ? 0.f : 1.f};
+}
+
 // A contiguous version of x whose gradient still reaches x: x itself, or a recorded copy (reshape).
 inline Tensor compact(const Tensor& x) { return x.is_contiguous() ? x : reshape(x, x.shape()); }
 

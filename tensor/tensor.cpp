@@ -195,6 +195,13 @@ Tensor& Tensor::grad_or_zeros() {
   return slot_->grad;
 }
 
+Tensor& Tensor::grad_or_empty(bool& fresh) {
+  LR_CHECK(slot_, "grad: undefined tensor");
+  fresh = !slot_->grad.defined();
+  if (fresh) slot_->grad = empty(shape_, device());
+  return slot_->grad;
+}
+
 void Tensor::set_grad(const Tensor& g) {
   LR_CHECK(g.shape() == shape_, "set_grad: gradient shape ", g.shape(), " does not match tensor ", shape_);
   LR_CHECK(slot_, "set_grad: undefined tensor");

@@ -67,6 +67,10 @@ class Tensor {
   Tensor& requires_grad_(bool on = true);
   Tensor grad() const;       // undefined Tensor when nothing was accumulated yet
   Tensor& grad_or_zeros();   // the gradient buffer, allocated as zeros on first use
+  // The gradient buffer for a writer that can overwrite it: on first use allocated uninitialised and
+  // `fresh` set (the caller must then write every element, e.g. a GEMM with beta = 0), else the
+  // existing buffer to add into (`fresh` false).
+  Tensor& grad_or_empty(bool& fresh);
   void set_grad(const Tensor& g);
   void zero_grad();          // zero the buffer if it exists (keeps the allocation)
   const GradSlot* slot() const { return slot_.get(); }  // identity of this tensor for autograd

@@ -10,6 +10,9 @@ BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
 PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev ${LOWRANK_EXTRA_PKGS:-}"
+# On an AVX-512 CPU the default GEMM backend (LOWRANK_GEMM=auto) is oneDNN: its kernels follow the CPU
+# where OpenBLAS may be held to AVX2's by OPENBLAS_CORETYPE (docs/benchmarks.md, "GEMM backends").
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && PKGS="$PKGS libdnnl-dev"
 
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -25,11 +28,4 @@ mkdir -p "$BUILD"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LOWRANK_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 \
   || { cat "$BUILD/configure.log"; exit 1; }
 grep -E "^-- lowrank" "$BUILD/configure.log" || true
-# OpenBLAS held to its AVX2 kernels on an AVX-512 CPU reaches about half of the peak there; oneDNN's
-# kernels follow the CPU (docs/benchmarks.md, "GEMM backends": 1.48x faster LoRA steps on a Xeon).
-if [ "${OPENBLAS_CORETYPE:-}" = Haswell ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null \
-   && grep -q "GEMM backend openblas" "$BUILD/configure.log"; then
-  echo "==> note: OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU; for speed, build with" \
-       "LOWRANK_EXTRA_PKGS=libdnnl-dev LOWRANK_CMAKE_ARGS=-DLOWRANK_GEMM=onednn (docs/benchmarks.md)"
-fi
 cmake --build "$BUILD" -j "${LOWRANK_JOBS:-$(nproc)}" ${TARGETS[@]+--target "${TARGETS[@]}"}

@@ -1,5 +1,7 @@
 // matmul and linear (autograd/matmul.cpp): CPU values, gradient checks and errors, then the same ops
 // on CUDA tensors against the CPU (cudatest::check_on_cuda; skipped without a GPU).
+#include <cmath>
+
 #include "tests/test_util.h"
 
 #ifdef LOWRANK_HAVE_CUDA
@@ -73,6 +75,28 @@ TEST_CASE("linear: a frozen weight gets no gradient buffer") {
   backward(sum(linear(x, w)));
   CHECK(x.grad().defined());
   CHECK_FALSE(w.grad().defined());
+}
+
+TEST_CASE("matmul, linear: a fresh gradient is overwritten (beta 0), an existing one added to, x·x right") {
+  // A gradient buffer allocated by backward is not zero-filled: the GEMM writes it with beta = 0. Poison
+  // the allocator's recycled block first (>= 1 MiB blocks are cached, tensor/storage.cpp), so a GEMM
+  // that read the buffer instead of overwriting it would show NaN.
+  const Shape xs{512, 640};  // 1.25 MiB
+  Tensor x = param(xs, 30), w = param({8, 640}, 31);
+  Tensor dy = param({512, 8}, 32);
+  { Tensor poison = Tensor::full(xs, NAN); }  // freed: x.grad gets this block
+  backward(sum(mul(linear(x, w), dy.detach())));
+  Tensor expect = matmul(dy, w.detach());  // dx = dy·w
+  check_values(x.grad(), expect.to_vector(), 1e-4f);
+  backward(sum(mul(linear(x, w), dy.detach())));  // now it exists: the second backward adds
+  check_values(x.grad(), scale(expect, 2.f).to_vector(), 1e-4f);
+  // matmul(a, a): dA then dB land in one buffer; the second must add onto the first.
+  Tensor a = param({512, 512}, 33, 0.05f);
+  { Tensor poison = Tensor::full({512, 512}, NAN); }
+  backward(sum(matmul(a, a)));  // d/da Σ(a·a) = 1·aᵀ + aᵀ·1
+  Tensor ones = Tensor::full({512, 512}, 1.f);
+  Tensor at = a.detach().transpose(0, 1).contiguous();
+  check_values(a.grad(), add(matmul(ones, at), matmul(at, ones)).to_vector(), 1e-4f);
 }
 
 // ---- CUDA: GEMM tolerance 1e-3 with TF32 off (docs/cuda.md) ----
