@@ -230,7 +230,9 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
   nlohmann::json j = {{"model", a["model"].as<std::string>()}, {"device", a["device"].as<std::string>()},
                       {"device_info", device}, {"batch", B},
                       {"seq", a["seq"].as<int64_t>()}, {"loss_rows", a["loss-rows"].as<int64_t>()}, {"threads", tensor::num_threads()},
-                      {"sgemm_gflop_per_s", rate.gemm}, {"floor_gflop_per_s", rate.floor}, {"methods", nlohmann::json::array()}};
+                      {"sgemm_gflop_per_s", rate.gemm}, {"floor_gflop_per_s", rate.floor},
+                      {"gemm_backend", tensor::gemm_backend()}, {"gemm_backend_info", tensor::gemm_backend_info()},
+                      {"methods", nlohmann::json::array()}};
   if (rate.fma > 0) j["fma_peak_gflop_per_s"] = rate.fma, j["fma_vector_bits"] = ex::fma_vector_bits();
   for (const Result& r : rs) {
     const nlohmann::json m = to_json(r, tokens, rate);
@@ -294,7 +296,8 @@ int bench_main(int argc, char** argv) {
   Rates rate;
   rate.floor = floor_gflops(a, dev, info), rate.gemm = measure_gemm_gflops(B * T, cfg.n_embd, dev);
   std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << " on " << tensor::device_name(dev) << ", "
-            << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << fmt(rate.gemm, 1) << " GFLOP/s\n";
+            << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << fmt(rate.gemm, 1) << " GFLOP/s ("
+            << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
   if (dev == Device::CPU) {  // the cores' own limit, whatever kernels the BLAS picked (issue 13)
     rate.fma = ex::fma_peak_gflops(tensor::num_threads());
     std::cout << "FMA peak " << fmt(rate.fma, 1) << " GFLOP/s (" << ex::fma_vector_bits() << "-bit vectors, "

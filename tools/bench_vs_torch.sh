@@ -109,6 +109,7 @@ if out:
            "load_average_before": load_before, "load_average_after": load_after,
            "fma_peak_gflop_per_s": [rd("lowrank", r, m).get("fma_peak_gflop_per_s") for r in range(1, rounds + 1) for m in ("ft", "lora")],
            "fma_vector_bits": ls.get("fma_vector_bits"), "sgemm_gflop_per_s": ls["sgemm_gflop_per_s"],
+           "gemm_backend": ls.get("gemm_backend"), "gemm_backend_info": ls.get("gemm_backend_info"),
            "torch": pt["torch"], "transformers": pt["transformers"], "peft": pt["peft"],
            "torch_attn_implementation": pt["attn_implementation"]}
     with open(out, "w") as f:
