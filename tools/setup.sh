@@ -11,16 +11,25 @@ BUILD=${1:-build}
 TARGETS=("$@")
 PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev ${LOWRANK_EXTRA_PKGS:-}"
 # On an AVX-512 CPU the default GEMM backend (LOWRANK_GEMM=auto) is oneDNN: its kernels follow the CPU
-# where OpenBLAS may be held to AVX2's by OPENBLAS_CORETYPE (docs/benchmarks.md, "GEMM backends").
-grep -qw avx512f /proc/cpuinfo 2>/dev/null && PKGS="$PKGS libdnnl-dev"
+# where OpenBLAS may be held to AVX2's by OPENBLAS_CORETYPE (docs/benchmarks.md, "GEMM backends"). It is
+# optional: where it cannot be installed, auto builds with OpenBLAS.
+OPTIONAL=""
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && OPTIONAL="libdnnl-dev"
 
-missing=""
+missing=""; missing_opt=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+for p in $OPTIONAL; do dpkg -s "$p" >/dev/null 2>&1 || missing_opt="$missing_opt $p"; done
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_install() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"; }
 if [ -n "$missing" ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "==> installing Debian packages:$missing"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+  apt_install $missing
+fi
+if [ -n "$missing_opt" ]; then
+  echo "==> installing Debian packages (optional):$missing_opt"
+  { [ -n "$missing" ] || $SUDO apt-get update -qq; } && apt_install $missing_opt \
+    || echo "==> note:$missing_opt not installed; the GEMM backend falls back to OpenBLAS"
 fi
 
 echo "==> configuring and building in $BUILD/"
