@@ -1,5 +1,7 @@
 #include "autograd/tape.h"
 
+#include <chrono>
+
 #include "tensor/error.h"
 
 namespace lowrank::autograd {
@@ -27,8 +29,11 @@ void Tape::backward(Tensor root, const Tensor& droot) {
   // A node is destroyed as soon as its backward has run: every consumer of its output ran before
   // it, so the saved activations and gradient buffers only it held go back to the allocator now,
   // not at the end. Activation memory then falls during backward instead of doubling.
+  using Clock = std::chrono::steady_clock;
   for (size_t i = nodes_.size(); i-- > 0;) {
+    const Clock::time_point t0 = profiling_ ? Clock::now() : Clock::time_point{};
     nodes_[i]->backward();
+    if (profiling_) profile_[nodes_[i]->name()] += std::chrono::duration<double>(Clock::now() - t0).count();
     nodes_[i].reset();
   }
 }

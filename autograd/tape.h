@@ -5,7 +5,9 @@
 // in reverse execution order; each Node reads its output's .grad and ADDS (+=) into its
 // inputs' .grad. The tape owns its nodes (a std::vector of unique_ptr): tensors never point
 // back at nodes, so there are no reference cycles. The tape is cleared after backward.
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -28,9 +30,15 @@ class Tape {
   void clear() { nodes_.clear(); }
   size_t size() const { return nodes_.size(); }
   const Node& node(size_t i) const { return *nodes_[i]; }
+  // Wall seconds of backward() per node name, summed over the backward passes run between start and
+  // stop (`bench_step --profile`). CPU timing: on CUDA it would time the launches, not the kernels.
+  void start_profile() { profile_.clear(), profiling_ = true; }
+  std::map<std::string, double> stop_profile() { return profiling_ = false, std::move(profile_); }
 
  private:
   std::vector<std::unique_ptr<Node>> nodes_;
+  bool profiling_ = false;
+  std::map<std::string, double> profile_;
 };
 
 Tape& tape();  // the calling thread's tape

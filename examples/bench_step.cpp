@@ -4,10 +4,12 @@
 //   ./build/bench_step --batch 4 --seq 256 --threads 1 --json out/bench_step.json
 //   ./build/bench_step --device cuda --json out/bench_step_gpu.json   # B=8, T=1024 on the GPU
 //   ./build/bench_step --model mini --batch 8 --seq 75 --loss-rows 26  # E2E's step: loss on completions
+//   ./build/bench_step --methods lora --profile       # + backward per op, GEMMs per shape (CPU)
 // Reports median and spread of the step time, tokens/s, GFLOP/s from the exact FLOP count below,
 // the fraction of the GEMM-bound floor (issue 7: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
 // = 3.1 s / 4.4 s; also against this machine's sgemm rate and, issue 13, against 80% of its FMA
-// peak, both measured in the same run: the BLAS may not reach the cores' peak), peak memory
+// peak, both measured in the same run, the peak before and after the steps: the BLAS may not reach
+// the cores' peak), peak memory
 // with its breakdown and the optimizer-state bytes (the paper's memory/speed claim, Section 4.2).
 // On --device cuda the floor is the GPU's fp32 peak (TF32 off; cuda/device_info.h) and memory is
 // the caching allocator's high-water mark.
@@ -22,6 +24,7 @@
 #include "examples/common/cli.h"
 #include "examples/common/fma_peak.h"
 #include "examples/common/step_flops.h"
+#include "examples/common/step_profile.h"
 #include "lora/methods.h"
 #include "nn/config.h"
 #include "nn/gpt.h"
@@ -53,6 +56,7 @@ cxxopts::Options make_options() {
     ("floor-gflops", "GEMM rate of issue 7's floor", cxxopts::value<double>()->default_value("200"))
     ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
+    ("profile", "cpu: also time the backward per op and the GEMMs per shape over the timed steps")
     ("json", "write results to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
   return o;
@@ -123,6 +127,7 @@ struct Result {
   std::vector<double> times;
   double loss = 0, flops = 0;
   size_t weights = 0, grads = 0, optimizer = 0, peak = 0;
+  ex::StepProfile profile;  // --profile: over the timed steps
 };
 
 // batch -> forward -> loss -> zero_grad -> backward -> step, as in every training example. With loss
@@ -171,13 +176,16 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
   reset_peak(dev);
   const int warmup = a["warmup"].as<int>(), steps = a["steps"].as<int>();
   ex::ProgressBar bar(warmup + steps);
+  const bool profile = a.count("profile") > 0;
   for (int s = 0; s < warmup + steps; ++s) {
+    if (profile && s == warmup) autograd::tape().start_profile(), tensor::gemm_profile_start();
     ex::Timer t;
     r.loss = train_step(model, opt, ids, targets, rows, B, T, rng);
     if (s >= warmup) r.times.push_back(t.seconds());
     bar.update(s + 1, r.loss, static_cast<double>(B * T) / t.seconds());
   }
   bar.finish();
+  if (profile) r.profile = {autograd::tape().stop_profile(), tensor::gemm_profile_stop(), steps};
   const auto ps = model.named_parameters();
   r.weights = bytes_of(ps, false, false);
   r.grads = bytes_of(ps, true, true);
@@ -197,6 +205,7 @@ std::string fmt(double v, int prec = 2) {
 // measured in this run, and on the CPU the FMA peak on this run's threads (0 on a GPU: not measured).
 struct Rates {
   double floor = 0, gemm = 0, fma = 0;
+  double fma_before = 0, fma_after = 0;  // fma is the higher of the two measurements
 };
 constexpr double kFmaShare = 0.8;  // a GEMM-bound step at 80% of the FMA peak is the issue-13 target
 
@@ -233,7 +242,9 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
                       {"sgemm_gflop_per_s", rate.gemm}, {"floor_gflop_per_s", rate.floor},
                       {"gemm_backend", tensor::gemm_backend()}, {"gemm_backend_info", tensor::gemm_backend_info()},
                       {"methods", nlohmann::json::array()}};
-  if (rate.fma > 0) j["fma_peak_gflop_per_s"] = rate.fma, j["fma_vector_bits"] = ex::fma_vector_bits();
+  if (rate.fma > 0)
+    j["fma_peak_gflop_per_s"] = rate.fma, j["fma_vector_bits"] = ex::fma_vector_bits(),
+    j["fma_peak_gflop_per_s_before"] = rate.fma_before, j["fma_peak_gflop_per_s_after"] = rate.fma_after;
   for (const Result& r : rs) {
     const nlohmann::json m = to_json(r, tokens, rate);
     j["methods"].push_back(m);
@@ -249,6 +260,12 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
   const std::string floor_name = rate.fma > 0 ? "200 / sgemm / 0.8 FMA peak" : "fp32 peak / sgemm";
   ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s", "x floor (" + floor_name + ")",
                    "MB weights+grads+adam+act", "peak MB"}, rows);
+  for (size_t i = 0; i < rs.size(); ++i)
+    if (rs[i].profile.steps > 0) {
+      std::cout << rs[i].method << ", inside the step:\n";
+      j["methods"][i]["profile"] =
+          ex::report_profile(rs[i].profile, ex::median(rs[i].times), rate.fma, tensor::num_threads());
+    }
   if (rs.size() == 2 && rs[0].method == "ft" && rs[1].method == "lora") {
     const double t = ex::median(rs[1].times) / ex::median(rs[0].times), mem = mb(rs[1].peak) / mb(rs[0].peak);
     std::cout << "LoRA/FT step time " << fmt(t, 3) << ", peak memory " << fmt(mem, 3) << ", optimizer state "
@@ -285,6 +302,7 @@ int bench_main(int argc, char** argv) {
   tensor::set_num_threads(a["threads"].as<int>());
   const Device dev = ex::device_option(a);
   LR_CHECK(!a.count("tf32") || dev == Device::CUDA, "--tf32 needs --device cuda");
+  LR_CHECK(!a.count("profile") || dev == Device::CPU, "--profile times the CPU (CUDA launches are asynchronous)");
   if constexpr (tensor::kCudaBuilt)
     if (dev == Device::CUDA) cuda::set_tf32(a.count("tf32") > 0);
   const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
@@ -299,8 +317,8 @@ int bench_main(int argc, char** argv) {
             << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << fmt(rate.gemm, 1) << " GFLOP/s ("
             << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
   if (dev == Device::CPU) {  // the cores' own limit, whatever kernels the BLAS picked (issue 13)
-    rate.fma = ex::fma_peak_gflops(tensor::num_threads());
-    std::cout << "FMA peak " << fmt(rate.fma, 1) << " GFLOP/s (" << ex::fma_vector_bits() << "-bit vectors, "
+    rate.fma_before = ex::fma_peak_gflops(tensor::num_threads());
+    std::cout << "FMA peak " << fmt(rate.fma_before, 1) << " GFLOP/s (" << ex::fma_vector_bits() << "-bit vectors, "
               << tensor::num_threads() << " threads, best of 3); floor at " << kFmaShare * 100 << "% of it\n";
   }
 
@@ -309,6 +327,12 @@ int bench_main(int argc, char** argv) {
     LR_CHECK(m == "ft" || m == "lora", "--methods: expected ft or lora, got '", m, "'");
     std::cout << m << ":\n";
     results.push_back(bench_method(m, a, dev));
+  }
+  if (dev == Device::CPU) {  // again after the steps: a neighbour that slowed one measurement only lowers it
+    rate.fma_after = ex::fma_peak_gflops(tensor::num_threads());
+    rate.fma = std::max(rate.fma_before, rate.fma_after);
+    std::cout << "FMA peak after the steps " << fmt(rate.fma_after, 1) << " GFLOP/s; the floor uses the higher, "
+              << fmt(rate.fma, 1) << "\n";
   }
   return report(results, a, info, B, rate);
 }

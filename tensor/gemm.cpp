@@ -1,11 +1,13 @@
 #include "tensor/gemm.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
 #include <Eigen/Core>
 
 #include "tensor/error.h"
+#include "tensor/gemm_profile.h"
 #include "tensor/gemm_thin.h"
 
 // One backend per build, chosen at configure time (CMakeLists.txt, -DLOWRANK_GEMM=...);
@@ -115,11 +117,12 @@ const char* gemm_backend() { return kName; }
 std::string gemm_backend_info() { return backend_info(); }
 void gemm_set_num_threads(int n) { backend_threads(n); }
 
+namespace {
 // The empty cases and the thin ones (a dimension ≤ 16: tensor/gemm_thin.cpp) are handled here, the
 // same for every backend: BLAS libraries differ on K = 0
 // (oneDNN checks arguments; BLAS scales C by beta) and on beta = 0 with NaN in C (we overwrite).
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_any(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     MutMap c(C, M, N, Eigen::OuterStride<>(ldc));
@@ -128,6 +131,16 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
   }
   if (gemm_thin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;  // LoRA's rank-r products
   backend_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+}  // namespace
+
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (!gemm_profiling()) return gemm_any(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const auto t0 = std::chrono::steady_clock::now();  // bench_step --profile: tensor/gemm_profile.h
+  gemm_any(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+  gemm_profile_record(transA, transB, M, N, K, beta != 0.f, dt.count());
 }
 
 void gemm_batched(Device dev, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -1,4 +1,7 @@
 // The tape itself and the gradient checker, including proof that the checker catches wrong backwards.
+#include <chrono>
+#include <thread>
+
 #include "autograd/op_util.h"
 #include "test_util.h"
 
@@ -34,6 +37,27 @@ Tensor square(const Tensor& x, Bug bug) {
     n->bug = bug;
     record(std::move(n), out);
   }
+  return out;
+}
+
+// Passes the gradient through unchanged and takes a known time doing it, for the profile test.
+struct SlowIdentityOp : Node {
+  Tensor x, out;
+  void backward() override {
+    const float* dy = grad_of(out);
+    float* dx = grad_sink(x);
+    for (int64_t i = 0; i < x.numel(); ++i) dx[i] += dy[i];
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const char* name() const override { return "slow_identity"; }
+};
+
+Tensor slow_identity(const Tensor& x) {
+  Tensor out = x.clone();
+  auto n = std::make_unique<SlowIdentityOp>();
+  n->x = x;
+  n->out = out;
+  record(std::move(n), out);
   return out;
 }
 
@@ -140,4 +164,25 @@ TEST_CASE("tape: each node is freed right after its backward, so saved activatio
   CHECK(second_gone_when_first_ran);  // the later node was destroyed before the earlier one ran
   CHECK(first_gone);
   CHECK(tape().size() == 0);
+}
+
+TEST_CASE("tape: the profile sums each op's backward time between start and stop, and only there") {
+  tape().clear();
+  Tensor w = param({3}, 2);
+  Tensor c = Tensor::full({3}, 2.f);
+  backward(mean(w));  // before start: not timed
+  tape().start_profile();
+  backward(sum(slow_identity(w)));
+  backward(sum(mul(slow_identity(w), c)));
+  const std::map<std::string, double> prof = tape().stop_profile();
+  backward(mean(w));  // after stop: not timed
+  REQUIRE(prof.size() == 3);
+  REQUIRE(prof.count("slow_identity") == 1);
+  CHECK(prof.at("slow_identity") >= 0.040);  // both 20 ms backward calls, summed under the node's name
+  CHECK(prof.count("sum") == 1);
+  CHECK(prof.count("mul") == 1);
+  CHECK(prof.count("mean") == 0);                   // the passes outside start..stop
+  check_values(w.grad(), {11.f / 3, 11.f / 3, 11.f / 3});  // 1/3 + 1 + 2 + 1/3: timing changes no gradient
+  tape().start_profile();
+  CHECK(tape().stop_profile().empty());  // a new start clears the old table
 }

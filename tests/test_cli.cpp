@@ -221,3 +221,33 @@ TEST_CASE("cli: finetune_glue --results adds one row per seed; results_table mak
   CHECK(contains(t.out, "| " + key + " | 2 | 1024 (+ "));
   check_refused("finetune_glue", "--results /nonexistent/g.json --init " + base, "--results /nonexistent/g.json");
 }
+
+TEST_CASE("cli: bench_step --profile writes the backward per op and the GEMMs per shape into its JSON") {
+  TempDir tmp("bench_step");
+  const std::string json_path = tmp.file("b.json");
+  const Run r = run_example("bench_step", "--model tiny --seq 32 --steps 2 --warmup 1 --methods lora --threads 1 "
+                                          "--profile --json " + json_path, tmp);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(contains(r.out, "backward by op"));
+  CHECK(contains(r.out, "GEMMs by shape"));
+  const nlohmann::json j = nlohmann::json::parse(read_bytes(json_path));
+  // The floor's FMA peak is the higher of the measurements before and after the steps.
+  CHECK(j["fma_peak_gflop_per_s"].get<double>() ==
+        std::max(j["fma_peak_gflop_per_s_before"].get<double>(), j["fma_peak_gflop_per_s_after"].get<double>()));
+  const nlohmann::json& p = j["methods"][0]["profile"];
+  CHECK(p["steps"] == 2);
+  for (const char* op : {"linear", "attention", "cross_entropy", "layernorm"}) {
+    CAPTURE(op);
+    CHECK(p["backward_s_per_step"].contains(op));
+  }
+  REQUIRE(!p["gemm"].empty());
+  bool head_forward = false;  // logits (B·T, V) = h (B·T, C) · wteᵀ: 32 x 128 x 32, once per step
+  for (const nlohmann::json& g : p["gemm"]) {
+    CHECK(g["calls_per_step"].get<double>() > 0);
+    CHECK(g["s_per_step"].get<double>() >= 0);
+    head_forward |= g["op"] == "NT 32x128x32";
+    if (g["op"] == "NT 32x128x32") CHECK(g["calls_per_step"].get<double>() == 1);
+  }
+  CHECK(head_forward);
+}

@@ -1,6 +1,8 @@
 // tensor::gemm against tensor::gemm_reference (double accumulation), whatever backend the build has
 // (-DLOWRANK_GEMM=openblas|onednn|blis|eigen, issue 13): the step's shapes scaled down, every transpose
 // combination, beta 0 / 1 / other, padded leading dimensions, and the empty cases.
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,6 +13,7 @@
 
 #include "gemm_test_util.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_profile.h"
 #include "tensor/parallel.h"
 #include <doctest/doctest.h>
 
@@ -73,4 +76,52 @@ TEST_CASE("gemm backend: beta = 0 overwrites C, NaN included; empty products") {
     tensor::gemm(false, false, 6, 0, 5, 1.f, A.data(), 5, B.data(), 4, 0.f, D.data(), 4);
     for (float d : D) CHECK(d == 3.f);
   }
+}
+
+TEST_CASE("gemm profile: a row per shape and beta outside parallel regions, pooled inside, nothing while off") {
+  const int64_t M = 8, N = 32, K = 16;
+  std::vector<float> A(M * K, 1.f), B(K * N, 1.f), C(2 * M * N, 0.f);
+  auto call = [&](float beta, float* c) {
+    tensor::gemm(false, true, M, N, K, 1.f, A.data(), K, B.data(), K, beta, c, N);
+  };
+  call(0.f, C.data());  // off: not recorded
+  CHECK_FALSE(tensor::gemm_profiling());
+  tensor::gemm_profile_start();
+  CHECK(tensor::gemm_profiling());
+  call(0.f, C.data());
+  call(0.f, C.data());
+  call(1.f, C.data());
+  int in_parallel = 0, team = 0;
+#pragma omp parallel num_threads(2) reduction(+ : in_parallel, team)
+  {
+    call(0.f, C.data() + omp_get_thread_num() * M * N);  // each thread its own C
+    in_parallel += omp_in_parallel() ? 1 : 0;
+    team += 1;
+  }
+  const std::vector<tensor::GemmStat> rows = tensor::gemm_profile_stop();
+  CHECK_FALSE(tensor::gemm_profiling());
+  call(0.f, C.data());  // off again
+  CHECK(C[0] == doctest::Approx(16.f));  // the timed path computes what the plain one does
+  const double flops = 2.0 * M * N * K;
+  int64_t plain = 0, accumulate = 0, pooled = 0;
+  for (const tensor::GemmStat& r : rows) {
+    CHECK(r.transA == false);
+    CHECK(r.transB == true);
+    CHECK(r.seconds >= 0);
+    CHECK(r.flops == doctest::Approx(flops * r.calls));
+    if (r.pooled()) {
+      pooled += r.calls;
+      CHECK((r.N == -1 && r.K == -1));
+    } else {
+      CHECK((r.M == M && r.N == N && r.K == K));
+      (r.accumulate ? accumulate : plain) += r.calls;
+    }
+  }
+  CHECK(rows.size() == (in_parallel > 0 ? 3u : 2u));
+  CHECK(plain == 2 + (in_parallel > 0 ? 0 : team));  // a team of one is not an active parallel region
+  CHECK(accumulate == 1);
+  CHECK(pooled == in_parallel);
+  for (size_t i = 1; i < rows.size(); ++i) CHECK(rows[i - 1].seconds >= rows[i].seconds);  // most time first
+  tensor::gemm_profile_start();
+  CHECK(tensor::gemm_profile_stop().empty());  // a new start clears the old table
 }
