@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -32,8 +33,14 @@ class Tape {
   const Node& node(size_t i) const { return *nodes_[i]; }
   // Wall seconds of backward() per node name, summed over the backward passes run between start and
   // stop (`bench_step --profile`). CPU timing: on CUDA it would time the launches, not the kernels.
-  void start_profile() { profile_.clear(), profiling_ = true; }
-  std::map<std::string, double> stop_profile() { return profiling_ = false, std::move(profile_); }
+  void start_profile() {
+    profile_.clear();
+    profiling_ = true;
+  }
+  std::map<std::string, double> stop_profile() {
+    profiling_ = false;
+    return std::exchange(profile_, {});
+  }
 
  private:
   std::vector<std::unique_ptr<Node>> nodes_;

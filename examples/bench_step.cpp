@@ -9,8 +9,8 @@
 // the fraction of the GEMM-bound floor (issue 7: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
 // = 3.1 s / 4.4 s; also against this machine's sgemm rate and, issue 13, against 80% of its FMA
 // peak, both measured in the same run, the peak before and after the steps: the BLAS may not reach
-// the cores' peak), peak memory
-// with its breakdown and the optimizer-state bytes (the paper's memory/speed claim, Section 4.2).
+// the cores' peak), peak memory with its breakdown and the optimizer-state bytes (the paper's
+// memory/speed claim, Section 4.2). --profile adds where the time went (examples/common/step_profile.h).
 // On --device cuda the floor is the GPU's fp32 peak (TF32 off; cuda/device_info.h) and memory is
 // the caching allocator's high-water mark.
 // A benchmark, not a test: it checks nothing, it measures. Default run: ~2 minutes on 2 cores.
