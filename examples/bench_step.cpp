@@ -195,11 +195,7 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
 }
 
 double mb(size_t b) { return static_cast<double>(b) / 1e6; }
-std::string fmt(double v, int prec = 2) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
+std::string fmt(double v, int prec = 2) { return ex::fixed(v, prec); }
 
 // The rates a step is compared with, in GFLOP/s: issue 7's floor (or the GPU's fp32 peak), the sgemm
 // measured in this run, and on the CPU the FMA peak on this run's threads (0 on a GPU: not measured).

@@ -95,6 +95,13 @@ class Timer {
   std::chrono::steady_clock::time_point start_;
 };
 
+// v with a fixed number of decimals, for the tables.
+inline std::string fixed(double v, int digits = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
 // Formats seconds as "1h02m", "3m05s" or "12s": compact enough for a one-line bar.
 inline std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";

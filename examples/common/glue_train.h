@@ -245,13 +245,6 @@ inline std::vector<uint64_t> parse_seeds(const std::string& s) {
   return seeds;
 }
 
-// v with a fixed number of decimals, for the tables.
-inline std::string fixed(double v, int digits = 4) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // Mean and sample standard deviation (n - 1; 0 for a single value), as the paper's "±" over seeds.
 inline std::pair<double, double> mean_std(const std::vector<double>& v) {
   double m = 0.0, s = 0.0;

@@ -5,7 +5,6 @@
 // close that product came to what the cores can do inside the real step (caches shared with the
 // other ops, both cores busy), not in a GEMM-only loop as bench_ops measures.
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,12 +20,6 @@ struct StepProfile {
   std::vector<tensor::GemmStat> gemms;     // most seconds first
   int steps = 0;
 };
-
-inline std::string profile_num(double v, int prec) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
 
 // "NT 1024x2304x768 +=" (op(A)·op(B), M x N x K, += where beta != 0); "NN tiles" for pooled rows.
 inline std::string gemm_label(const tensor::GemmStat& g) {
@@ -47,9 +40,9 @@ inline nlohmann::json report_profile(const StepProfile& p, double step_s, double
   std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   for (const auto& [op, s] : ops) {
     bwd += s / n, j["backward_s_per_step"][op] = s / n;
-    rows.push_back({op, profile_num(s / n, 3), profile_num(100 * s / n / step_s, 1)});
+    rows.push_back({op, fixed(s / n, 3), fixed(100 * s / n / step_s, 1)});
   }
-  rows.push_back({"(all backward)", profile_num(bwd, 3), profile_num(100 * bwd / step_s, 1)});
+  rows.push_back({"(all backward)", fixed(bwd, 3), fixed(100 * bwd / step_s, 1)});
   std::cout << "backward by op (per step; the rest of the step is the forward and the optimizer):\n";
   print_table({"op", "s", "% of step"}, rows);
   rows.clear();
@@ -63,12 +56,12 @@ inline nlohmann::json report_profile(const StepProfile& p, double step_s, double
                          {"s_per_step", s}, {"gflop_per_s", rate},
                          {"fraction_of_fma_peak", peak > 0 ? rate / peak : 0}});
     if (!g.pooled() && s < 0.005 * total) { other += s; continue; }
-    rows.push_back({gemm_label(g), profile_num(g.calls / n, 0), profile_num(s, 3) + (g.pooled() ? " (thread-s)" : ""),
-                    profile_num(rate, 1), peak > 0 ? profile_num(100 * rate / peak, 0) : "-"});
+    rows.push_back({gemm_label(g), fixed(g.calls / n, 0), fixed(s, 3) + (g.pooled() ? " (thread-s)" : ""),
+                    fixed(rate, 1), peak > 0 ? fixed(100 * rate / peak, 0) : "-"});
   }
-  if (other > 0) rows.push_back({"(other shapes)", "", profile_num(other, 3), "", ""});
-  const std::string share = profile_num(100 * total / step_s, 0) + "% of step";
-  rows.push_back({"(all outside parallel regions)", "", profile_num(total, 3) + " = " + share, "", ""});
+  if (other > 0) rows.push_back({"(other shapes)", "", fixed(other, 3), "", ""});
+  const std::string share = fixed(100 * total / step_s, 0) + "% of step";
+  rows.push_back({"(all outside parallel regions)", "", fixed(total, 3) + " = " + share, "", ""});
   std::cout << "GEMMs by shape (per step; op(A) op(B), M x N x K, += where beta != 0; in parallel regions: "
                "one thread each, seconds summed over threads, % of one thread's peak):\n";
   print_table({"gemm", "calls", "s", "GFLOP/s", "% FMA peak"}, rows);
