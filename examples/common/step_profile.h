@@ -21,7 +21,7 @@ struct StepProfile {
   int steps = 0;
 };
 
-// "NT 1024x2304x768 +=" (op(A)·op(B), M x N x K, += where beta != 0); "NN tiles" for pooled rows.
+// "NT 1024x2304x768 +=" (op(A)·op(B), M x N x K, += where beta != 0); "NN in parallel regions" pooled.
 inline std::string gemm_label(const tensor::GemmStat& g) {
   std::string s = std::string(g.transA ? "T" : "N") + (g.transB ? "T" : "N") + " ";
   s += g.pooled() ? "in parallel regions" : std::to_string(g.M) + "x" + std::to_string(g.N) + "x" + std::to_string(g.K);
