@@ -1,5 +1,4 @@
 #include "data/e2e.h"
-#include "data/batches.h"
 
 #include <algorithm>
 #include <numeric>
@@ -72,64 +71,15 @@ E2EEncoded encode_e2e(const Tokenizer& tok, const std::string& mr, const std::st
   return e;
 }
 
-E2EDataset::E2EDataset(const std::vector<E2EExample>& examples, const Tokenizer& tok, int64_t max_len,
-                       int32_t eos_id)
-    : max_len_(max_len), eos_id_(eos_id) {
-  LR_CHECK(max_len >= 1, "E2EDataset: max_len ", max_len, " < 1");
-  data_.reserve(examples.size());
-  for (size_t i = 0; i < examples.size(); ++i) {
-    E2EEncoded e = encode_e2e(tok, examples[i].mr, examples[i].ref, eos_id);
-    const int64_t n = static_cast<int64_t>(e.context.size() + e.completion.size());
-    // The first completion target sits at input position |context| - 1, which must be < max_len.
-    LR_CHECK(static_cast<int64_t>(e.context.size()) <= max_len, "E2EDataset: example ", i, " has a context of ",
-             e.context.size(), " tokens, no completion token fits in max_len ", max_len);
-    if (n - 1 > max_len) ++truncated_;
-    data_.push_back(std::move(e));
-  }
+std::vector<SftExample> e2e_sft_examples(const std::vector<E2EExample>& examples) {
+  std::vector<SftExample> out;
+  out.reserve(examples.size());
+  for (const E2EExample& ex : examples) out.push_back({{{ex.mr, false, true}, {" " + ex.ref, true, false}}, ""});
+  return out;
 }
 
-std::vector<std::vector<int64_t>> E2EDataset::epoch_batches(int64_t B, tensor::Rng& rng, bool drop_last) const {
-  return shuffled_batches(size(), B, rng, drop_last, "E2EDataset");
-}
-
-E2EBatch E2EDataset::batch(const std::vector<int64_t>& indices) const {
-  LR_CHECK(!indices.empty(), "E2EDataset: empty batch");
-  E2EBatch b;
-  b.B = static_cast<int64_t>(indices.size());
-  for (int64_t i : indices) {
-    const E2EEncoded& e = example(i);
-    b.T = std::max<int64_t>(b.T, static_cast<int64_t>(e.context.size() + e.completion.size()) - 1);
-  }
-  b.T = std::min(b.T, max_len_);
-  const size_t N = static_cast<size_t>(b.B * b.T);
-  b.inputs.assign(N, eos_id_);
-  b.targets.assign(N, eos_id_);
-  b.mask.assign(N, 0.f);
-  for (int64_t r = 0; r < b.B; ++r) {
-    const E2EEncoded& e = example(indices[static_cast<size_t>(r)]);
-    std::vector<int32_t> s = e.context;
-    s.insert(s.end(), e.completion.begin(), e.completion.end());
-    const int64_t n_in = std::min<int64_t>(static_cast<int64_t>(s.size()) - 1, b.T);  // right truncation
-    const int64_t first = static_cast<int64_t>(e.context.size()) - 1;  // input whose target is completion[0]
-    for (int64_t t = 0; t < n_in; ++t) {
-      const size_t k = static_cast<size_t>(r * b.T + t);
-      b.inputs[k] = s[static_cast<size_t>(t)];
-      b.targets[k] = s[static_cast<size_t>(t + 1)];
-      if (t >= first) {
-        b.mask[k] = 1.f;
-        ++b.tokens;
-      }
-    }
-  }
-  return b;
-}
-
-int64_t E2EDataset::num_eval_batches(int64_t B) const {
-  return num_batches(size(), B, "E2EDataset::num_eval_batches");
-}
-
-E2EBatch E2EDataset::eval_batch(int64_t i, int64_t B) const {
-  return batch(eval_batch_indices(size(), i, B, "E2EDataset"));
+nlohmann::json e2e_jsonl_record(const E2EExample& example) {
+  return {{"prompt", example.mr + "<|endoftext|>"}, {"completion", " " + example.ref}};
 }
 
 }  // namespace lowrank::data

@@ -20,6 +20,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "data/sft.h"
 #include "data/tokenizer.h"
 #include "tensor/random.h"
 
@@ -57,43 +60,26 @@ E2EEncoded encode_e2e(const Tokenizer& tok, const std::string& mr, const std::st
 // The prompt for generation: bpe(mr) + [eos_id], the same context the model was trained on.
 std::vector<int32_t> e2e_prompt(const Tokenizer& tok, const std::string& mr, int32_t eos_id = kE2EEos);
 
-// A (B,T) batch, right padded. Row r holds s = context + completion: inputs = s[0 .. n-2],
-// targets = s[1 .. n-1] (inputs shifted by one), mask = 1 exactly where the target is a completion
-// token or the final EOS. Padding: input and target eos_id, mask 0.
-struct E2EBatch {
-  int64_t B = 0, T = 0;
-  std::vector<int32_t> inputs, targets;  // (B,T) row-major
-  std::vector<float> mask;               // (B,T)
-  int64_t tokens = 0;                    // Σ mask: the tokens the loss averages over
-};
+// The examples as fine-tuning data (data/sft.h): the MR with EOS as the separator (untrained), then
+// " " + ref (trained, closed by EOS). encode_e2e's tokens exactly, through the one fine-tuning path.
+std::vector<SftExample> e2e_sft_examples(const std::vector<E2EExample>& examples);
+// The same as JSON Lines records, {"prompt": MR + "<|endoftext|>", "completion": " " + ref}: what
+// `finetune --data` reads (the GPT-2 BPE encodes "<|endoftext|>" to the EOS id).
+nlohmann::json e2e_jsonl_record(const E2EExample& example);
 
-class E2EDataset {
+// A (B,T) batch, right padded: inputs, targets shifted by one, mask = 1 exactly where the target is a
+// completion token or the final EOS. Padding: input and target eos_id, mask 0.
+using E2EBatch = SftBatch;
+
+// E2E's train/valid/test split encoded for fine-tuning. Sequences longer than max_len + 1 tokens
+// (max_len inputs) are cut on the right, as loralib's padding_tokens(direct=1) does: the MR is kept
+// whole and the end of the reference (and its EOS) is lost. Throws if a context alone leaves no
+// completion token.
+class E2EDataset : public SftDataset {
  public:
-  // Tokenizes every example once. Sequences longer than max_len + 1 tokens (max_len inputs) are
-  // cut on the right, as loralib's padding_tokens(direct=1) does: the MR is kept whole and the end
-  // of the reference (and its EOS) is lost. Throws if a context alone leaves no completion token.
   E2EDataset(const std::vector<E2EExample>& examples, const Tokenizer& tok, int64_t max_len,
-             int32_t eos_id = kE2EEos);
-
-  int64_t size() const { return static_cast<int64_t>(data_.size()); }
-  int64_t max_len() const { return max_len_; }
-  int64_t num_truncated() const { return truncated_; }  // examples cut to max_len
-  const E2EEncoded& example(int64_t i) const { return data_.at(static_cast<size_t>(i)); }
-
-  // The rows of one epoch: a Fisher-Yates permutation drawn from rng (a seed fixes it), cut into
-  // batches of B; drop_last drops a final short batch (loralib's training loader drops it).
-  std::vector<std::vector<int64_t>> epoch_batches(int64_t B, tensor::Rng& rng, bool drop_last) const;
-  // The examples at indices, padded to the longest of them (at most max_len).
-  E2EBatch batch(const std::vector<int64_t>& indices) const;
-  // Evaluation: examples [i*B, min((i+1)*B, size)) in file order; the last batch may be short.
-  int64_t num_eval_batches(int64_t B) const;  // throws when B < 1
-  E2EBatch eval_batch(int64_t i, int64_t B) const;
-
- private:
-  std::vector<E2EEncoded> data_;
-  int64_t max_len_;
-  int64_t truncated_ = 0;
-  int32_t eos_id_;
+             int32_t eos_id = kE2EEos)
+      : SftDataset(e2e_sft_examples(examples), tok, max_len, eos_id) {}
 };
 
 }  // namespace lowrank::data

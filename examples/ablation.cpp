@@ -181,7 +181,7 @@ json run_e2e_cell(const Settings& s, const Config& cfg, uint64_t seed, const dat
                   const ex::E2EAblationData& d) {
   lora::MethodConfig mc;
   mc.lora = lora_config(s, cfg);
-  ex::E2ETrainOptions to;
+  ex::FinetuneOptions to;
   to.batch_size = s.batch_size;
   to.steps = s.steps;
   to.warmup = std::clamp<int64_t>(s.steps / 10, 1, 30);  // finetune_e2e's 30, fewer on a short run

@@ -7,8 +7,9 @@
 //   ./build/finetune_e2e --init path/to/hf-gpt2 --save-adapter out/peft-adapter --export-merged out/merged
 //                                        # an HF GPT-2 directory in; a peft adapter and an HF model out
 //   ./build/finetune_e2e --init path/to/hf-gpt2 --adapter out/peft-adapter --steps 0 --epochs 0   # decode only
-// The training loop is in finetune_main below; its pieces (model, batches, loss, schedule, log) are in
-// examples/common/e2e_train.h, decoding and scoring in examples/common/e2e_decode.h.
+// The training loop is finetune's (examples/common/train_loop.h; its pieces in finetune_train.h); this
+// file adds what is E2E's own: the data, beam search over the test MRs and the five metrics
+// (examples/common/e2e_decode.h), the results rows.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -20,7 +21,8 @@
 #include "data/metrics.h"
 #include "examples/common/cli.h"
 #include "examples/common/e2e_decode.h"
-#include "examples/common/e2e_train.h"
+#include "examples/common/finetune_train.h"
+#include "examples/common/train_loop.h"
 #include "examples/common/results.h"
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
@@ -52,7 +54,8 @@ cxxopts::Options make_options() {
     ("prefix-len", "prefix length", cxxopts::value<int64_t>()->default_value("8"))
     ("steps", "optimizer steps (0: --epochs over the train set)", cxxopts::value<int64_t>()->default_value("300"))
     ("epochs", "epochs when --steps is 0", cxxopts::value<int64_t>()->default_value("1"))
-    ("batch-size", "examples per step", cxxopts::value<int64_t>()->default_value("8"))
+    ("batch-size", "examples per micro-batch", cxxopts::value<int64_t>()->default_value("8"))
+    ("accum", "micro-batches per optimizer step (gradient accumulation)", cxxopts::value<int64_t>()->default_value("1"))
     ("lr", "peak learning rate", cxxopts::value<float>()->default_value("1e-3"))
     ("warmup", "warmup steps", cxxopts::value<int64_t>()->default_value("30"))
     ("weight-decay", "AdamW decay", cxxopts::value<float>()->default_value("0.01"))
@@ -72,6 +75,10 @@ cxxopts::Options make_options() {
      "(adapter_config.json + adapter_model.safetensors)", cxxopts::value<std::string>()->default_value(""))
     ("export-merged", "write the fine-tuned model, adapter merged in, as a Hugging Face GPT-2 directory",
      cxxopts::value<std::string>()->default_value(""))
+    ("checkpoint", "training checkpoint written by --save-every / --stop-after", cxxopts::value<std::string>()->default_value("out/e2e_checkpoint.safetensors"))
+    ("save-every", "steps between training checkpoints (0: none)", cxxopts::value<int64_t>()->default_value("0"))
+    ("stop-after", "stop after this many steps with a checkpoint; --resume continues the run exactly", cxxopts::value<int64_t>()->default_value("0"))
+    ("resume", "continue the run from this training checkpoint (the same options)", cxxopts::value<std::string>()->default_value(""))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
@@ -106,9 +113,10 @@ size_t peak_rss_bytes() {
   return kb * 1024;
 }
 
-ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
-  ex::E2ETrainOptions o;
+ex::FinetuneOptions train_options(const cxxopts::ParseResult& a) {
+  ex::FinetuneOptions o;
   o.batch_size = a["batch-size"].as<int64_t>();
+  o.accum = a["accum"].as<int64_t>();
   o.steps = a["steps"].as<int64_t>();
   o.epochs = a["epochs"].as<int64_t>();
   o.warmup = a["warmup"].as<int64_t>();
@@ -121,6 +129,18 @@ ex::E2ETrainOptions train_options(const cxxopts::ParseResult& a) {
   o.eval_every = a["eval-every"].as<int64_t>();
   o.device = ex::device_option(a);
   return o;
+}
+
+// --save-every / --stop-after / --resume. The fingerprint: every option that shapes the trajectory.
+ex::CheckpointOptions checkpoint_options(const cxxopts::ParseResult& a, const ex::FinetuneOptions& o,
+                                        const lora::MethodConfig& mc) {
+  ex::CheckpointOptions ck;
+  ck.path = a["checkpoint"].as<std::string>();
+  ck.save_every = a["save-every"].as<int64_t>();
+  ck.stop_after = a["stop-after"].as<int64_t>();
+  ck.resume = a["resume"].as<std::string>();
+  ck.fingerprint = ex::run_fingerprint(o, mc, a["init"].as<std::string>(), a["adapter"].as<std::string>(), "e2e");
+  return ck;
 }
 
 std::string fmt(double v, int digits = 4) {
@@ -144,7 +164,7 @@ std::string join(const std::vector<std::string>& v) {
 // The run's identity in a results file: method, its hyper-parameters, the budget, the seed.
 // lc: the LoRA config the model has (--adapter's, or the options').
 std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const lora::LoRAConfig& lc,
-                    const ex::E2ETrainResult& tr) {
+                    const ex::TrainResult& tr) {
   std::string k = mc.method;
   if (mc.method == "lora") k += " r=" + std::to_string(lc.r) + " alpha=" + fmt(lc.alpha, 0) + " targets=" + join(lc.targets);
   if (!a["adapter"].as<std::string>().empty()) k += " adapter=" + a["adapter"].as<std::string>();
@@ -193,8 +213,8 @@ void save_trained(const cxxopts::ParseResult& a, nn::GPT& model) {
 }
 
 // The results row of a run (finetune_e2e --json, --results): its key, settings, sizes, training and scores.
-nlohmann::json result_row(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const ex::E2EModel& em,
-                          const ex::E2ETrainResult& tr, int64_t train_size, const data::MetricScores& m,
+nlohmann::json result_row(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const ex::FinetuneModel& em,
+                          const ex::TrainResult& tr, int64_t train_size, const data::MetricScores& m,
                           size_t test_mrs, double decode_s) {
   const lora::LoRAConfig lc = mc.method == "lora" ? lora::lora_config_of(*em.model) : mc.lora;
   return {{"key", run_key(a, mc, lc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
@@ -214,7 +234,7 @@ nlohmann::json result_row(const cxxopts::ParseResult& a, const lora::MethodConfi
 
 // Decodes the test MRs, prints texts and scores (beside --compare's), writes --outputs/--json/--results.
 void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& tok, const lora::MethodConfig& mc,
-                         const ex::E2EModel& em, const ex::E2ETrainResult& tr, int64_t train_size) {
+                         const ex::FinetuneModel& em, const ex::TrainResult& tr, int64_t train_size) {
   const std::vector<data::E2EGroup> groups = data::pick_test_mrs(data::group_by_mr(data::load_e2e(kE2E + "/test.txt")),
                                                            a["test-mrs"].as<int64_t>(), a["test-stride"].as<int64_t>());
   double decode_s = 0.0;
@@ -236,7 +256,11 @@ void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& t
                 static_cast<long long>(em.total_params), static_cast<long long>(em.total_params) * 8,
                 total * 8.0 / std::max(1.0, state));
   const nlohmann::json row = result_row(a, mc, em, tr, train_size, m, hyps.size(), decode_s);
-  if (!a["json"].as<std::string>().empty()) ex::write_json(a["json"].as<std::string>(), row);
+  if (!a["json"].as<std::string>().empty()) {  // every step's loss too (not in --results' rows)
+    nlohmann::json full = row;
+    full["losses"] = tr.losses;
+    ex::write_json(a["json"].as<std::string>(), full);
+  }
   if (!a["results"].as<std::string>().empty()) ex::record_run(a["results"].as<std::string>(), row);
 }
 
@@ -247,33 +271,19 @@ int finetune_main(int argc, char** argv) {
   tensor::set_num_threads(a["threads"].as<int>());
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
   const lora::MethodConfig mc = method_config(a);
-  const ex::E2ETrainOptions to = train_options(a);
-  ex::E2EModel em = ex::prepare_e2e_model(a["init"].as<std::string>(), tok, mc, to, a["adapter"].as<std::string>());
-  const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to));
-  ex::print_e2e_setup(em, mc.method, splits.train);
-  nn::GPT& model = *em.model;
-  optim::AdamW& opt = *em.opt;  // state only for the method's trainable tensors
-
+  const ex::FinetuneOptions to = train_options(a);
+  ex::FinetuneModel em = ex::prepare_model(a["init"].as<std::string>(), tok, mc, to, a["adapter"].as<std::string>());
+  const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::max_len_for(em, to));
+  ex::print_setup(em, mc.method, splits.train);
   // The paper's recipe (Table 11): AdamW on the completion-only masked loss with label smoothing,
-  // linear warmup then linear decay, gradient clipping. One seed: batch order (seed), dropout (seed + 1).
-  const int64_t steps = ex::e2e_steps(to, splits.train.size());
-  const optim::Schedule sched = ex::e2e_schedule(to, steps);
-  ex::EpochBatches<data::E2EDataset> batches(splits.train, to.batch_size, to.seed);
-  Rng drop_rng(to.seed + 1);
-  ex::E2ETrainLog log(steps, to, splits.valid);  // progress bar, learning curve every --eval-every steps
-  for (int64_t step = 0; step < steps; ++step) {
-    const data::E2EBatch b = batches.next();
-    Tensor loss = ex::e2e_loss(model, b, to.label_smoothing, nn::Context{true, &drop_rng});  // forward
-    const float l = loss.item();
-    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
-    opt.zero_grad();
-    autograd::backward(loss);
-    if (to.clip > 0.f) optim::clip_grad_norm(model.named_parameters(), to.clip);
-    opt.step(sched.lr_at(step));
-    log.update(step, b, l, model);
+  // linear warmup then linear decay, gradient clipping; the loop is finetune's (train_loop.h).
+  const ex::TrainResult tr = ex::train_loop(em, splits.train, &splits.valid, to, checkpoint_options(a, to, mc));
+  if (tr.steps > 0 && static_cast<int64_t>(tr.losses.size()) < tr.steps) {  // --stop-after: resume later
+    std::cout << "stopped after step " << tr.losses.size() << " of " << tr.steps << "; continue with --resume "
+              << a["checkpoint"].as<std::string>() << "\n";
+    return 0;
   }
-  const ex::E2ETrainResult tr = log.finish(model);
-
+  nn::GPT& model = *em.model;
   save_trained(a, model);
   evaluate_and_report(a, tok, mc, em, tr, splits.train.size());
   return 0;

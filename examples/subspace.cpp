@@ -5,7 +5,7 @@
 //  Table 7   ‖UᵀWqV‖_F with U, V the top-r singular directions of ΔWq, of Wq and of a random matrix,
 //            ‖Wq‖_F, ‖ΔWq‖_F and the amplification ‖ΔWq‖_F / ‖UᵀWqV‖_F, at r = 4 and 64.
 // Without --adapters it trains them first (r = 8, 64, 64 with a second seed, and 4; A drawn at loralib's
-// r-independent scale, see --a-init-std; examples/common/e2e_train.h) and saves them in --adapter-dir:
+// r-independent scale, see --a-init-std; examples/common/finetune_train.h) and saves them in --adapter-dir:
 //   ./build/train_gpt --save out/gpt-mini.safetensors      # a base model first
 //   ./build/subspace --init out/gpt-mini.safetensors       # train 4 adapters, analyse, write SVGs
 //   ./build/subspace --init BASE --adapters r8.safetensors,r64a.safetensors,r64b.safetensors[,r4.safetensors]
@@ -19,7 +19,8 @@
 
 #include "data/bpe.h"
 #include "examples/common/cli.h"
-#include "examples/common/e2e_train.h"
+#include "examples/common/finetune_train.h"
+#include "examples/common/train_loop.h"
 #include "examples/common/subspace_figures.h"
 #include "examples/common/svg.h"
 #include "lora/analysis.h"
@@ -67,30 +68,10 @@ struct Spec {  // one adapter to train: rank, seed, file
   std::string path;
 };
 
-// One adapter's training: finetune_e2e's loop (the paper's E2E recipe), without decoding.
-ex::E2ETrainResult train(ex::E2EModel& em, const ex::E2ESplits& splits, const ex::E2ETrainOptions& to) {
-  const int64_t steps = ex::e2e_steps(to, splits.train.size());
-  const optim::Schedule sched = ex::e2e_schedule(to, steps);
-  ex::EpochBatches<data::E2EDataset> batches(splits.train, to.batch_size, to.seed);
-  Rng drop_rng(to.seed + 1);
-  ex::E2ETrainLog log(steps, to, splits.valid);
-  for (int64_t step = 0; step < steps; ++step) {
-    const data::E2EBatch b = batches.next();
-    Tensor loss = ex::e2e_loss(*em.model, b, to.label_smoothing, nn::Context{true, &drop_rng});
-    const float l = loss.item();
-    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
-    em.opt->zero_grad();
-    autograd::backward(loss);
-    if (to.clip > 0.f) optim::clip_grad_norm(em.model->named_parameters(), to.clip);
-    em.opt->step(sched.lr_at(step));
-    log.update(step, b, l, *em.model);
-  }
-  return log.finish(*em.model);
-}
 
 // Trains LoRA (Wq, Wv) adapters for the specs on E2E, one after the other, sharing the tokenized data.
 json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& a, const data::Gpt2Bpe& tok) {
-  ex::E2ETrainOptions to;
+  ex::FinetuneOptions to;
   to.device = ex::device_option(a);
   to.steps = a["steps"].as<int64_t>();
   to.lr = a["lr"].as<float>();
@@ -109,11 +90,11 @@ json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& 
     mc.lora.targets = {"q", "v"};
     mc.lora.init_std = init_std;
     to.seed = s.seed;
-    ex::E2EModel em = ex::prepare_e2e_model(init, tok, mc, to);
-    if (!splits) splits = std::make_unique<ex::E2ESplits>(ex::load_e2e_splits(kE2E, tok, ex::e2e_max_len(em, to)));
+    ex::FinetuneModel em = ex::prepare_model(init, tok, mc, to);
+    if (!splits) splits = std::make_unique<ex::E2ESplits>(ex::load_e2e_splits(kE2E, tok, ex::max_len_for(em, to)));
     std::cout << "r=" << s.r << ", seed " << s.seed << ": ";
-    ex::print_e2e_setup(em, "lora", splits->train);
-    const ex::E2ETrainResult tr = train(em, *splits, to);
+    ex::print_setup(em, "lora", splits->train);
+    const ex::TrainResult tr = ex::train_loop(em, splits->train, &splits->valid, to);  // finetune_e2e's loop
     lora::save_adapter(s.path, *em.model, mc.lora);
     info.push_back({{"path", s.path}, {"r", s.r}, {"seed", s.seed}, {"a_init_std", init_std}, {"steps", tr.steps},
                     {"train_seconds", tr.seconds},

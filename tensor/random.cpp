@@ -1,6 +1,11 @@
 #include "tensor/random.h"
 
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "tensor/error.h"
 
 namespace lowrank::tensor {
 
@@ -50,5 +55,28 @@ float Rng::normal() {
 int64_t Rng::randint(int64_t n) { return static_cast<int64_t>(next_u64() % static_cast<uint64_t>(n)); }
 
 Rng Rng::split() { return Rng(next_u64()); }
+
+std::string Rng::state() const {
+  uint32_t spare_bits;
+  std::memcpy(&spare_bits, &spare_, sizeof spare_bits);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %08" PRIx32, s_[0],
+                s_[1], s_[2], s_[3], have_spare_ ? 1 : 0, spare_bits);
+  return buf;
+}
+
+void Rng::set_state(const std::string& state) {
+  uint64_t s[4];
+  int have = 0, used = 0;
+  uint32_t spare_bits = 0;
+  const int n = std::sscanf(state.c_str(), "%16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %16" SCNx64 " %d %8" SCNx32 "%n",
+                            &s[0], &s[1], &s[2], &s[3], &have, &spare_bits, &used);
+  LR_CHECK(n == 6 && static_cast<size_t>(used) == state.size() && (have == 0 || have == 1) &&
+               (s[0] | s[1] | s[2] | s[3]) != 0,
+           "Rng::set_state: malformed state '", state, "'");
+  std::memcpy(s_, s, sizeof s_);
+  have_spare_ = have == 1;
+  std::memcpy(&spare_, &spare_bits, sizeof spare_);
+}
 
 }  // namespace lowrank::tensor

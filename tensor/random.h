@@ -3,6 +3,7 @@
 // Implemented here (not std::normal_distribution) so a seed gives the same numbers
 // with every standard library and compiler.
 #include <cstdint>
+#include <string>
 
 namespace lowrank::tensor {
 
@@ -15,6 +16,11 @@ class Rng {
   float normal();                        // N(0, 1)
   int64_t randint(int64_t n);            // [0, n)
   Rng split();                           // an independent stream derived from this one
+
+  // The whole state as text (four hex words, the spare normal): a training checkpoint stores it, and
+  // set_state continues the stream exactly where it was. set_state throws on a malformed string.
+  std::string state() const;
+  void set_state(const std::string& state);
 
  private:
   uint64_t s_[4];

@@ -139,7 +139,7 @@ TEST_CASE("e2e: mask covers the completion on real data; right truncation at max
   E2EDataset ds(data::load_e2e(kE2E + "/valid.txt"), bpe(), 128);
   CHECK(ds.num_truncated() == 0);  // the longest valid example has 125 tokens (124 inputs)
   int64_t expect_tokens = 0;
-  for (int64_t i = 0; i < ds.size(); ++i) expect_tokens += static_cast<int64_t>(ds.example(i).completion.size());
+  for (int64_t i = 0; i < ds.size(); ++i) expect_tokens += static_cast<int64_t>(ds.example(i).num_trained());
   int64_t got = 0;
   for (int64_t i = 0; i < ds.num_eval_batches(100); ++i) {
     const data::E2EBatch b = ds.eval_batch(i, 100);
@@ -189,6 +189,6 @@ TEST_CASE("e2e: seeded epoch shuffles are deterministic permutations; eval batch
   CHECK(error_of([&] { ds.eval_batch(5, 5); }).find("evaluation batch 5") != std::string::npos);
   // B = 0 divided by zero (finetune_e2e --steps 0 --batch-size 0 died of SIGFPE)
   for (int64_t B : {0, -2})
-    CHECK(error_of([&] { ds.num_eval_batches(B); }).find("E2EDataset::num_eval_batches: batch size B=" +
+    CHECK(error_of([&] { ds.num_eval_batches(B); }).find("SftDataset::num_eval_batches: batch size B=" +
                                                          std::to_string(B)) != std::string::npos);
 }

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-30}
 [ $# -gt 0 ] && shift
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(safetensors checkpoint training adapter peft bpe e2e glue)
+[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(safetensors checkpoint training adapter peft bpe e2e glue sft finetune_checkpoint)
 BUILD=${FUZZ_BUILD:-build-fuzz}
 
 # Packages and build: tools/setup.sh, plus clang with libFuzzer and the sanitizer runtimes, and libomp

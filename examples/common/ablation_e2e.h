@@ -1,6 +1,6 @@
 #pragma once
 // One cell of the E2E ablation (examples/ablation.cpp --task e2e): LoRA on a set of weights at rank r,
-// trained on E2E with finetune_e2e's recipe (examples/common/e2e_train.h: completion-only loss, label
+// trained on E2E with finetune_e2e's recipe (examples/common/finetune_train.h: completion-only loss, label
 // smoothing, AdamW, linear warmup/decay), then scored on the validation split: its masked loss, and the
 // five metrics of beam-search outputs for a spread of validation MRs against all their references.
 // The paper's Tables 5 and 6 report validation accuracy (WikiSQL, MultiNLI); the test MRs stay for
@@ -11,7 +11,8 @@
 #include "data/e2e.h"
 #include "data/metrics.h"
 #include "examples/common/e2e_decode.h"
-#include "examples/common/e2e_train.h"
+#include "examples/common/finetune_train.h"
+#include "examples/common/train_loop.h"
 #include "nn/generate.h"
 
 namespace lowrank::examples {
@@ -31,36 +32,20 @@ inline E2EAblationData load_e2e_ablation_data(const std::string& dir, const data
 
 struct E2ECellResult {
   int64_t trainable = 0;
-  E2ETrainResult train;
+  TrainResult train;
   data::MetricScores scores;
   double decode_seconds = 0;
 };
 
 // Trains the LoRA config mc on d's train split (seed to.seed), then decodes and scores d.mrs.
-// The loop is finetune_e2e's: batch -> forward -> masked loss -> zero_grad -> backward -> clip -> step.
+// The loop is finetune_e2e's (train_loop.h).
 inline E2ECellResult run_e2e_cell(const std::string& init, const data::Tokenizer& tok, const E2EAblationData& d,
-                                  const lora::MethodConfig& mc, const E2ETrainOptions& to,
+                                  const lora::MethodConfig& mc, const FinetuneOptions& to,
                                   const nn::DecodeOptions& dec) {
-  E2EModel em = prepare_e2e_model(init, tok, mc, to);
-  const int64_t steps = e2e_steps(to, d.splits.train.size());
-  const optim::Schedule sched = e2e_schedule(to, steps);
-  EpochBatches<data::E2EDataset> batches(d.splits.train, to.batch_size, to.seed);
-  Rng drop_rng(to.seed + 1);
-  E2ETrainLog log(steps, to, d.splits.valid);
-  for (int64_t step = 0; step < steps; ++step) {
-    const data::E2EBatch b = batches.next();
-    Tensor loss = e2e_loss(*em.model, b, to.label_smoothing, nn::Context{true, &drop_rng});
-    const float l = loss.item();
-    LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
-    em.opt->zero_grad();
-    autograd::backward(loss);
-    if (to.clip > 0.f) optim::clip_grad_norm(em.model->named_parameters(), to.clip);
-    em.opt->step(sched.lr_at(step));
-    log.update(step, b, l, *em.model);
-  }
+  FinetuneModel em = prepare_model(init, tok, mc, to);
   E2ECellResult r;
   r.trainable = em.trainable;
-  r.train = log.finish(*em.model);
+  r.train = train_loop(em, d.splits.train, &d.splits.valid, to);
   const auto [hyps, refs] = decode_test(*em.model, tok, d.mrs, dec, 8, r.decode_seconds);
   r.scores = data::e2e_metrics(hyps, refs);
   return r;

@@ -3,7 +3,7 @@
 // of the whole train split cut into batches of B (the last short batch dropped), walked in its drawn
 // order. One `next()` per optimizer step, so that the example's loop reads
 //   batch = batches.next() -> forward -> zero_grad -> backward -> clip -> step.
-// Dataset: data::E2EDataset or data::GlueDataset (epoch_batches + batch).
+// Dataset: data::SftDataset (E2E included) or data::GlueDataset (epoch_batches + batch).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -19,17 +19,27 @@ class EpochBatches {
   EpochBatches(const Dataset& ds, int64_t B, uint64_t seed) : ds_(ds), B_(B), rng_(seed) {}
 
   auto next() {
-    if (epoch_.empty()) {
-      epoch_ = ds_.epoch_batches(B_, rng_, true);
-      LR_CHECK(!epoch_.empty(), "train split has ", ds_.size(), " examples, fewer than one batch of ", B_);
-      std::reverse(epoch_.begin(), epoch_.end());  // pop_back walks the epoch in its drawn order
-    }
+    refill();
     auto b = ds_.batch(epoch_.back());
     epoch_.pop_back();
     return b;
   }
 
+  // Draws the next batch's indices without building it: a resumed run replays the order this way.
+  void skip() {
+    refill();
+    epoch_.pop_back();
+  }
+
  private:
+  void refill() {
+    if (epoch_.empty()) {
+      epoch_ = ds_.epoch_batches(B_, rng_, true);
+      LR_CHECK(!epoch_.empty(), "train split has ", ds_.size(), " examples, fewer than one batch of ", B_);
+      std::reverse(epoch_.begin(), epoch_.end());  // pop_back walks the epoch in its drawn order
+    }
+  }
+
   const Dataset& ds_;
   int64_t B_;
   tensor::Rng rng_;

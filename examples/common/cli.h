@@ -170,14 +170,14 @@ class ProgressBar {
   Timer timer_;
 };
 
-// Writes j to path atomically: a reader (or a crash mid-write) never sees half a file,
-// because the temp file lives in the same directory and rename() replaces in one step.
-inline void write_json(const std::string& path, const nlohmann::json& j) {
+// Writes text to path atomically: a reader (or a crash mid-write) never sees half a file, because
+// the temp file lives in the same directory and rename() replaces in one step.
+inline void write_text(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp" + std::to_string(getpid());
   {
-    std::ofstream out(tmp);
+    std::ofstream out(tmp, std::ios::binary);
     if (!out) throw lowrank::Error("cannot write " + path + " (opening " + tmp + " failed)");
-    out << j.dump(2) << '\n';
+    out << text;
     out.flush();
     if (!out) {
       std::remove(tmp.c_str());
@@ -189,6 +189,8 @@ inline void write_json(const std::string& path, const nlohmann::json& j) {
     throw lowrank::Error("cannot write " + path + " (rename from " + tmp + " failed)");
   }
 }
+
+inline void write_json(const std::string& path, const nlohmann::json& j) { write_text(path, j.dump(2) + "\n"); }
 
 // Left-aligned plain-text table: columns padded to their widest cell, a dashed rule
 // under the header. Meant for the few-line summaries at the end of an example.

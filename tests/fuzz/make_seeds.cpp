@@ -20,6 +20,7 @@
 #include "fuzz_util.h"
 #include "optim/adamw.h"
 #include "optim/checkpoint.h"
+#include "optim/finetune_checkpoint.h"
 
 using namespace lowrank;
 namespace fs = std::filesystem;
@@ -159,6 +160,44 @@ void data_seeds(const std::string& e2e_dir, const std::string& glue_dir) {
     put("glue", tasks[i] + "_dev_head", std::string(1, static_cast<char>(i)) + head(glue_dir + "/" + tasks[i] + "/dev.tsv", 12));
 }
 
+// finetune's data: each format as a .jsonl input (first byte 1) and plain text (first byte 0).
+void sft_seeds(const std::string& e2e_dir) {
+  put("sft", "prompt_completion", "\x01{\"prompt\": \"Review: fine\\nSentiment:\", \"completion\": \" positive\"}\n"
+                                  "{\"prompt\": \"name : X<|endoftext|>\", \"completion\": \" X is a pub .\", \"id\": 3}\n");
+  put("sft", "text", "\x01{\"text\": \"Hello world.\"}\n\n{\"text\": \"caf\\u00e9 \\ud83d\\ude00\"}\r\n");
+  put("sft", "messages", "\x01{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"hi\"}, "
+                         "{\"role\": \"assistant\", \"content\": \"hello\"}, {\"role\": \"user\", \"content\": \"?\"}, "
+                         "{\"role\": \"assistant\", \"content\": \"!\"}]}\n");
+  put("sft", "txt", std::string(1, '\0') + "one document\nover two lines\n\n\nanother\r\n");
+  std::string e2e = "\x01";
+  std::istringstream in(head(e2e_dir + "/train.txt", 8));
+  for (std::string line; std::getline(in, line);) {
+    const size_t sep = line.find("||");
+    e2e += nlohmann::json{{"prompt", line.substr(0, sep) + "<|endoftext|>"}, {"completion", " " + line.substr(sep + 2)}}.dump() + "\n";
+  }
+  put("sft", "e2e_head", e2e);
+}
+
+// A finetune checkpoint of the fuzz harness's model (tiny GPT, LoRA r=2 on q and v), one step in.
+void finetune_seeds(const std::string& tmp) {
+  Rng rng(1);
+  nn::GPT model(fuzz::tiny_config(), rng);
+  lora::apply_lora(model, fuzz::adapter_config(), rng);
+  std::vector<nn::NamedTensor> trainable, best_named;
+  std::vector<Tensor> best;
+  for (nn::NamedTensor& p : model.named_parameters())
+    if (p.tensor.requires_grad()) trainable.push_back(p), best.push_back(p.tensor.clone());
+  optim::AdamW opt(trainable, {});
+  for (nn::NamedTensor& p : trainable) p.tensor.set_grad(Tensor::full(p.tensor.shape(), 0.5f));
+  opt.step(1e-2f);
+  const optim::FinetuneState s{"fuzz", 1, 2, Rng(5).state(), "{\"ok\": true}"};
+  optim::save_finetune(tmp + "/f.safetensors", trainable, best, opt, s);
+  put("finetune_checkpoint", "best_f32", read(tmp + "/f.safetensors"));
+  put("finetune_checkpoint", "best_nocrc", rewrite(tmp + "/f.safetensors"));
+  optim::save_finetune(tmp + "/g.safetensors", trainable, {}, opt, s);
+  put("finetune_checkpoint", "no_best_nocrc", rewrite(tmp + "/g.safetensors"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,5 +212,7 @@ int main(int argc, char** argv) {
   peft_seeds(tmp);
   bpe_seeds();
   data_seeds(argv[2], argv[3]);
+  sft_seeds(argv[2]);
+  finetune_seeds(tmp);
   return 0;
 }
