@@ -143,8 +143,8 @@ void write_atomic(const std::string& path, const std::string& text) {
 }
 
 // Completions may end inside a UTF-8 character (a length limit between two byte tokens): such bytes
-// become U+FFFD in the JSON rather than an invalid file.
-std::string json_line(const nlohmann::json& j) {
+// become U+FFFD in the JSON rather than an invalid file. Keys in the documented order (ordered_json).
+std::string json_line(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -205,7 +205,7 @@ int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Toke
   f.requests = static_cast<int64_t>(reqs.size());
   std::string lines;
   for (size_t i = 0; i < reqs.size(); ++i) {
-    lines += json_line({{"id", reqs[i].id}, {"prompt", reqs[i].prompt}, {"completion", out[i].text},
+    lines += json_line({{"id", nlohmann::ordered_json::parse(reqs[i].id.dump())}, {"prompt", reqs[i].prompt}, {"completion", out[i].text},
                         {"tokens", out[i].tokens}, {"finish_reason", out[i].finish_reason}});
     f.tokens += out[i].tokens;
     ++f.finish[out[i].finish_reason];
