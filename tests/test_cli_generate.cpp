@@ -1,7 +1,7 @@
 // examples/generate.cpp end to end on a tiny GPT-2-BPE model (C = 32, one layer): its text against
 // the library's decoders (nn::greedy, nn::beam_search, nn::sample_cached) on the same weights, with
 // and without adapters, the JSON Lines mode, stop strings, seeds, streaming, and bad input refused.
-// The sampling rules (top-p) and the stream's UTF-8 hold-back are unit-tested here too.
+// The sampling rules (top-p) and the stream's UTF-8 hold-back: test_generate_sampling.cpp.
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -13,7 +13,6 @@
 #include "cli_util.h"
 #include "data/bpe.h"
 #include "examples/common/model_load.h"
-#include "examples/common/text_stream.h"
 #include "lora/lora.h"
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
@@ -280,61 +279,6 @@ TEST_CASE("own data: generate's KV-cache sampler draws nn::sample's ids") {
   o.max_new_tokens = 100;  // the context (48 positions) ends it: prompt + new - 1 <= 48
   Rng r3(9);
   CHECK(static_cast<int64_t>(nn::sample_cached(*m, prompt, o, r3).size()) == 48 - static_cast<int64_t>(prompt.size()) + 1);
-}
-
-TEST_CASE("own data: generate's top-p keeps exactly the smallest set whose probability reaches p") {
-  const std::vector<float> logits = {std::log(0.1f), std::log(0.4f), std::log(0.2f), std::log(0.3f)};
-  const auto kept = [&](float p) {
-    nn::SampleOptions o;
-    o.top_p = p;
-    std::vector<int32_t> ids;
-    const std::vector<double> w = nn::sampling_weights(logits, o);
-    for (size_t v = 0; v < w.size(); ++v)
-      if (w[v] > 0) ids.push_back(static_cast<int32_t>(v));
-    return ids;
-  };
-  CHECK(kept(0.05f) == std::vector<int32_t>{1});
-  CHECK(kept(0.35f) == std::vector<int32_t>{1});
-  CHECK(kept(0.45f) == std::vector<int32_t>{1, 3});
-  CHECK(kept(0.65f) == std::vector<int32_t>{1, 3});
-  CHECK(kept(0.75f) == std::vector<int32_t>{1, 2, 3});
-  CHECK(kept(0.95f) == std::vector<int32_t>{0, 1, 2, 3});
-  CHECK(kept(1.f) == std::vector<int32_t>{0, 1, 2, 3});
-  nn::SampleOptions o;  // equal probabilities: p = 0.5 is reached by exactly two, ties to the lower ids
-  o.top_p = 0.5f;
-  const std::vector<double> w = nn::sampling_weights({0.f, 0.f, 0.f, 0.f}, o);
-  REQUIRE(w.size() == 4);
-  CHECK((w[0] > 0 && w[1] > 0 && w[2] == 0 && w[3] == 0));
-  o.top_p = 0.35f;  // only id 1 (0.4) is left to draw
-  Rng rng(2);
-  for (int i = 0; i < 300; ++i) CHECK(nn::sample_id(logits, o, rng) == 1);
-}
-
-TEST_CASE("own data: generate's stream holds back split UTF-8 characters and possible stop-string starts") {
-  ByteTokenizer tok;  // one id per byte: "é" arrives in two ids
-  std::FILE* f = std::tmpfile();
-  REQUIRE(f != nullptr);
-  const auto shown = [f] {
-    std::fflush(f);
-    std::string s(static_cast<size_t>(std::ftell(f)), '\0');
-    std::rewind(f);
-    const size_t n = std::fread(s.data(), 1, s.size(), f);
-    s.resize(n);
-    return s;
-  };
-  examples::TextStream st(tok, {"END"}, f);
-  const std::string text = "caf\xc3\xa9 EN";
-  for (size_t i = 0; i < text.size(); ++i) {
-    CHECK(st.add(static_cast<unsigned char>(text[i])));
-    if (i == 3) CHECK(shown() == "caf");
-  }
-  CHECK(shown() == "caf\xc3\xa9 ");  // "EN" may start "END"
-  CHECK_FALSE(st.add('D'));
-  CHECK(st.stopped());
-  CHECK(st.text() == "caf\xc3\xa9 ");
-  st.finish();
-  CHECK(shown() == st.text());
-  std::fclose(f);
 }
 
 TEST_CASE("own data: generate refuses bad input in one line, exit 1, writing nothing") {
