@@ -100,6 +100,20 @@ TEST_CASE("own data: finetune trains LoRA on a JSONL file; adapter, peft, merged
   CHECK(d_peft < 1e-5f);
   CHECK(d_merged < 1e-4f);
   CHECK(d_base > 1e-4f);
+
+  // The training file scores as generate's requests: every record's completion is the expected one.
+  const Run g = run_example("generate", "--init " + base + " --adapter " + out + "/adapter.safetensors --input " + data +
+                                            " --output " + t.file("gen.jsonl") + " --max-new-tokens 3 --threads 1 --json " +
+                                            t.file("gen.json"), t);
+  CAPTURE(g.err);
+  REQUIRE(g.rc == 0);
+  const nlohmann::json gm = read_json(t.file("gen.json"));
+  CHECK(gm.at("expected") == 60);
+  CHECK(gm.at("exact_match").get<double>() >= 0.0);
+  CHECK(contains(g.out, "exact match"));
+  const nlohmann::json first = nlohmann::json::parse(read_bytes(t.file("gen.jsonl")).substr(0, read_bytes(t.file("gen.jsonl")).find('\n')));
+  CHECK(first.at("expected") == " 0");
+  CHECK(first.at("match").is_boolean());
 }
 
 TEST_CASE("own data: finetune --stop-after then --resume gives the uninterrupted run's losses and adapter") {

@@ -7,6 +7,7 @@
 
 #include "data/bpe.h"
 #include "data/e2e.h"
+#include "data/generate_requests.h"
 #include "data/jsonl.h"
 #include "data/sft.h"
 #include "test_util.h"
@@ -188,4 +189,27 @@ TEST_CASE("own data: an Rng state saved mid-stream continues it exactly") {
   CHECK(a.next_u64() == b.next_u64());
   CHECK(contains(error_of([&] { b.set_state("0 0 0 0 0 0"); }), "Rng::set_state: malformed state"));
   CHECK(contains(error_of([&] { b.set_state(a.state() + "x"); }), "malformed state"));
+}
+
+TEST_CASE("own data: finetune's files are generate's requests: a completion or a last assistant turn is expected") {
+  ByteTokenizer tok;
+  const std::string text =
+      "{\"prompt\": \"Q\", \"completion\": \" A\"}\n"
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\"}]}\n"
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"hey\"}]}\n";
+  const auto reqs = data::parse_requests(data::parse_jsonl(text, "r.jsonl"), tok, {}, "r.jsonl");
+  REQUIRE(reqs.size() == 3);
+  CHECK(reqs[0].has_expected);
+  CHECK(reqs[0].expected == " A");
+  CHECK(reqs[1].prompt == "User: hi\nAssistant:");
+  CHECK(reqs[1].expected == "yo");
+  CHECK(reqs[2].prompt == "User: hey\nAssistant:");
+  CHECK(!reqs[2].has_expected);
+  auto err = [&](const std::string& line) {
+    return error_of([&] { data::parse_requests(data::parse_jsonl(line, "r.jsonl"), tok, {}, "r.jsonl"); });
+  };
+  CHECK(contains(err("{\"prompt\": \"a\", \"messages\": []}"), "r.jsonl:1: a request has field 'prompt' or field 'messages', not both"));
+  CHECK(contains(err("{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}"), "holds only the assistant's turn"));
+  CHECK(contains(err("{\"messages\": [{\"role\": 1, \"content\": \"x\"}]}"), "field 'messages[0]' must be"));
+  CHECK(contains(err("{\"prompt\": \"a\", \"completion\": 2}"), "field 'completion' is number"));
 }

@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 SECS=${1:-30}
 [ $# -gt 0 ] && shift
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -eq 0 ] && HARNESSES=(safetensors checkpoint training adapter peft bpe e2e glue sft finetune_checkpoint)
+# Default: every harness of tests/fuzz/CMakeLists.txt's LOWRANK_FUZZ_HARNESSES (one list for both).
+[ ${#HARNESSES[@]} -eq 0 ] && read -r -a HARNESSES <<< "$(sed -n '/^set(LOWRANK_FUZZ_HARNESSES/,/)/p' tests/fuzz/CMakeLists.txt \
+  | sed 's/#.*//; s/set(LOWRANK_FUZZ_HARNESSES//; s/)//' | tr '\n' ' ')"
 BUILD=${FUZZ_BUILD:-build-fuzz}
 
 # Packages and build: tools/setup.sh, plus clang with libFuzzer and the sanitizer runtimes, and libomp

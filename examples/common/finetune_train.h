@@ -19,6 +19,7 @@
 #include "data/tokenizer.h"
 #include "examples/common/batches.h"
 #include "examples/common/cli.h"
+#include "examples/common/model_load.h"
 #include "examples/common/results.h"
 #include "lora/lora.h"
 #include "lora/methods.h"
@@ -72,23 +73,6 @@ struct E2ESplits {
 inline E2ESplits load_e2e_splits(const std::string& dir, const data::Tokenizer& tok, int64_t max_len) {
   return {data::E2EDataset(data::load_e2e(dir + "/train.txt"), tok, max_len),
           data::E2EDataset(data::load_e2e(dir + "/valid.txt"), tok, max_len)};
-}
-
-// A LoRA adapter to start from (--adapter): lowrank's adapter file (.safetensors, checked against the
-// base's hash) or a peft directory; its own config (r, alpha, targets, layers) replaces --method's.
-inline int64_t load_adapter_into(nn::GPT& model, const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    lora::load_peft(path, model);
-  } else {
-    Rng unused(0);  // A's random init is overwritten by the file's
-    lora::apply_lora(model, lora::read_adapter_config(path), unused);
-    lora::load_adapter(path, model);
-  }
-  int64_t trainable = 0;
-  for (nn::NamedTensor& p : model.named_parameters())
-    if (p.tensor.requires_grad()) trainable += p.tensor.numel();
-  return trainable;
 }
 
 // init: a lowrank checkpoint or a Hugging Face GPT-2 directory (nn::load_model); adapter: "" or as above.

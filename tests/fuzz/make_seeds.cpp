@@ -151,6 +151,20 @@ std::string head(const std::string& path, int lines) {
   return out;
 }
 
+// generate --input files: the fields and ids it takes, a BOM, CRLF, blank lines, escapes, and one
+// bad line of each kind after good ones.
+void generate_seeds() {
+  const std::string ok = "{\"prompt\": \"name : The Vaults | Type : pub<|endoftext|>\", \"id\": 7}\n";
+  put("generate_requests", "good",
+      "\xEF\xBB\xBF" + ok + "\r\n{\"prompt\": \"caf\\u00e9 \\n\", \"id\": {\"a\": [1]}, \"max_new_tokens\": 3}\r\n"
+      "  \n{\"max_new_tokens\": null, \"prompt\": \"x\", \"id\": null}\n");
+  put("generate_requests", "bad_json", ok + "{\"prompt\": \"x\"\n");
+  put("generate_requests", "bad_field", ok + "{\"prompt\": \"x\", \"max_tokens\": 2}\n");
+  put("generate_requests", "bad_prompt", ok + "{\"prompt\": 3}\n{\"prompt\": \"\"}\n");
+  put("generate_requests", "bad_max_new", ok + "{\"prompt\": \"x\", \"max_new_tokens\": 1e3}\n");
+  put("generate_requests", "long_prompt", "{\"prompt\": \"" + std::string(300, 'a') + " b c d e f g h i j k l m n o p\"}\n");
+}
+
 void data_seeds(const std::string& e2e_dir, const std::string& glue_dir) {
   put("e2e", "train_head", head(e2e_dir + "/train.txt", 20));
   put("e2e", "test_head", head(e2e_dir + "/test.txt", 5));
@@ -211,6 +225,7 @@ int main(int argc, char** argv) {
   adapter_seeds(tmp);
   peft_seeds(tmp);
   bpe_seeds();
+  generate_seeds();
   data_seeds(argv[2], argv[3]);
   sft_seeds(argv[2]);
   finetune_seeds(tmp);
