@@ -1,6 +1,6 @@
 // linear_cross_entropy: the LM head and its loss in one op, loss = cross_entropy(h wᵀ, targets, opt) for
 // hidden rows h (N, C) and the head w (V, C) (GPT-2's tied head: wte), without ever holding the (N, V)
-// logits or their gradient (issue 13: 200 MB each for GPT-2 at B·T = 1024).
+// logits or their gradient (200 MB each for GPT-2 at B·T = 1024).
 //   z = h wᵀ (N, V);  w_i, W, q_i, ℓ_i as in cross_entropy.cpp;  loss = Σ_i w_i·ℓ_i / W
 // Gradient: cross_entropy.cpp gives dz_iv = dloss·(w_i/W)·(p_iv - q_iv), p_i = softmax(z_i), and the
 // product (matmul.cpp) gives dh = dz·w (N, C) and dw = dzᵀ·h (V, C). All three are linear in dloss:

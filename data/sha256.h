@@ -1,7 +1,7 @@
 #pragma once
 // SHA-256 (FIPS 180-4), for checking that a shipped file is the one its README names
 // (data/assets/*/README.md give the sha256 of every committed checkpoint).
-//   std::string hex = lowrank::data::sha256_file("data/assets/gpt-e2e-base/gpt-e2e-base.safetensors");
+//   std::string hex = lowrank::data::sha256_file("data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors");
 #include <string>
 
 namespace lowrank::data {

@@ -11,7 +11,7 @@
 #include "tensor/gemm_thin.h"
 
 // One backend per build, chosen at configure time (CMakeLists.txt, -DLOWRANK_GEMM=...);
-// docs/benchmarks.md, "GEMM backends (issue 13)", has the measurements behind the default.
+// docs/benchmarks.md, "GEMM backends", has the measurements behind the default.
 #if defined(LOWRANK_GEMM_OPENBLAS)
 #include <cblas.h>  // OpenBLAS's: also declares openblas_get_corename, openblas_set_num_threads
 #elif defined(LOWRANK_GEMM_ONEDNN)

@@ -3,7 +3,7 @@
 //   C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C
 // op(A) = A (M,K) with leading dim lda, or Aᵀ where A is stored (K,M); likewise for B.
 // The library behind it is chosen at configure time, -DLOWRANK_GEMM=openblas (default) | onednn | blis |
-// eigen (CMakeLists.txt, LOWRANK_GEMM; measurements in docs/benchmarks.md, "GEMM backends (issue 13)").
+// eigen (CMakeLists.txt, LOWRANK_GEMM; measurements in docs/benchmarks.md, "GEMM backends").
 #include <cstdint>
 #include <string>
 

@@ -19,14 +19,14 @@ std::atomic<size_t> g_peak{0};
 
 // Large blocks are kept for reuse: a training step allocates and frees the same big buffers
 // (logits and their gradient: 200 MB each for GPT-2 BPE at 1024 tokens) every step, and returning
-// them to the OS costs a page fault per 4 KiB on the next first touch (plus the kernel zeroing the
-// page): 10% of a GPT-2 LoRA step when the cache was capped at 1 GiB and the step's activations need
-// 3 GB. Blocks of >= 1 MiB go back to per-size free lists while in-use + cached bytes stay within 1.25x
-// the high-water mark of in-use bytes (or 1 GiB): the pool grows to the working set of one step and a
-// quarter more, so sizes that never repeat (a growing KV cache) cannot pile up beyond that. The quarter:
-// at the peak itself every byte is in use, so with a cap of exactly the peak the block freed right after
-// it (the logits, freed once their gradient exists) was refused whenever anything else was cached, and
-// came back as fresh pages in the next step: 50k page faults (206 MB) per GPT-2 LoRA step, 541 now.
+// them to the OS costs a page fault per 4 KiB on the next first touch plus the kernel zeroing the
+// page, a visible share of a step (docs/benchmarks.md, "Page faults, zero fills and the 2-thread
+// profile"). Blocks of >= 1 MiB go back to per-size free lists while in-use + cached bytes stay within
+// 1.25x the high-water mark of in-use bytes (or 1 GiB): the pool grows to the working set of one step
+// and a quarter more, so sizes that never repeat (a growing KV cache) cannot pile up beyond that. The
+// quarter: at the peak itself every byte is in use, so with a cap of exactly the peak the block freed
+// right after it (the logits, freed once their gradient exists) would be refused whenever anything
+// else is cached, and come back as fresh pages in the next step.
 constexpr size_t kCacheMinBytes = size_t(1) << 20;
 constexpr size_t kCacheMinCapBytes = size_t(1) << 30;
 struct BlockCache {
@@ -42,8 +42,8 @@ BlockCache& block_cache() {
 // Bytes reserved for numel floats: a multiple of kAlign; a cached block (>= 1 MiB) is rounded up to its
 // size class, 8 classes per power of two (at most 12.5% slack), because buffers whose size changes from
 // step to step must still find a block: an E2E batch is as long as its longest example and the LM head
-// runs on as many rows as the batch has completion tokens, so exact-size lists missed on almost every
-// step and each miss cost a fresh mapping, its page faults and the kernel's zeroing (~10% of a step).
+// runs on as many rows as the batch has completion tokens, so exact-size lists would miss on almost
+// every step, and each miss costs a fresh mapping, its page faults and the kernel's zeroing.
 size_t rounded_bytes(size_t numel) {
 #ifdef LOWRANK_EXACT_ALLOC
   return numel * sizeof(float);  // sanitizer builds (CMake LOWRANK_SANITIZE): no slack for overruns to hide in

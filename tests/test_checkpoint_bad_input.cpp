@@ -1,4 +1,4 @@
-// Bad model and training checkpoints (issue 15): a config that asks for more than the file holds is
+// Bad model and training checkpoints (docs/reliability.md): a config that asks for more than the file holds is
 // refused before anything is allocated, a bad 'opt.step' is a clear error, and a failed load_training
 // leaves the caller's model and optimizer exactly as they were.
 #include <map>

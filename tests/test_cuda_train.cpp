@@ -1,5 +1,5 @@
-// Whole models on the GPU against the same models on the CPU (issue 5's "full GPT + LoRA training
-// step CPU vs GPU"): the same seed builds identical weights on both devices (drawn on the host, then
+// Whole models on the GPU against the same models on the CPU (a full GPT + LoRA training step, CPU vs
+// GPU): the same seed builds identical weights on both devices (drawn on the host, then
 // copied); one training step must give the same loss, the same gradient for every trainable tensor
 // and the same parameters after AdamW; decoding must pick the same tokens. Skips without a GPU.
 #include "test_util.h"

@@ -1,5 +1,5 @@
 // tensor::gemm against tensor::gemm_reference (double accumulation), whatever backend the build has
-// (-DLOWRANK_GEMM=openblas|onednn|blis|eigen, issue 13): the step's shapes scaled down, every transpose
+// (-DLOWRANK_GEMM=openblas|onednn|blis|eigen): the step's shapes scaled down, every transpose
 // combination, beta 0 / 1 / other, padded leading dimensions, and the empty cases.
 #include <omp.h>
 

@@ -1,4 +1,4 @@
-// Hugging Face GPT-2 directories as bases and as exports (nn/hf_gpt2.h, issue 14): config.json read
+// Hugging Face GPT-2 directories as bases and as exports (nn/hf_gpt2.h): config.json read
 // and checked field by field against the tensors, the fixture's logits through nn::load_model(dir),
 // save_hf_dir's layout read back exactly, and finetune_e2e --init DIR / --save-adapter DIR /
 // --export-merged DIR / --adapter DIR end to end on a GPT-2-BPE-sized random model.

@@ -363,8 +363,8 @@ TEST_CASE("lora: peft layout with o, mlp, a layer subset and trained biases") {
   CHECK(b.layers == cfg.layers);
   CHECK(b.bias == "all");
 
-  // Without our metadata (peft's save_pretrained) the per-slice layout is read off c_attn's B (issue 14:
-  // this round trip used to fail with "one r and one alpha").
+  // Without our metadata (peft's save_pretrained) the per-slice layout is read off c_attn's B (a
+  // regression test: this round trip once failed with "one r and one alpha").
   save_safetensors(dir + "/adapter_model.safetensors", f.tensors, {});
   auto again = make_gpt(1);
   lora::load_peft(dir, *again);

@@ -1,4 +1,4 @@
-// Bad LoRA input (issue 15): peft directories with mis-shaped tensors or wrongly typed config fields,
+// Bad LoRA input (docs/reliability.md): peft directories with mis-shaped tensors or wrongly typed config fields,
 // adapter files whose rank disagrees with their tensors, and ranks above a module's width. Each is a
 // clear error naming the file (or the op) and the values, read before anything is allocated or copied.
 #include <fstream>

@@ -1,4 +1,4 @@
-// peft's adapter_config.json semantics (lora/peft_patterns.cpp, issue 14): rank_pattern / alpha_pattern
+// peft's adapter_config.json semantics (lora/peft_patterns.cpp): rank_pattern / alpha_pattern
 // keys are regular expressions matched against the module's full name, first key in file order wins;
 // lora_bias adapters are refused by name; a rank the patterns give must be the file's.
 #include <fstream>
@@ -71,7 +71,7 @@ TEST_CASE("peft patterns: an alpha_pattern key is a regular expression over the 
   const std::string dir = t.file("a");
   const std::vector<float> want = write_adapter(dir);
   // lora_alpha 8 would give scale 2; the key "attn\.c_attn" (peft: (.*\.)?(attn\.c_attn)$) gives 16 -> 4.
-  // Matched only as a name or a suffix, the key was ignored and the logits came out wrong (issue 14).
+  // Matched only as a name or a suffix, the key would be ignored and the logits come out wrong.
   for (const char* key : {"attn\\\\.c_attn", "h\\\\.[0-9]\\\\.attn\\\\.c_attn", "c_attn", ".*c_at+n"}) {
     CAPTURE(key);
     set_config(dir, std::string(R"({"lora_alpha": 8, "alpha_pattern": {")") + key + R"(": 16}})");

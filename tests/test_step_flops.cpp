@@ -1,5 +1,5 @@
 // The GEMM FLOP count of a training step (examples/common/step_flops.h) that bench_step's floors rest on:
-// issue 7's figures for GPT-2 124M at 1024 tokens, and the head on the loss rows only (--loss-rows).
+// the hand-counted figures for GPT-2 124M at 1024 tokens, and the head on the loss rows only (--loss-rows).
 #include "examples/common/step_flops.h"
 #include "test_util.h"
 
@@ -17,9 +17,9 @@ lora::MethodConfig method(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("step_flops: issue 7's GPT-2 124M counts at B=1, T=1024") {
+TEST_CASE("step_flops: the hand-counted GPT-2 124M GEMM FLOPs at B=1, T=1024") {
   const nn::GPTConfig cfg = nn::config_by_name("gpt2");
-  // Issue 7: 874.9 GFLOP full fine-tuning, 622.9 GFLOP LoRA r=4 on Wq, Wv (GEMMs only, full T x T attention).
+  // Counted by hand (docs/benchmarks.md, "bench_step"): 874.9 GFLOP full fine-tuning, 622.9 GFLOP LoRA r=4 on Wq, Wv (GEMMs only, full T x T attention).
   CHECK(examples::step_flops(cfg, 1, 1024, method("ft")) / 1e9 == doctest::Approx(874.9).epsilon(1e-4));
   CHECK(examples::step_flops(cfg, 1, 1024, method("lora")) / 1e9 == doctest::Approx(622.9).epsilon(1e-4));
   // By hand, the LoRA terms: 12 layers x 2 targets x 3 passes x 2 GEMMs x 2·N·r·C.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds bench_ops once per GEMM backend (build-<backend>/, -DLOWRANK_GEMM=<backend>) and runs them
 # interleaved, A B C D A B C D, at each thread count, so a slow spell of a shared machine falls on
-# every backend alike (docs/benchmarks.md, "GEMM backends (issue 13)"). JSON per run in $OUT.
+# every backend alike (docs/benchmarks.md, "GEMM backends"). JSON per run in $OUT.
 # Usage: tools/bench_gemm_backends.sh [rounds]   Environment: BACKENDS (default "openblas onednn blis
 # eigen"), THREADS (default "1 2"), REPEATS (default 5), OUT (default out/gemm_backends), LOWRANK_JOBS.
 # OPENBLAS_CORETYPE is left as the environment has it (pinned on some AVX-512 machines on purpose).

@@ -11,7 +11,7 @@
 # content changes, so after the first build each lab recompiles its own few files and relinks.
 # Only the targets the tests run are built (lowrank_tests, which depends on train_gpt, finetune_e2e
 # and results_table, plus e2e_score). CUDA is off: the labs are CPU code, and the host emulation is
-# tested by tools/run_tests.sh itself.
+# tested by tools/run_tests.sh --full itself.
 # Measured (docs/labs/README.md): 8 min 32 s from nothing at -j1 on the 2-core EPYC, of which 5 min 42 s
 # the first build. Usage: tools/check_labs.sh [N...]   (default: every lab). Environment: LOWRANK_CMAKE_ARGS (as for
 # tools/setup.sh), LAB_JOBS (build jobs, default: all cores), LAB_DIR (default: build-labs).
@@ -69,7 +69,7 @@ check_lab() {
   local n=$1 filter t0 t1 t2 t3 out cases
   filter=$(tools/make_lab.sh --grader "$n")
   t0=$(now)
-  tools/make_lab.sh "$n" "$TREE" > "$LOG/lab$n-make.log"
+  tools/make_lab.sh --force "$n" "$TREE" > "$LOG/lab$n-make.log"
   if ! build_tree "$LOG/lab$n-build.log"; then
     problems+=("lab $n: the student copy does not build ($LOG/lab$n-build.log)"); tail -20 "$LOG/lab$n-build.log"
     return
@@ -102,7 +102,7 @@ check_lab() {
 check_restored() {
   local t0 t1 t2
   t0=$(now)
-  tools/make_lab.sh 0 "$TREE" > "$LOG/restore-make.log"
+  tools/make_lab.sh --force 0 "$TREE" > "$LOG/restore-make.log"
   build_tree "$LOG/restore-build.log" || { problems+=("restored tree does not build"); return; }
   t1=$(now)
   run_tests "$LOG/restore-tests.log" || problems+=("restored tree: tests fail ($LOG/restore-tests.log)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The user's workflow of issue 14 end to end with real transformers and peft (not run by CI):
+"""A PyTorch user's workflow (lowrank <-> transformers + peft) end to end with real transformers and peft (not run by CI):
 
   a random GPT-2 (GPT-2 BPE vocabulary, small) saved by transformers' save_pretrained
   -> ./build/finetune_e2e --init HF_DIR --save-adapter PEFT_DIR --export-merged MERGED_DIR (LoRA r=4 on q, v)

@@ -12,7 +12,7 @@
 # Two runs at a time, one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or out/e2e-runs/. METHODS / SEEDS / LRS select a subset,
 # BASE the base (default gpt-e2e-base5, the headline base; the key of a run names its base unless it is gpt-e2e-base):
 #   METHODS="lora" SEEDS="2 3" tools/e2e_headline.sh runs
-#   BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors tools/e2e_headline.sh runs
+#   tools/restore_base.sh gpt-e2e-base && BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors tools/e2e_headline.sh runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors}

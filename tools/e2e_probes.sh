@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The short E2E probes of REPRODUCTION.md ("Why LoRA lags: probes"): LoRA r=4 for 1,000 steps of 8 from
-# the committed base with one thing changed each, and from bases continued for a few hundred steps on a
+# gpt-e2e-base with one thing changed each, and from bases continued for a few hundred steps on a
 # copy-augmented corpus (tools/make_corpus.sh COPY_MODE/COPY_FRAC, train_gpt --init). One thread per run,
 # two at a time; logs and bases in out/probe/, rows in docs/results/e2e_probes.json (valid loss on the 400
 # validation examples; BLEU of 20 test MRs decoded greedily, a rough check only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors
+[ -f "$BASE" ] || tools/restore_base.sh gpt-e2e-base  # in git history, not in the tree
 [ -x build/finetune_e2e ] && [ -x build/train_gpt ] || tools/setup.sh build finetune_e2e train_gpt
 mkdir -p out/probe out/corpus
 lora() {  # NAME BASE EXTRA-OPTIONS...
@@ -41,7 +42,7 @@ lora tapt out/probe/tapt.safetensors
 # spaces as before (s4-e2e-group4) or by <|endoftext|> (E2E_SEP=eot, s4-e2e-group4-eot = stage 4a of
 # gpt-e2e-base4), then 1,200 more steps of the latter (s5-eot = stage 4b) and 2,400 more (s6-eot = gpt-e2e-base4).
 BASE3=data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors   # in git history, not in the tree
-[ -f "$BASE3" ] || tools/make_base.sh base3
+[ -f "$BASE3" ] || tools/make_base.sh base3  # restores it from history when it can
 E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/s4-e2e-group4.txt > /dev/null
 E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e tools/make_corpus.sh build out/corpus/s4-e2e-group4-eot.txt > /dev/null
 pretrain s4-e2e-group4 "$BASE3" 600 & pretrain s4-e2e-group4-eot "$BASE3" 600 & wait
@@ -54,6 +55,7 @@ lora s6-eot out/probe/s6-eot.safetensors
 # (COPY_MODE=keys) on half the groups (600 steps, lr 3e-4) or all (900 steps, lr 1e-3), and the same with
 # the names swapped for other names of the corpus (swapkeys: = gpt-e2e-base5, tools/make_base.sh base5).
 BASE4=data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors
+[ -f "$BASE4" ] || tools/restore_base.sh gpt-e2e-base4  # in git history, not in the tree
 keys() {  # NAME MODE FRAC STEPS LR
   E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e COPY_MODE=$2 COPY_FRAC=$3 tools/make_corpus.sh build "out/corpus/$1.txt" > /dev/null
   pretrain "$1" "$BASE4" "$4" "$5"

@@ -45,7 +45,7 @@ step_tests() {
   record tests "$st" $((SECONDS - t0)) "$pass passed, $fail failed, $other skipped; worst err/tol $worst"
 }
 
-# 5: a short LoRA fine-tune of the committed E2E base on the GPU, then the same on the CPU (same
+# 5: a short LoRA fine-tune of the E2E base in the tree (gpt-e2e-base5) on the GPU, then the same on the CPU (same
 # seed, so the same data order and dropout masks): the losses should agree to float rounding.
 step_e2e() {
   local log=$OUT/5_e2e.txt t0=$SECONDS st=skipped s dev figure
@@ -54,7 +54,7 @@ step_e2e() {
   # Emulation: each valid-loss evaluation (50 batches) costs ~20 s on a 2-core CI machine: only the final one.
   [ "$MODE" = emulation ] && size=(--steps 2 --eval-every 0 --test-mrs 1 --beam 1 --max-new-tokens 8)
   for dev in cuda cpu; do
-    s=$(bounded "$(limit_for 120)" "$log" "$BIN/finetune_e2e" --init data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors \
+    s=$(bounded "$(limit_for 120)" "$log" "$BIN/finetune_e2e" --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors \
       --method lora --device "$dev" "${size[@]}" --show 0 --outputs "$TMP/e2e_$dev.txt" --json "$TMP/e2e_$dev.json")
     st=$(worse "$st" "$s")
   done

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates the committed base models. Each stage starts from the one before:
-#   tools/make_base.sh        # stage 1 -> data/assets/gpt-e2e-base (committed): the domain-adaptive
+#   tools/make_base.sh        # stage 1 -> data/assets/gpt-e2e-base (in git history): the domain-adaptive
 #                             # pretraining corpus (tools/make_corpus.sh: general text + the unlabeled text
 #                             # of the tasks' training splits), train_gpt from scratch (6 layers, C=192,
 #                             # 6 heads, GPT-2 BPE, T=128), 1,400 steps, 2 threads. About 45 minutes.
 #   tools/make_base.sh base2  # stage 2 -> out/base/gpt-e2e-base2.safetensors (not committed): stage 1
 #                             # continued for 600 steps on the same corpus with E2E's references grouped
 #                             # four per MR (E2E_GROUP=4; the MR is never written), one thread. 21 minutes.
-#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (not in the tree; restored from git history at
-#                             # 03a1840 when the clone has it, else trained):
+#   tools/make_base.sh base3  # stage 3 -> data/assets/gpt-e2e-base3 (in git history, not in the tree):
 #                             # stage 2 continued for 600 steps on E2E's grouped references alone
 #                             # (SOURCES=e2e: task-adaptive pretraining), one thread. 22 minutes.
-#   tools/make_base.sh base4  # stage 4 -> data/assets/gpt-e2e-base4 (committed, the E2E headline base):
+#   tools/make_base.sh base4  # stage 4 -> data/assets/gpt-e2e-base4 (in git history, not in the tree):
 #                             # gpt-e2e-base3 continued on the same references joined by <|endoftext|>
 #                             # inside a group (E2E_SEP=eot), 600 steps (4a), 1,200 more (4b), 2,400
 #                             # more, one thread. 9 + 17 + 34 minutes on the 2-core AVX-512 Xeon.
@@ -25,12 +24,16 @@
 #                             # and RTE alone (task-adaptive pretraining for the NLU table), one thread. 36 min.
 # Checkpoints every 100 steps in out/base/: rerunning after an interruption resumes where it stopped and
 # gives the same file (train_gpt's resume is exact for the same build and thread count). The figures and
-# sha256 of each committed file are in its README.
+# sha256 of each committed file are in its README. Stages base, base3 and base4 are first restored byte
+# for byte from git history (tools/restore_base.sh: only gpt-e2e-base5 stays in the tree, so that it
+# travels to a GPU machine) and trained only where the clone lacks that history.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh build train_gpt
 mkdir -p out/base
 stage=${1:-base}
+# restored NAME: the base NAME back from git history, when the clone has it (quietly false otherwise).
+restored() { tools/restore_base.sh "$1" 2>/dev/null; }
 resume() { [ -f "$1" ] && echo "--resume $1" || true; }
 continued() {  # FROM CORPUS NAME OUT [STEPS]: continued pretraining (600 steps) at lr 1e-3, one thread
   local ck=out/base/$3.ckpt.safetensors
@@ -41,6 +44,7 @@ continued() {  # FROM CORPUS NAME OUT [STEPS]: continued pretraining (600 steps)
 }
 case "$stage" in
   base)
+    restored gpt-e2e-base && exit 0
     tools/make_corpus.sh build out/corpus/pretrain.txt
     CKPT=out/base/gpt-e2e-base.safetensors
     # shellcheck disable=SC2046
@@ -52,20 +56,19 @@ case "$stage" in
     ;;
   base2)
     E2E_GROUP=4 tools/make_corpus.sh build out/corpus/group4.txt
+    [ -f data/assets/gpt-e2e-base/gpt-e2e-base.safetensors ] || "$0" base
     continued data/assets/gpt-e2e-base/gpt-e2e-base.safetensors out/corpus/group4.txt gpt-e2e-base2 \
       out/base/gpt-e2e-base2.safetensors
     ;;
   base3)
-    # Left the working tree with gpt-e2e-base4: restored byte for byte from git history when the clone has it
-    B3=data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
-    if git show "03a1840:$B3" > "$B3.tmp" 2>/dev/null; then mv "$B3.tmp" "$B3"; sha256sum "$B3"; exit 0; fi
-    rm -f "$B3.tmp"
+    restored gpt-e2e-base3 && exit 0
     [ -f out/base/gpt-e2e-base2.safetensors ] || "$0" base2
     E2E_GROUP=4 SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4.txt
     continued out/base/gpt-e2e-base2.safetensors out/corpus/e2e-group4.txt gpt-e2e-base3 \
       data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors
     ;;
   base4)
+    restored gpt-e2e-base4 && exit 0
     [ -f data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors ] || "$0" base3
     E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e tools/make_corpus.sh build out/corpus/e2e-group4-eot.txt
     continued data/assets/gpt-e2e-base3/gpt-e2e-base3.safetensors out/corpus/e2e-group4-eot.txt gpt-e2e-base4a \
@@ -76,6 +79,7 @@ case "$stage" in
       data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors 2400
     ;;
   base5)
+    [ -f data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors ] || "$0" base4
     E2E_GROUP=4 E2E_SEP=eot SOURCES=e2e COPY_MODE=swapkeys COPY_FRAC=1 tools/make_corpus.sh build \
       out/corpus/e2e-group4-swapkeys.txt
     continued data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors out/corpus/e2e-group4-swapkeys.txt gpt-e2e-base5 \
@@ -84,6 +88,7 @@ case "$stage" in
   glue)
     # Task-adaptive pretraining for the NLU table: stage 1 continued on the unlabeled training sentences of
     # SST-2, MRPC and RTE alone (never a label, dev or test sentence), one thread.
+    [ -f data/assets/gpt-e2e-base/gpt-e2e-base.safetensors ] || "$0" base
     SOURCES="sst2 mrpc rte" tools/make_corpus.sh build out/corpus/glue-tapt.txt
     continued data/assets/gpt-e2e-base/gpt-e2e-base.safetensors out/corpus/glue-tapt.txt gpt-glue-base \
       out/base/gpt-glue-base.safetensors "${GLUE_STEPS:-1500}"

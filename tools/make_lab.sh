@@ -2,8 +2,10 @@
 # Course labs (docs/labs/README.md): writes a student copy of this repository in which lab N's marked
 # function bodies are replaced by a stub that throws, every other lab's solution left in place.
 #
-#   tools/make_lab.sh N DIR      lab N into DIR (a new folder, or one this script made: updated in place)
+#   tools/make_lab.sh N DIR      lab N into DIR, a new or empty folder
 #   tools/make_lab.sh 0 DIR      the reference, every solution in place ("restore the solution")
+#   tools/make_lab.sh --force N DIR   update a copy this script made earlier in place (a student's edits
+#                                to the cut functions are overwritten: without --force it refuses)
 #   tools/make_lab.sh --list     the labs, the functions each cuts and the command that grades it
 #   tools/make_lab.sh --grader N the doctest filter that grades lab N (for tools/check_labs.sh)
 #   tools/make_lab.sh --labs     the lab numbers, one a line (from markers and sheets)
@@ -15,8 +17,9 @@
 # The stub keeps both markers and puts, at the begin marker's indentation,
 #     throw lowrank::Error("lab 2: implement layernorm_backward_dx (see docs/labs/02-layernorm.md)");
 # The grader is the first line of the sheet that starts with ./build/lowrank_tests -tc="...".
-# Updating in place rewrites only the files whose content changes, so a build folder inside DIR
-# rebuilds incrementally (tools/check_labs.sh relies on this).
+# Updating in place (--force) rewrites only the files whose content changes, so a build folder inside
+# DIR rebuilds incrementally (tools/check_labs.sh relies on this). A folder this script did not make is
+# never written into, --force or not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,7 +27,7 @@ SRC_DIRS=(autograd lora optim nn)  # where markers may live: the teaching code
 BEGIN_RE='^[[:space:]]*// LAB [0-9]+ begin: '
 STAMP=.lowrank-lab                 # in DIR: the lab it holds, and proof that this script made DIR
 
-usage() { sed -n '4,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "make_lab: $*" >&2; exit 1; }
 
 # The sheet docs/labs/NN-*.md of lab N (exactly one).
@@ -130,6 +133,10 @@ make_copy() {
   if [ -e "$DIR" ] && [ ! -f "$DIR/$STAMP" ] && [ -n "$(ls -A "$DIR")" ]; then
     die "$DIR exists and was not made by make_lab.sh: refusing to write into it"
   fi
+  if [ -f "$DIR/$STAMP" ] && [ "$FORCE" != 1 ]; then
+    die "$DIR already holds a copy (lab $(cat "$DIR/$STAMP")): writing lab $lab would put the stubs back over" \
+        "any edited function; give --force to update it in place, or choose a new DIR"
+  fi
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd)
   case "$DIR/" in "$ROOT"/*) [ "$DIR" = "$ROOT" ] && die "DIR is the repository itself" ;; esac
@@ -159,6 +166,8 @@ make_copy() {
   fi
 }
 
+FORCE=0
+if [ "${1:-}" = --force ]; then FORCE=1; shift; fi
 case "${1:-}" in
   --list) list_labs ;;
   --grader) [ $# -eq 2 ] || usage; grader_of "$2" ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The NLU table (the paper's Table 2 analog) on the committed domain-adapted base, in two stages:
+# The NLU table (the paper's Table 2 analog) on the domain-adapted base gpt-e2e-base, in two stages:
 #   tools/nlu_table.sh runs    # finetune_glue per task, method and seed -> rows of docs/results/glue.json
 #   tools/nlu_table.sh table   # REPRODUCTION.md's <!-- results:glue --> section and docs/results/glue_curves.svg
 # The base (data/assets/gpt-e2e-base) read the unlabeled training sentences of SST-2, MRPC and RTE, never
@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-data/assets/gpt-e2e-base/gpt-e2e-base.safetensors}
+# gpt-e2e-base is in git history, not in the tree: restored (sha256-checked) when missing.
+[ -f "$BASE" ] || [ "$BASE" != data/assets/gpt-e2e-base/gpt-e2e-base.safetensors ] || tools/restore_base.sh gpt-e2e-base
 RES=docs/results/glue.json
 STEPS=${STEPS:-2000}
 EVAL_EVERY=${EVAL_EVERY:-250}  # a dev-loss point of the learning curve every this many steps

@@ -3,7 +3,7 @@
 # build-asan/ with clang and -DLOWRANK_SANITIZE=ON (exact-size allocations, so reading one float past a
 # tensor is caught; the CUDA backend off) and runs every ctest test in it. The first report of a
 # memory error, a leak or undefined behaviour aborts its test, so ctest fails on any finding.
-# Called by tools/run_tests.sh; by hand: tools/run_tests_sanitized.sh [ctest args, e.g. -R bpe]
+# Called by tools/run_tests.sh --full; by hand: tools/run_tests_sanitized.sh [ctest args, e.g. -R bpe]
 # Environment: LOWRANK_JOBS (build and test jobs, default nproc), ASAN_BUILD (default build-asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -32,6 +32,14 @@ if [ -n "$missing_opt" ]; then
     || echo "==> note:$missing_opt not installed; the GEMM backend falls back to OpenBLAS"
 fi
 
+# A course lab's copy (tools/make_lab.sh leaves its stamp .lowrank-lab) builds without the CUDA backend
+# unless asked (LOWRANK_CMAKE_ARGS=-DLOWRANK_CUDA=ON): no lab uses it, and nvcc would add minutes to a
+# student's first build wherever the toolkit is installed.
+if [ -f .lowrank-lab ] && [[ " ${LOWRANK_CMAKE_ARGS:-}" != *" -DLOWRANK_CUDA="* ]]; then
+  LOWRANK_CMAKE_ARGS="-DLOWRANK_CUDA=OFF ${LOWRANK_CMAKE_ARGS:-}"
+  echo "==> a course lab's copy: the CUDA backend is off (LOWRANK_CMAKE_ARGS=-DLOWRANK_CUDA=ON builds it)"
+fi
+
 echo "==> configuring and building in $BUILD/"
 mkdir -p "$BUILD"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LOWRANK_CMAKE_ARGS:-} >"$BUILD/configure.log" 2>&1 \

@@ -1,7 +1,7 @@
 // make_seeds <out-dir> <e2e-dir> <glue-dir>: writes the seed corpus of every harness of tests/fuzz/ to
 // <out-dir>/<harness>/ (tools/fuzz.sh runs it before fuzzing). The seeds are made with the library's
 // own writers from the committed fixtures and data, so nothing binary is committed for them, plus one
-// regression seed per defect of issue 15 that a harness covers (named regress_*).
+// regression seed per defect found in the loaders that a harness covers (named regress_*; docs/reliability.md).
 //
 // F32 files carry CRC-32s of their tensors, so a mutated tensor byte fails the checksum before any
 // deeper check; every model, training and adapter seed is therefore also written without them
@@ -75,7 +75,7 @@ void model_seeds(const std::string& tmp) {
   }
   put("checkpoint", "model_nocrc", rewrite(tmp + "/m.safetensors"));
   nn::GPTConfig wide = fuzz::tiny_config();
-  wide.n_embd = 40000;  // issue 15: built ~GBs of parameters for a file of a few KB before the shape check
+  wide.n_embd = 40000;  // regression: built ~GBs of parameters for a file of a few KB before the shape check
   put("checkpoint", "regress_n_embd_40000", rewrite(tmp + "/m.safetensors", "lowrank.config", nn::config_to_json(wide).dump()));
   nlohmann::json huge = nn::config_to_json(fuzz::tiny_config());
   huge["n_embd"] = 1e300;  // a float size went through json's cast to int64: undefined behaviour (UBSan)
@@ -87,7 +87,7 @@ void model_seeds(const std::string& tmp) {
   optim::save_training(tmp + "/t.safetensors", model, opt, {});
   put("training", "train_f32", read(tmp + "/t.safetensors"));
   put("training", "train_nocrc", rewrite(tmp + "/t.safetensors"));
-  for (const char* step : {"abc", "-5", "2junk", "99999999999999999999"})  // issue 15: a bad opt.step
+  for (const char* step : {"abc", "-5", "2junk", "99999999999999999999"})  // regression: a bad opt.step
     put("training", std::string("regress_step_") + step, rewrite(tmp + "/t.safetensors", "opt.step", step));
 }
 
@@ -101,7 +101,7 @@ void adapter_seeds(const std::string& tmp) {
   put("adapter", "adapter_nocrc", rewrite(tmp + "/a.safetensors"));
   put("safetensors", "adapter_f32", read(tmp + "/a.safetensors"));
   nlohmann::json cfg = nlohmann::json::parse(load_safetensors(tmp + "/a.safetensors").metadata.at("lora.config"));
-  cfg["r"] = 3;  // issue 15: a rank that disagrees with the tensors
+  cfg["r"] = 3;  // regression: a rank that disagrees with the tensors
   put("adapter", "regress_rank_3", rewrite(tmp + "/a.safetensors", "lora.config", cfg.dump()));
   cfg["r"] = 1e300;  // a float rank (or layer) went through json's cast to int64: undefined behaviour
   put("adapter", "regress_rank_1e300", rewrite(tmp + "/a.safetensors", "lora.config", cfg.dump()));
@@ -126,7 +126,7 @@ void peft_seeds(const std::string& tmp) {
   lora::save_peft(tmp + "/qv", model, fuzz::adapter_config());
   const std::string st = tmp + "/qv/adapter_model.safetensors";
   put("peft", "qv_nocrc", peft_input(tmp + "/qv", rewrite(st)));
-  // issue 15: a q,v lora_B of (3C, 1) under our per-slice metadata: block_layout read 3C x 4 floats.
+  // regression: a q,v lora_B of (3C, 1) under our per-slice metadata: block_layout read 3C x 4 floats.
   SafetensorsFile f = load_safetensors(st);
   f.tensors["base_model.model.transformer.h.0.attn.c_attn.lora_B.weight"] = Tensor::zeros({3 * model.config.n_embd, 1});
   save_safetensors(st, f.tensors, f.metadata);
