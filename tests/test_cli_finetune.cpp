@@ -213,6 +213,7 @@ TEST_CASE("own data: finetune refuses bad data and options in one line and write
   check_refused_run("--init " + base + good, "--out is required", out, t);
   // A diverging run stops with the reason as its last line (after the progress bar) and exports nothing.
   const Run nan = run_example("finetune", init + good + " --lr 1e30 --steps 3", t);
+  CAPTURE(nan.err);
   CHECK(nan.rc == 1);
   CHECK(contains(nan.err, "error: loss is"));
   CHECK(!fs::exists(out + "/metrics.json"));
