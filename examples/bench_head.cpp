@@ -1,6 +1,7 @@
 // bench_head: the LM head and its loss, forward + backward, unfused (cross_entropy(matmul(h, wᵀ))) against
 // autograd::linear_cross_entropy at several chunk sizes: median time and peak tensor memory of each
-// (issue 13). Defaults: an E2E batch of the `mini` models (240 loss rows, C = 192, GPT-2's V = 50257,
+// (docs/benchmarks.md, "The LM head only where the loss is"). Defaults: an E2E batch of the `mini`
+// models (240 loss rows, C = 192, GPT-2's V = 50257,
 // a frozen head as under LoRA). A benchmark: it checks nothing.
 //   ./build/bench_head --threads 1                       # E2E's loss rows
 //   ./build/bench_head --threads 1 --rows 1024 --train-head   # train_gpt's full sequence, FT

@@ -1,7 +1,7 @@
 // bench_ops: GFLOP/s of tensor::gemm on the GEMMs of one GPT-2-small training step (1024 tokens: the
 // linear layers, LoRA r=4's two thin products, the 50257-wide head), set against this machine's FMA peak
 // and memory bandwidth, with each result's max relative error against tensor::gemm_reference (double).
-// It names the GEMM backend the build has (-DLOWRANK_GEMM, issue 13) and what that runs on this CPU.
+// It names the GEMM backend the build has (-DLOWRANK_GEMM) and what that runs on this CPU.
 // --device cuda: the GPU's ceilings instead (copy GB/s, sgemm fp32/TF32; examples/common/gpu_ceilings.h).
 #include <algorithm>
 #include <cmath>

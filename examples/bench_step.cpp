@@ -6,8 +6,8 @@
 //   ./build/bench_step --model mini --batch 8 --seq 75 --loss-rows 26  # E2E's step: loss on completions
 //   ./build/bench_step --methods lora --profile       # + backward per op, GEMMs per shape (CPU)
 // Reports median and spread of the step time, tokens/s, GFLOP/s from the exact FLOP count below,
-// the fraction of the GEMM-bound floor (issue 7: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
-// = 3.1 s / 4.4 s; also against this machine's sgemm rate and, issue 13, against 80% of its FMA
+// the fraction of the GEMM-bound floor (a fixed rate: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
+// = 3.1 s / 4.4 s; also against this machine's sgemm rate and against 80% of its FMA
 // peak, both measured in the same run, the peak before and after the steps: the BLAS may not reach
 // the cores' peak), peak memory with its breakdown and the optimizer-state bytes (the paper's
 // memory/speed claim, Section 4.2). --profile adds where the time went (examples/common/step_profile.h).
@@ -53,7 +53,7 @@ cxxopts::Options make_options() {
     ("targets", "LoRA targets", cxxopts::value<std::string>()->default_value("q,v"))
     ("steps", "timed steps per method", cxxopts::value<int>()->default_value("5"))
     ("warmup", "untimed steps first (buffers, caches)", cxxopts::value<int>()->default_value("1"))
-    ("floor-gflops", "GEMM rate of issue 7's floor", cxxopts::value<double>()->default_value("200"))
+    ("floor-gflops", "GEMM rate of the fixed floor (GFLOP/s)", cxxopts::value<double>()->default_value("200"))
     ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
     ("profile", "cpu: also time the backward per op and the GEMMs per shape over the timed steps")
@@ -96,7 +96,7 @@ void reset_peak(Device dev) {
   tensor::reset_cpu_bytes_peak();
 }
 
-// B from --batch, where 0 picks the device's default: 1 x 1024 on CPU, issue 5's 8 x 1024 on a GPU.
+// B from --batch, where 0 picks the device's default: 1 x 1024 on CPU, 8 x 1024 on a GPU.
 int64_t batch_of(const cxxopts::ParseResult& a, Device dev) {
   const int64_t B = a["batch"].as<int64_t>();
   return B > 0 ? B : dev == Device::CUDA ? 8 : 1;
@@ -197,7 +197,7 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
 double mb(size_t b) { return static_cast<double>(b) / 1e6; }
 std::string fmt(double v, int prec = 2) { return ex::fixed(v, prec); }
 
-// The rates a step is compared with, in GFLOP/s: issue 7's floor (or the GPU's fp32 peak), the sgemm
+// The rates a step is compared with, in GFLOP/s: the fixed floor (or the GPU's fp32 peak), the sgemm
 // measured in this run, and on the CPU the FMA peak on this run's threads (0 on a GPU: not measured).
 struct Rates {
   double floor = 0, gemm = 0, fma = 0;
@@ -227,7 +227,7 @@ nlohmann::json to_json(const Result& r, int64_t tokens, const Rates& rate) {
   return j;
 }
 
-// One row per method, then the LoRA/FT ratios the paper (Section 4.2) and issue 7 talk about.
+// One row per method, then the LoRA/FT ratios the paper (Section 4.2) talks about.
 int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const nlohmann::json& device, int64_t B,
            const Rates& rate) {
   std::vector<std::vector<std::string>> rows;
@@ -274,7 +274,7 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
   return 0;
 }
 
-// The rate the step is compared with: issue 7's 200 GFLOP/s on the CPU (--floor-gflops), the GPU's
+// The rate the step is compared with: 200 GFLOP/s on the CPU (--floor-gflops), the GPU's
 // fp32 peak on CUDA (so 1 / x_floor is the fraction of peak the step reaches).
 double floor_gflops(const cxxopts::ParseResult& a, Device dev, nlohmann::json& info) {
   if constexpr (tensor::kCudaBuilt) {
@@ -312,7 +312,7 @@ int bench_main(int argc, char** argv) {
   std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << " on " << tensor::device_name(dev) << ", "
             << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << fmt(rate.gemm, 1) << " GFLOP/s ("
             << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
-  if (dev == Device::CPU) {  // the cores' own limit, whatever kernels the BLAS picked (issue 13)
+  if (dev == Device::CPU) {  // the cores' own limit, whatever kernels the BLAS picked
     rate.fma_before = ex::fma_peak_gflops(tensor::num_threads());
     std::cout << "FMA peak " << fmt(rate.fma_before, 1) << " GFLOP/s (" << ex::fma_vector_bits() << "-bit vectors, "
               << tensor::num_threads() << " threads, best of 3); floor at " << kFmaShare * 100 << "% of it\n";

@@ -1,4 +1,4 @@
-// Bad command lines (issue 15): examples/common/checks.h's option rules on their own, then the real
+// Bad command lines: examples/common/checks.h's option rules on their own, then the real
 // train_gpt and finetune_e2e binaries, which must exit 1 with one line "error: <reason>" before any
 // work starts and write nothing.
 #include <algorithm>

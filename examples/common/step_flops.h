@@ -1,7 +1,7 @@
 #pragma once
 // Exact GEMM FLOP count of one GPT training step (forward + backward), for full fine-tuning and
 // LoRA. A GEMM (M,K)·(K,N) costs 2·M·K·N. Elementwise work (LayerNorm, GELU, softmax, AdamW) is
-// not counted: it is memory-bound and small next to the GEMMs, and the floor of issue 7 counts
+// not counted: it is memory-bound and small next to the GEMMs, and the GEMM floor counts
 // GEMMs only (622 GFLOP LoRA / 875 GFLOP FT for GPT-2 124M at 1024 tokens, reproduced here).
 //
 // With N = B·T tokens, per linear in→out: forward 2·N·in·out, backward dX 2·N·in·out and, only
