@@ -7,6 +7,7 @@
 //   checkpoint.safetensors  the training state (--save-every, --stop-after), for --resume
 // plus --save-peft DIR (a peft adapter directory) and --export-merged DIR (a Hugging Face GPT-2
 // directory with the adapter merged in).
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -38,9 +39,16 @@ inline int64_t use_best_weights(nn::GPT& model, const TrainResult& r) {
   return r.best_step;
 }
 
+// The training loss smoothed as the progress bar shows it (EMA 0.95), at most 400 points, and the
+// valid loss of every evaluation.
 inline void write_curve_svg(const std::string& path, const TrainResult& r) {
-  svg::Series train{"train loss", {}, {}}, valid{"valid loss", {}, {}};
-  for (size_t i = 0; i < r.losses.size(); ++i) train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(r.losses[i]);
+  svg::Series train{"train loss (EMA)", {}, {}}, valid{"valid loss", {}, {}};
+  const size_t every = std::max<size_t>(1, r.losses.size() / 400);
+  double ema = 0.0;
+  for (size_t i = 0; i < r.losses.size(); ++i) {
+    ema = i == 0 ? r.losses[0] : 0.95 * ema + 0.05 * r.losses[i];
+    if ((i + 1) % every == 0 || i + 1 == r.losses.size()) train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(ema);
+  }
   for (const CurvePoint& p : r.curve)
     if (std::isfinite(p.valid_loss)) valid.x.push_back(static_cast<double>(p.step)), valid.y.push_back(p.valid_loss);
   std::vector<svg::Series> series = {train};
