@@ -122,8 +122,10 @@ TEST_CASE("own data: finetune --stop-after then --resume gives the uninterrupted
   write_bytes(data, sums_jsonl(40));
   const std::string common = "--init " + base + " --data " + data +
                              " --batch-size 4 --accum 2 --steps 9 --eval-every 2 --dropout 0.1 --lr 5e-3 --threads 1";
-  REQUIRE(run_example("finetune", common + " --out " + t.file("whole"), t).rc == 0);
-  Run r = run_example("finetune", common + " --out " + t.file("parts") + " --stop-after 4", t);
+  Run r = run_example("finetune", common + " --out " + t.file("whole"), t);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  r = run_example("finetune", common + " --out " + t.file("parts") + " --stop-after 4", t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   CHECK(contains(r.out, "stopped after step 4 of 9"));

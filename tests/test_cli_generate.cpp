@@ -248,6 +248,7 @@ TEST_CASE("own data: generate --stop cuts the completion before the stop string;
 TEST_CASE("own data: generate --decode sample is reproducible per seed, and request i's text is its own") {
   const std::string args = "--decode sample --temperature 1.5 --top-k 50 --top-p 0.95 --max-new-tokens 12 --prompt " + q(kPrompt);
   const Run a = gen(args + " --seed 3"), b = gen(args + " --seed 3"), c = gen(args + " --seed 4");
+  CAPTURE(a.err);
   REQUIRE(a.rc == 0);
   CHECK(a.out == b.out);
   CHECK(a.out != c.out);
