@@ -3,8 +3,8 @@
 // completion), {"text"} (loss on every token) or {"messages"} (loss on the assistant turns), or plain
 // text; data/sft.h defines the formats and the chat template, docs/finetune.md walks through a run.
 //   ./build/finetune --init path/to/gpt2 --data train.jsonl --out out/run
-//   ./build/finetune --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors --data sst2.jsonl \
-//       --val sst2-dev.jsonl --epochs 1 --out out/sst2 --save-peft out/sst2-peft
+/*   ./build/finetune --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors --data sst2.jsonl \
+         --val sst2-dev.jsonl --epochs 1 --out out/sst2 --save-peft out/sst2-peft */
 //   ./build/finetune ... --save-every 500 --out out/run            # then, after an interruption:
 //   ./build/finetune ... --resume out/run/checkpoint.safetensors --out out/run
 //   ./build/generate --init path/to/gpt2 --adapter out/run/adapter.safetensors --prompt "..."
