@@ -8,11 +8,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include <Eigen/Core>
-
 #include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
+#include "tensor/eigen_core.h"
 #include "tensor/parallel.h"
 
 namespace lowrank::autograd {

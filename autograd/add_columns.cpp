@@ -61,8 +61,8 @@ struct AddColumnsOp : Node {
   std::vector<int64_t> offsets;
   int64_t N = 0, W = 0;
   float s = 1.f;
-  // dy += dout;  dpart_j (N, w) += s · dout[:, off:off+w] through a strided view of dout.
-  void backward_cuda(const float* dout) {
+  // dy += dout;  dpart_j (N, w) += s · dout[:, off:off+w] through a strided view of dout (out's gradient).
+  void backward_cuda() {
     if (grad_sink(y)) y.grad().view({N, W}).add_(out.grad().view({N, W}), 1.f);
     Tensor drows = out.grad().view({N, W});
     for (size_t j = 0; j < parts.size(); ++j) {
@@ -74,7 +74,7 @@ struct AddColumnsOp : Node {
   void backward() override {
     const float* dout = grad_of(out);
     if (!dout) return;
-    if (out.device() == Device::CUDA) return backward_cuda(dout);
+    if (out.device() == Device::CUDA) return backward_cuda();
     if (float* dy = grad_sink(y)) {
 #pragma omp parallel for schedule(static) if (N * W > tensor::kParallelGrain)
       for (int64_t i = 0; i < N * W; ++i) dy[i] += dout[i];

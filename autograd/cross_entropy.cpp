@@ -17,11 +17,10 @@
 #include <cmath>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
+#include "tensor/eigen_core.h"
 #include "tensor/parallel.h"
 
 namespace lowrank::autograd {

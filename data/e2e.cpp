@@ -7,18 +7,11 @@
 
 #include "data/text.h"
 #include "tensor/error.h"
+#include "tensor/strings.h"
 
 namespace lowrank::data {
 
 namespace {
-// Python's str.strip() whitespace (ASCII only: the files are UTF-8 but these are all single bytes).
-std::string strip(const std::string& s) {
-  const char* ws = " \t\r\n\f\v";
-  const size_t b = s.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
-
 E2EExample parse_line(const std::string& raw, const std::string& path, size_t lineno) {
   const std::string line = strip(raw);
   const size_t sep = line.find("||");

@@ -6,18 +6,11 @@
 #include <fstream>
 
 #include "tensor/error.h"
+#include "tensor/strings.h"
 
 namespace lowrank::data {
 
 namespace {
-
-// Python's str.strip() for ASCII whitespace.
-std::string strip(const std::string& s) {
-  const char* ws = " \t\r\n\f\v";
-  const size_t b = s.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(ws) - b + 1);
-}
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -7,6 +7,7 @@
 
 #include "data/text.h"
 #include "tensor/error.h"
+#include "tensor/strings.h"
 
 namespace lowrank::data {
 
@@ -26,12 +27,6 @@ TaskColumns columns_of(const std::string& task) {
   if (task == "sst2") return {"sentence", "", "label", {"0", "1"}};
   if (task == "mrpc") return {"#1 String", "#2 String", "Quality", {"0", "1"}};
   return {"sentence1", "sentence2", "label", {"entailment", "not_entailment"}};
-}
-
-std::string strip(const std::string& s) {
-  const char* ws = " \t\r\n\f\v";
-  const size_t b = s.find_first_not_of(ws);
-  return b == std::string::npos ? "" : s.substr(b, s.find_last_not_of(ws) - b + 1);
 }
 
 std::vector<std::string> split_tabs(const std::string& line) {

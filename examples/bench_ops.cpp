@@ -130,11 +130,7 @@ Result time_gemm(const Case& c, int repeats) {
 }
 
 // ---- reporting ------------------------------------------------------------------------
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using examples::fmt;
 
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");

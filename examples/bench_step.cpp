@@ -194,8 +194,9 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
   return r;
 }
 
-double mb(size_t b) { return static_cast<double>(b) / 1e6; }
-std::string fmt(double v, int prec = 2) { return ex::fixed(v, prec); }
+double mb(size_t b) {
+  return static_cast<double>(b) / 1e6;
+}
 
 // The rates a step is compared with, in GFLOP/s: the fixed floor (or the GPU's fp32 peak), the sgemm
 // measured in this run, and on the CPU the FMA peak on this run's threads (0 on a GPU: not measured).
@@ -245,13 +246,15 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
     const nlohmann::json m = to_json(r, tokens, rate);
     j["methods"].push_back(m);
     const ex::Spread sp = ex::spread(r.times);
-    rows.push_back({r.method, std::to_string(r.trainable), fmt(m["step_s_median"]) + " [" + fmt(sp.min) + ", " + fmt(sp.max) + "]",
-                    fmt(m["tokens_per_s"], 0), fmt(m["gflop"], 1), fmt(m["gflop_per_s"], 1),
-                    fmt(m["x_floor_issue"]) + " / " + fmt(m["x_floor_measured_gemm"]) +
-                        (rate.fma > 0 ? " / " + fmt(m["x_floor_fma"]) : ""),
-                    fmt(mb(r.weights), 0) + "+" + fmt(mb(r.grads), 0) + "+" + fmt(mb(r.optimizer), 0) + "+" +
-                        fmt(mb(m["bytes"]["activations_and_workspace"].get<size_t>()), 0),
-                    fmt(mb(r.peak), 0)});
+    rows.push_back({r.method, std::to_string(r.trainable),
+                    ex::fixed(m["step_s_median"], 2) + " [" + ex::fixed(sp.min, 2) + ", " + ex::fixed(sp.max, 2) + "]",
+                    ex::fixed(m["tokens_per_s"], 0), ex::fixed(m["gflop"], 1), ex::fixed(m["gflop_per_s"], 1),
+                    ex::fixed(m["x_floor_issue"], 2) + " / " + ex::fixed(m["x_floor_measured_gemm"], 2) +
+                        (rate.fma > 0 ? " / " + ex::fixed(m["x_floor_fma"], 2) : ""),
+                    ex::fixed(mb(r.weights), 0) + "+" + ex::fixed(mb(r.grads), 0) + "+" +
+                        ex::fixed(mb(r.optimizer), 0) + "+" +
+                        ex::fixed(mb(m["bytes"]["activations_and_workspace"].get<size_t>()), 0),
+                    ex::fixed(mb(r.peak), 0)});
   }
   const std::string floor_name = rate.fma > 0 ? "200 / sgemm / 0.8 FMA peak" : "fp32 peak / sgemm";
   ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s", "x floor (" + floor_name + ")",
@@ -264,8 +267,8 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
     }
   if (rs.size() == 2 && rs[0].method == "ft" && rs[1].method == "lora") {
     const double t = ex::median(rs[1].times) / ex::median(rs[0].times), mem = mb(rs[1].peak) / mb(rs[0].peak);
-    std::cout << "LoRA/FT step time " << fmt(t, 3) << ", peak memory " << fmt(mem, 3) << ", optimizer state "
-              << rs[1].optimizer << " vs " << rs[0].optimizer << " bytes\n";
+    std::cout << "LoRA/FT step time " << ex::fixed(t, 3) << ", peak memory " << ex::fixed(mem, 3)
+              << ", optimizer state " << rs[1].optimizer << " vs " << rs[0].optimizer << " bytes\n";
     j["lora_over_ft_time"] = t;
     j["lora_over_ft_peak_bytes"] = mem;
   }
@@ -284,7 +287,8 @@ double floor_gflops(const cxxopts::ParseResult& a, Device dev, nlohmann::json& i
               {"sm_count", d.sm_count}, {"clock_ghz", d.clock_ghz}, {"fp32_peak_tflops", d.fp32_peak_tflops()},
               {"tf32", cuda::tf32()}};
       std::cout << "GPU " << d.name << " (sm_" << d.cc_major << d.cc_minor << ", " << d.sm_count << " SMs, "
-                << fmt(d.clock_ghz) << " GHz): fp32 peak " << fmt(d.fp32_peak_tflops(), 1) << " TFLOP/s\n";
+                << ex::fixed(d.clock_ghz, 2) << " GHz): fp32 peak " << ex::fixed(d.fp32_peak_tflops(), 1)
+                << " TFLOP/s\n";
       return d.fp32_peak_tflops() * 1e3;
     }
   }
@@ -310,12 +314,13 @@ int bench_main(int argc, char** argv) {
   Rates rate;
   rate.floor = floor_gflops(a, dev, info), rate.gemm = measure_gemm_gflops(B * T, cfg.n_embd, dev);
   std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << " on " << tensor::device_name(dev) << ", "
-            << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << fmt(rate.gemm, 1) << " GFLOP/s ("
-            << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
+            << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << ex::fixed(rate.gemm, 1)
+            << " GFLOP/s (" << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
   if (dev == Device::CPU) {  // the cores' own limit, whatever kernels the BLAS picked
     rate.fma_before = ex::fma_peak_gflops(tensor::num_threads());
-    std::cout << "FMA peak " << fmt(rate.fma_before, 1) << " GFLOP/s (" << ex::fma_vector_bits() << "-bit vectors, "
-              << tensor::num_threads() << " threads, best of 3); floor at " << kFmaShare * 100 << "% of it\n";
+    std::cout << "FMA peak " << ex::fixed(rate.fma_before, 1) << " GFLOP/s (" << ex::fma_vector_bits()
+              << "-bit vectors, " << tensor::num_threads() << " threads, best of 3); floor at " << kFmaShare * 100
+              << "% of it\n";
   }
 
   std::vector<Result> results;
@@ -327,8 +332,8 @@ int bench_main(int argc, char** argv) {
   if (dev == Device::CPU) {  // again after the steps: a neighbour that slowed one measurement only lowers it
     rate.fma_after = ex::fma_peak_gflops(tensor::num_threads());
     rate.fma = std::max(rate.fma_before, rate.fma_after);
-    std::cout << "FMA peak after the steps " << fmt(rate.fma_after, 1) << " GFLOP/s; the floor uses the higher, "
-              << fmt(rate.fma, 1) << "\n";
+    std::cout << "FMA peak after the steps " << ex::fixed(rate.fma_after, 1) << " GFLOP/s; the floor uses the higher, "
+              << ex::fixed(rate.fma, 1) << "\n";
   }
   return report(results, a, info, B, rate);
 }

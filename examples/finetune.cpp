@@ -3,8 +3,8 @@
 // completion), {"text"} (loss on every token) or {"messages"} (loss on the assistant turns), or plain
 // text; data/sft.h defines the formats and the chat template, docs/finetune.md walks through a run.
 //   ./build/finetune --init path/to/gpt2 --data train.jsonl --out out/run
-//   ./build/finetune --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors --data sst2.jsonl \
-//       --val sst2-dev.jsonl --epochs 1 --out out/sst2 --save-peft out/sst2-peft
+/*   ./build/finetune --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors --data sst2.jsonl \
+         --val sst2-dev.jsonl --epochs 1 --out out/sst2 --save-peft out/sst2-peft */
 //   ./build/finetune ... --save-every 500 --out out/run            # then, after an interruption:
 //   ./build/finetune ... --resume out/run/checkpoint.safetensors --out out/run
 //   ./build/generate --init path/to/gpt2 --adapter out/run/adapter.safetensors --prompt "..."
@@ -110,18 +110,6 @@ void check_run_options(const cxxopts::ParseResult& a) {
            " already holds a run (metrics.json): choose another folder, or --resume its checkpoint");
 }
 
-lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
-  lora::MethodConfig m;
-  m.method = a["method"].as<std::string>();
-  m.lora.r = a["rank"].as<int64_t>();
-  m.lora.alpha = a["alpha"].as<float>();
-  m.lora.dropout = a["dropout"].as<float>();
-  m.lora.targets = ex::split_list(a["targets"].as<std::string>());
-  m.adapter_dim = a["adapter-dim"].as<int64_t>();
-  m.prefix_len = a["prefix-len"].as<int64_t>();
-  return m;
-}
-
 ex::FinetuneOptions train_options(const cxxopts::ParseResult& a) {
   ex::FinetuneOptions o;
   o.batch_size = a["batch-size"].as<int64_t>();
@@ -177,7 +165,7 @@ int finetune_main(int argc, char** argv) {
   check_run_options(a);
   tensor::set_num_threads(a["threads"].as<int>());
   const data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
-  const lora::MethodConfig mc = method_config(a);
+  const lora::MethodConfig mc = ex::method_config(a);
   ex::FinetuneOptions to = train_options(a);
 
   // Everything is read and checked before the first write: model, method, data, the warmup.

@@ -91,18 +91,6 @@ cxxopts::Options make_options() {
   return o;
 }
 
-lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
-  lora::MethodConfig m;
-  m.method = a["method"].as<std::string>();
-  m.lora.r = a["rank"].as<int64_t>();
-  m.lora.alpha = a["alpha"].as<float>();
-  m.lora.dropout = a["dropout"].as<float>();
-  m.lora.targets = ex::split_list(a["targets"].as<std::string>());
-  m.adapter_dim = a["adapter-dim"].as<int64_t>();
-  m.prefix_len = a["prefix-len"].as<int64_t>();
-  return m;
-}
-
 // Peak resident memory of the process (VmHWM), in bytes.
 size_t peak_rss_bytes() {
   std::ifstream in("/proc/self/status");
@@ -143,16 +131,17 @@ ex::CheckpointOptions checkpoint_options(const cxxopts::ParseResult& a, const ex
   return ck;
 }
 
-std::string fmt(double v, int digits = 4) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 std::vector<std::string> score_row(const std::string& name, int64_t trainable, const data::MetricScores& m,
                                    const std::string& valid, const std::string& train_s) {
-  return {name, std::to_string(trainable), fmt(m.bleu), fmt(m.nist), fmt(m.meteor), fmt(m.rouge_l), fmt(m.cider),
-          valid, train_s};
+  return {name,
+          std::to_string(trainable),
+          ex::fixed(m.bleu),
+          ex::fixed(m.nist),
+          ex::fixed(m.meteor),
+          ex::fixed(m.rouge_l),
+          ex::fixed(m.cider),
+          valid,
+          train_s};
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -166,7 +155,8 @@ std::string join(const std::vector<std::string>& v) {
 std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const lora::LoRAConfig& lc,
                     const ex::TrainResult& tr) {
   std::string k = mc.method;
-  if (mc.method == "lora") k += " r=" + std::to_string(lc.r) + " alpha=" + fmt(lc.alpha, 0) + " targets=" + join(lc.targets);
+  if (mc.method == "lora")
+    k += " r=" + std::to_string(lc.r) + " alpha=" + ex::fixed(lc.alpha, 0) + " targets=" + join(lc.targets);
   if (!a["adapter"].as<std::string>().empty()) k += " adapter=" + a["adapter"].as<std::string>();
   if (mc.method == "adapter-h" || mc.method == "adapter-l") k += " dim=" + std::to_string(mc.adapter_dim);
   if (mc.method == "prefix-embed" || mc.method == "prefix-layer") k += " len=" + std::to_string(mc.prefix_len);
@@ -174,7 +164,7 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   std::snprintf(lr, sizeof lr, "%g", a["lr"].as<float>());
   k += std::string(" lr=") + lr;
   // Only what differs from the table's recipe, so that the headline rows keep their keys.
-  if (a["label-smoothing"].as<float>() != 0.1f) k += " ls=" + fmt(a["label-smoothing"].as<float>(), 2);
+  if (a["label-smoothing"].as<float>() != 0.1f) k += " ls=" + ex::fixed(a["label-smoothing"].as<float>(), 2);
   const std::filesystem::path init = std::filesystem::path(a["init"].as<std::string>()).lexically_normal();
   const std::string base = (init.has_filename() ? init : init.parent_path()).stem().string();
   if (base != "gpt-e2e-base") k += " base=" + base;
@@ -243,7 +233,8 @@ void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& t
   const data::MetricScores m = data::e2e_metrics(hyps, refs);
   for (size_t i = 0; i < std::min<size_t>(static_cast<size_t>(a["show"].as<int64_t>()), hyps.size()); ++i)
     std::cout << "MR:   " << groups[i].mr << "\n" << mc.method << ": " << hyps[i] << "\n";
-  std::vector<std::vector<std::string>> rows = {score_row(mc.method, em.trainable, m, fmt(tr.valid_loss), fmt(tr.seconds, 0))};
+  std::vector<std::vector<std::string>> rows = {
+      score_row(mc.method, em.trainable, m, ex::fixed(tr.valid_loss), ex::fixed(tr.seconds, 0))};
   const std::string compare = a["compare"].as<std::string>();
   if (!compare.empty()) rows.push_back(score_row("stored: " + compare, 0, ex::score_stored(compare, groups, refs), "", ""));
   ex::print_table({"method", "trainable", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr", "valid loss", "train s"}, rows);
@@ -270,7 +261,7 @@ int finetune_main(int argc, char** argv) {
   check_run_options(a);
   tensor::set_num_threads(a["threads"].as<int>());
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
-  const lora::MethodConfig mc = method_config(a);
+  const lora::MethodConfig mc = ex::method_config(a);
   const ex::FinetuneOptions to = train_options(a);
   ex::FinetuneModel em = ex::prepare_model(a["init"].as<std::string>(), tok, mc, to, a["adapter"].as<std::string>());
   const ex::E2ESplits splits = ex::load_e2e_splits(kE2E, tok, ex::max_len_for(em, to));

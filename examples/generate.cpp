@@ -1,11 +1,11 @@
 // generate: text from a base GPT-2 plus an optional LoRA adapter, for one prompt (streamed to stdout)
 // or for a JSON Lines file of requests (batched, one output line per request). docs/generate.md.
-//   ./build/generate --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors \
-//       --prompt 'name : The Vaults | Type : pub | priceRange : more than £ 30<|endoftext|>'
-//   ./build/generate --init path/to/hf-gpt2 --adapter out/peft-adapter --prompt-file prompt.txt \
-//       --decode sample --temperature 0.8 --top-p 0.9 --seed 7 --stop '\n'
-//   ./build/generate --init base.safetensors --adapter out/e2e.safetensors --input requests.jsonl \
-//       --output out.jsonl --decode beam --beam 10 --length-penalty 0.9 --no-repeat-ngram 4 --json m.json
+/*   ./build/generate --init data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors \
+         --prompt 'name : The Vaults | Type : pub | priceRange : more than £ 30<|endoftext|>' */
+/*   ./build/generate --init path/to/hf-gpt2 --adapter out/peft-adapter --prompt-file prompt.txt \
+         --decode sample --temperature 0.8 --top-p 0.9 --seed 7 --stop '\n' */
+/*   ./build/generate --init base.safetensors --adapter out/e2e.safetensors --input requests.jsonl \
+         --output out.jsonl --decode beam --beam 10 --length-penalty 0.9 --no-repeat-ngram 4 --json m.json */
 // One prompt: stdout is the completion (then a newline), printed as it is generated for greedy and
 // sampling; the run's figures go to stderr. JSONL: --output gets {"id", "prompt", "completion",
 // "tokens", "finish_reason"} per request, in input order (plus "expected" and "match" for a request

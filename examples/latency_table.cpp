@@ -190,11 +190,7 @@ void time_setting(nn::GPT& g, std::vector<Variant>& vs, const Setting& s, const 
     }
 }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using examples::fmt;
 
 // Per-round ratio to the base (vs[0]) of the same round: robust to load drift between rounds.
 double paired_increase(const Variant& v, const Variant& base) {

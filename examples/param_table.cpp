@@ -87,11 +87,7 @@ int64_t count_on_meta(const std::string& config, const lora::MethodConfig& m, in
   return n;
 }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using examples::fmt;
 
 // Our count in the paper's unit and precision (as many decimals as the published figure has).
 std::string as_published(int64_t n, const Row& r) {

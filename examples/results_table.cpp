@@ -2,8 +2,8 @@
 // runs write (docs/results/*.json, examples/common/results.h), and the learning curves as SVG.
 //   ./build/results_table --results docs/results/e2e.json --markdown REPRODUCTION.md --svg docs/results/e2e_curves.svg
 //   ./build/results_table --results docs/results/e2e.json --merge out/gpu/e2e_gpu.json   # rows run elsewhere (a GPU)
-//   ./build/results_table --results docs/results/e2e.json --match base=gpt-e2e-base5 --section e2e_headline \
-//       --markdown REPRODUCTION.md --svg docs/results/e2e_headline_curves.svg   # one base's rows, their own section
+/*   ./build/results_table --results docs/results/e2e.json --match base=gpt-e2e-base5 --section e2e_headline \
+         --markdown REPRODUCTION.md --svg docs/results/e2e_headline_curves.svg   # one base's rows, their own section */
 // Runs that differ only in their seed form one row: mean ± std (sample std; "—" with one seed).
 // The table replaces the text between "<!-- results:NAME -->" and "<!-- /results:NAME -->" in the
 // markdown file (NAME = the file's "table" field, or --section); without --markdown it is printed.

@@ -147,7 +147,7 @@ std::vector<ex::LayerResult> analyse(const std::vector<Adapter>& ads, int64_t n_
   return out;
 }
 
-std::string f(double v, int digits = 3) { return ex::svg::fmt(v, digits); }
+std::string f(double v, int digits = 3) { return ex::fixed(v, digits); }
 
 void print_similarity(const std::vector<ex::LayerResult>& res, int64_t rs, int64_t rl, int64_t C) {
   std::vector<std::vector<std::string>> rows;

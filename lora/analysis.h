@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/eigen_core.h"  // before <Eigen/Dense>: see there
+
 #include <Eigen/Dense>
 
 #include "nn/gpt.h"

@@ -38,10 +38,6 @@ bool is_lora_name(const std::string& name) {
   return name.find("lora_A") != std::string::npos || name.find("lora_B") != std::string::npos;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 int slice_index(const std::string& s) { return s == "q" ? 0 : s == "k" ? 1 : s == "v" ? 2 : -1; }
 
 }  // namespace detail
@@ -65,7 +61,7 @@ std::vector<int64_t> selected_layers(const LoRAConfig& cfg, int64_t n_layer) {
 void apply_bias_mode(nn::GPT& model, const std::string& bias) {
   if (bias == "all") {
     for (nn::NamedTensor& p : model.named_parameters())
-      if (detail::ends_with(p.name, "bias")) p.tensor.requires_grad_(true);
+      if (ends_with(p.name, "bias")) p.tensor.requires_grad_(true);
   } else if (bias == "lora_only") {
     for (const detail::LinearSlot& s : detail::linear_slots(model))
       if (detail::is_lora(s.module->get()) && (*s.module)->bias.defined()) (*s.module)->bias.requires_grad_(true);
@@ -193,7 +189,7 @@ std::string bias_mode(nn::GPT& model) {
     if (detail::is_lora(s.module->get()) && (*s.module)->bias.defined()) lora_biases.insert(s.prefix + "bias");
   size_t all = 0, on = 0, lora_on = 0;
   for (nn::NamedTensor& p : model.named_parameters()) {
-    if (!detail::ends_with(p.name, "bias")) continue;
+    if (!ends_with(p.name, "bias")) continue;
     ++all;
     if (p.tensor.requires_grad()) ++on, lora_on += lora_biases.count(p.name);
   }

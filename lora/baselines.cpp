@@ -1,6 +1,7 @@
 #include "lora/baselines.h"
 
 #include "tensor/error.h"
+#include "tensor/strings.h"
 
 namespace lowrank::lora {
 
@@ -17,10 +18,6 @@ nn::Linear zero_linear(int64_t in, int64_t out, const nn::Init& init) {
   l.weight = init.constant({out, in}, 0.f);
   l.weight.requires_grad_(true);
   return l;
-}
-
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 // The Lp token ids the prefixes are initialised from: the caller's, or uniform over the vocabulary.

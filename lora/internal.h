@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lora/lora.h"
+#include "tensor/strings.h"
 
 namespace lowrank::lora::detail {
 
@@ -22,7 +23,6 @@ std::vector<LinearSlot> linear_slots(nn::GPT& model);
 bool is_lora(const nn::Linear* m);  // a LoRALinear or LoRAFusedQKV
 bool has_lora(nn::GPT& model);
 bool is_lora_name(const std::string& name);  // "...lora_A...", "...lora_B..."
-bool ends_with(const std::string& s, const std::string& suffix);
 int slice_index(const std::string& s);  // q 0, k 1, v 2
 
 // The tensors an adapter carries: LoRA A/B and, when the model has LoRA, the biases that train.

@@ -21,6 +21,7 @@
 #include "lora/internal.h"
 #include "tensor/safetensors.h"
 #include "tensor/error.h"
+#include "tensor/file_io.h"
 
 namespace lowrank::lora {
 
@@ -68,20 +69,6 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
           {"revision", nullptr}};
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-    os << text << "\n";
-    os.flush();
-    LR_CHECK(os.good(), path, ": cannot write ", tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fs::remove(tmp, ec);
-  LR_CHECK(!ec, path, ": cannot rename ", tmp, " into place");
-}
-
 }  // namespace
 
 void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, const std::string& base) {
@@ -113,7 +100,8 @@ void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, co
   LR_CHECK(!ec, "save_peft: cannot create directory ", dir, ": ", ec.message());
   save_safetensors(dir + "/adapter_model.safetensors", tensors,
                    {{"format", "pt"}, {"lowrank.lora.config", detail::config_to_json(cfg).dump()}});
-  write_text_atomic(dir + "/adapter_config.json", peft_config(base.empty() ? model.config.name : base, cfg, rank_of).dump(2));
+  write_file_atomic(dir + "/adapter_config.json",
+                    peft_config(base.empty() ? model.config.name : base, cfg, rank_of).dump(2) + "\n");
 }
 
 }  // namespace lowrank::lora

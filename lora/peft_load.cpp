@@ -83,7 +83,7 @@ void parse_tensors(PeftFiles& p, nn::GPT& model) {
     std::string name = kv.first.substr(root.size());
     if (name.rfind("transformer.", 0) == 0) name = name.substr(12);
     for (const char* ab : {"lora_A.weight", "lora_B.weight"}) {
-      if (!detail::ends_with(name, ab)) continue;
+      if (!ends_with(name, ab)) continue;
       const std::string mod = name.substr(0, name.size() - 13);
       LR_CHECK(slots.count(mod), p.st_path, ": tensor '", kv.first, "' adapts '", mod,
                "': lowrank's LoRA adapts only h.{i}.attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj");
@@ -96,9 +96,9 @@ void parse_tensors(PeftFiles& p, nn::GPT& model) {
              "see it and lowrank's does (lowrank adapter files carry target wte)");
     LR_CHECK(name.find("lora_") == std::string::npos, p.st_path, ": tensor '", kv.first,
              "' is a LoRA bias (peft's lora_bias): not supported, lowrank's LoRA has none");
-    LR_CHECK(detail::ends_with(name, "bias"), p.st_path, ": tensor '", kv.first,
+    LR_CHECK(ends_with(name, "bias"), p.st_path, ": tensor '", kv.first,
              "' is neither a LoRA matrix nor a bias (not supported)");
-    if (detail::ends_with(name, "base_layer.bias")) name = name.substr(0, name.size() - 15) + "bias";
+    if (ends_with(name, "base_layer.bias")) name = name.substr(0, name.size() - 15) + "bias";
     p.biases[name] = kv.second;
   }
   for (const auto& kv : p.modules)

@@ -141,19 +141,19 @@ Tensor GPT::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const
   return wte.project(hidden(ids, B, T, ctx));  // (B,T,C)·(V,C)ᵀ -> (B,T,V)
 }
 
-Tensor GPT::head_at(const Tensor& h, const std::vector<int32_t>& rows) {
+Tensor GPT::head_at(const Tensor& x, const std::vector<int32_t>& rows) {
   const int64_t C = config.n_embd;
-  LR_CHECK(h.ndim() >= 2 && h.size(h.ndim() - 1) == C, "GPT::head_at: hidden states ", h.shape(), " do not end in C=", C);
-  Tensor flat = reshape(h, {h.numel() / C, C});                                       // (B·T, C)
+  LR_CHECK(x.ndim() >= 2 && x.size(x.ndim() - 1) == C, "GPT::head_at: hidden states ", x.shape(), " do not end in C=", C);
+  Tensor flat = reshape(x, {x.numel() / C, C});                                       // (B·T, C)
   Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
   return wte.project(picked);                                                         // (N,C)·(V,C)ᵀ -> (N,V)
 }
 
-Tensor GPT::head_loss(const Tensor& h, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
+Tensor GPT::head_loss(const Tensor& x, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
                       const CrossEntropyOptions& opt) {
   const int64_t C = config.n_embd;
-  LR_CHECK(h.ndim() >= 2 && h.size(h.ndim() - 1) == C, "GPT::head_loss: hidden states ", h.shape(), " do not end in C=", C);
-  Tensor flat = reshape(h, {h.numel() / C, C});                                       // (B·T, C)
+  LR_CHECK(x.ndim() >= 2 && x.size(x.ndim() - 1) == C, "GPT::head_loss: hidden states ", x.shape(), " do not end in C=", C);
+  Tensor flat = reshape(x, {x.numel() / C, C});                                       // (B·T, C)
   Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
   if (wte.delta && !wte.delta->merged())  // the head is weight + ΔE: not one (V, C) matrix, so unfused
     return cross_entropy(wte.project(picked), targets, opt);

@@ -61,15 +61,15 @@ class GPT : public Module {
   Tensor hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
   // ids -> logits (B,T,V) through the tied head: h · wteᵀ
   Tensor forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const Context& ctx);
-  // The tied head only at `rows` of h (B,T,C) read as (B·T, C): logits (N, V) for the N rows. A masked
+  // The tied head only at `rows` of x (B,T,C) read as (B·T, C): logits (N, V) for the N rows. A masked
   // loss (E2E's completion-only loss) needs logits only where the mask is, so the (B·T)·C·V head GEMM,
   // the largest in a small GPT, shrinks to N·C·V; gradients flow back through a row gather.
-  Tensor head_at(const Tensor& h, const std::vector<int32_t>& rows);
-  // cross_entropy(head_at(h, rows), targets, opt) with the head fused into the loss
+  Tensor head_at(const Tensor& x, const std::vector<int32_t>& rows);
+  // cross_entropy(head_at(x, rows), targets, opt) with the head fused into the loss
   // (autograd::linear_cross_entropy on wte.weight): the (N, V) logits and their gradient are never held
   // whole, only 64 MiB of them at a time. Same loss and gradients within float rounding. With an
   // unmerged low-rank delta on wte the head is wte.project's, unfused.
-  Tensor head_loss(const Tensor& h, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
+  Tensor head_loss(const Tensor& x, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
                    const autograd::CrossEntropyOptions& opt);
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
 

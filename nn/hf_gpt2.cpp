@@ -8,16 +8,14 @@
 
 #include "nn/checkpoint.h"
 #include "tensor/error.h"
+#include "tensor/file_io.h"
+#include "tensor/strings.h"
 
 namespace lowrank::nn {
 
 using nlohmann::json;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // HF Conv1D layers, stored (in, out).
 bool is_conv1d_weight(const std::string& name) {
@@ -61,20 +59,6 @@ void agree(const std::map<std::string, Tensor>& t, const std::string& tensor, in
   auto it = t.find(tensor);
   const bool ok = it != t.end() && it->second.ndim() > dim && it->second.size(dim) == value;
   LR_CHECK(ok, path, ": field '", field, "' is ", value, " but tensor '", tensor, "' has shape ", shape_of(t, tensor));
-}
-
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-    os << text << "\n";
-    os.flush();
-    LR_CHECK(os.good(), path, ": cannot write ", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
-  LR_CHECK(!ec, path, ": cannot rename ", tmp, " into place");
 }
 
 }  // namespace
@@ -180,7 +164,7 @@ void save_hf_dir(const std::string& dir, GPT& model) {
   std::filesystem::create_directories(dir, ec);
   LR_CHECK(!ec, "save_hf_dir: cannot create directory ", dir, ": ", ec.message());
   tensor::save_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
-  write_atomic(dir + "/config.json", hf_config_json(c).dump(2));
+  write_file_atomic(dir + "/config.json", hf_config_json(c).dump(2) + "\n");
 }
 
 void load_hf_gpt2(const std::string& path, GPT& model) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tensor/error.h"
+#include "tensor/file_io.h"
 #include "tensor/safetensors_guard.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -222,35 +223,21 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xffu);
 
   detail::remove_stale_temporaries(path);
-  const std::string tmp = cat(path, ".tmp.", static_cast<long>(::getpid()));
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  LR_CHECK(f != nullptr, path, ": cannot create temporary file '", tmp, "' (", errno_text(), ")");
-  std::string failure;
-  auto write = [&](const void* p, size_t len) {
-    if (failure.empty() && len > 0 && std::fwrite(p, 1, len, f) != len) failure = cat("write failed (", errno_text(), ")");
-  };
-  write(len_bytes, 8);
-  write(text.data(), text.size());
-  std::vector<uint16_t> half;
-  for (const auto& item : items) {
-    const size_t numel = static_cast<size_t>(item.second.numel());
-    if (dtype == "F32") {
-      write(item.second.data(), numel * sizeof(float));
-      continue;
+  write_file_atomic(path, [&](const ByteSink& write) {
+    write(len_bytes, 8);
+    write(text.data(), text.size());
+    std::vector<uint16_t> half;
+    for (const auto& item : items) {
+      const size_t numel = static_cast<size_t>(item.second.numel());
+      if (dtype == "F32") {
+        write(item.second.data(), numel * sizeof(float));
+        continue;
+      }
+      half.resize(numel);
+      for (size_t i = 0; i < numel; ++i) half[i] = float_to_bfloat16(item.second.data()[i]);
+      write(half.data(), numel * sizeof(uint16_t));
     }
-    half.resize(numel);
-    for (size_t i = 0; i < numel; ++i) half[i] = float_to_bfloat16(item.second.data()[i]);
-    write(half.data(), numel * sizeof(uint16_t));
-  }
-  if (failure.empty() && std::fflush(f) != 0) failure = cat("flush failed (", errno_text(), ")");
-  if (failure.empty() && ::fsync(fileno(f)) != 0) failure = cat("fsync failed (", errno_text(), ")");
-  if (std::fclose(f) != 0 && failure.empty()) failure = cat("close failed (", errno_text(), ")");
-  if (failure.empty() && std::rename(tmp.c_str(), path.c_str()) != 0)
-    failure = cat("rename of '", tmp, "' failed (", errno_text(), ")");
-  if (!failure.empty()) {
-    std::remove(tmp.c_str());
-    throw Error(cat(path, ": cannot save safetensors file: ", failure));
-  }
+  }, "safetensors file");
 }
 
 Tensor take(const SafetensorsFile& file, const std::string& name, const Shape& expect,

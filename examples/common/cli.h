@@ -21,7 +21,9 @@
 
 #include "cuda/device_info.h"
 #include "examples/common/checks.h"
+#include "examples/common/format.h"
 #include "tensor/error.h"
+#include "tensor/file_io.h"
 #include "tensor/storage.h"
 
 namespace lowrank::examples {
@@ -95,13 +97,6 @@ class Timer {
   std::chrono::steady_clock::time_point start_;
 };
 
-// v with a fixed number of decimals, for the tables.
-inline std::string fixed(double v, int digits = 4) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // Formats seconds as "1h02m", "3m05s" or "12s": compact enough for a one-line bar.
 inline std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -170,25 +165,9 @@ class ProgressBar {
   Timer timer_;
 };
 
-// Writes text to path atomically: a reader (or a crash mid-write) never sees half a file, because
-// the temp file lives in the same directory and rename() replaces in one step.
-inline void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp" + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw lowrank::Error("cannot write " + path + " (opening " + tmp + " failed)");
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw lowrank::Error("cannot write " + path + " (write to " + tmp + " failed)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw lowrank::Error("cannot write " + path + " (rename from " + tmp + " failed)");
-  }
-}
+// Writes text to path atomically (lowrank::write_file_atomic): a reader, or a crash mid-write, never
+// sees half a file.
+inline void write_text(const std::string& path, const std::string& text) { lowrank::write_file_atomic(path, text); }
 
 inline void write_json(const std::string& path, const nlohmann::json& j) { write_text(path, j.dump(2) + "\n"); }
 

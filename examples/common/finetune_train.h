@@ -47,6 +47,20 @@ struct FinetuneOptions {
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
 
+// The method options finetune and finetune_e2e share: --method, --rank, --alpha, --dropout, --targets,
+// --adapter-dim, --prefix-len.
+inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
+  lora::MethodConfig m;
+  m.method = a["method"].as<std::string>();
+  m.lora.r = a["rank"].as<int64_t>();
+  m.lora.alpha = a["alpha"].as<float>();
+  m.lora.dropout = a["dropout"].as<float>();
+  m.lora.targets = split_list(a["targets"].as<std::string>());
+  m.adapter_dim = a["adapter-dim"].as<int64_t>();
+  m.prefix_len = a["prefix-len"].as<int64_t>();
+  return m;
+}
+
 // A base checkpoint with a method applied, and its optimizer over the trainable tensors.
 struct FinetuneModel {
   std::unique_ptr<nn::GPT> model;

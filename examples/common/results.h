@@ -108,13 +108,7 @@ inline void rewrite_section(const std::string& path, const std::string& name, co
   LR_CHECK(a != std::string::npos && b != std::string::npos && a < b, path, ": markers ", open, " ... ", close,
            " not found (add them where the table belongs)");
   const std::string out = text.substr(0, a + open.size()) + "\n" + table + text.substr(b);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    LR_CHECK(f.good(), tmp, ": cannot write");
-    f << out;
-  }
-  LR_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot replace");
+  write_text(path, out);
 }
 
 }  // namespace lowrank::examples

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/common/format.h"
 #include "tensor/error.h"
 
 namespace lowrank::examples::svg {
@@ -48,12 +49,6 @@ inline std::string viridis(double t) {
   return buf;
 }
 
-inline std::string fmt(double v, int digits = 1) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // XML text: &, < and > escaped (titles like "i <= 8" stay valid SVG).
 inline std::string escape(const std::string& s) {
   std::string out;
@@ -62,7 +57,7 @@ inline std::string escape(const std::string& s) {
 }
 
 inline std::string text(double x, double y, const std::string& s, const std::string& extra = "") {
-  return "<text x=\"" + fmt(x) + "\" y=\"" + fmt(y) + "\"" + extra + ">" + escape(s) + "</text>\n";
+  return "<text x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\"" + extra + ">" + escape(s) + "</text>\n";
 }
 
 // Tick positions 1, step+1, ... and the last index: about 5 labels per axis.
@@ -89,8 +84,8 @@ inline std::string panel_cells(const Heatmap& h, const GridOptions& o, double x0
       const int lv = level(h.values[r][c]);
       int e = c + 1;
       while (e < cols && level(h.values[r][e]) == lv) ++e;
-      paths[lv] += "M" + fmt(x0 + c * cw, 2) + " " + fmt(y0 + r * ch, 2) + "h" + fmt((e - c) * cw, 2) + "v" +
-                   fmt(ch, 2) + "h-" + fmt((e - c) * cw, 2) + "z";
+      paths[lv] += "M" + fixed(x0 + c * cw, 2) + " " + fixed(y0 + r * ch, 2) + "h" + fixed((e - c) * cw, 2) + "v" +
+                   fixed(ch, 2) + "h-" + fixed((e - c) * cw, 2) + "z";
       c = e;
     }
   }
@@ -104,8 +99,8 @@ inline std::string panel_cells(const Heatmap& h, const GridOptions& o, double x0
 inline std::string panel_axes(const Heatmap& h, const GridOptions& o, double x0, double y0) {
   const int rows = static_cast<int>(h.values.size()), cols = static_cast<int>(h.values[0].size());
   const double pw = width_of(h, o), ph = height_of(h, o), cw = pw / cols, ch = ph / rows;
-  std::string s = "<rect x=\"" + fmt(x0) + "\" y=\"" + fmt(y0) + "\" width=\"" + fmt(pw) + "\" height=\"" + fmt(ph) +
-                  "\" fill=\"none\" stroke=\"#444\" stroke-width=\"0.5\"/>\n";
+  std::string s = "<rect x=\"" + fixed(x0, 1) + "\" y=\"" + fixed(y0, 1) + "\" width=\"" + fixed(pw, 1) +
+                  "\" height=\"" + fixed(ph, 1) + "\" fill=\"none\" stroke=\"#444\" stroke-width=\"0.5\"/>\n";
   s += text(x0 + pw / 2, y0 - 8, h.title, " text-anchor=\"middle\" font-size=\"12\"");
   for (int k : ticks(cols))
     s += text(x0 + (k - 0.5) * cw, y0 + ph + 12, std::to_string(k), " text-anchor=\"middle\"");
@@ -121,12 +116,12 @@ inline std::string colour_bar(const GridOptions& o, double x, double y, double h
   std::string s;
   const int n = 50;
   for (int k = 0; k < n; ++k)  // top = vmax
-    s += "<rect x=\"" + fmt(x) + "\" y=\"" + fmt(y + height * k / n, 2) + "\" width=\"14\" height=\"" +
-         fmt(height / n + 0.3, 2) + "\" fill=\"" + viridis(1.0 - (k + 0.5) / n) + "\"/>\n";
-  s += "<rect x=\"" + fmt(x) + "\" y=\"" + fmt(y) + "\" width=\"14\" height=\"" + fmt(height) +
+    s += "<rect x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y + height * k / n, 2) + "\" width=\"14\" height=\"" +
+         fixed(height / n + 0.3, 2) + "\" fill=\"" + viridis(1.0 - (k + 0.5) / n) + "\"/>\n";
+  s += "<rect x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" width=\"14\" height=\"" + fixed(height, 1) +
        "\" fill=\"none\" stroke=\"#444\" stroke-width=\"0.5\"/>\n";
   for (int k = 0; k <= 2; ++k)
-    s += text(x + 18, y + height * (1.0 - k / 2.0) + 3.5, fmt(o.vmin + (o.vmax - o.vmin) * k / 2.0, 2));
+    s += text(x + 18, y + height * (1.0 - k / 2.0) + 3.5, fixed(o.vmin + (o.vmax - o.vmin) * k / 2.0, 2));
   return s;
 }
 
@@ -149,7 +144,7 @@ inline std::string heatmap_grid(const std::vector<std::vector<Heatmap>>& grid, c
   for (double h : row_h) ys.push_back(ys.back() + h + gap_y);
   const double width = xs.back() + 60, height = ys.back();
   std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << fmt(width, 0) << "\" height=\"" << fmt(height, 0)
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << fixed(width, 0) << "\" height=\"" << fixed(height, 0)
     << "\" font-family=\"sans-serif\" font-size=\"10\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   if (!o.title.empty()) s << text(width / 2, 20, o.title, " text-anchor=\"middle\" font-size=\"14\"");
   for (size_t r = 0; r < grid.size(); ++r)
