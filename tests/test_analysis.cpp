@@ -48,7 +48,7 @@ TEST_CASE("analysis: the same row space in another basis gives φ(r, r) = 1, but
   CHECK(phi_p.minCoeff() == doctest::Approx(1.0).epsilon(1e-10));
 }
 
-TEST_CASE("analysis: orthogonal row spaces give φ = 0; one tilted direction gives cos²θ") {
+TEST_CASE("analysis: orthogonal row spaces give φ = 0, one tilted direction gives cos²θ") {
   Matrix A1 = Matrix::Zero(3, 10), A2 = Matrix::Zero(4, 10);
   for (int64_t k = 0; k < 3; ++k) A1(k, k) = 3.0 - static_cast<double>(k);  // rows in e0..e2
   for (int64_t k = 0; k < 4; ++k) A2(k, 3 + k) = 4.0 - static_cast<double>(k);  // rows in e3..e6
@@ -99,7 +99,7 @@ TEST_CASE("analysis: φ of independent random A averages max(i, j)/d (the floor 
   CHECK(mean_4_16 == doctest::Approx(lora::random_similarity(4, 16, d)).epsilon(0.15));
 }
 
-TEST_CASE("analysis: Table 7 projections on diagonal W; ΔW in W's top, bottom and off-diagonal directions") {
+TEST_CASE("analysis: Table 7 projections on diagonal W, ΔW in W's top, bottom and off-diagonal directions") {
   Matrix W = Matrix::Zero(5, 6);
   for (int64_t k = 0; k < 5; ++k) W(k, k) = 5.0 - static_cast<double>(k);  // σ = 5, 4, 3, 2, 1
   Rng rng(7);
@@ -127,7 +127,7 @@ TEST_CASE("analysis: Table 7 projections on diagonal W; ΔW in W's top, bottom a
   CHECK(p.amplification == doctest::Approx(0.5));
 }
 
-TEST_CASE("analysis: W's own top-r directions bound every projection; the random one is seeded") {
+TEST_CASE("analysis: W's own top-r directions bound every projection, the random one is seeded") {
   const Matrix W = gaussian(30, 40, 8), D = gaussian(30, 3, 9) * gaussian(3, 40, 10);
   Rng a(11), b(11), c(12);
   const lora::WeightProjection p = lora::weight_projection(W, D, 3, a);
@@ -140,7 +140,7 @@ TEST_CASE("analysis: W's own top-r directions bound every projection; the random
         std::string::npos);
 }
 
-TEST_CASE("analysis: adapted_slices gives W0, A and scale·BA per slice; ΔW equals what merge adds") {
+TEST_CASE("analysis: adapted_slices gives W0, A and scale·BA per slice, ΔW equals what merge adds") {
   nn::GPTConfig cfg = nn::config_by_name("tiny");
   cfg.n_embd = 8;
   cfg.n_head = 2;

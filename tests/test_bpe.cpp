@@ -235,7 +235,7 @@ TEST_CASE("char tokenizer: sorted code-point vocabulary, round trip, unknown cha
   CHECK_THROWS_AS(CharTokenizer(std::vector<char32_t>{U'a', U'a'}), Error);
 }
 
-TEST_CASE("char tokenizer: save/load keeps the vocabulary; bad files name the path") {
+TEST_CASE("char tokenizer: save/load keeps the vocabulary, bad files name the path") {
   const std::string text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\t\"quoted\" \\ ünïcödé\x01";
   const CharTokenizer tok = CharTokenizer::from_text(text);
   TempPath file("vocab.json");

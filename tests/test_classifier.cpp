@@ -96,7 +96,7 @@ nn::GPTConfig causal_config() {
 }
 }  // namespace
 
-TEST_CASE("classifier: a causal model pools the last real token; padding after it changes nothing") {
+TEST_CASE("classifier: a causal model pools the last real token, padding after it changes nothing") {
   Rng rng(9);
   nn::Classifier model(causal_config(), rng);
   CHECK(model.pooling == nn::Pooling::Last);
@@ -122,7 +122,7 @@ TEST_CASE("classifier: a causal model pools the last real token; padding after i
   for (int j = 0; j < 3; ++j) CHECK(c.at({1, j}) == a.at({1, j}));  // the other row is untouched
 }
 
-TEST_CASE("classifier: last and mean pooling pass the gradient check; a few AdamW steps lower the loss") {
+TEST_CASE("classifier: last and mean pooling pass the gradient check, a few AdamW steps lower the loss") {
   for (nn::Pooling pooling : {nn::Pooling::Last, nn::Pooling::Mean}) {
     CAPTURE(static_cast<int>(pooling));
     Rng rng(10);

@@ -190,7 +190,7 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
   CHECK(contains(bad.err, "holds table 'glue'"));
 }
 
-TEST_CASE("cli: finetune_glue --results adds one row per seed; results_table makes the NLU table of them") {
+TEST_CASE("cli: finetune_glue --results adds one row per seed, results_table makes the NLU table of them") {
   TempDir tmp("glue_results");
   nn::GPTConfig c = nn::config_by_name("tiny");  // C = 32
   c.vocab_size = 50257;                            // GPT-2 BPE's, as finetune_glue requires

@@ -60,7 +60,7 @@ void check_refused_run(const std::string& args, const std::string& expect, const
 
 }  // namespace
 
-TEST_CASE("own data: finetune trains LoRA on a JSONL file; adapter, peft, merged model, metrics and curve out") {
+TEST_CASE("own data: finetune trains LoRA on a JSONL file, adapter, peft, merged model, metrics and curve out") {
   TempDir t("ft_cli");
   const std::string base = tiny_hf_base(t), data = t.file("train.jsonl"), out = t.file("run");
   write_bytes(data, sums_jsonl(60));

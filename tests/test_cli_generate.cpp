@@ -154,7 +154,7 @@ TEST_CASE("own data: generate with an adapter (lowrank's and peft's) differs fro
   }
 }
 
-TEST_CASE("own data: generate --input keeps order and ids; batched beam equals one-at-a-time beam") {
+TEST_CASE("own data: generate --input keeps order and ids, batched beam equals one-at-a-time beam") {
   TempDir tmp("gen_jsonl");
   const std::vector<std::string> prompts = {kPrompt, "name : Alimentum | area : city centre<|endoftext|>",
                                             "Hello world", "Hello there"};  // the last two: equal lengths
@@ -214,7 +214,7 @@ TEST_CASE("own data: generate stops at EOS (finish_reason eos) on a model that a
   }
 }
 
-TEST_CASE("own data: generate --stop cuts the completion before the stop string; max_new_tokens is respected") {
+TEST_CASE("own data: generate --stop cuts the completion before the stop string, max_new_tokens is respected") {
   std::unique_ptr<nn::GPT> m = load();
   nn::DecodeOptions o;
   o.max_new_tokens = 16;

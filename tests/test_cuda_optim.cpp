@@ -149,7 +149,7 @@ TEST_CASE("cuda: optimizer state loads across devices and safetensors saves stri
   CHECK(f.tensors.at("plain").to_vector() == base.to_vector());
 }
 
-TEST_CASE("cuda: a device model from a seed equals the CPU model; checkpoints save from and load into it") {
+TEST_CASE("cuda: a device model from a seed equals the CPU model, checkpoints save from and load into it") {
   LR_SKIP_WITHOUT_GPU();
   TempDir tmp("cuda_ckpt");
   Rng r1(7), r2(7);

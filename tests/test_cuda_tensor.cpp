@@ -45,7 +45,7 @@ std::string printed(const Tensor& t) {
 
 }  // namespace
 
-TEST_CASE("cuda: zeros and full are made on the device; fill_ matches the CPU on contiguous and strided views") {
+TEST_CASE("cuda: zeros and full are made on the device, fill_ matches the CPU on contiguous and strided views") {
   LR_SKIP_WITHOUT_GPU();
   Tensor z = Tensor::zeros({3, 5}, Device::CUDA);
   CHECK(z.device() == Device::CUDA);
@@ -89,7 +89,7 @@ TEST_CASE("cuda: copy_ on the device and across devices, with strided views on e
   CHECK(contains(error_of([&] { g.copy_(Tensor::empty({2, 3}, Device::Meta)); }), "meta"));
 }
 
-TEST_CASE("cuda: add_ with alpha matches the CPU on contiguous and strided views; across devices is an error") {
+TEST_CASE("cuda: add_ with alpha matches the CPU on contiguous and strided views, across devices is an error") {
   LR_SKIP_WITHOUT_GPU();
   for (float alpha : {1.f, -0.375f})
     for (const View& dv : views345())
@@ -111,7 +111,7 @@ TEST_CASE("cuda: add_ with alpha matches the CPU on contiguous and strided views
   CHECK(contains(err, "cpu"));
 }
 
-TEST_CASE("cuda: contiguous, clone and to of strided device views; item, to_vector, printing and set_grad") {
+TEST_CASE("cuda: contiguous, clone and to of strided device views, item, to_vector, printing and set_grad") {
   LR_SKIP_WITHOUT_GPU();
   for (const View& v : views345()) {
     CAPTURE(v.name);
@@ -154,7 +154,7 @@ TEST_CASE("cuda: contiguous, clone and to of strided device views; item, to_vect
   CHECK(printed(dev(big)) == expect);
 }
 
-TEST_CASE("cuda: backward seeds dloss = 1 on the loss's device; gradients accumulate and zero_grad keeps them") {
+TEST_CASE("cuda: backward seeds dloss = 1 on the loss's device, gradients accumulate and zero_grad keeps them") {
   LR_SKIP_WITHOUT_GPU();
   ag::tape().clear();  // the roots below are leaves: nothing else may be left on the tape
   Tensor x = Tensor::full({1}, 3.f, Device::CUDA);

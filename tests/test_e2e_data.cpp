@@ -135,7 +135,7 @@ TEST_CASE("e2e: batches shift targets, mask exactly completion + EOS, pad right 
   CHECK(b.tokens == 7);
 }
 
-TEST_CASE("e2e: mask covers the completion on real data; right truncation at max_len") {
+TEST_CASE("e2e: mask covers the completion on real data, right truncation at max_len") {
   E2EDataset ds(data::load_e2e(kE2E + "/valid.txt"), bpe(), 128);
   CHECK(ds.num_truncated() == 0);  // the longest valid example has 125 tokens (124 inputs)
   int64_t expect_tokens = 0;
@@ -161,7 +161,7 @@ TEST_CASE("e2e: mask covers the completion on real data; right truncation at max
         std::string::npos);
 }
 
-TEST_CASE("e2e: seeded epoch shuffles are deterministic permutations; eval batches are sequential") {
+TEST_CASE("e2e: seeded epoch shuffles are deterministic permutations, eval batches are sequential") {
   ByteTokenizer tok;
   std::vector<E2EExample> ex;
   for (int i = 0; i < 23; ++i) ex.push_back({"m" + std::to_string(i), "r"});

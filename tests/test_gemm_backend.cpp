@@ -55,7 +55,7 @@ TEST_CASE("gemm backend: transposes, alpha and beta, padded leading dimensions")
           for (int64_t pad : {0, 3}) check({ta == 1, tb == 1, M, N, K}, pad ? -1.3f : 0.7f, beta, pad, seed++);
 }
 
-TEST_CASE("gemm backend: beta = 0 overwrites C, NaN included; empty products") {
+TEST_CASE("gemm backend: beta = 0 overwrites C, NaN included, empty products") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> A = random_floats(6 * 5, 7), B = random_floats(5 * 4, 8);
   std::vector<float> C(6 * 4, nan);

@@ -175,7 +175,7 @@ TEST_CASE("decode: max_new_tokens and n_positions bound the output") {
   CHECK(error_of([&] { nn::greedy(m, std::vector<int32_t>(25, 1), opt); }).find("n_positions") != std::string::npos);
 }
 
-TEST_CASE("beam: cached beam search equals a naive beam search; beam 1 is greedy; scores beat greedy's here") {
+TEST_CASE("beam: cached beam search equals a naive beam search, beam 1 is greedy, scores beat greedy's here") {
   // The second model ends sequences often, so beam_size hypotheses finish early and the stopping
   // rule is exercised (the reference never stops early).
   for (float boost : {0.f, 4.f})

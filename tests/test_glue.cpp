@@ -110,7 +110,7 @@ TEST_CASE("glue: encoding a sentence or a pair as lines of text, longest-first t
   CHECK(data::encode_glue(bpe, {"Hello world", "It is.", 0}, 64) == bpe.encode("Hello world\nIt is."));
 }
 
-TEST_CASE("glue: batches are right padded with lengths; epochs are seeded permutations; subsets") {
+TEST_CASE("glue: batches are right padded with lengths, epochs are seeded permutations, subsets") {
   ByteTokenizer tok;
   std::vector<GlueExample> ex = {{"abcd", "", 1}, {"a", "", 0}, {"abcdefghij", "", 1}, {"ab", "", 0}};
   data::GlueDataset ds(ex, tok, 6, kSep, kPad);

@@ -79,7 +79,7 @@ TEST_CASE("lora: merge folds scale·BA into W, unmerge restores it, forwards agr
   CHECK(max_diff(logits(*model), unmerged) <= 1e-5f);
 }
 
-TEST_CASE("lora: only A and B get gradients; AdamW keeps 2 x (A, B values) x 4 bytes") {
+TEST_CASE("lora: only A and B get gradients, AdamW keeps 2 x (A, B values) x 4 bytes") {
   auto model = make_gpt(1);
   Rng rng(5);
   lora::apply_lora(*model, make_cfg({"q", "v"}), rng);
@@ -244,7 +244,7 @@ TEST_CASE("lora: adapter save/load round trip, and named errors") {
   CHECK(contains(error_of([&] { lora::load_adapter(cut, *fresh); }), "'h.0.mlp.c_fc.lora_A' (2, 8) is not a LoRA"));
 }
 
-TEST_CASE("lora: export_merged loads as a plain GPT with the same logits; the model is untouched") {
+TEST_CASE("lora: export_merged loads as a plain GPT with the same logits, the model is untouched") {
   TempDir tmp("merged");
   const std::string path = tmp.file("merged.safetensors");
   auto model = make_gpt(1);
@@ -271,7 +271,7 @@ nlohmann::json read_json(const std::string& path) {
 }
 }  // namespace
 
-TEST_CASE("lora: peft layout of q,v is one c_attn LoRA of rank 2r; round trip and general import") {
+TEST_CASE("lora: peft layout of q,v is one c_attn LoRA of rank 2r, round trip and general import") {
   TempDir tmp("peft_qv");
   const std::string dir = tmp.file("adapter");
   auto model = make_gpt(1);

@@ -43,7 +43,7 @@ TEST_CASE("lora: wte A = 0 at init (logits exact), counts r(V + C), names, the b
   CHECK(contains(error_of([&] { lora::apply_lora(*model, wte_cfg({"wte"}), rng); }), "already has LoRA"));
 }
 
-TEST_CASE("lora: wte lookup and head equal an explicit table E + scale·AᵀBᵀ; merge is exact for both") {
+TEST_CASE("lora: wte lookup and head equal an explicit table E + scale·AᵀBᵀ, merge is exact for both") {
   auto model = make_gpt(1);
   Rng rng(5);
   lora::apply_lora(*model, wte_cfg({"wte"}), rng);

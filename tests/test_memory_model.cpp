@@ -29,7 +29,7 @@ std::string millions(double n, int decimals, double unit = 1e6) {
 
 }  // namespace
 
-TEST_CASE("memory_model: weights are bytes x every parameter; grads and Adam follow the trainable count") {
+TEST_CASE("memory_model: weights are bytes x every parameter, grads and Adam follow the trainable count") {
   const nn::GPTConfig cfg = nn::config_by_name("gpt2-medium");
   const int64_t n = meta_params("gpt2-medium");
   REQUIRE(n == lora::trainable_count(cfg, lora::baseline_method("ft")));
@@ -96,7 +96,7 @@ TEST_CASE("memory_model: GPT-3 175B FT vs LoRA lands on the paper's 1.2 TB -> 35
   CHECK(std::fabs(2.0 * n - 350e9) < 0.01 * 350e9);
 }
 
-TEST_CASE("memory_model: bad inputs are refused with the reason; bytes print in decimal units") {
+TEST_CASE("memory_model: bad inputs are refused with the reason, bytes print in decimal units") {
   const nn::GPTConfig cfg = nn::config_by_name("gpt2");
   const nn::MemoryAssumptions a = nn::fp32_assumptions();
   CHECK(error_of([&] { nn::training_memory(cfg, 10, 11, 1, 8, a); }).find("11 trainable of only 10") !=

@@ -120,7 +120,7 @@ TEST_CASE("metrics: NIST edge cases") {
 
 // ---- ROUGE-L -------------------------------------------------------------------------------------
 
-TEST_CASE("metrics: ROUGE-L by hand (Lin 2004; pycocoevalcap's F with beta 1.2)") {
+TEST_CASE("metrics: ROUGE-L by hand (Lin 2004, pycocoevalcap's F with beta 1.2)") {
   // LCS("police killed the gunman today", "police kill the gunman") = 3: P = 3/5, R = 3/4.
   const double b2 = 1.2 * 1.2, p = 0.6, r = 0.75;
   CHECK(rouge_l({"police killed the gunman today"}, {{"police kill the gunman"}}) ==

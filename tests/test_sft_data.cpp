@@ -54,7 +54,7 @@ TEST_CASE("own data: prompt-completion trains the completion and the closing EOS
   CHECK(b.tokens == 4);
 }
 
-TEST_CASE("own data: text and .txt train every token; .txt documents are separated by blank lines") {
+TEST_CASE("own data: text and .txt train every token, .txt documents are separated by blank lines") {
   ByteTokenizer tok;
   data::SftDataset t(parse("{\"text\": \"abc\"}\n").examples, tok, 32, tok.eos_id());
   CHECK(flags(t.example(0)) == "1111");
@@ -87,7 +87,7 @@ TEST_CASE("own data: messages train only the assistant turns, each closed by EOS
   CHECK(data::chat_prompt({{"user", "hi"}}) == "User: hi\nAssistant:");
 }
 
-TEST_CASE("own data: the first record decides the format; --format forces one") {
+TEST_CASE("own data: the first record decides the format, --format forces one") {
   CHECK(parse("{\"prompt\": \"p\", \"completion\": \"c\", \"text\": \"t\"}").format == data::SftFormat::PromptCompletion);
   CHECK(parse("{\"text\": \"t\", \"prompt\": \"p\"}").format == data::SftFormat::Text);
   CHECK(parse("{\"prompt\": \"p\", \"completion\": \"c\", \"text\": \"t\"}", "d.jsonl", data::SftFormat::Text)
@@ -122,7 +122,7 @@ TEST_CASE("own data: bad records are errors naming the file, line and field") {
   CHECK(contains(error_of([] { data::load_sft("/nonexistent/x.jsonl"); }), "/nonexistent/x.jsonl"));
 }
 
-TEST_CASE("own data: a prompt that fills the window is an error; longer examples are cut and counted") {
+TEST_CASE("own data: a prompt that fills the window is an error, longer examples are cut and counted") {
   ByteTokenizer tok;
   const data::SftFile f = parse("{\"prompt\": \"abcdef\", \"completion\": \"xy\"}\n{\"prompt\": \"a\", \"completion\": \"b\"}\n");
   data::SftDataset cut(f.examples, tok, 7, tok.eos_id());  // 9 tokens: 8 inputs > 7

@@ -16,7 +16,7 @@ TEST_CASE("sha256: NIST example digests") {
         "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-TEST_CASE("sha256: a file hashes like its bytes; a missing file is an error naming it") {
+TEST_CASE("sha256: a file hashes like its bytes, a missing file is an error naming it") {
   TempDir tmp("sha256");
   std::string bytes;
   for (int i = 0; i < 200000; ++i) bytes += static_cast<char>((i * 7919) & 0xff);  // > one read buffer

@@ -43,7 +43,7 @@ TEST_CASE("tensor: handles share storage, clone copies") {
   CHECK_FALSE(c.shares_storage(a));
 }
 
-TEST_CASE("tensor: transpose, permute and narrow are strided views; contiguous copies when needed") {
+TEST_CASE("tensor: transpose, permute and narrow are strided views, contiguous copies when needed") {
   Tensor a = Tensor::from({0, 1, 2, 3, 4, 5}, {2, 3});
   Tensor t = a.transpose(0, 1);
   CHECK(t.shape() == Shape{3, 2});
@@ -70,7 +70,7 @@ TEST_CASE("tensor: add_ and copy_ work across strides") {
   CHECK(error_of([&] { a.copy_(b); }).find("copy_: shape mismatch (3, 2) vs (2, 3)") != std::string::npos);
 }
 
-TEST_CASE("rng: fixed seed gives identical streams; normal has unit moments") {
+TEST_CASE("rng: fixed seed gives identical streams, normal has unit moments") {
   Rng a(42), b(42), c(43);
   for (int i = 0; i < 10; ++i) CHECK(a.next_u64() == b.next_u64());
   CHECK(Rng(42).next_u64() != c.next_u64());

@@ -50,7 +50,7 @@ TEST_CASE("dropout: keeps about 1-p of 100k elements and scales them by 1/(1-p)"
   CHECK(scaled);
 }
 
-TEST_CASE("dropout: gradcheck with the mask redrawn from the same seed; invalid p") {
+TEST_CASE("dropout: gradcheck with the mask redrawn from the same seed, invalid p") {
   Tensor x = param({3, 7}, 111);
   check_grad([&] {
     Rng rng(5);  // re-created each call: every evaluation uses the same mask

@@ -32,7 +32,7 @@ TEST_CASE("embedding: forward picks rows and appends C to the ids shape") {
   check_values(y, {20, 21, 22, 0, 1, 2, 20, 21, 22, 30, 31, 32});
 }
 
-TEST_CASE("embedding: repeated ids accumulate in backward; gradcheck w.r.t. weight") {
+TEST_CASE("embedding: repeated ids accumulate in backward, gradcheck w.r.t. weight") {
   Tensor w = param({5, 3}, 100);
   backward(sum(embedding(w, {1, 1, 3, 1}, {2, 2})));
   check_values(w.grad(), {0, 0, 0, 3, 3, 3, 0, 0, 0, 1, 1, 1, 0, 0, 0});

@@ -103,7 +103,7 @@ TEST_CASE("linear_cross_entropy: gradients with smoothing, ignored rows, a mask 
   check_grad([&] { return linear_cross_entropy(h, w, {8, 0, 7, 2, 2, 1}, opt, 64); }, {h, w});
 }
 
-TEST_CASE("linear_cross_entropy: zero total weight gives loss 0 and zero gradients; no node without grad") {
+TEST_CASE("linear_cross_entropy: zero total weight gives loss 0 and zero gradients, no node without grad") {
   Tensor h = param({3, 4}, 180), w = param({5, 4}, 181);
   CrossEntropyOptions opt;
   opt.mask = {0, 0, 0};

@@ -54,7 +54,7 @@ TEST_CASE("matmul: shape errors name the op and the shapes") {
         std::string::npos);
 }
 
-TEST_CASE("linear: forward equals x·Wᵀ + b; gradients for x, W, b; bias optional") {
+TEST_CASE("linear: forward equals x·Wᵀ + b, gradients for x, W, b, bias optional") {
   Tensor x = Tensor::from({1, 2, 3, 4}, {2, 2});
   Tensor w = Tensor::from({1, 0, 0, 1, 1, 1}, {3, 2});
   Tensor b = Tensor::from({10, 20, 30}, {3});
