@@ -102,20 +102,8 @@ size_t peak_rss_bytes() {
 }
 
 ex::FinetuneOptions train_options(const cxxopts::ParseResult& a) {
-  ex::FinetuneOptions o;
-  o.batch_size = a["batch-size"].as<int64_t>();
-  o.accum = a["accum"].as<int64_t>();
-  o.steps = a["steps"].as<int64_t>();
-  o.epochs = a["epochs"].as<int64_t>();
+  ex::FinetuneOptions o = ex::shared_train_options(a);
   o.warmup = a["warmup"].as<int64_t>();
-  o.lr = a["lr"].as<float>();
-  o.weight_decay = a["weight-decay"].as<float>();
-  o.label_smoothing = a["label-smoothing"].as<float>();
-  o.clip = a["clip"].as<float>();
-  o.max_len = a["max-len"].as<int64_t>();
-  o.seed = a["seed"].as<uint64_t>();
-  o.eval_every = a["eval-every"].as<int64_t>();
-  o.device = ex::device_option(a);
   return o;
 }
 

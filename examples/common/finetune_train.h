@@ -61,6 +61,25 @@ inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   return m;
 }
 
+// The options finetune and finetune_e2e share, read from their command lines (each adds its own:
+// finetune's warmup share and schedule, finetune_e2e's warmup steps).
+inline FinetuneOptions shared_train_options(const cxxopts::ParseResult& a) {
+  FinetuneOptions o;
+  o.batch_size = a["batch-size"].as<int64_t>();
+  o.accum = a["accum"].as<int64_t>();
+  o.steps = a["steps"].as<int64_t>();
+  o.epochs = a["epochs"].as<int64_t>();
+  o.lr = a["lr"].as<float>();
+  o.weight_decay = a["weight-decay"].as<float>();
+  o.label_smoothing = a["label-smoothing"].as<float>();
+  o.clip = a["clip"].as<float>();
+  o.max_len = a["max-len"].as<int64_t>();
+  o.seed = a["seed"].as<uint64_t>();
+  o.eval_every = a["eval-every"].as<int64_t>();
+  o.device = device_option(a);
+  return o;
+}
+
 // A base checkpoint with a method applied, and its optimizer over the trainable tensors.
 struct FinetuneModel {
   std::unique_ptr<nn::GPT> model;
