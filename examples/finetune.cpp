@@ -163,7 +163,7 @@ int finetune_main(int argc, char** argv) {
   const ex::FinetuneData d = ex::load_finetune_data(dopt, tok);
   to.warmup = warmup_steps(a["warmup"].as<std::string>(), ex::train_steps(to, d.train->size()));
   ex::print_setup(em, mc.method, *d.train, dopt.train + ":");
-  ex::print_data(d, dopt);
+  ex::print_data(d);
 
   const fs::path out(a["out"].as<std::string>());
   fs::create_directories(out);

@@ -56,7 +56,7 @@ inline FinetuneData load_finetune_data(const FinetuneDataOptions& o, const data:
 }
 
 // One line per split; a counted warning when examples were cut to max_len.
-inline void print_data(const FinetuneData& d, const FinetuneDataOptions& o) {
+inline void print_data(const FinetuneData& d) {
   auto line = [&](const char* name, const data::SftDataset& ds) {
     std::printf("%s: %lld examples, %lld trained tokens (%s)\n", name, static_cast<long long>(ds.size()),
                 static_cast<long long>(trained_tokens(ds)), data::sft_format_name(d.format));
@@ -68,7 +68,6 @@ inline void print_data(const FinetuneData& d, const FinetuneDataOptions& o) {
   line("train", *d.train);
   if (d.valid) line("valid", *d.valid);
   else std::printf("valid: none (--val-frac 0): no validation loss, the last step's weights are exported\n");
-  (void)o;
 }
 
 }  // namespace lowrank::examples

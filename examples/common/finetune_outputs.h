@@ -3,7 +3,7 @@
 //   adapter.safetensors  the LoRA adapter (lowrank's format), at the best valid loss
 //   model.safetensors    ft / ft-top2 / bitfit: the whole fine-tuned model (a base for generate)
 //   metrics.json         the run: options, data, every step's loss, the curve, the best step, speed
-//   curve.svg            training loss per step and valid loss per evaluation
+//   curve.svg            the smoothed training loss and the valid loss of every evaluation
 //   checkpoint.safetensors  the training state (--save-every, --stop-after), for --resume
 // plus --save-peft DIR (a peft adapter directory) and --export-merged DIR (a Hugging Face GPT-2
 // directory with the adapter merged in).

@@ -61,6 +61,14 @@ inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   return m;
 }
 
+// The trainable tensors of the model, by name, in named_parameters order.
+inline std::vector<nn::NamedTensor> trainable_tensors(nn::GPT& model) {
+  std::vector<nn::NamedTensor> out;
+  for (nn::NamedTensor& p : model.named_parameters())
+    if (p.tensor.requires_grad()) out.push_back(p);
+  return out;
+}
+
 // The options finetune and finetune_e2e share, read from their command lines (each adds its own:
 // finetune's warmup share and schedule, finetune_e2e's warmup steps).
 inline FinetuneOptions shared_train_options(const cxxopts::ParseResult& a) {

@@ -3,8 +3,8 @@
 // smoothed loss (EMA 0.95), tokens/s and ETA; every step's loss; a point of the learning curve (valid
 // loss) every eval_every steps, whose evaluation time is not training time; the best valid loss, with a
 // copy of the trainable tensors at that step (what finetune exports); at the end the final valid loss.
-// Its state goes into a training checkpoint (to_json / from_json), so a resumed run reports what the
-// uninterrupted one would.
+// Its state goes into a training checkpoint (state / parse_state + restore), so a resumed run reports
+// what the uninterrupted one would.
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -55,7 +55,6 @@ class TrainLog {
     return r_;
   }
 
-  bool has_best() const { return !best_.empty(); }
   const std::vector<Tensor>& best() const { return best_; }  // the trainable tensors at best_step
 
   // Checkpoint state: everything but the best tensors (the checkpoint stores those itself).
@@ -116,8 +115,7 @@ class TrainLog {
       r_.best_valid_loss = v;
       r_.best_step = step;
       best_.clear();
-      for (nn::NamedTensor& p : model.named_parameters())
-        if (p.tensor.requires_grad()) best_.push_back(p.tensor.clone());
+      for (const nn::NamedTensor& p : trainable_tensors(model)) best_.push_back(p.tensor.clone());
     }
   }
 

@@ -31,14 +31,6 @@ struct CheckpointOptions {
   std::string fingerprint;  // the options that shape the run; a checkpoint of another run is refused
 };
 
-// The trainable tensors of the model, by name, in named_parameters order.
-inline std::vector<nn::NamedTensor> trainable_tensors(nn::GPT& model) {
-  std::vector<nn::NamedTensor> out;
-  for (nn::NamedTensor& p : model.named_parameters())
-    if (p.tensor.requires_grad()) out.push_back(p);
-  return out;
-}
-
 // The options that shape a run's trajectory, as one JSON line: a checkpoint records it and a resume
 // must match it (the thread count and the evaluation cadence may change between the two).
 inline std::string run_fingerprint(const FinetuneOptions& o, const lora::MethodConfig& mc, const std::string& init,
