@@ -229,3 +229,14 @@ TEST_CASE("own data: finetune refuses bad data and options in one line and write
   CHECK(contains(r.err, "already holds a run"));
   CHECK(read_bytes(out + "/metrics.json") == "{}");
 }
+
+TEST_CASE("own data: to_jsonl refuses unknown data sets, splits and malformed input in one line") {
+  TempDir t("to_jsonl_bad");
+  check_refused("to_jsonl", "--from imdb --out " + t.file("x.jsonl"), "--from: unknown data set 'imdb'");
+  check_refused("to_jsonl", "--from e2e --split dev --out " + t.file("x.jsonl"), "--split dev: E2E has train, valid and test");
+  check_refused("to_jsonl", "--from sst2 --split test --out " + t.file("x.jsonl"), "--split test: GLUE has train and dev");
+  check_refused("to_jsonl", "--from e2e --out /nonexistent/x.jsonl", "folder '/nonexistent' does not exist");
+  write_bytes(t.file("bad.txt"), "name : X||X is a pub .\nno separator here\n");
+  check_refused("to_jsonl", "--from e2e --input " + t.file("bad.txt") + " --out " + t.file("x.jsonl"), "bad.txt:2: no \"||\"");
+  CHECK(!fs::exists(t.file("x.jsonl")));
+}
