@@ -104,9 +104,9 @@ END {
   }
   for (d = 1; d <= nbuf; d++) {
     doc = buf[d]
-    if (rnd() >= frac || npool < 2) { print doc; continue }
+    if (rnd() >= frac) { print doc; continue }
     first = doc; e = index(first, "<|endoftext|>"); if (e > 0) first = substr(first, 1, e - 1)
-    m = phrases(first, ph); k = 0
+    m = (npool < 2 ? 0 : phrases(first, ph)); k = 0  # a source without names (SST-2) gets keywords alone
     for (i = 1; i <= m; i++) if (ph[i] in isname && !(ph[i] in done)) { done[ph[i]] = 1; src[++k] = ph[i] }
     for (i = 1; i <= k; i++) {                      # through placeholders: a -> b and b -> c never chain
       do { j = 1 + int(rnd() * npool) } while (names[j] == src[i] || food[j] != food[idx[src[i]]])

@@ -5,11 +5,15 @@
 #   tools/e2e_headline.sh runs    # one epoch of all 42,061 training examples (5,257 steps of 8) per
 #                                 # method and seed, all 630 test MRs -> docs/results/e2e.json and
 #                                 # docs/results/e2e_outputs/BASE-METHOD-seedS.txt
+#   tools/e2e_headline.sh zeroshot # BASE before any fine-tuning: its texts for all 630 test MRs, scored
 #   tools/e2e_headline.sh table   # REPRODUCTION.md's tables (all runs; BASE's runs alone, the headline) and
 #                                 # docs/results/e2e_curves.svg, e2e_headline_curves.svg from the JSON
 # The recipe is the paper's (Table 11): AdamW, batch 8, linear warmup + decay, weight decay 0.01, label
 # smoothing 0.1, dropout 0.1; LoRA r=4 on Wq, Wv, alpha 32; beam 10, length penalty 0.9, no-repeat 4-grams.
-# Two runs at a time, one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or out/e2e-runs/. METHODS / SEEDS / LRS select a subset,
+# JOBS runs at a time (default 2), one thread each (the machine has 2 cores); each run logs to out/e2e-sweep/ or
+# out/e2e-runs/. A run checkpoints every 500 steps (out/e2e-runs/*.ckpt): rerunning the stage after an interruption
+# resumes each unfinished run exactly and skips the finished ones (their outputs file exists). BIN=DIR runs the
+# binaries of DIR (a copy that a rebuild of build/ cannot change mid-run). METHODS / SEEDS / LRS select a subset,
 # BASE the base (default gpt-e2e-base5, the headline base; the key of a run names its base unless it is gpt-e2e-base):
 #   METHODS="lora" SEEDS="2 3" tools/e2e_headline.sh runs
 #   tools/restore_base.sh gpt-e2e-base && BASE=data/assets/gpt-e2e-base/gpt-e2e-base.safetensors tools/e2e_headline.sh runs
@@ -29,29 +33,41 @@ declare -A SWEEP=([lora]="5e-4 1e-3 2e-3 5e-3" [ft]="2e-4 5e-4 1e-3 2e-3" [ft-to
                   [prefix-embed]="1e-3 3e-3 1e-2 3e-2 1e-1")
 METHODS=${METHODS:-"ft lora"}
 SEEDS=${SEEDS:-"1 2 3"}
-[ -x build/finetune_e2e ] && [ -x build/results_table ] || tools/setup.sh build finetune_e2e results_table
+BIN=${BIN:-build}
+JOBS=${JOBS:-2}
+[ -x "$BIN/finetune_e2e" ] && [ -x "$BIN/results_table" ] || tools/setup.sh build finetune_e2e results_table
 mkdir -p "$RES/e2e_outputs" out/e2e-sweep out/e2e-runs
 
-stage=${1:?usage: tools/e2e_headline.sh sweep|runs|table}
+stage=${1:?usage: tools/e2e_headline.sh sweep|runs|zeroshot|table}
 case "$stage" in
   sweep)
     for m in $METHODS; do
       for lr in ${LRS:-${SWEEP[$m]}}; do
-        echo "./build/finetune_e2e --init $BASE --method $m --lr $lr --steps 300 --test-mrs 1 --beam 1 --show 0" \
+        echo "$BIN/finetune_e2e --init $BASE --method $m --lr $lr --steps 300 --test-mrs 1 --beam 1 --show 0" \
              "--threads 1 --outputs out/e2e-sweep/$m-$lr.txt --results $RES/e2e_lr_sweep.json > out/e2e-sweep/$m-$lr.log 2>&1"
       done
-    done | xargs -P 2 -I{} sh -c '{}'
-    ./build/results_table --results "$RES/e2e_lr_sweep.json"
+    done | xargs -P "$JOBS" -I{} sh -c '{}'
+    "$BIN"/results_table --results "$RES/e2e_lr_sweep.json"
     ;;
   runs)
     for s in $SEEDS; do
       for m in $METHODS; do
-        echo "./build/finetune_e2e --init $BASE --method $m --lr ${LR[$m]} --steps 0 --epochs 1 --eval-every 500" \
-             "--test-mrs 0 --seed $s --threads 1 --show 0 --outputs $RES/e2e_outputs/$TAG-$m-seed$s.txt" \
-             "--results $RES/e2e.json > out/e2e-runs/$TAG-$m-seed$s.log 2>&1"
+        run=$TAG-$m-seed$s
+        [ -f "$RES/e2e_outputs/$run.txt" ] && continue  # finished: its row is in e2e.json
+        ck=out/e2e-runs/$run.ckpt
+        echo "$BIN/finetune_e2e --init $BASE --method $m --lr ${LR[$m]} --steps 0 --epochs 1 --eval-every 500" \
+             "--test-mrs 0 --seed $s --threads 1 --show 0 --checkpoint $ck --save-every 500" \
+             "$([ -f "$ck" ] && echo "--resume $ck") --outputs $RES/e2e_outputs/$run.txt" \
+             "--results $RES/e2e.json >> out/e2e-runs/$run.log 2>&1"
       done
-    done | xargs -P 2 -I{} sh -c '{}'
-    ./build/results_table --results "$RES/e2e.json"
+    done | xargs -P "$JOBS" -I{} sh -c '{}'
+    "$BIN"/results_table --results "$RES/e2e.json"
+    ;;
+  zeroshot)
+    run=$TAG-zeroshot
+    [ -f "$RES/e2e_outputs/$run.txt" ] ||
+      "$BIN"/finetune_e2e --init "$BASE" --steps 0 --epochs 0 --test-mrs 0 --threads 1 --show 0 \
+        --outputs "$RES/e2e_outputs/$run.txt" --results "$RES/e2e.json" > "out/e2e-runs/$run.log" 2>&1
     ;;
   table)
     ./build/results_table --results "$RES/e2e.json" --markdown REPRODUCTION.md --svg "$RES/e2e_curves.svg"
@@ -59,5 +75,5 @@ case "$stage" in
       --markdown REPRODUCTION.md --svg "$RES/e2e_headline_curves.svg"
     ./build/results_table --results "$RES/e2e_lr_sweep.json" --markdown REPRODUCTION.md
     ;;
-  *) echo "tools/e2e_headline.sh: unknown stage '$stage' (sweep, runs or table)" >&2; exit 2 ;;
+  *) echo "tools/e2e_headline.sh: unknown stage '$stage' (sweep, runs, zeroshot or table)" >&2; exit 2 ;;
 esac

@@ -19,6 +19,11 @@
 #                             # the content phrases of its first reference with its names swapped for other
 #                             # names of the corpus (COPY_MODE=swapkeys: keywords-to-text with entity swaps,
 #                             # built from the references alone), one thread. 16 minutes on the AMD EPYC.
+#   tools/make_base.sh control # -> data/assets/gpt-e2e-control (in git history, not in the tree): the control
+#                             # for stage 5. Stage 1 continued for 900 steps (stage 5's 921,600 tokens) on
+#                             # stage 5's keywords-to-text objective with swapped names, built from general
+#                             # text only (TinyShakespeare, WikiText-2, the SST-2/MRPC/RTE training
+#                             # sentences): no E2E reference enters this stage, one thread.
 #   tools/make_base.sh glue   # -> out/base/gpt-glue-base.safetensors (not committed): stage 1 continued for
 #                             # 1,500 steps (GLUE_STEPS) on the unlabeled training sentences of SST-2, MRPC
 #                             # and RTE alone (task-adaptive pretraining for the NLU table), one thread. 36 min.
@@ -29,7 +34,9 @@
 # travels to a GPU machine) and trained only where the clone lacks that history.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh build train_gpt
+# BIN=DIR runs the binaries of DIR (e.g. a copy that a rebuild of build/ cannot change mid-run).
+BIN=${BIN:-build}
+[ "$BIN" != build ] || tools/setup.sh build train_gpt
 mkdir -p out/base
 stage=${1:-base}
 # restored NAME: the base NAME back from git history, when the clone has it (quietly false otherwise).
@@ -38,7 +45,7 @@ resume() { [ -f "$1" ] && echo "--resume $1" || true; }
 continued() {  # FROM CORPUS NAME OUT [STEPS]: continued pretraining (600 steps) at lr 1e-3, one thread
   local ck=out/base/$3.ckpt.safetensors
   # shellcheck disable=SC2046
-  ./build/train_gpt --init "$1" --data "$2" --block-size 128 --batch-size 8 --steps "${5:-600}" --lr 1e-3 --warmup 20 \
+  "$BIN"/train_gpt --init "$1" --data "$2" --block-size 128 --batch-size 8 --steps "${5:-600}" --lr 1e-3 --warmup 20 \
     --eval-every 100 --threads 1 --save "$ck" --save-every 100 --export "$4" --json "out/base/$3.json" $(resume "$ck")
   sha256sum "$4"
 }
@@ -48,7 +55,7 @@ case "$stage" in
     tools/make_corpus.sh build out/corpus/pretrain.txt
     CKPT=out/base/gpt-e2e-base.safetensors
     # shellcheck disable=SC2046
-    ./build/train_gpt --data out/corpus/pretrain.txt --model mini --n-layer 6 --n-head 6 --block-size 128 \
+    "$BIN"/train_gpt --data out/corpus/pretrain.txt --model mini --n-layer 6 --n-head 6 --block-size 128 \
       --batch-size 8 --steps 1400 --lr 2e-3 --warmup 50 --eval-every 200 --eval-batches 20 \
       --save "$CKPT" --save-every 100 --export data/assets/gpt-e2e-base/gpt-e2e-base.safetensors \
       --json out/base/train_gpt.json $(resume "$CKPT")
@@ -85,6 +92,17 @@ case "$stage" in
     continued data/assets/gpt-e2e-base4/gpt-e2e-base4.safetensors out/corpus/e2e-group4-swapkeys.txt gpt-e2e-base5 \
       data/assets/gpt-e2e-base5/gpt-e2e-base5.safetensors 900
     ;;
+  control)
+    # Does LoRA ~ FT on gpt-e2e-base5 need a stage built from E2E's own references? The same objective and
+    # token count from general text answers it (REPRODUCTION.md, "The control base").
+    restored gpt-e2e-control && exit 0
+    [ -f data/assets/gpt-e2e-base/gpt-e2e-base.safetensors ] || "$0" base
+    SOURCES="sst2 mrpc rte general" COPY_MODE=swapkeys COPY_FRAC=1 tools/make_corpus.sh build \
+      out/corpus/general-swapkeys.txt
+    mkdir -p data/assets/gpt-e2e-control
+    continued data/assets/gpt-e2e-base/gpt-e2e-base.safetensors out/corpus/general-swapkeys.txt gpt-e2e-control \
+      data/assets/gpt-e2e-control/gpt-e2e-control.safetensors 900
+    ;;
   glue)
     # Task-adaptive pretraining for the NLU table: stage 1 continued on the unlabeled training sentences of
     # SST-2, MRPC and RTE alone (never a label, dev or test sentence), one thread.
@@ -93,5 +111,5 @@ case "$stage" in
     continued data/assets/gpt-e2e-base/gpt-e2e-base.safetensors out/corpus/glue-tapt.txt gpt-glue-base \
       out/base/gpt-glue-base.safetensors "${GLUE_STEPS:-1500}"
     ;;
-  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3, base4, base5 or glue)" >&2; exit 2 ;;
+  *) echo "tools/make_base.sh: unknown stage '$stage' (base, base2, base3, base4, base5, control or glue)" >&2; exit 2 ;;
 esac
