@@ -58,8 +58,8 @@ void check_operand_strides(const Tensor& t, const char* what) {
 AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool causal,
                          const std::vector<int32_t>& key_lengths) {
   op_device("attention", {&q, &k, &v});
-  LR_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: q, k, v must be (B, T, C), got q ",
-           q.shape(), " k ", k.shape(), " v ", v.shape());
+  LR_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: q, k, v must be (B, T, C), got q ", q.shape(),
+           " k ", k.shape(), " v ", v.shape());
   LR_CHECK(k.shape() == v.shape(), "attention: k ", k.shape(), " and v ", v.shape(), " must have the same shape");
   LR_CHECK(q.size(0) == k.size(0) && q.size(2) == k.size(2), "attention: q ", q.shape(), " and k ", k.shape(),
            " must have the same B and C");
@@ -68,8 +68,8 @@ AttnDims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int 
   LR_CHECK(!causal || q.size(1) <= k.size(1), "attention: causal needs Tq <= Tk (queries are the last Tq positions)",
            ", got q ", q.shape(), " and k ", k.shape());
   LR_CHECK(k.size(1) > 0 || q.size(1) == 0, "attention: no keys to attend to, k ", k.shape());
-  LR_CHECK(key_lengths.empty() || static_cast<int64_t>(key_lengths.size()) == q.size(0), "attention: ",
-           key_lengths.size(), " key lengths for batch ", q.size(0));
+  LR_CHECK(key_lengths.empty() || static_cast<int64_t>(key_lengths.size()) == q.size(0),
+           "attention: ", key_lengths.size(), " key lengths for batch ", q.size(0));
   for (int32_t n : key_lengths)
     LR_CHECK(n >= 1 && n <= k.size(1), "attention: key length ", n, " outside [1, ", k.size(1), "] for k ", k.shape());
   check_operand_strides(q, "q");
@@ -97,8 +97,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool
   d.key_len = key_len.defined() ? ints(key_len) : nullptr;
   Tensor out = Tensor::empty({d.B, d.Tq, d.C}, dev);
   Tensor L = Tensor::empty({d.B, d.NH, d.Tq}, dev);
-  run(dev, detail::attention_forward, cuda::attention_forward, out.data(), L.data(), operand(q), operand(k),
-      operand(v), d);
+  run(dev, detail::attention_forward, cuda::attention_forward, out.data(), L.data(), operand(q), operand(k), operand(v),
+      d);
   if (needs_grad({&q, &k, &v})) {
     auto node = std::make_unique<AttentionOp>();
     node->q = q;

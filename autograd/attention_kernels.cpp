@@ -54,8 +54,8 @@ struct Tile {
 
 // S (rows, nk) = scale · Q[i0:i1] K[0:nk]ᵀ, row stride nk.
 void scores(float* S, const Operand& q, const Operand& k, const AttnDims& d, const Tile& t) {
-  gemm(false, true, t.rows(), t.nk, d.hs, d.scale, q.row(t.b, t.h, d.hs, t.i0), q.st, k.head(t.b, t.h, d.hs), k.st,
-       0.f, S, t.nk);
+  gemm(false, true, t.rows(), t.nk, d.hs, d.scale, q.row(t.b, t.h, d.hs, t.i0), q.st, k.head(t.b, t.h, d.hs), k.st, 0.f,
+       S, t.nk);
 }
 
 float lane_max(const float* x, int64_t n) {
@@ -160,8 +160,7 @@ void attention_backward_tile(const AttnGrads& g, float* P, float* dS, const floa
 }  // namespace
 
 // out (B, Tq, C); L (B, NH, Tq) the row log-sum-exps (always written: Tq floats per pair).
-void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
-                       const AttnDims& d) {
+void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d) {
   const int64_t pairs = d.B * d.NH;
 #pragma omp parallel if (d.work() > tensor::kParallelGrain)
   {

@@ -35,8 +35,7 @@ struct AttnGrads {
 };
 
 // out (B, Tq, C); L (B, NH, Tq) the row log-sum-exps (always written: Tq floats per pair).
-void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
-                       const AttnDims& d);
+void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d);
 
 // Accumulates into g.dq/dk/dv (those not nullptr) from g.dout (B, Tq, C) and the forward's L.
 void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,

@@ -114,8 +114,8 @@ void cross_entropy_forward(float* row_loss, float* lse, const float* x, const in
 
 // dx (N, V) += c_i·(p_iv - q_iv) with p = exp(x - lse) and c_i = dloss[0]·row_scale_i, row_scale_i = w_i/W
 // (0: row skipped).
-void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
-                            const float* row_scale, const float* dloss, int64_t N, int64_t V, float eps) {
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets, const float* row_scale,
+                            const float* dloss, int64_t N, int64_t V, float eps) {
   // LAB 3 begin: cross_entropy_backward (p - q per kept row)
   const float q_off = eps / static_cast<float>(V);  // q_iv off the target
 #pragma omp parallel for schedule(static) if (N * V > kParallelGrain)

@@ -34,9 +34,12 @@ void binary_forward(float* y, const float* a, const float* b, int64_t outer, int
   for (int64_t r = 0; r < outer; ++r) {
     const float* ar = a + r * inner;
     float* yr = y + r * inner;
-    if (k == Kind::Add) for (int64_t j = 0; j < inner; ++j) yr[j] = ar[j] + b[j];
-    if (k == Kind::Sub) for (int64_t j = 0; j < inner; ++j) yr[j] = ar[j] - b[j];
-    if (k == Kind::Mul) for (int64_t j = 0; j < inner; ++j) yr[j] = ar[j] * b[j];
+    if (k == Kind::Add)
+      for (int64_t j = 0; j < inner; ++j) yr[j] = ar[j] + b[j];
+    if (k == Kind::Sub)
+      for (int64_t j = 0; j < inner; ++j) yr[j] = ar[j] - b[j];
+    if (k == Kind::Mul)
+      for (int64_t j = 0; j < inner; ++j) yr[j] = ar[j] * b[j];
   }
 }
 
@@ -80,8 +83,7 @@ void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t 
 void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner) {
   binary_backward(da, db, dy, nullptr, nullptr, outer, inner, Kind::Sub);
 }
-void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
-                  int64_t inner) {
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer, int64_t inner) {
   binary_backward(da, db, dy, a, b, outer, inner, Kind::Mul);
 }
 
@@ -109,8 +111,8 @@ void run_binary_forward(Device dev, Kind k, float* y, const float* a, const floa
 }
 
 // da, db of y = a op b on dev (either may be nullptr)
-void run_binary_backward(Device dev, Kind k, float* da, float* db, const float* dy, const float* a,
-                         const float* b, int64_t outer, int64_t inner) {
+void run_binary_backward(Device dev, Kind k, float* da, float* db, const float* dy, const float* a, const float* b,
+                         int64_t outer, int64_t inner) {
   if (k == Kind::Add) run(dev, cpu::add_backward, cuda::add_backward, da, db, dy, outer, inner);
   if (k == Kind::Sub) run(dev, cpu::sub_backward, cuda::sub_backward, da, db, dy, outer, inner);
   if (k == Kind::Mul) run(dev, cpu::mul_backward, cuda::mul_backward, da, db, dy, a, b, outer, inner);

@@ -29,8 +29,7 @@ std::vector<int64_t> pick(int64_t n, int max, Rng& rng) {
 
 }  // namespace
 
-GradCheckResult gradcheck(const std::function<Tensor()>& f, std::vector<Tensor> inputs,
-                          const GradCheckOptions& opt) {
+GradCheckResult gradcheck(const std::function<Tensor()>& f, std::vector<Tensor> inputs, const GradCheckOptions& opt) {
   // LAB 1 begin: gradcheck (tape gradient vs central differences)
   for (const Tensor& x : inputs)
     LR_CHECK(x.is_contiguous() && x.requires_grad() && x.device() == tensor::Device::CPU,

@@ -14,10 +14,10 @@
 namespace lowrank::autograd {
 
 struct GradCheckOptions {
-  float eps = 1e-2f;        // step h; float32 forward, so not smaller (rounding would dominate)
+  float eps = 1e-2f;  // step h; float32 forward, so not smaller (rounding would dominate)
   double atol = 1e-3;
   double rtol = 1e-2;
-  int max_per_input = 48;   // elements checked per input (a seeded sample when the input is larger)
+  int max_per_input = 48;  // elements checked per input (a seeded sample when the input is larger)
   uint64_t seed = 7;
 };
 
@@ -25,7 +25,7 @@ struct GradCheckResult {
   bool ok = true;
   int checked = 0;
   double max_abs_err = 0.0;
-  std::string worst;        // "input 1 [17]: analytic 0.31 numeric 0.28"
+  std::string worst;  // "input 1 [17]: analytic 0.31 numeric 0.28"
 };
 
 // f recomputes the output from `inputs` (contiguous CPU leaves with requires_grad set).

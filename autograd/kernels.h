@@ -18,9 +18,8 @@ void sub_forward(float* y, const float* a, const float* b, int64_t outer, int64_
 void mul_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
 void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
 void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
-void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
-                  int64_t inner);
-void scale_forward(float* y, const float* x, float s, int64_t n);    // y (n) = s · x
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer, int64_t inner);
+void scale_forward(float* y, const float* x, float s, int64_t n);     // y (n) = s · x
 void scale_backward(float* dx, const float* dy, float s, int64_t n);  // dx (n) += s · dy
 
 // ---- activations.cpp, n elements ---------------------------------------------------------------
@@ -32,7 +31,7 @@ void tanh_forward(float* y, const float* x, int64_t n);
 void tanh_backward(float* dx, const float* dy, const float* y, int64_t n);  // from the saved output y
 
 // ---- reduce.cpp ---------------------------------------------------------------------------------
-void sum_forward(float* out, const float* x, int64_t n, float factor);  // out[0] = factor · Σ x
+void sum_forward(float* out, const float* x, int64_t n, float factor);   // out[0] = factor · Σ x
 void sum_backward(float* dx, const float* dy, int64_t n, float factor);  // dx (n) += factor · dy[0]
 double sumsq(const float* x, int64_t n);  // Σ x², squares and sum in double, in order (clip_grad_norm's)
 
@@ -41,8 +40,8 @@ void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log);
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log);
 
 // ---- layernorm.cpp ---------------------------------------------------------------------------------
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps);
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,
+                       int64_t C, float eps);
 void layernorm_backward_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
                            const float* rstd, int64_t N, int64_t C);
 void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
@@ -59,8 +58,7 @@ void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n);
 // ---- cross_entropy.cpp: logits x (N, V), targets (N), row weights w (N) ------------------------------
 void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,
                            int64_t N, int64_t V, float label_smoothing);
-void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
-                            const float* row_scale, const float* dloss, int64_t N, int64_t V,
-                            float label_smoothing);
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets, const float* row_scale,
+                            const float* dloss, int64_t N, int64_t V, float label_smoothing);
 
 }  // namespace lowrank::autograd::cpu

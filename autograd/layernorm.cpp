@@ -26,8 +26,8 @@ namespace cpu {
 constexpr int64_t kColBlock = 16;  // columns per dw/db task: one 64-byte line of each row
 
 // y (N, C), mean (N), rstd (N) from x (N, C), w (C), b (C or nullptr).
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps) {
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,
+                       int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C > kParallelGrain)
   for (int64_t n = 0; n < N; ++n) {
     const float* xr = x + n * C;
@@ -132,8 +132,8 @@ Tensor layernorm(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, flo
   Tensor out = Tensor::empty(x.shape(), dev);
   Tensor mean = Tensor::empty({N}, dev), rstd = Tensor::empty({N}, dev);
   const float* bp = b.defined() ? b.data() : nullptr;
-  run(dev, cpu::layernorm_forward, cuda::layernorm_forward, out.data(), mean.data(), rstd.data(), x.data(),
-      w.data(), bp, N, C, eps);
+  run(dev, cpu::layernorm_forward, cuda::layernorm_forward, out.data(), mean.data(), rstd.data(), x.data(), w.data(),
+      bp, N, C, eps);
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_unique<LayerNormOp>();
     node->x = x;

@@ -52,11 +52,11 @@ void cuda_scaled_add(float* dx, const float* g, const float* s, int64_t n) {  //
 
 // One forward's operands and results, raw pointers on one device.
 struct HeadRows {
-  const float* h = nullptr;                                               // (N, C)
-  const float* w = nullptr;                                               // (V, C)
-  const int32_t* targets = nullptr;                                       // (N)
-  const float *weights = nullptr, *scales = nullptr;                      // (N) w_i and w_i / W
-  float *row_loss = nullptr, *lse = nullptr;                              // (N)
+  const float* h = nullptr;                           // (N, C)
+  const float* w = nullptr;                           // (V, C)
+  const int32_t* targets = nullptr;                   // (N)
+  const float *weights = nullptr, *scales = nullptr;  // (N) w_i and w_i / W
+  float *row_loss = nullptr, *lse = nullptr;          // (N)
   float *gh = nullptr, *gw = nullptr;  // (N, C) written, (V, C) zeroed then accumulated; nullptr: not wanted
   int64_t N = 0, C = 0, V = 0, R = 0;
   float eps = 0.f;
@@ -79,8 +79,8 @@ void head_chunks(Device dev, const HeadRows& a) {
         a.targets + r0, a.weights + r0, n, V, a.eps);
     if (!grad) continue;
     dz.fill_(0.f);  // the kernel accumulates, and skips rows with w_i = 0
-    run(dev, cpu::cross_entropy_backward, cuda::cross_entropy_backward, dz.data(), z.data(), a.lse + r0,
-        a.targets + r0, a.scales + r0, one.data(), n, V, a.eps);
+    run(dev, cpu::cross_entropy_backward, cuda::cross_entropy_backward, dz.data(), z.data(), a.lse + r0, a.targets + r0,
+        a.scales + r0, one.data(), n, V, a.eps);
     if (a.gh)  // G_h rows (n, C) = dz (n, V) · w (V, C)
       gemm_batched(dev, false, false, n, C, V, 1.f, dz.data(), V, 0, a.w, C, 0, 0.f, a.gh + r0 * C, C, 0, 1);
     if (a.gw)  // G_w (V, C) += dzᵀ (V, n) · h_c (n, C)

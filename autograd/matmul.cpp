@@ -66,9 +66,11 @@ void matmul_backward(Device dev, GemmSink dA, GemmSink dB, const float* dC, cons
   const int64_t nb = fold ? 1 : d.batch, M = fold ? d.batch * d.M : d.M;
   const int64_t sA = M * d.K, sC = M * d.N, sB = d.b_shared ? 0 : d.K * d.N;
   const float ba = dA.beta, bb = dB.beta;
-  if (dA.p && !d.ta) gemm_batched(dev, false, !d.tb, M, d.K, d.N, 1.f, dC, d.N, sC, B, d.ldb(), sB, ba, dA.p, d.K, sA, nb);
+  if (dA.p && !d.ta)
+    gemm_batched(dev, false, !d.tb, M, d.K, d.N, 1.f, dC, d.N, sC, B, d.ldb(), sB, ba, dA.p, d.K, sA, nb);
   if (dA.p && d.ta) gemm_batched(dev, d.tb, true, d.K, M, d.N, 1.f, B, d.ldb(), sB, dC, d.N, sC, ba, dA.p, M, sA, nb);
-  if (dB.p && !d.tb) gemm_batched(dev, !d.ta, false, d.K, d.N, M, 1.f, A, d.lda(), sA, dC, d.N, sC, bb, dB.p, d.N, sB, nb);
+  if (dB.p && !d.tb)
+    gemm_batched(dev, !d.ta, false, d.K, d.N, M, 1.f, A, d.lda(), sA, dC, d.N, sC, bb, dB.p, d.N, sB, nb);
   if (dB.p && d.tb) gemm_batched(dev, true, d.ta, d.N, d.K, M, 1.f, dC, d.N, sC, A, d.lda(), sA, bb, dB.p, d.K, sB, nb);
 }
 
@@ -165,8 +167,8 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor& b) {
   LR_CHECK(x_in.ndim() >= 1 && w.ndim() == 2 && x_in.size(-1) == w.size(1), "linear: x ", x_in.shape(),
            " does not match weight ", w.shape(), " (expected (..., in) and (out, in))");
   LR_CHECK(w.is_contiguous(), "linear: weight ", w.shape(), " must be contiguous");
-  LR_CHECK(!b.defined() || (b.ndim() == 1 && b.size(0) == w.size(0) && b.is_contiguous()), "linear: bias ",
-           b.shape(), " does not match weight ", w.shape(), " or is not contiguous");
+  LR_CHECK(!b.defined() || (b.ndim() == 1 && b.size(0) == w.size(0) && b.is_contiguous()), "linear: bias ", b.shape(),
+           " does not match weight ", w.shape(), " or is not contiguous");
   Tensor x = compact(x_in);
   const int64_t in = w.size(1), outf = w.size(0), N = x.numel() / in;
   Shape s = x.shape();

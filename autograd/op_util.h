@@ -26,8 +26,8 @@ inline Device op_device(const char* op, std::initializer_list<const Tensor*> ts)
   for (const Tensor* t : ts) {
     if (!t->defined()) continue;
     LR_CHECK(t->device() != Device::Meta, op, ": tensor ", t->shape(), " is on the meta device (shapes only)");
-    LR_CHECK(first || t->device() == dev, op, ": inputs on different devices (", tensor::device_name(dev),
-             " and ", tensor::device_name(t->device()), " for ", t->shape(), "); move them with .to()");
+    LR_CHECK(first || t->device() == dev, op, ": inputs on different devices (", tensor::device_name(dev), " and ",
+             tensor::device_name(t->device()), " for ", t->shape(), "); move them with .to()");
     dev = t->device();
     first = false;
   }
@@ -42,9 +42,7 @@ inline const float* grad_of(const Tensor& out) {
 
 // Where to accumulate an input's gradient, or nullptr when that input needs none (frozen weights).
 // The buffer is allocated on the input's device.
-inline float* grad_sink(Tensor& in) {
-  return in.defined() && in.requires_grad() ? in.grad_or_zeros().data() : nullptr;
-}
+inline float* grad_sink(Tensor& in) { return in.defined() && in.requires_grad() ? in.grad_or_zeros().data() : nullptr; }
 
 // Where a GEMM puts an input's gradient, and with which beta: 1 adds onto the gradient already there (the
 // tape's rule: backward accumulates), 0 overwrites a buffer allocated just now, which then needs no zero

@@ -42,11 +42,11 @@ Tensor sum(const Tensor& x);   // all elements -> shape ()
 Tensor mean(const Tensor& x);  // all elements -> shape ()
 
 // ---- views and joins (views.cpp); backward maps the gradient back through the view ----
-Tensor reshape(const Tensor& x, const Shape& shape);   // copies only when x is not contiguous
-Tensor transpose(const Tensor& x, int d0, int d1);     // strided view
-Tensor permute(const Tensor& x, std::initializer_list<int> dims);  // strided view
+Tensor reshape(const Tensor& x, const Shape& shape);                 // copies only when x is not contiguous
+Tensor transpose(const Tensor& x, int d0, int d1);                   // strided view
+Tensor permute(const Tensor& x, std::initializer_list<int> dims);    // strided view
 Tensor slice(const Tensor& x, int dim, int64_t start, int64_t len);  // strided view
-Tensor concat(const std::vector<Tensor>& xs, int dim);  // fresh contiguous tensor
+Tensor concat(const std::vector<Tensor>& xs, int dim);               // fresh contiguous tensor
 
 // ---- softmax family (softmax.cpp), over the last dim ----
 Tensor softmax(const Tensor& x);
@@ -76,9 +76,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool
 
 // ---- loss (cross_entropy.cpp) ----
 struct CrossEntropyOptions {
-  int32_t ignore_index = -100;     // targets equal to it contribute nothing
-  float label_smoothing = 0.f;     // eps: target distribution (1-eps)·onehot + eps/V
-  std::vector<float> mask;         // optional per-row weight (N), e.g. 1 on completion tokens only
+  int32_t ignore_index = -100;  // targets equal to it contribute nothing
+  float label_smoothing = 0.f;  // eps: target distribution (1-eps)·onehot + eps/V
+  std::vector<float> mask;      // optional per-row weight (N), e.g. 1 on completion tokens only
 };
 // logits (..., V), targets with one id per row -> shape () = Σ w_i·loss_i / Σ w_i, where
 // w_i = mask_i (or 1) when targets_i != ignore_index, else 0. Zero total weight gives loss 0.

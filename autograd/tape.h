@@ -19,8 +19,8 @@ using tensor::Tensor;
 
 struct Node {
   virtual ~Node() = default;
-  virtual void backward() = 0;             // out.grad -> inputs' grads (accumulate)
-  virtual const char* name() const = 0;    // op name, for errors and tape dumps
+  virtual void backward() = 0;           // out.grad -> inputs' grads (accumulate)
+  virtual const char* name() const = 0;  // op name, for errors and tape dumps
 };
 
 class Tape {

@@ -60,11 +60,13 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   op_device("reshape", {&x});  // any device with data (meta tensors have nothing to copy)
   // Forward: a view when x is contiguous, else a compact copy. Backward: x's gradient buffer is
   // always contiguous, so the same function views it as `shape` without a copy.
-  return make_view(x, [shape](const Tensor& t) { return t.contiguous().view(shape); }, "reshape");
+  return make_view(
+      x, [shape](const Tensor& t) { return t.contiguous().view(shape); }, "reshape");
 }
 
 Tensor transpose(const Tensor& x, int d0, int d1) {
-  return make_view(x, [d0, d1](const Tensor& t) { return t.transpose(d0, d1); }, "transpose");
+  return make_view(
+      x, [d0, d1](const Tensor& t) { return t.transpose(d0, d1); }, "transpose");
 }
 
 Tensor permute(const Tensor& x, std::initializer_list<int> dims) {
@@ -72,16 +74,20 @@ Tensor permute(const Tensor& x, std::initializer_list<int> dims) {
   std::array<int, tensor::kMaxDims> p{0, 1, 2, 3};
   std::copy(dims.begin(), dims.end(), p.begin());
   const int n = x.ndim();
-  return make_view(x, [p, n](const Tensor& t) {
-    if (n == 2) return t.permute({p[0], p[1]});
-    if (n == 3) return t.permute({p[0], p[1], p[2]});
-    return t.permute({p[0], p[1], p[2], p[3]});
-  }, "permute");
+  return make_view(
+      x,
+      [p, n](const Tensor& t) {
+        if (n == 2) return t.permute({p[0], p[1]});
+        if (n == 3) return t.permute({p[0], p[1], p[2]});
+        return t.permute({p[0], p[1], p[2], p[3]});
+      },
+      "permute");
 }
 
 Tensor slice(const Tensor& x, int dim, int64_t start, int64_t len) {
   x.narrow(dim, start, len);  // validates before anything is recorded
-  return make_view(x, [dim, start, len](const Tensor& t) { return t.narrow(dim, start, len); }, "slice");
+  return make_view(
+      x, [dim, start, len](const Tensor& t) { return t.narrow(dim, start, len); }, "slice");
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int dim) {

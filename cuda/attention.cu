@@ -44,8 +44,8 @@ __device__ __forceinline__ int64_t visible_keys(int64_t b, int64_t i, int64_t Tq
 
 // P (B·NH·Tq rows of Tk), in place over S: softmax over the visible keys, exact 0 elsewhere;
 // L (rows) = m + log Σ exp(S - m) over the visible keys.
-__global__ void masked_softmax_kernel(float* P, float* L, int64_t rows, int64_t NH, int64_t Tq, int64_t Tk,
-                                      bool causal, const int32_t* key_len) {
+__global__ void masked_softmax_kernel(float* P, float* L, int64_t rows, int64_t NH, int64_t Tq, int64_t Tk, bool causal,
+                                      const int32_t* key_len) {
   __shared__ float smem[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const int64_t i = r % Tq, b = r / (Tq * NH);
@@ -105,8 +105,8 @@ void head_gemm(const AttnDims& d, bool ta, bool tb, int64_t M, int64_t N, int64_
     auto at = [&](const Mat& m) { return m.p + b * m.per_b + h * m.per_h; };
     auto stride = [&](int64_t per_b, int64_t per_h) { return over_heads ? per_h : per_b; };
     gemm_strided_batched(ta, tb, M, N, K, alpha, at(A), A.ld, stride(A.per_b, A.per_h), at(Bm), Bm.ld,
-                         stride(Bm.per_b, Bm.per_h), beta, C + b * c_per_b + h * c_per_h, ldc,
-                         stride(c_per_b, c_per_h), batch);
+                         stride(Bm.per_b, Bm.per_h), beta, C + b * c_per_b + h * c_per_h, ldc, stride(c_per_b, c_per_h),
+                         batch);
   }
 }
 
@@ -126,7 +126,7 @@ void attention_forward(float* out, float* L, const Operand& q, const Operand& k,
   float* P = static_cast<float*>(alloc(pbytes));
   scores(P, q, k, d);
   masked_softmax_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(P, L, rows, d.NH, d.Tq, d.Tk, d.causal,
-                                                                             d.key_len);
+                                                                              d.key_len);
   LR_CUDA_LAUNCHED();
   // O = P V into out (B, Tq, C), head h at columns h·hs
   head_gemm(d, false, false, d.Tq, hs, d.Tk, 1.f, Mat{P, d.Tk, d.NH * psize, psize}, Mat{v.p, v.st, v.sb, hs}, 0.f, out,
@@ -142,7 +142,7 @@ void attention_backward(const AttnGrads& g, const float* L, const Operand& q, co
   float* P = static_cast<float*>(alloc(pbytes));
   scores(P, q, k, d);  // S again, then P = exp(S - L) in place
   probs_from_lse_kernel<<<row_blocks(rows), row_threads(d.Tk), 0, stream()>>>(P, L, rows, d.NH, d.Tq, d.Tk, d.causal,
-                                                                             d.key_len);
+                                                                              d.key_len);
   LR_CUDA_LAUNCHED();
   const Mat Pm{P, d.Tk, d.NH * psize, psize};
   const Mat dO{g.dout, d.C, d.Tq * d.C, hs};

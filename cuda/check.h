@@ -6,18 +6,18 @@
 
 #include "tensor/error.h"
 
-#define CUDA_CHECK(call)                                                                              \
-  do {                                                                                                \
-    cudaError_t err_ = (call);                                                                        \
-    if (err_ != cudaSuccess)                                                                          \
-      throw ::lowrank::Error(::lowrank::cat(__FILE__, ":", __LINE__, ": ", #call, " failed: ",         \
-                                            cudaGetErrorName(err_), " (", cudaGetErrorString(err_), ")")); \
+#define CUDA_CHECK(call)                                                                                               \
+  do {                                                                                                                 \
+    cudaError_t err_ = (call);                                                                                         \
+    if (err_ != cudaSuccess)                                                                                           \
+      throw ::lowrank::Error(::lowrank::cat(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorName(err_), \
+                                            " (", cudaGetErrorString(err_), ")"));                                     \
   } while (0)
 
-#define CUBLAS_CHECK(call)                                                                            \
-  do {                                                                                                \
-    cublasStatus_t st_ = (call);                                                                      \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-      throw ::lowrank::Error(::lowrank::cat(__FILE__, ":", __LINE__, ": ", #call, " failed: ",         \
-                                            cublasGetStatusName(st_)));                               \
+#define CUBLAS_CHECK(call)                                                                              \
+  do {                                                                                                  \
+    cublasStatus_t st_ = (call);                                                                        \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                                   \
+      throw ::lowrank::Error(                                                                           \
+          ::lowrank::cat(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cublasGetStatusName(st_))); \
   } while (0)

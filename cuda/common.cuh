@@ -12,7 +12,7 @@
 
 namespace lowrank::cuda::detail {
 
-constexpr int kThreads = 256;       // default block size for elementwise and row kernels
+constexpr int kThreads = 256;         // default block size for elementwise and row kernels
 constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops cover the rest; keeps grids small
 
 // Blocks for a grid-stride loop over n elements.
@@ -22,7 +22,7 @@ inline int blocks_for(int64_t n, int threads = kThreads) {
 }
 
 // 64-bit grid-stride loop: for (i = first; i < n; i += stride).
-#define LR_GRID_STRIDE(i, n)                                                               \
+#define LR_GRID_STRIDE(i, n)                                                             \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 

@@ -80,12 +80,11 @@ void cross_entropy_forward(float* row_loss, float* lse, const float* x, const in
   LR_CUDA_LAUNCHED();
 }
 
-void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
-                            const float* row_scale, const float* dloss, int64_t N, int64_t V,
-                            float label_smoothing) {
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets, const float* row_scale,
+                            const float* dloss, int64_t N, int64_t V, float label_smoothing) {
   if (N == 0 || V == 0) return;
-  cross_entropy_backward_kernel<<<row_blocks(N), kThreads, 0, stream()>>>(dx, x, lse, targets, row_scale, dloss, N,
-                                                                          V, label_smoothing);
+  cross_entropy_backward_kernel<<<row_blocks(N), kThreads, 0, stream()>>>(dx, x, lse, targets, row_scale, dloss, N, V,
+                                                                          label_smoothing);
   LR_CUDA_LAUNCHED();
 }
 

@@ -31,8 +31,7 @@ void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, 
   if (n == 0) return;
   const float scale = 1.f / (1.f - p);  // on the host, as the CPU op computes it
   const int64_t groups = tensor::philox::dropout_groups(n);
-  dropout_forward_kernel<<<detail::blocks_for(groups), detail::kThreads, 0, stream()>>>(y, mask, x, n, p, scale,
-                                                                                        key);
+  dropout_forward_kernel<<<detail::blocks_for(groups), detail::kThreads, 0, stream()>>>(y, mask, x, n, p, scale, key);
   LR_CUDA_LAUNCHED();
 }
 

@@ -101,8 +101,7 @@ void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t 
 void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner) {
   binary_backward<Kind::Sub>(da, db, dy, nullptr, nullptr, outer, inner);
 }
-void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
-                  int64_t inner) {
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer, int64_t inner) {
   binary_backward<Kind::Mul>(da, db, dy, a, b, outer, inner);
 }
 

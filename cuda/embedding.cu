@@ -17,7 +17,7 @@ namespace lowrank::cuda {
 
 namespace {
 
-constexpr int kBucketLanes = 8;        // buckets per block (threadIdx.y)
+constexpr int kBucketLanes = 8;              // buckets per block (threadIdx.y)
 constexpr int64_t kTargetThreads = 1 << 16;  // enough threads to fill an A100/H100 with warps
 
 __global__ void embedding_forward_kernel(float* y, const float* weight, const int32_t* ids, int64_t N, int64_t C) {

@@ -50,8 +50,8 @@ int as_int(int64_t v, const char* what) {
 
 // C (rows, cols) with leading dim ldc, batch entries strideC apart: C = beta · C (K == 0 case,
 // where cuBLAS would reject the zero leading dims an empty A or B may carry).
-__global__ void scale_matrix_kernel(float* C, int64_t rows, int64_t cols, int64_t ldc, int64_t strideC,
-                                    int64_t batch, float beta) {
+__global__ void scale_matrix_kernel(float* C, int64_t rows, int64_t cols, int64_t ldc, int64_t strideC, int64_t batch,
+                                    float beta) {
   const int64_t n = rows * cols * batch;
   LR_GRID_STRIDE(i, n) {
     const int64_t b = i / (rows * cols), r = (i / cols) % rows, c = i % cols;
@@ -63,7 +63,7 @@ __global__ void scale_matrix_kernel(float* C, int64_t rows, int64_t cols, int64_
 void scale_only(float* C, int64_t M, int64_t N, int64_t ldc, int64_t strideC, int64_t batch, float beta) {
   if (beta == 1.f) return;
   scale_matrix_kernel<<<detail::blocks_for(M * N * batch), detail::kThreads, 0, stream()>>>(C, M, N, ldc, strideC,
-                                                                                          batch, beta);
+                                                                                            batch, beta);
   LR_CUDA_LAUNCHED();
 }
 
@@ -78,8 +78,8 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_only(C, M, N, ldc, 0, 1, beta);
-  CUBLAS_CHECK(cublasSgemm(handle(), op(transB), op(transA), as_int(N, "N"), as_int(M, "M"), as_int(K, "K"), &alpha,
-                           B, as_int(ldb, "ldb"), A, as_int(lda, "lda"), &beta, C, as_int(ldc, "ldc")));
+  CUBLAS_CHECK(cublasSgemm(handle(), op(transB), op(transA), as_int(N, "N"), as_int(M, "M"), as_int(K, "K"), &alpha, B,
+                           as_int(ldb, "ldb"), A, as_int(lda, "lda"), &beta, C, as_int(ldc, "ldc")));
 }
 
 void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -88,9 +88,8 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
   if (M == 0 || N == 0 || batch == 0) return;
   if (K == 0) return scale_only(C, M, N, ldc, strideC, batch, beta);
   CUBLAS_CHECK(cublasSgemmStridedBatched(handle(), op(transB), op(transA), as_int(N, "N"), as_int(M, "M"),
-                                         as_int(K, "K"), &alpha, B, as_int(ldb, "ldb"), strideB, A,
-                                         as_int(lda, "lda"), strideA, &beta, C, as_int(ldc, "ldc"), strideC,
-                                         as_int(batch, "batch")));
+                                         as_int(K, "K"), &alpha, B, as_int(ldb, "ldb"), strideB, A, as_int(lda, "lda"),
+                                         strideA, &beta, C, as_int(ldc, "ldc"), strideC, as_int(batch, "batch")));
 }
 
 }  // namespace lowrank::cuda

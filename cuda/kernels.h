@@ -46,8 +46,7 @@ void mul_forward(float* y, const float* a, const float* b, int64_t outer, int64_
 // da (outer, inner) += dy (·b for mul); db (inner) += ±Σ_rows dy (·a for mul). a, b read by mul only.
 void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
 void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
-void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer,
-                  int64_t inner);
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer, int64_t inner);
 // y (n) = s · x;  dx (n) += s · dy
 void scale_forward(float* y, const float* x, float s, int64_t n);
 void scale_backward(float* dx, const float* dy, float s, int64_t n);
@@ -75,8 +74,8 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int
 
 // ---- layernorm (layernorm.cu) ------------------------------------------------------------
 // y (N, C), mean (N), rstd (N) from x (N, C), w (C), b (C or nullptr)
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps);
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,
+                       int64_t C, float eps);
 // dx (N, C) += rstd·(dxhat - mean(dxhat) - xhat·mean(dxhat·xhat)), dxhat = dy·w
 void layernorm_backward_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
                            const float* rstd, int64_t N, int64_t C);
@@ -117,9 +116,8 @@ void cross_entropy_forward(float* row_loss, float* lse, const float* x, const in
                            int64_t N, int64_t V, float label_smoothing);
 // dx (N, V) += dloss[0]·row_scale_i·(p_iv - q_iv), row_scale_i = w_i / W (0: row skipped); dloss is a
 // device scalar (the loss's gradient), so no host round trip is needed.
-void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
-                            const float* row_scale, const float* dloss, int64_t N, int64_t V,
-                            float label_smoothing);
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets, const float* row_scale,
+                            const float* dloss, int64_t N, int64_t V, float label_smoothing);
 
 // ---- AdamW (optim/adamw.cpp): one fused update of one tensor of n elements ----------------------
 // c1 = 1-β1^t, c2 = 1-β2^t computed on the host; wd is this tensor's weight decay (0 for biases);

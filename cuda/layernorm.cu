@@ -81,8 +81,8 @@ __global__ void layernorm_backward_params_kernel(float* dw, float* db, const flo
 
 }  // namespace
 
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps) {
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,
+                       int64_t C, float eps) {
   if (N == 0 || C == 0) return;
   layernorm_forward_kernel<<<row_blocks(N), row_threads(C), 0, stream()>>>(y, mean, rstd, x, w, b, N, C, eps);
   LR_CUDA_LAUNCHED();

@@ -87,9 +87,9 @@ float* cuda_alloc_floats(size_t numel) { return static_cast<float*>(cuda::alloc(
 void cuda_free_floats(float* p, size_t numel) { cuda::release(p, numel * sizeof(float)); }
 
 void cuda_copy_floats(float* dst, Device dst_dev, const float* src, Device src_dev, size_t numel) {
-  cudaMemcpyKind kind = dst_dev == Device::CUDA ? (src_dev == Device::CUDA ? cudaMemcpyDeviceToDevice
-                                                                            : cudaMemcpyHostToDevice)
-                                                : cudaMemcpyDeviceToHost;
+  cudaMemcpyKind kind = dst_dev == Device::CUDA
+                            ? (src_dev == Device::CUDA ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                            : cudaMemcpyDeviceToHost;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, numel * sizeof(float), kind, cuda::stream()));
   // Device -> host: the caller reads dst next, so wait. Host -> device from pageable memory (all of
   // ours) returns once the source is staged (CUDA runtime API, "API synchronization behavior"), so

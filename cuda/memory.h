@@ -7,13 +7,13 @@
 
 namespace lowrank::cuda {
 
-bool available();               // a CUDA device is present and usable
-cudaStream_t stream();          // the stream all lowrank kernels and copies use
-void* alloc(size_t bytes);      // from the cache, or cudaMalloc on a miss
+bool available();                     // a CUDA device is present and usable
+cudaStream_t stream();                // the stream all lowrank kernels and copies use
+void* alloc(size_t bytes);            // from the cache, or cudaMalloc on a miss
 void release(void* p, size_t bytes);  // back to the cache
-void empty_cache();             // cudaFree every cached block
+void empty_cache();                   // cudaFree every cached block
 size_t bytes_in_use();
 size_t bytes_peak();
-void reset_bytes_peak();        // peak := bytes in use now
+void reset_bytes_peak();  // peak := bytes in use now
 
 }  // namespace lowrank::cuda

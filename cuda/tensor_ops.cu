@@ -14,9 +14,7 @@ namespace lowrank::cuda {
 
 namespace {
 
-__global__ void fill_kernel(float* p, float v, int64_t n) {
-  LR_GRID_STRIDE(i, n) p[i] = v;
-}
+__global__ void fill_kernel(float* p, float v, int64_t n) { LR_GRID_STRIDE(i, n) p[i] = v; }
 
 // Strides and sizes travel by value in a struct (kernel parameters), not through device memory.
 struct Geometry4 {

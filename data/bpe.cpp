@@ -28,9 +28,7 @@ Gpt2Bpe::Gpt2Bpe(const std::string& encoder_json_path, const std::string& vocab_
   load_merges(vocab_bpe_path, token_ids);
 }
 
-Gpt2Bpe Gpt2Bpe::from_dir(const std::string& dir) {
-  return Gpt2Bpe(dir + "/encoder.json", dir + "/vocab.bpe");
-}
+Gpt2Bpe Gpt2Bpe::from_dir(const std::string& dir) { return Gpt2Bpe(dir + "/encoder.json", dir + "/vocab.bpe"); }
 
 Gpt2Bpe::Gpt2Bpe(Gpt2Bpe&&) noexcept = default;
 Gpt2Bpe& Gpt2Bpe::operator=(Gpt2Bpe&&) noexcept = default;
@@ -54,8 +52,7 @@ std::vector<int32_t> Gpt2Bpe::bpe_piece(std::string_view piece) const {
   };
   const int32_t n = static_cast<int32_t>(piece.size());
   std::vector<Sym> sym(n);
-  for (int32_t i = 0; i < n; ++i)
-    sym[i] = {byte_to_id_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
+  for (int32_t i = 0; i < n; ++i) sym[i] = {byte_to_id_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1};
 
   using Cand = std::tuple<int32_t, int32_t, int32_t, int32_t>;  // rank, left pos, left id, right id
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;

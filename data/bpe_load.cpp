@@ -99,8 +99,8 @@ void Gpt2Bpe::load_merges(const std::string& path, const std::unordered_map<std:
              "Gpt2Bpe: '", path, "' line ", line_no, ": expected 'left right', got '", line, "'");
     const std::string left = line.substr(0, sp), right = line.substr(sp + 1);
     auto l = token_ids.find(left), r = token_ids.find(right), m = token_ids.find(left + right);
-    LR_CHECK(l != token_ids.end() && r != token_ids.end() && m != token_ids.end(), "Gpt2Bpe: '", path,
-             "' line ", line_no, ": merge '", line, "' uses a token missing from the encoder");
+    LR_CHECK(l != token_ids.end() && r != token_ids.end() && m != token_ids.end(), "Gpt2Bpe: '", path, "' line ",
+             line_no, ": merge '", line, "' uses a token missing from the encoder");
     // Assigning (not emplacing) keeps the last rank of a repeated rule, like dict(zip(merges, range(n))).
     merges_[(static_cast<uint64_t>(l->second) << 32) | static_cast<uint32_t>(r->second)] = Merge{rank++, m->second};
   }

@@ -33,8 +33,8 @@ CharTokenizer::CharTokenizer(std::vector<char32_t> chars) : chars_(std::move(cha
   LR_CHECK(!chars_.empty(), "CharTokenizer: empty vocabulary");
   for (size_t i = 0; i < chars_.size(); ++i) {
     const char32_t c = chars_[i];
-    LR_CHECK(c <= 0x10FFFF && !(c >= 0xD800 && c <= 0xDFFF), "CharTokenizer: U+", std::hex,
-             static_cast<uint32_t>(c), " is not a Unicode scalar value");
+    LR_CHECK(c <= 0x10FFFF && !(c >= 0xD800 && c <= 0xDFFF), "CharTokenizer: U+", std::hex, static_cast<uint32_t>(c),
+             " is not a Unicode scalar value");
     LR_CHECK(ids_.emplace(c, static_cast<int32_t>(i)).second, "CharTokenizer: character U+", std::hex,
              static_cast<uint32_t>(c), " appears twice in the vocabulary");
   }

@@ -55,8 +55,7 @@ struct E2EEncoded {
   std::vector<int32_t> context, completion;
 };
 constexpr int32_t kE2EEos = 50256;  // GPT-2's <|endoftext|>: loralib's bos (separator) and eos
-E2EEncoded encode_e2e(const Tokenizer& tok, const std::string& mr, const std::string& ref,
-                      int32_t eos_id = kE2EEos);
+E2EEncoded encode_e2e(const Tokenizer& tok, const std::string& mr, const std::string& ref, int32_t eos_id = kE2EEos);
 // The prompt for generation: bpe(mr) + [eos_id], the same context the model was trained on.
 std::vector<int32_t> e2e_prompt(const Tokenizer& tok, const std::string& mr, int32_t eos_id = kE2EEos);
 
@@ -77,8 +76,7 @@ using E2EBatch = SftBatch;
 // completion token.
 class E2EDataset : public SftDataset {
  public:
-  E2EDataset(const std::vector<E2EExample>& examples, const Tokenizer& tok, int64_t max_len,
-             int32_t eos_id = kE2EEos)
+  E2EDataset(const std::vector<E2EExample>& examples, const Tokenizer& tok, int64_t max_len, int32_t eos_id = kE2EEos)
       : SftDataset(e2e_sft_examples(examples), tok, max_len, eos_id) {}
 };
 

@@ -46,9 +46,12 @@ std::vector<std::pair<int64_t, std::vector<std::string>>> table_rows(const std::
   };
   for (int c; (c = in.get()) != EOF;) {
     if (quoted) {
-      if (c == '"' && in.peek() == '"') field += static_cast<char>(in.get());
-      else if (c == '"') quoted = false;
-      else field += static_cast<char>(c);
+      if (c == '"' && in.peek() == '"')
+        field += static_cast<char>(in.get());
+      else if (c == '"')
+        quoted = false;
+      else
+        field += static_cast<char>(c);
       if (c == '\n') ++line;
     } else if (c == '"' && field.empty()) {
       quoted = any = true;
@@ -66,9 +69,8 @@ std::vector<std::pair<int64_t, std::vector<std::string>>> table_rows(const std::
   LR_CHECK(!rows.empty(), path, ": empty file (expected a header row 'mr", delim, second, "')");
   auto& h = rows.front().second;
   if (!h.empty() && h[0].rfind("\xEF\xBB\xBF", 0) == 0) h[0] = h[0].substr(3);  // UTF-8 byte-order mark
-  LR_CHECK(h.size() >= 2 && lower(strip(h[0])) == "mr", path,
-           ":1: expected the header 'mr", delim, second, "', got '", h.empty() ? "" : h[0],
-           h.size() > 1 ? std::string(1, delim) + h[1] : "", "'");
+  LR_CHECK(h.size() >= 2 && lower(strip(h[0])) == "mr", path, ":1: expected the header 'mr", delim, second, "', got '",
+           h.empty() ? "" : h[0], h.size() > 1 ? std::string(1, delim) + h[1] : "", "'");
   rows.erase(rows.begin());
   for (const auto& r : rows)
     LR_CHECK(r.second.size() >= 2, path, ":", r.first, ": expected 2 columns (mr", delim, second, "), got ",

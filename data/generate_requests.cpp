@@ -53,8 +53,8 @@ GenerateRequest parse_request(const JsonlRecord& r, size_t index, const Tokenize
   q.tokens = tok.encode(q.prompt);
   const int64_t n = static_cast<int64_t>(q.tokens.size());
   LR_CHECK(n >= 1, q.where, "field 'prompt' encodes to no tokens");
-  LR_CHECK(n <= limits.max_prompt_tokens, q.where, "field 'prompt' is ", n, " tokens, more than the model's context of ",
-           limits.max_prompt_tokens);
+  LR_CHECK(n <= limits.max_prompt_tokens, q.where, "field 'prompt' is ", n,
+           " tokens, more than the model's context of ", limits.max_prompt_tokens);
   q.max_new_tokens = jsonl_int_or(r, "max_new_tokens", limits.default_max_new_tokens, 1, limits.max_new_tokens_cap);
   auto id = r.value.find("id");
   q.id = id == r.value.end() ? nlohmann::json(index) : *id;

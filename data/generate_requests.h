@@ -23,17 +23,17 @@
 namespace lowrank::data {
 
 struct GenerateRequest {
-  nlohmann::json id;              // as given, or the 0-based index
-  std::string prompt;             // the text as given (or the chat rendered)
-  std::string expected;           // "completion", or "" when the request has none
+  nlohmann::json id;     // as given, or the 0-based index
+  std::string prompt;    // the text as given (or the chat rendered)
+  std::string expected;  // "completion", or "" when the request has none
   bool has_expected = false;
-  std::vector<int32_t> tokens;    // the prompt encoded, 1 to max_prompt_tokens ids
-  int64_t max_new_tokens = 0;     // >= 1
-  std::string where;              // "file:line: ", for later messages about this request
+  std::vector<int32_t> tokens;  // the prompt encoded, 1 to max_prompt_tokens ids
+  int64_t max_new_tokens = 0;   // >= 1
+  std::string where;            // "file:line: ", for later messages about this request
 };
 
 struct RequestLimits {
-  int64_t max_prompt_tokens = 1024;   // the model's context (n_positions)
+  int64_t max_prompt_tokens = 1024;  // the model's context (n_positions)
   int64_t default_max_new_tokens = 64;
   int64_t max_new_tokens_cap = 1 << 20;  // the largest "max_new_tokens" accepted
 };

@@ -14,8 +14,8 @@ namespace lowrank::data {
 namespace {
 
 struct TaskColumns {
-  std::string a, b, label;                 // header names; b empty for single-sentence tasks
-  std::vector<std::string> label_values;   // label text of class 0, 1, ...
+  std::string a, b, label;                // header names; b empty for single-sentence tasks
+  std::vector<std::string> label_values;  // label text of class 0, 1, ...
 };
 
 const std::vector<GlueTask>& tasks() {

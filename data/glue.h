@@ -30,8 +30,8 @@
 namespace lowrank::data {
 
 struct GlueTask {
-  std::string name;       // "sst2", "mrpc", "rte"
-  bool pair = false;      // two sentences per example
+  std::string name;   // "sst2", "mrpc", "rte"
+  bool pair = false;  // two sentences per example
   int64_t n_classes = 2;
   bool report_f1 = false;  // GLUE reports F1 (positive class) beside accuracy for MRPC
 };

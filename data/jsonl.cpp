@@ -67,7 +67,8 @@ int64_t jsonl_int_or(const JsonlRecord& r, const char* field, int64_t fallback, 
   LR_CHECK(it->is_number_integer(), jsonl_where(r), "field '", field, "' is ", type_name(*it), ", expected an integer");
   const bool huge = it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi);
   const int64_t v = huge ? hi : it->get<int64_t>();
-  LR_CHECK(!huge && v >= lo && v <= hi, jsonl_where(r), "field '", field, "' is ", it->dump(), ", expected ", lo, " to ", hi);
+  LR_CHECK(!huge && v >= lo && v <= hi, jsonl_where(r), "field '", field, "' is ", it->dump(), ", expected ", lo,
+           " to ", hi);
   return v;
 }
 

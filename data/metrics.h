@@ -14,7 +14,7 @@
 
 namespace lowrank::data {
 
-using Corpus = std::vector<std::string>;                    // one string per segment
+using Corpus = std::vector<std::string>;                   // one string per segment
 using References = std::vector<std::vector<std::string>>;  // references per segment
 
 struct MetricScores {

@@ -53,8 +53,8 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 
 // mteval-v13a's punctuation class [\{-\~\[-\` -\&\(-\+\:-\@\/]: ASCII symbols except ' , - .
 bool mteval_punct(char c) {
-  return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') ||
-         (c >= '(' && c <= '+') || (c >= ':' && c <= '@') || c == '/';
+  return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') || (c >= '(' && c <= '+') ||
+         (c >= ':' && c <= '@') || c == '/';
 }
 
 }  // namespace
@@ -70,15 +70,18 @@ std::vector<std::string> mteval_tokenize(const std::string& text) {
   replace_all(s, "&gt;", ">");
   std::string spaced = " ";
   for (char c : s) {
-    if (mteval_punct(c)) spaced.append(1, ' ').append(1, c).append(1, ' ');
-    else spaced += c;
+    if (mteval_punct(c))
+      spaced.append(1, ' ').append(1, c).append(1, ' ');
+    else
+      spaced += c;
   }
   spaced += ' ';
   auto non_digit = [](char c) { return !is_digit(c); };
   auto dot_comma = [](char c) { return c == '.' || c == ','; };
   spaced = split_pairs(spaced, non_digit, dot_comma, false);  // period/comma unless after a digit
   spaced = split_pairs(spaced, dot_comma, non_digit, true);   // ... unless before a digit
-  spaced = split_pairs(spaced, is_digit, [](char c) { return c == '-'; }, false);  // dash after digit
+  spaced = split_pairs(
+      spaced, is_digit, [](char c) { return c == '-'; }, false);  // dash after digit
   return split_ws(lowercase(spaced));
 }
 
@@ -99,9 +102,12 @@ Counts clipped_hits(const Counts& hyp, const std::vector<int>& refs, const std::
   for (int r : refs) {
     const Counts& rc = counts[static_cast<size_t>(r)][static_cast<size_t>(n - 1)];
     for (size_t i = 0, j = 0; i < hyp.size() && j < rc.size();) {  // merge join of sorted lists
-      if (hyp[i].first < rc[j].first) ++i;
-      else if (rc[j].first < hyp[i].first) ++j;
-      else max_ref[i] = std::max(max_ref[i], rc[j++].second), ++i;
+      if (hyp[i].first < rc[j].first)
+        ++i;
+      else if (rc[j].first < hyp[i].first)
+        ++j;
+      else
+        max_ref[i] = std::max(max_ref[i], rc[j++].second), ++i;
     }
   }
   Counts out;

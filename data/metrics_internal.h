@@ -44,10 +44,14 @@ inline std::string lowercase(const std::string& s) {
     }
     if ((c == 0xC3 || c == 0xC4 || c == 0xC5) && i + 1 < s.size()) {
       uint32_t cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
-      if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) cp += 0x20;                     // À..Þ
-      else if (cp == 0x178) cp = 0xFF;                                             // Ÿ
-      else if ((cp >= 0x100 && cp <= 0x137) || (cp >= 0x14A && cp <= 0x177)) cp |= 1u;  // Ā.., Ŋ..
-      else if (((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) && (cp & 1u)) ++cp;
+      if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7)
+        cp += 0x20;  // À..Þ
+      else if (cp == 0x178)
+        cp = 0xFF;  // Ÿ
+      else if ((cp >= 0x100 && cp <= 0x137) || (cp >= 0x14A && cp <= 0x177))
+        cp |= 1u;  // Ā.., Ŋ..
+      else if (((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E)) && (cp & 1u))
+        ++cp;
       out += static_cast<char>(0xC0 | (cp >> 6));
       out += static_cast<char>(0x80 | (cp & 0x3F));
       ++i;
@@ -133,8 +137,10 @@ struct NgramKeyHash {
 using KeyMap = std::unordered_map<NgramKey, double, NgramKeyHash>;
 
 inline void set_slot(NgramKey& k, int slot, uint64_t id) {
-  if (slot < 3) k.lo |= id << (21 * slot);
-  else k.hi |= id << (21 * (slot - 3));
+  if (slot < 3)
+    k.lo |= id << (21 * slot);
+  else
+    k.hi |= id << (21 * (slot - 3));
 }
 inline NgramKey ngram_key(const int32_t* ids, int n) {
   NgramKey k;
@@ -144,8 +150,10 @@ inline NgramKey ngram_key(const int32_t* ids, int n) {
 // The n-gram without its last token (n >= 2).
 inline NgramKey prefix_key(NgramKey k, int n) {
   const uint64_t mask = (1ull << 21) - 1;
-  if (n - 1 < 3) k.lo &= ~(mask << (21 * (n - 1)));
-  else k.hi &= ~(mask << (21 * (n - 4)));
+  if (n - 1 < 3)
+    k.lo &= ~(mask << (21 * (n - 1)));
+  else
+    k.hi &= ~(mask << (21 * (n - 4)));
   return k;
 }
 
@@ -157,8 +165,10 @@ inline Counts ngram_counts(const Ids& ids, int n) {
   std::sort(keys.begin(), keys.end());
   Counts out;
   for (const auto& k : keys) {
-    if (!out.empty() && out.back().first == k) ++out.back().second;
-    else out.emplace_back(k, 1);
+    if (!out.empty() && out.back().first == k)
+      ++out.back().second;
+    else
+      out.emplace_back(k, 1);
   }
   return out;
 }
@@ -187,8 +197,7 @@ double cider_tokenized(const TokenizedCorpus& c, std::vector<double>* segments);
 double meteor_tokenized(const TokenizedCorpus& c);
 
 inline void check_corpus(const Corpus& hyps, const References& refs, const char* what) {
-  LR_CHECK(hyps.size() == refs.size(), what, ": ", hyps.size(), " hypotheses but ", refs.size(),
-           " reference lists");
+  LR_CHECK(hyps.size() == refs.size(), what, ": ", hyps.size(), " hypotheses but ", refs.size(), " reference lists");
   for (size_t i = 0; i < refs.size(); ++i) LR_CHECK(!refs[i].empty(), what, ": segment ", i, " has no reference");
 }
 

@@ -142,8 +142,7 @@ std::vector<int> resolve(const std::vector<std::vector<Match>>& cand, const std:
     if (next.empty()) next.push_back(paths[beam[0]]);
   }
   std::vector<int> sel = fixed;
-  for (int n = next[best_paths(next, 1)[0]].node; n != -1; n = nodes[n].parent)
-    sel[nodes[n].ref] = nodes[n].cand;
+  for (int n = next[best_paths(next, 1)[0]].node; n != -1; n = nodes[n].parent) sel[nodes[n].ref] = nodes[n].cand;
   return sel;
 }
 
@@ -180,8 +179,7 @@ Stats align_pair(const Ids& test, const Ids& ref, const MeteorWords& words) {
   for (int mod = 0; mod < modules; ++mod)
     for (size_t j = 0; j < R; ++j)
       for (size_t i = 0; i < T; ++i) {
-        bool hit = mod == 0 ? test[i] == ref[j]
-                            : test[i] != ref[j] && words.stem[test[i]] == words.stem[ref[j]];
+        bool hit = mod == 0 ? test[i] == ref[j] : test[i] != ref[j] && words.stem[test[i]] == words.stem[ref[j]];
         if (!hit) continue;
         cand[j].push_back({static_cast<int>(j), static_cast<int>(i), mod});
         ++cov_test[i];
@@ -192,8 +190,9 @@ Stats align_pair(const Ids& test, const Ids& ref, const MeteorWords& words) {
     if (cand[j].size() == 1 && cov_ref[j] == 1 && cov_test[cand[j][0].test] == 1) fixed[j] = 0;
   const size_t longest = std::max(T, R);
   LR_CHECK(longest <= 1024, "meteor: sentences longer than 1024 words are not supported (", longest, ")");
-  std::vector<int> sel = longest <= 64 ? resolve<1>(cand, fixed) : longest <= 256 ? resolve<4>(cand, fixed)
-                                                                                  : resolve<16>(cand, fixed);
+  std::vector<int> sel = longest <= 64    ? resolve<1>(cand, fixed)
+                         : longest <= 256 ? resolve<4>(cand, fixed)
+                                          : resolve<16>(cand, fixed);
   Stats s;
   s.test_len = static_cast<double>(T);
   s.ref_len = static_cast<double>(R);

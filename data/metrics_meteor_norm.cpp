@@ -21,9 +21,8 @@ using W = std::u32string;
 
 // Meteor's letter class A-Za-zŠŽšžŸÀ-ÖØ-öø-ž, and the same with digits.
 bool m_alpha(char32_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == 0x160 || c == 0x17D || c == 0x161 ||
-         c == 0x17E || c == 0x178 || (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) ||
-         (c >= 0xF8 && c <= 0x17E);
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == 0x160 || c == 0x17D || c == 0x161 || c == 0x17E ||
+         c == 0x178 || (c >= 0xC0 && c <= 0xD6) || (c >= 0xD8 && c <= 0xF6) || (c >= 0xF8 && c <= 0x17E);
 }
 bool m_digit(char32_t c) { return c >= '0' && c <= '9'; }
 bool m_alnum(char32_t c) { return m_alpha(c) || m_digit(c); }
@@ -141,10 +140,12 @@ std::vector<std::string> meteor_normalize(const std::string& text) {
   s = sub3(s, alnum_dot, U'-', m_alnum, U" ");  // dashes between words: partial credit
   // English clitics split to the right: "don't" -> "don 't", " 's" -> " ' s".
   s = sub3(s, not_alpha, U'\'', not_alpha, U" ' ");
-  s = sub3(s, [](char32_t c) { return !m_alpha(c) && !m_digit(c); }, U'\'', m_alpha, U" ' ");
+  s = sub3(
+      s, [](char32_t c) { return !m_alpha(c) && !m_digit(c); }, U'\'', m_alpha, U" ' ");
   s = sub3(s, m_alpha, U'\'', not_alpha, U" ' ");
   s = sub3(s, m_alpha, U'\'', m_alpha, U" '");
-  s = sub3(s, m_digit, U'\'', [](char32_t c) { return c == 's'; }, U" '");
+  s = sub3(
+      s, m_digit, U'\'', [](char32_t c) { return c == 's'; }, U" '");
   Tokens words = split_final_periods(split_ws(u32_to_utf8(s)));
   for (auto& w : words) w = lowercase(w);
   return words;

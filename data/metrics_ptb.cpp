@@ -21,14 +21,34 @@ namespace {
 
 // Characters (ASCII or UTF-8 sequences) that are always a token of their own, with PTB's spelling.
 const char* standalone(const std::string& s, size_t i, size_t* len) {
-  static const std::pair<const char*, const char*> table[] = {
-      {"(", "-lrb-"}, {")", "-rrb-"}, {"[", "-lsb-"}, {"]", "-rsb-"}, {"{", "-lcb-"}, {"}", "-rcb-"},
-      {"\"", "''"},  {";", ";"},      {"&", "&"},     {"*", "*"},     {"=", "="},     {"~", "~"},
-      {"^", "^"},    {"|", "|"},      {"\\", "\\"},   {"+", "+"},     {"%", "%"},     {"$", "$"},
-      {"\xC2\xA3", "#"},        {"\xE2\x82\xAC", "$"},    {"\xC2\xA2", "cents"},   // £ € ¢
-      {"\xE2\x80\x93", "--"},   {"\xE2\x80\x94", "--"},   {"\xE2\x80\xA6", "..."},  // – — …
-      {"\xE2\x80\x9C", "``"},   {"\xE2\x80\x9D", "''"},   {"\xE2\x80\x98", "`"},    // “ ” ‘
-      {"\xE2\x80\x99", "'"}};  // ’
+  static const std::pair<const char*, const char*> table[] = {{"(", "-lrb-"},
+                                                              {")", "-rrb-"},
+                                                              {"[", "-lsb-"},
+                                                              {"]", "-rsb-"},
+                                                              {"{", "-lcb-"},
+                                                              {"}", "-rcb-"},
+                                                              {"\"", "''"},
+                                                              {";", ";"},
+                                                              {"&", "&"},
+                                                              {"*", "*"},
+                                                              {"=", "="},
+                                                              {"~", "~"},
+                                                              {"^", "^"},
+                                                              {"|", "|"},
+                                                              {"\\", "\\"},
+                                                              {"+", "+"},
+                                                              {"%", "%"},
+                                                              {"$", "$"},
+                                                              {"\xC2\xA3", "#"},
+                                                              {"\xE2\x82\xAC", "$"},
+                                                              {"\xC2\xA2", "cents"},  // £ € ¢
+                                                              {"\xE2\x80\x93", "--"},
+                                                              {"\xE2\x80\x94", "--"},
+                                                              {"\xE2\x80\xA6", "..."},  // – — …
+                                                              {"\xE2\x80\x9C", "``"},
+                                                              {"\xE2\x80\x9D", "''"},
+                                                              {"\xE2\x80\x98", "`"},   // “ ” ‘
+                                                              {"\xE2\x80\x99", "'"}};  // ’
   for (const auto& [from, to] : table) {
     size_t n = std::strlen(from);
     if (s.compare(i, n, from) == 0) {
@@ -46,10 +66,10 @@ bool is_clitic(const std::string& lower) {
 // A trailing period that PTB keeps: dotted words (a.m., u.s.), common abbreviations and initials.
 bool keeps_period(const std::string& core) {
   std::string lower = lowercase(core);
-  static const char* const abbrevs[] = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "prof", "etc", "inc",
-                                        "ltd", "co", "corp", "vs", "mt", "ft", "gen", "gov", "sen",
-                                        "rep", "rev", "hon", "capt", "col", "lt", "sgt", "ave", "jan",
-                                        "feb", "aug", "sept", "oct", "nov", "dec"};
+  static const char* const abbrevs[] = {"mr",  "mrs", "ms",  "dr",   "st",   "jr",  "sr", "prof", "etc",
+                                        "inc", "ltd", "co",  "corp", "vs",   "mt",  "ft", "gen",  "gov",
+                                        "sen", "rep", "rev", "hon",  "capt", "col", "lt", "sgt",  "ave",
+                                        "jan", "feb", "aug", "sept", "oct",  "nov", "dec"};
   for (const char* a : abbrevs)
     if (lower == a) return true;
   bool has_alpha = false;
@@ -119,8 +139,10 @@ size_t peel_front(const std::string& w, Tokens& out) {
     } else if (c == '.') {
       size_t k = w.find_first_not_of('.', i) == std::string::npos ? w.size() - i : w.find_first_not_of('.', i) - i;
       if (k == 1 && is_digit(next)) break;
-      if (k >= 3) out.push_back("...");
-      else out.insert(out.end(), k, ".");
+      if (k >= 3)
+        out.push_back("...");
+      else
+        out.insert(out.end(), k, ".");
       i += k;
     } else if (c == '`' || c == ',' || c == ':' || c == '!' || c == '?' || c == '/') {
       out.push_back(std::string(1, c));
@@ -142,8 +164,10 @@ void split_chunk(const std::string& w, Tokens& out) {
       size_t k = 0;
       while (end - k > begin && w[end - k - 1] == '.') ++k;
       if (k == 1 && end - 1 > begin && keeps_period(w.substr(begin, end - 1 - begin))) break;
-      if (k >= 3) tail.push_back("...");
-      else tail.insert(tail.end(), k, ".");
+      if (k >= 3)
+        tail.push_back("...");
+      else
+        tail.insert(tail.end(), k, ".");
       end -= k;
     } else if (c == '-' || c == '\'' || c == ',' || c == ':' || c == '!' || c == '?' || c == '/' || c == '`') {
       if (c == '\'' && is_clitic(lowercase(w.substr(begin, end - begin)))) break;

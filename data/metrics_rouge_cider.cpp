@@ -107,9 +107,12 @@ void cider_sim(const TfIdf& hyp, const TfIdf& ref, double* per_order) {
     double val = 0;
     const auto &h = hyp.vec[n], &r = ref.vec[n];
     for (size_t i = 0, j = 0; i < h.size() && j < r.size();) {  // merge join of sorted lists
-      if (h[i].first < r[j].first) ++i;
-      else if (r[j].first < h[i].first) ++j;
-      else val += std::min(h[i++].second, r[j].second) * r[j].second, ++j;
+      if (h[i].first < r[j].first)
+        ++i;
+      else if (r[j].first < h[i].first)
+        ++j;
+      else
+        val += std::min(h[i++].second, r[j].second) * r[j].second, ++j;
     }
     if (hyp.norm[n] != 0 && ref.norm[n] != 0) val /= hyp.norm[n] * ref.norm[n];
     per_order[n] += val * penalty;

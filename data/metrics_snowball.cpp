@@ -78,9 +78,12 @@ struct Stem {
     const char* s = longest({"sses", "ied", "ies", "s", "us", "ss"});
     if (!s) return;
     std::string suf(s);
-    if (suf == "sses") replace(s, "ss");
-    else if (suf == "ied" || suf == "ies") replace(s, start(s) > 1 ? "i" : "ie");
-    else if (suf == "s" && w.size() >= 2 && has_vowel(0, w.size() - 2)) w.pop_back();
+    if (suf == "sses")
+      replace(s, "ss");
+    else if (suf == "ied" || suf == "ies")
+      replace(s, start(s) > 1 ? "i" : "ie");
+    else if (suf == "s" && w.size() >= 2 && has_vowel(0, w.size() - 2))
+      w.pop_back();
   }
 
   void step1b() {
@@ -108,40 +111,45 @@ struct Stem {
   }
 
   void step2() {
-    const char* s = longest({"tional", "enci", "anci", "abli", "entli", "izer", "ization", "ational",
-                             "ation", "ator", "alism", "aliti", "alli", "fulness", "ousli", "ousness",
-                             "iveness", "iviti", "biliti", "bli", "ogi", "fulli", "lessli", "li"});
+    const char* s = longest({"tional",  "enci",  "anci",   "abli",  "entli", "izer",    "ization", "ational",
+                             "ation",   "ator",  "alism",  "aliti", "alli",  "fulness", "ousli",   "ousness",
+                             "iveness", "iviti", "biliti", "bli",   "ogi",   "fulli",   "lessli",  "li"});
     if (!s || start(s) < p1) return;
     static const std::pair<const char*, const char*> map[] = {
-        {"tional", "tion"}, {"enci", "ence"}, {"anci", "ance"}, {"abli", "able"}, {"entli", "ent"},
-        {"izer", "ize"}, {"ization", "ize"}, {"ational", "ate"}, {"ation", "ate"}, {"ator", "ate"},
-        {"alism", "al"}, {"aliti", "al"}, {"alli", "al"}, {"fulness", "ful"}, {"ousli", "ous"},
-        {"ousness", "ous"}, {"iveness", "ive"}, {"iviti", "ive"}, {"biliti", "ble"}, {"bli", "ble"},
-        {"fulli", "ful"}, {"lessli", "less"}};
+        {"tional", "tion"}, {"enci", "ence"},   {"anci", "ance"},   {"abli", "able"},   {"entli", "ent"},
+        {"izer", "ize"},    {"ization", "ize"}, {"ational", "ate"}, {"ation", "ate"},   {"ator", "ate"},
+        {"alism", "al"},    {"aliti", "al"},    {"alli", "al"},     {"fulness", "ful"}, {"ousli", "ous"},
+        {"ousness", "ous"}, {"iveness", "ive"}, {"iviti", "ive"},   {"biliti", "ble"},  {"bli", "ble"},
+        {"fulli", "ful"},   {"lessli", "less"}};
     std::string suf(s);
     for (const auto& [from, to] : map)
       if (suf == from) return replace(s, to);
     size_t b = start(s);
     if (suf == "ogi" && b > 0 && w[b - 1] == 'l') replace(s, "og");
-    if (suf == "li" && b > 0 && std::u32string(U"cdeghkmnrt").find(w[b - 1]) != std::u32string::npos)
-      w.resize(b);
+    if (suf == "li" && b > 0 && std::u32string(U"cdeghkmnrt").find(w[b - 1]) != std::u32string::npos) w.resize(b);
   }
 
   void step3() {
     const char* s = longest({"tional", "ational", "alize", "icate", "iciti", "ical", "ful", "ness", "ative"});
     if (!s || start(s) < p1) return;
     std::string suf(s);
-    if (suf == "tional") replace(s, "tion");
-    else if (suf == "ational") replace(s, "ate");
-    else if (suf == "alize") replace(s, "al");
-    else if (suf == "icate" || suf == "iciti" || suf == "ical") replace(s, "ic");
-    else if (suf == "ful" || suf == "ness") replace(s, "");
-    else if (start(s) >= p2) replace(s, "");  // ative, in R2
+    if (suf == "tional")
+      replace(s, "tion");
+    else if (suf == "ational")
+      replace(s, "ate");
+    else if (suf == "alize")
+      replace(s, "al");
+    else if (suf == "icate" || suf == "iciti" || suf == "ical")
+      replace(s, "ic");
+    else if (suf == "ful" || suf == "ness")
+      replace(s, "");
+    else if (start(s) >= p2)
+      replace(s, "");  // ative, in R2
   }
 
   void step4() {
-    const char* s = longest({"al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment",
-                             "ent", "ism", "ate", "iti", "ous", "ive", "ize", "ion"});
+    const char* s = longest({"al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ism",
+                             "ate", "iti", "ous", "ive", "ize", "ion"});
     if (!s || start(s) < p2) return;
     size_t b = start(s);
     if (std::string(s) != "ion" || (b > 0 && (w[b - 1] == 's' || w[b - 1] == 't'))) w.resize(b);
@@ -149,8 +157,10 @@ struct Stem {
 
   void step5() {
     size_t n = w.size();
-    if (ends("e") && (n - 1 >= p2 || (n - 1 >= p1 && !short_syllable(n - 1)))) w.pop_back();
-    else if (ends("l") && n - 1 >= p2 && n >= 2 && w[n - 2] == 'l') w.pop_back();
+    if (ends("e") && (n - 1 >= p2 || (n - 1 >= p1 && !short_syllable(n - 1))))
+      w.pop_back();
+    else if (ends("l") && n - 1 >= p2 && n >= 2 && w[n - 2] == 'l')
+      w.pop_back();
   }
 };
 
@@ -158,10 +168,10 @@ struct Stem {
 
 std::string snowball_english_stem(const std::string& word) {
   static const std::pair<const char*, const char*> exceptions[] = {
-      {"skis", "ski"},   {"skies", "sky"}, {"dying", "die"},   {"lying", "lie"},   {"tying", "tie"},
-      {"idly", "idl"},   {"gently", "gentl"}, {"ugly", "ugli"}, {"early", "earli"}, {"only", "onli"},
-      {"singly", "singl"}, {"sky", "sky"}, {"news", "news"},   {"howe", "howe"},   {"atlas", "atlas"},
-      {"cosmos", "cosmos"}, {"bias", "bias"}, {"andes", "andes"}};
+      {"skis", "ski"},      {"skies", "sky"},    {"dying", "die"},  {"lying", "lie"},   {"tying", "tie"},
+      {"idly", "idl"},      {"gently", "gentl"}, {"ugly", "ugli"},  {"early", "earli"}, {"only", "onli"},
+      {"singly", "singl"},  {"sky", "sky"},      {"news", "news"},  {"howe", "howe"},   {"atlas", "atlas"},
+      {"cosmos", "cosmos"}, {"bias", "bias"},    {"andes", "andes"}};
   for (const auto& [from, to] : exceptions)
     if (word == from) return to;
   Stem s{utf8_to_u32(word)};
@@ -171,8 +181,8 @@ std::string snowball_english_stem(const std::string& word) {
     if (s.w[i] == 'y' && (i == 0 || vowel(s.w[i - 1]))) s.w[i] = 'Y';
   s.mark_regions();
   s.step1a();
-  static const char* const invariant[] = {"inning", "outing", "canning", "herring", "earring",
-                                          "proceed", "exceed", "succeed"};
+  static const char* const invariant[] = {"inning",  "outing",  "canning", "herring",
+                                          "earring", "proceed", "exceed",  "succeed"};
   bool stop = false;
   for (const char* inv : invariant) stop = stop || s.w == W(inv, inv + std::char_traits<char>::length(inv));
   if (!stop) {

@@ -26,8 +26,8 @@ void check_chat(const std::vector<ChatMessage>& messages, const std::string& whe
 
 std::vector<SftSegment> render_chat(const std::vector<ChatMessage>& messages, const std::string& where) {
   check_chat(messages, where);
-  LR_CHECK(messages.back().role == "assistant", at(where), "field 'messages[", messages.size() - 1,
-           "].role' is '", messages.back().role, "': the last message must be the assistant's (it is what is trained)");
+  LR_CHECK(messages.back().role == "assistant", at(where), "field 'messages[", messages.size() - 1, "].role' is '",
+           messages.back().role, "': the last message must be the assistant's (it is what is trained)");
   std::vector<SftSegment> out;
   std::string pending;  // untrained text not yet pushed
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -36,7 +36,8 @@ std::vector<SftSegment> render_chat(const std::vector<ChatMessage>& messages, co
       pending += (m.role == "system" ? "System: " : "User: ") + m.content + "\n";
       continue;
     }
-    LR_CHECK(!m.content.empty(), at(where), "field 'messages[", i, "].content' is empty (an assistant turn is trained)");
+    LR_CHECK(!m.content.empty(), at(where), "field 'messages[", i,
+             "].content' is empty (an assistant turn is trained)");
     out.push_back({pending + "Assistant:", false, false});
     out.push_back({" " + m.content, true, true});
     pending = "\n";
@@ -48,8 +49,10 @@ std::string chat_prompt(const std::vector<ChatMessage>& messages, const std::str
   check_chat(messages, where);
   std::string s;
   for (const ChatMessage& m : messages) {
-    if (m.role == "assistant") s += "Assistant: " + m.content + "<|endoftext|>\n";
-    else s += (m.role == "system" ? "System: " : "User: ") + m.content + "\n";
+    if (m.role == "assistant")
+      s += "Assistant: " + m.content + "<|endoftext|>\n";
+    else
+      s += (m.role == "system" ? "System: " : "User: ") + m.content + "\n";
   }
   return s + "Assistant:";
 }
@@ -116,7 +119,9 @@ SftBatch SftDataset::batch(const std::vector<int64_t>& indices) const {
 
 int64_t SftDataset::num_eval_batches(int64_t B) const { return num_batches(size(), B, "SftDataset::num_eval_batches"); }
 
-SftBatch SftDataset::eval_batch(int64_t i, int64_t B) const { return batch(eval_batch_indices(size(), i, B, "SftDataset")); }
+SftBatch SftDataset::eval_batch(int64_t i, int64_t B) const {
+  return batch(eval_batch_indices(size(), i, B, "SftDataset"));
+}
 
 SftSplit split_validation(std::vector<SftExample> all, double frac, const std::string& what) {
   LR_CHECK(frac >= 0.0 && frac < 1.0, "--val-frac ", frac, " must be in [0, 1)");

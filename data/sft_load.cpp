@@ -25,7 +25,8 @@ std::string nonempty_string(const JsonlRecord& r, const char* field, const char*
 
 SftExample prompt_completion(const JsonlRecord& r) {
   SftExample e{{}, cat(r.path, ":", r.line)};
-  e.segments.push_back({nonempty_string(r, "prompt", " (a record with loss on every token is {\"text\": ...})"), false});
+  e.segments.push_back(
+      {nonempty_string(r, "prompt", " (a record with loss on every token is {\"text\": ...})"), false});
   e.segments.push_back({nonempty_string(r, "completion"), true});
   return e;
 }
@@ -107,11 +108,16 @@ SftFormat parse_sft_format(const std::string& name) {
 
 const char* sft_format_name(SftFormat f) {
   switch (f) {
-    case SftFormat::PromptCompletion: return "prompt-completion";
-    case SftFormat::Text: return "text";
-    case SftFormat::Messages: return "messages";
-    case SftFormat::Txt: return "txt";
-    case SftFormat::Auto: break;
+    case SftFormat::PromptCompletion:
+      return "prompt-completion";
+    case SftFormat::Text:
+      return "text";
+    case SftFormat::Messages:
+      return "messages";
+    case SftFormat::Txt:
+      return "txt";
+    case SftFormat::Auto:
+      break;
   }
   return "auto";
 }
@@ -126,9 +132,12 @@ SftFile parse_sft(const std::string& bytes, const std::string& path, SftFormat f
   LR_CHECK(!records.empty(), path, ": no records (expected one JSON object per line)");
   SftFile f{format == SftFormat::Auto ? detect(records.front()) : format, {}};
   for (const JsonlRecord& r : records) {
-    if (f.format == SftFormat::PromptCompletion) f.examples.push_back(prompt_completion(r));
-    else if (f.format == SftFormat::Text) f.examples.push_back(text_record(r));
-    else f.examples.push_back(messages_record(r));
+    if (f.format == SftFormat::PromptCompletion)
+      f.examples.push_back(prompt_completion(r));
+    else if (f.format == SftFormat::Text)
+      f.examples.push_back(text_record(r));
+    else
+      f.examples.push_back(messages_record(r));
   }
   return f;
 }

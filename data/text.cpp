@@ -63,8 +63,8 @@ int64_t LMDataset::num_val_batches(int64_t B, int64_t T) const {
 
 LMBatch LMDataset::val_batch(int64_t i, int64_t B, int64_t T) const {
   check_sizes("val_batch", B, T);
-  LR_CHECK(i >= 0 && i < num_val_batches(B, T), "LMDataset: validation batch ", i, " of ", num_val_batches(B, T),
-           " (", val_.size(), " val tokens, B=", B, " T=", T, ")");
+  LR_CHECK(i >= 0 && i < num_val_batches(B, T), "LMDataset: validation batch ", i, " of ", num_val_batches(B, T), " (",
+           val_.size(), " val tokens, B=", B, " T=", T, ")");
   LMBatch b = empty_batch(B, T);
   for (int64_t r = 0; r < B; ++r) fill_window(b, r, val_, static_cast<size_t>((i * B + r) * T));
   return b;

@@ -23,10 +23,10 @@
 #include <map>
 #include <set>
 
+#include "data/text.h"
 #include "examples/common/ablation_e2e.h"
 #include "examples/common/ablation_tables.h"
 #include "examples/common/glue_train.h"
-#include "data/text.h"
 #include "examples/common/results.h"
 #include "nn/checkpoint.h"
 #include "tensor/parallel.h"
@@ -45,6 +45,7 @@ const std::string kE2E = LOWRANK_E2E_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("ablation", "LoRA target and rank ablation on E2E or SST-2 (the paper's Tables 5 and 6)");
+  // clang-format off
   o.add_options()
     ("init", "base checkpoint from train_gpt, GPT-2 BPE (required unless --from-runs)", cxxopts::value<std::string>())
     ("task", "e2e (validation BLEU and loss) | sst2 (dev accuracy)", cxxopts::value<std::string>()->default_value("e2e"))
@@ -73,6 +74,7 @@ cxxopts::Options make_options() {
      cxxopts::value<std::string>()->default_value(""))
     ("json", "write every run and the tables to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -85,9 +87,9 @@ struct Settings {
   tensor::Device device = tensor::Device::CPU;
   // The fields that must agree between files merged by --from-runs.
   json to_json() const {
-    return {{"task", task}, {"init", init}, {"steps", steps}, {"batch_size", batch_size}, {"lr", lr},
-            {"alpha", alpha}, {"a_init_std", a_init_std}, {"dropout", dropout}, {"max_len", max_len}, {"mrs", mrs},
-            {"mr_stride", mr_stride}, {"beam", beam}};
+    return {{"task", task},       {"init", init},   {"steps", steps},           {"batch_size", batch_size},
+            {"lr", lr},           {"alpha", alpha}, {"a_init_std", a_init_std}, {"dropout", dropout},
+            {"max_len", max_len}, {"mrs", mrs},     {"mr_stride", mr_stride},   {"beam", beam}};
   }
 };
 
@@ -112,7 +114,8 @@ Settings read_settings(const cxxopts::ParseResult& a) {
   s.alpha = or_default<float>(a, "alpha", 32.f, 16.f, e2e);
   s.a_init_std = a["a-init-std"].as<float>();
   if (s.a_init_std < 0.f)  // loralib: U(±1/sqrt(C)) has variance 1/(3C), independent of r
-    s.a_init_std = 1.f / std::sqrt(3.f * static_cast<float>(nn::read_config(tensor::load_safetensors(s.init), s.init).n_embd));
+    s.a_init_std =
+        1.f / std::sqrt(3.f * static_cast<float>(nn::read_config(tensor::load_safetensors(s.init), s.init).n_embd));
   s.dropout = a["dropout"].as<float>();
   s.mrs = e2e ? (quick ? 10 : a["mrs"].as<int64_t>()) : 0;
   s.mr_stride = e2e ? a["mr-stride"].as<int64_t>() : 1;
@@ -146,7 +149,8 @@ json run_sst2_cell(const ex::GlueData& d, const ex::GlueRunConfig& c, uint64_t s
   ex::GlueTrainLog log(c, *d.dev);
   for (int64_t step = 0; step < c.steps; ++step) {
     const data::GlueBatch b = batches.next();
-    Tensor loss = autograd::cross_entropy(clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng}), b.labels);
+    Tensor loss =
+        autograd::cross_entropy(clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng}), b.labels);
     const float l = loss.item();
     LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
     opt.zero_grad();
@@ -156,7 +160,9 @@ json run_sst2_cell(const ex::GlueData& d, const ex::GlueRunConfig& c, uint64_t s
     log.update(step, b, l, *clf);
   }
   const ex::GlueRunResult r = ex::glue_finish(*clf, d, c, log.finish());
-  return {{"trainable_params", r.trainable}, {"accuracy", r.dev.accuracy}, {"final_train_loss", r.final_loss},
+  return {{"trainable_params", r.trainable},
+          {"accuracy", r.dev.accuracy},
+          {"final_train_loss", r.final_loss},
           {"train_seconds", r.train_seconds}};
 }
 
@@ -196,10 +202,16 @@ json run_e2e_cell(const Settings& s, const Config& cfg, uint64_t seed, const dat
   dec.no_repeat_ngram_size = 4;
   dec.max_new_tokens = 64;
   const ex::E2ECellResult r = ex::run_e2e_cell(s.init, tok, d, mc, to, dec);
-  return {{"trainable_params", r.trainable}, {"bleu", r.scores.bleu}, {"nist", r.scores.nist},
-          {"meteor", r.scores.meteor}, {"rouge_l", r.scores.rouge_l}, {"cider", r.scores.cider},
-          {"valid_loss", r.train.valid_loss}, {"final_train_loss", r.train.final_loss},
-          {"train_seconds", r.train.seconds}, {"decode_seconds", r.decode_seconds}};
+  return {{"trainable_params", r.trainable},
+          {"bleu", r.scores.bleu},
+          {"nist", r.scores.nist},
+          {"meteor", r.scores.meteor},
+          {"rouge_l", r.scores.rouge_l},
+          {"cider", r.scores.cider},
+          {"valid_loss", r.train.valid_loss},
+          {"final_train_loss", r.train.final_loss},
+          {"train_seconds", r.train.seconds},
+          {"decode_seconds", r.decode_seconds}};
 }
 
 using CellFn = std::function<json(const Config&, uint64_t)>;
@@ -219,9 +231,10 @@ json run_all(const CellFn& cell, const std::vector<Config>& configs, const std::
       runs.push_back(r);
       const double eta = timer.seconds() / static_cast<double>(runs.size()) * static_cast<double>(total - runs.size());
       std::cout << "[" << runs.size() << "/" << total << "] " << cfg.label() << " seed " << seed << ":";
-      for (const ex::Metric& m : ex::task_metrics(task)) std::cout << " " << m.field << " " << ex::fixed(r[m.field].get<double>(), 4);
-      std::cout << " (" << ex::fixed(r["train_seconds"].get<double>(), 1) << " s train, ETA " << ex::format_duration(eta)
-                << ")" << std::endl;
+      for (const ex::Metric& m : ex::task_metrics(task))
+        std::cout << " " << m.field << " " << ex::fixed(r[m.field].get<double>(), 4);
+      std::cout << " (" << ex::fixed(r["train_seconds"].get<double>(), 1) << " s train, ETA "
+                << ex::format_duration(eta) << ")" << std::endl;
     }
   return runs;
 }
@@ -236,7 +249,8 @@ json train_runs(const Settings& s, const std::vector<Config>& configs, const std
     const int64_t n_pos = nn::read_config(tensor::load_safetensors(s.init), s.init).n_positions;
     const ex::E2EAblationData d = ex::load_e2e_ablation_data(kE2E, tok, std::min(s.max_len, n_pos), s.mrs, s.mr_stride);
     std::cout << "E2E: train " << d.splits.train.size() << ", " << d.mrs.size() << " validation MRs decoded per cell\n";
-    return run_all([&](const Config& c, uint64_t seed) { return run_e2e_cell(s, c, seed, tok, d); }, configs, seeds, s.task);
+    return run_all([&](const Config& c, uint64_t seed) { return run_e2e_cell(s, c, seed, tok, d); }, configs, seeds,
+                   s.task);
   }
   const ex::GlueData d = ex::load_glue_data(kGlue, "sst2", tok, s.max_len, s.train_examples);
   std::cout << "SST-2: train " << d.train->size() << ", dev " << d.dev->size() << "\n";
@@ -261,7 +275,8 @@ json read_runs(const std::string& list, json& settings) {
     LR_CHECK(f["settings"] == settings, path, ": settings ", f["settings"].dump(), " differ from the first file's ",
              settings.dump());
     for (const json& r : f["runs"]) {
-      const std::string id = Config{r.at("targets"), r.at("r")}.label() + " seed " + std::to_string(r.at("seed").get<uint64_t>());
+      const std::string id =
+          Config{r.at("targets"), r.at("r")}.label() + " seed " + std::to_string(r.at("seed").get<uint64_t>());
       LR_CHECK(seen.insert(id).second, path, ": ", id, " is in two of the files");
       runs.push_back(r);
     }
@@ -284,7 +299,8 @@ int ablation_main(int argc, char** argv) {
   } else {
     const Settings s = read_settings(a);
     settings = s.to_json();
-    const std::vector<uint64_t> seeds = a.count("quick") ? std::vector<uint64_t>{1} : ex::parse_seeds(a["seeds"].as<std::string>());
+    const std::vector<uint64_t> seeds =
+        a.count("quick") ? std::vector<uint64_t>{1} : ex::parse_seeds(a["seeds"].as<std::string>());
     runs = train_runs(s, ex::unique_configs(ex::rows_of(table)), seeds);
   }
   const std::string task = settings.at("task");

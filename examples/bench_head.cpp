@@ -41,6 +41,7 @@ Timing time_head(const std::function<Tensor()>& loss_fn, int repeats) {
 
 int bench_main(int argc, char** argv) {
   cxxopts::Options options("bench_head", "The LM head + cross-entropy, unfused vs linear_cross_entropy in row chunks");
+  // clang-format off
   options.add_options()
     ("rows", "loss rows N", cxxopts::value<int64_t>()->default_value("240"))
     ("channels", "model width C", cxxopts::value<int64_t>()->default_value("192"))
@@ -50,13 +51,14 @@ int bench_main(int argc, char** argv) {
     ("repeats", "timed calls per method (median)", cxxopts::value<int>()->default_value("5"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("h,help", "show help");
+  // clang-format on
   const auto a = examples::parse_args(options, argc, argv);
   tensor::set_num_threads(a["threads"].as<int>());
   const int64_t N = a["rows"].as<int64_t>(), C = a["channels"].as<int64_t>(), V = a["vocab"].as<int64_t>();
   LR_CHECK(N >= 1 && C >= 1 && V >= 1, "--rows, --channels and --vocab must be positive");
   Rng rng(1);
-  Tensor h = Tensor::randn({N, C}, rng).requires_grad_(true);         // (N, C)
-  Tensor w = Tensor::randn({V, C}, rng, 0.1f);                         // (V, C)
+  Tensor h = Tensor::randn({N, C}, rng).requires_grad_(true);  // (N, C)
+  Tensor w = Tensor::randn({V, C}, rng, 0.1f);                 // (V, C)
   if (a.count("train-head")) w.requires_grad_(true);
   std::vector<int32_t> targets(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) targets[i] = static_cast<int32_t>((i * 7919) % V);
@@ -70,8 +72,8 @@ int bench_main(int argc, char** argv) {
   auto row = [&](const std::string& name, const Timing& t) {
     std::printf("%-22s %10.1f %14.1f\n", name.c_str(), t.median_ms, t.peak_mb);
   };
-  row("unfused", time_head([&] { return autograd::cross_entropy(autograd::matmul(h, w, false, true), targets, opt); },
-                           repeats));
+  row("unfused",
+      time_head([&] { return autograd::cross_entropy(autograd::matmul(h, w, false, true), targets, opt); }, repeats));
   for (const std::string& s : examples::split_list(a["chunks"].as<std::string>())) {
     const int64_t R = std::stoll(s);
     row("fused, chunk " + (R == 0 ? "default" : s),

@@ -21,8 +21,8 @@
 
 namespace {
 using namespace lowrank;
-using examples::Timer;
 using examples::peak_gflops;  // the FMA peak: examples/common/fma_peak.h
+using examples::Timer;
 using examples::Widest;
 
 struct Options {
@@ -148,6 +148,7 @@ std::string today() {
 
 Options parse(int argc, char** argv) {
   cxxopts::Options spec("bench_ops", "GFLOP/s of tensor::gemm on GPT-2-small training GEMMs vs. the FMA peak");
+  // clang-format off
   spec.add_options()("threads", "threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "repeats", "timed calls per GEMM", cxxopts::value<int>()->default_value("10"))(
       "json", "write results to this JSON file", cxxopts::value<std::string>())(
@@ -156,6 +157,7 @@ Options parse(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("cpu"))("gemm-n", "cuda: M = N = K of the square sgemm",
       cxxopts::value<int64_t>()->default_value("4096"))("copy-mb", "cuda: MiB per buffer of the device copy",
       cxxopts::value<int64_t>()->default_value("1024"))("h,help", "show this help");
+  // clang-format on
   const auto r = examples::parse_args(spec, argc, argv);
   Options o;
   o.threads = r["threads"].as<int>(), o.repeats = r["repeats"].as<int>(), o.quick = r.count("quick") > 0;
@@ -170,10 +172,10 @@ Options parse(int argc, char** argv) {
 }
 
 nlohmann::json case_json(const Case& c, const Result& r, double peak, int threads) {
-  return {{"shape", c.layer}, {"pass", c.pass}, {"M", c.M}, {"N", c.N}, {"K", c.K}, {"transA", c.ta},
-          {"transB", c.tb}, {"median_s", r.median_s}, {"min_s", r.min_s}, {"max_s", r.max_s},
-          {"gflops", r.gflops}, {"fraction_of_peak", r.gflops / peak}, {"threads", threads},
-          {"max_rel_err", r.rel_err}};
+  return {{"shape", c.layer},   {"pass", c.pass},          {"M", c.M},           {"N", c.N},
+          {"K", c.K},           {"transA", c.ta},          {"transB", c.tb},     {"median_s", r.median_s},
+          {"min_s", r.min_s},   {"max_s", r.max_s},        {"gflops", r.gflops}, {"fraction_of_peak", r.gflops / peak},
+          {"threads", threads}, {"max_rel_err", r.rel_err}};
 }
 
 struct Machine {
@@ -198,11 +200,21 @@ Machine measure_machine(int threads, bool quick) {
 // ISA, BLIS's arch). "blas" and "blas_core" keep the fields earlier JSON files had.
 nlohmann::json report_json(const Options& o, const Machine& m, double step_s, nlohmann::json gemms) {
   const std::string backend = tensor::gemm_backend();
-  return {{"benchmark", "bench_ops"}, {"date", today()}, {"cpu", cpu_model()}, {"threads", m.threads},
-          {"repeats", o.repeats}, {"tokens", 1024}, {"gemm_backend", backend},
-          {"blas", backend != "eigen"}, {"blas_core", tensor::gemm_backend_info()},
-          {"peak_gflops", m.peakN}, {"peak_gflops_1thread", m.peak1}, {"peak_gflops_256bit", m.peak256N},
-          {"fma_lanes", Widest::kLanes}, {"triad_gbs", m.triad_gbs}, {"step_linear_gemm_s", step_s},
+  return {{"benchmark", "bench_ops"},
+          {"date", today()},
+          {"cpu", cpu_model()},
+          {"threads", m.threads},
+          {"repeats", o.repeats},
+          {"tokens", 1024},
+          {"gemm_backend", backend},
+          {"blas", backend != "eigen"},
+          {"blas_core", tensor::gemm_backend_info()},
+          {"peak_gflops", m.peakN},
+          {"peak_gflops_1thread", m.peak1},
+          {"peak_gflops_256bit", m.peak256N},
+          {"fma_lanes", Widest::kLanes},
+          {"triad_gbs", m.triad_gbs},
+          {"step_linear_gemm_s", step_s},
           {"gemms", std::move(gemms)}};
 }
 
@@ -213,8 +225,8 @@ int bench(int argc, char** argv) {
   const Machine m = measure_machine(tensor::num_threads(), o.quick);
   std::printf("%s, %d threads, GEMM backend %s (%s)\n", cpu_model().c_str(), m.threads, tensor::gemm_backend(),
               tensor::gemm_backend_info().c_str());
-  std::printf("FMA peak %.1f GFLOP/s (1 thread), %.1f GFLOP/s (%d threads; %.1f with 256-bit vectors)\n",
-              m.peak1, m.peakN, m.threads, m.peak256N);
+  std::printf("FMA peak %.1f GFLOP/s (1 thread), %.1f GFLOP/s (%d threads; %.1f with 256-bit vectors)\n", m.peak1,
+              m.peakN, m.threads, m.peak256N);
   std::printf("triad bandwidth %.1f GB/s\n", m.triad_gbs);
 
   nlohmann::json rows_json = nlohmann::json::array();
@@ -228,7 +240,8 @@ int bench(int argc, char** argv) {
                     fmt("%.2f", r.median_s * 1e3), fmt("%.2f", r.min_s * 1e3) + "-" + fmt("%.2f", r.max_s * 1e3),
                     fmt("%.1f", r.gflops), fmt("%.1f%%", 100 * r.gflops / m.peakN), fmt("%.1e", r.rel_err)});
   }
-  examples::print_table({"layer", "pass", "MxNxK", "median ms", "min-max ms", "GFLOP/s", "of peak", "max rel err"}, rows);
+  examples::print_table({"layer", "pass", "MxNxK", "median ms", "min-max ms", "GFLOP/s", "of peak", "max rel err"},
+                        rows);
   std::printf("linear-layer GEMMs of one 12-block step: %.3f s\n", step_s);
   if (!o.json.empty()) examples::write_json(o.json, report_json(o, m, step_s, std::move(rows_json)));
   return 0;

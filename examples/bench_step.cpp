@@ -40,6 +40,7 @@ namespace {
 
 cxxopts::Options make_options() {
   cxxopts::Options o("bench_step", "Time a GPT-2-124M training step: full fine-tuning vs LoRA");
+  // clang-format off
   o.add_options()
     ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
     ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
@@ -59,6 +60,7 @@ cxxopts::Options make_options() {
     ("profile", "cpu: also time the backward per op and the GEMMs per shape over the timed steps")
     ("json", "write results to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -194,9 +196,7 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
   return r;
 }
 
-double mb(size_t b) {
-  return static_cast<double>(b) / 1e6;
-}
+double mb(size_t b) { return static_cast<double>(b) / 1e6; }
 
 // The rates a step is compared with, in GFLOP/s: the fixed floor (or the GPU's fp32 peak), the sgemm
 // measured in this run, and on the CPU the FMA peak on this run's threads (0 on a GPU: not measured).
@@ -209,17 +209,30 @@ constexpr double kFmaShare = 0.8;  // a GEMM-bound step at 80% of the FMA peak i
 nlohmann::json to_json(const Result& r, int64_t tokens, const Rates& rate) {
   const double med = ex::median(r.times), floor_rate = rate.floor, gemm = rate.gemm;
   const ex::Spread sp = ex::spread(r.times);
-  nlohmann::json j = {{"method", r.method}, {"trainable_params", r.trainable}, {"step_s_median", med},
-          {"step_s_min", sp.min}, {"step_s_max", sp.max}, {"step_s_q1", sp.q1}, {"step_s_q3", sp.q3},
-          {"step_s_all", r.times}, {"tokens_per_s", tokens / med}, {"gflop", r.flops / 1e9},
-          {"gflop_per_s", r.flops / med / 1e9}, {"floor_s_issue", r.flops / floor_rate / 1e9},
-          {"floor_s_measured_gemm", r.flops / gemm / 1e9}, {"x_floor_issue", med / (r.flops / floor_rate / 1e9)},
-          {"x_floor_measured_gemm", med / (r.flops / gemm / 1e9)},
-          {"fraction_of_floor", r.flops / floor_rate / 1e9 / med}, {"loss", r.loss},
-          {"bytes", {{"weights", r.weights}, {"grads", r.grads}, {"optimizer", r.optimizer},
-                     {"activations_and_workspace", r.peak > r.weights + r.grads + r.optimizer
-                                                       ? r.peak - r.weights - r.grads - r.optimizer : 0},
-                     {"peak_tensor_bytes", r.peak}}}};
+  nlohmann::json j = {{"method", r.method},
+                      {"trainable_params", r.trainable},
+                      {"step_s_median", med},
+                      {"step_s_min", sp.min},
+                      {"step_s_max", sp.max},
+                      {"step_s_q1", sp.q1},
+                      {"step_s_q3", sp.q3},
+                      {"step_s_all", r.times},
+                      {"tokens_per_s", tokens / med},
+                      {"gflop", r.flops / 1e9},
+                      {"gflop_per_s", r.flops / med / 1e9},
+                      {"floor_s_issue", r.flops / floor_rate / 1e9},
+                      {"floor_s_measured_gemm", r.flops / gemm / 1e9},
+                      {"x_floor_issue", med / (r.flops / floor_rate / 1e9)},
+                      {"x_floor_measured_gemm", med / (r.flops / gemm / 1e9)},
+                      {"fraction_of_floor", r.flops / floor_rate / 1e9 / med},
+                      {"loss", r.loss},
+                      {"bytes",
+                       {{"weights", r.weights},
+                        {"grads", r.grads},
+                        {"optimizer", r.optimizer},
+                        {"activations_and_workspace",
+                         r.peak > r.weights + r.grads + r.optimizer ? r.peak - r.weights - r.grads - r.optimizer : 0},
+                        {"peak_tensor_bytes", r.peak}}}};
   if (rate.fma > 0) {
     const double floor_fma = r.flops / (kFmaShare * rate.fma) / 1e9;
     j["floor_s_fma"] = floor_fma;
@@ -233,11 +246,17 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
            const Rates& rate) {
   std::vector<std::vector<std::string>> rows;
   const int64_t tokens = B * a["seq"].as<int64_t>();
-  nlohmann::json j = {{"model", a["model"].as<std::string>()}, {"device", a["device"].as<std::string>()},
-                      {"device_info", device}, {"batch", B},
-                      {"seq", a["seq"].as<int64_t>()}, {"loss_rows", a["loss-rows"].as<int64_t>()}, {"threads", tensor::num_threads()},
-                      {"sgemm_gflop_per_s", rate.gemm}, {"floor_gflop_per_s", rate.floor},
-                      {"gemm_backend", tensor::gemm_backend()}, {"gemm_backend_info", tensor::gemm_backend_info()},
+  nlohmann::json j = {{"model", a["model"].as<std::string>()},
+                      {"device", a["device"].as<std::string>()},
+                      {"device_info", device},
+                      {"batch", B},
+                      {"seq", a["seq"].as<int64_t>()},
+                      {"loss_rows", a["loss-rows"].as<int64_t>()},
+                      {"threads", tensor::num_threads()},
+                      {"sgemm_gflop_per_s", rate.gemm},
+                      {"floor_gflop_per_s", rate.floor},
+                      {"gemm_backend", tensor::gemm_backend()},
+                      {"gemm_backend_info", tensor::gemm_backend_info()},
                       {"methods", nlohmann::json::array()}};
   if (rate.fma > 0)
     j["fma_peak_gflop_per_s"] = rate.fma, j["fma_vector_bits"] = ex::fma_vector_bits(),
@@ -257,8 +276,9 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
                     ex::fixed(mb(r.peak), 0)});
   }
   const std::string floor_name = rate.fma > 0 ? "200 / sgemm / 0.8 FMA peak" : "fp32 peak / sgemm";
-  ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s", "x floor (" + floor_name + ")",
-                   "MB weights+grads+adam+act", "peak MB"}, rows);
+  ex::print_table({"method", "trainable", "step s [min, max]", "tok/s", "GFLOP", "GFLOP/s",
+                   "x floor (" + floor_name + ")", "MB weights+grads+adam+act", "peak MB"},
+                  rows);
   for (size_t i = 0; i < rs.size(); ++i)
     if (rs[i].profile.steps > 0) {
       std::cout << rs[i].method << ", inside the step:\n";
@@ -283,8 +303,11 @@ double floor_gflops(const cxxopts::ParseResult& a, Device dev, nlohmann::json& i
   if constexpr (tensor::kCudaBuilt) {
     if (dev == Device::CUDA) {
       const cuda::DeviceInfo d = cuda::device_info();
-      info = {{"name", d.name}, {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
-              {"sm_count", d.sm_count}, {"clock_ghz", d.clock_ghz}, {"fp32_peak_tflops", d.fp32_peak_tflops()},
+      info = {{"name", d.name},
+              {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
+              {"sm_count", d.sm_count},
+              {"clock_ghz", d.clock_ghz},
+              {"fp32_peak_tflops", d.fp32_peak_tflops()},
               {"tf32", cuda::tf32()}};
       std::cout << "GPU " << d.name << " (sm_" << d.cc_major << d.cc_minor << ", " << d.sm_count << " SMs, "
                 << ex::fixed(d.clock_ghz, 2) << " GHz): fp32 peak " << ex::fixed(d.fp32_peak_tflops(), 1)

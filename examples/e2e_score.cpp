@@ -64,6 +64,7 @@ Scored from_files(const std::string& refs_path, const std::string& hyps_path) {
 
 int score_main(int argc, char** argv) {
   cxxopts::Options o("e2e_score", "Score E2E outputs: e2e_score REFS HYPS, or e2e_score --outputs FILE");
+  // clang-format off
   o.add_options()
     ("refs", "references (plain: one MR's references on consecutive lines, blank line between MRs; or .csv/.tsv mr,ref)",
      cxxopts::value<std::string>())
@@ -72,6 +73,7 @@ int score_main(int argc, char** argv) {
     ("first", "with --outputs: score the first N test MRs (0: every test MR the file has)", cxxopts::value<int64_t>()->default_value("0"))
     ("json", "write the scores to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   o.parse_positional({"refs", "hyps"});
   o.positional_help("REFS HYPS");
   auto a = ex::parse_args(o, argc, argv);
@@ -88,13 +90,22 @@ int score_main(int argc, char** argv) {
   std::printf("SCORES:\n==============\nBLEU: %.4f\nNIST: %.4f\nMETEOR: %.4f\nROUGE_L: %.4f\nCIDEr: %.4f\n\n", m.bleu,
               m.nist, m.meteor, m.rouge_l, m.cider);
   char buf[64];
-  auto f = [&](double v) { std::snprintf(buf, sizeof buf, "%.4f", v); return std::string(buf); };
-  ex::print_table({"outputs", "MRs", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr"},
-                  {{s.what, std::to_string(s.hyps.size()), f(m.bleu), f(m.nist), f(m.meteor), f(m.rouge_l), f(m.cider)}});
+  auto f = [&](double v) {
+    std::snprintf(buf, sizeof buf, "%.4f", v);
+    return std::string(buf);
+  };
+  ex::print_table(
+      {"outputs", "MRs", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr"},
+      {{s.what, std::to_string(s.hyps.size()), f(m.bleu), f(m.nist), f(m.meteor), f(m.rouge_l), f(m.cider)}});
   if (!json_path.empty())
-    ex::write_json(json_path, {{"outputs", s.what}, {"refs", files ? a["refs"].as<std::string>() : kE2E + "/test.txt"},
-                               {"test_mrs", s.hyps.size()}, {"bleu", m.bleu}, {"nist", m.nist}, {"meteor", m.meteor},
-                               {"rouge_l", m.rouge_l}, {"cider", m.cider}});
+    ex::write_json(json_path, {{"outputs", s.what},
+                               {"refs", files ? a["refs"].as<std::string>() : kE2E + "/test.txt"},
+                               {"test_mrs", s.hyps.size()},
+                               {"bleu", m.bleu},
+                               {"nist", m.nist},
+                               {"meteor", m.meteor},
+                               {"rouge_l", m.rouge_l},
+                               {"cider", m.cider}});
   return 0;
 }
 

@@ -32,6 +32,7 @@ const std::string kSrc = LOWRANK_SOURCE_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("finetune", "Fine-tune a GPT-2-family model on your data with LoRA or a baseline");
+  // clang-format off
   o.add_options("data")
     ("init", "the base: a Hugging Face GPT-2 directory (config.json + model.safetensors) or a lowrank checkpoint (required)", cxxopts::value<std::string>())
     ("data", "training data: .jsonl (prompt/completion, text or messages records) or .txt (required)", cxxopts::value<std::string>())
@@ -40,6 +41,8 @@ cxxopts::Options make_options() {
     ("format", "auto|prompt-completion|text|messages|txt", cxxopts::value<std::string>()->default_value("auto"))
     ("max-len", "tokens per example, longer ones are cut (0: the model's context)", cxxopts::value<int64_t>()->default_value("0"))
     ("out", "output folder: adapter.safetensors, metrics.json, curve.svg, checkpoint.safetensors (required)", cxxopts::value<std::string>());
+  // clang-format on
+  // clang-format off
   o.add_options("method")
     ("method", "lora|ft|ft-top2|bitfit|adapter-h|adapter-l|prefix-embed|prefix-layer", cxxopts::value<std::string>()->default_value("lora"))
     ("adapter", "start from this LoRA adapter (ours or a peft directory; its config replaces --rank/--alpha/--targets)", cxxopts::value<std::string>()->default_value(""))
@@ -49,6 +52,8 @@ cxxopts::Options make_options() {
     ("dropout", "LoRA and model dropout", cxxopts::value<float>()->default_value("0.05"))
     ("adapter-dim", "adapter bottleneck (adapter-h, adapter-l)", cxxopts::value<int64_t>()->default_value("8"))
     ("prefix-len", "prefix length (prefix-embed, prefix-layer)", cxxopts::value<int64_t>()->default_value("8"));
+  // clang-format on
+  // clang-format off
   o.add_options("training")
     ("lr", "peak learning rate", cxxopts::value<float>()->default_value("1e-3"))
     ("schedule", "decay after warmup: linear|cosine|constant", cxxopts::value<std::string>()->default_value("linear"))
@@ -63,6 +68,8 @@ cxxopts::Options make_options() {
     ("seed", "random seed (batch order, dropout, LoRA's init)", cxxopts::value<uint64_t>()->default_value("1"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"));
+  // clang-format on
+  // clang-format off
   o.add_options("progress and outputs")
     ("eval-every", "steps between validations (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
     ("eval-batches", "validation batches per evaluation (0: all)", cxxopts::value<int64_t>()->default_value("0"))
@@ -72,6 +79,7 @@ cxxopts::Options make_options() {
     ("save-peft", "also write the adapter as a peft directory", cxxopts::value<std::string>()->default_value(""))
     ("export-merged", "also write the model, adapter merged in, as a Hugging Face GPT-2 directory", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -83,8 +91,7 @@ int64_t warmup_steps(const std::string& s, int64_t steps) {
   double v = -1;
   try {
     v = std::stod(num, &used);
-  } catch (const std::exception&) {
-  }
+  } catch (const std::exception&) {}
   LR_CHECK(used == num.size() && !num.empty() && v >= 0 && (pct ? v <= 100 : v == std::floor(v)), "--warmup '", s,
            "': expected whole steps (100) or a percentage of the run (3%)");
   return pct ? static_cast<int64_t>(std::llround(v / 100.0 * static_cast<double>(steps))) : static_cast<int64_t>(v);
@@ -96,10 +103,13 @@ void check_run_options(const cxxopts::ParseResult& a) {
   const std::string method = a["method"].as<std::string>(), adapter = a["adapter"].as<std::string>();
   LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
   for (const char* opt : {"rank", "alpha", "targets"})
-    LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter, " (its config gives it)");
-  LR_CHECK(a["save-peft"].as<std::string>().empty() || method == "lora", "--save-peft needs --method lora, got --method ", method);
+    LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
+             " (its config gives it)");
+  LR_CHECK(a["save-peft"].as<std::string>().empty() || method == "lora",
+           "--save-peft needs --method lora, got --method ", method);
   LR_CHECK(a["export-merged"].as<std::string>().empty() || method == "lora" || ex::plain_gpt_method(method),
-           "--export-merged needs lora, ft, ft-top2 or bitfit (", method, " adds modules a GPT-2 directory cannot hold)");
+           "--export-merged needs lora, ft, ft-top2 or bitfit (", method,
+           " adds modules a GPT-2 directory cannot hold)");
   LR_CHECK(a["val"].as<std::string>().empty() || !a.count("val-frac"), "--val and --val-frac exclude each other");
   data::parse_sft_format(a["format"].as<std::string>());
   ex::check_output_dir("out", a["out"].as<std::string>());
@@ -142,8 +152,10 @@ void save_outputs(const cxxopts::ParseResult& a, nn::GPT& model, const std::stri
   if (const std::string peft = a["save-peft"].as<std::string>(); !peft.empty())
     lora::save_peft(peft, model, lora::lora_config_of(model), a["init"].as<std::string>());
   if (const std::string merged = a["export-merged"].as<std::string>(); !merged.empty()) {
-    if (method == "lora") lora::export_merged_hf(merged, model);
-    else nn::save_hf_dir(merged, model);
+    if (method == "lora")
+      lora::export_merged_hf(merged, model);
+    else
+      nn::save_hf_dir(merged, model);
   }
 }
 
@@ -167,9 +179,10 @@ int finetune_main(int argc, char** argv) {
 
   const fs::path out(a["out"].as<std::string>());
   fs::create_directories(out);
-  ex::CheckpointOptions ck{(out / "checkpoint.safetensors").string(), a["save-every"].as<int64_t>(),
-                           a["stop-after"].as<int64_t>(), a["resume"].as<std::string>(),
-                           ex::run_fingerprint(to, mc, a["init"].as<std::string>(), a["adapter"].as<std::string>(), d.identity)};
+  ex::CheckpointOptions ck{
+      (out / "checkpoint.safetensors").string(), a["save-every"].as<int64_t>(), a["stop-after"].as<int64_t>(),
+      a["resume"].as<std::string>(),
+      ex::run_fingerprint(to, mc, a["init"].as<std::string>(), a["adapter"].as<std::string>(), d.identity)};
   const ex::TrainResult tr = ex::train_loop(em, *d.train, d.valid.get(), to, ck);  // the loop
   if (static_cast<int64_t>(tr.losses.size()) < tr.steps) {
     std::cout << "stopped after step " << tr.losses.size() << " of " << tr.steps << "; continue with --resume "
@@ -180,12 +193,18 @@ int finetune_main(int argc, char** argv) {
   const int64_t exported = ex::use_best_weights(*em.model, tr);
   save_outputs(a, *em.model, mc.method);
   nlohmann::json metrics = ex::result_json(tr, exported);
-  metrics["data"] = {{"train", dopt.train}, {"valid", dopt.valid}, {"format", data::sft_format_name(d.format)},
-                     {"train_examples", d.train->size()}, {"valid_examples", d.valid ? d.valid->size() : 0},
+  metrics["data"] = {{"train", dopt.train},
+                     {"valid", dopt.valid},
+                     {"format", data::sft_format_name(d.format)},
+                     {"train_examples", d.train->size()},
+                     {"valid_examples", d.valid ? d.valid->size() : 0},
                      {"truncated", d.train->num_truncated() + (d.valid ? d.valid->num_truncated() : 0)},
                      {"max_len", to.max_len}};
-  metrics["model"] = {{"init", a["init"].as<std::string>()}, {"method", mc.method}, {"trainable_params", em.trainable},
-                      {"total_params", em.total_params}, {"fingerprint", ck.fingerprint}};
+  metrics["model"] = {{"init", a["init"].as<std::string>()},
+                      {"method", mc.method},
+                      {"trainable_params", em.trainable},
+                      {"total_params", em.total_params},
+                      {"fingerprint", ck.fingerprint}};
   metrics["threads"] = tensor::num_threads();
   ex::write_json((out / "metrics.json").string(), metrics);
   ex::write_curve_svg((out / "curve.svg").string(), tr);

@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
 #include <iostream>
+#include <numeric>
 
 #include "data/bpe.h"
 #include "data/e2e.h"
@@ -22,8 +22,8 @@
 #include "examples/common/cli.h"
 #include "examples/common/e2e_decode.h"
 #include "examples/common/finetune_train.h"
-#include "examples/common/train_loop.h"
 #include "examples/common/results.h"
+#include "examples/common/train_loop.h"
 #include "lora/methods.h"
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
@@ -40,6 +40,7 @@ const std::string kE2E = LOWRANK_E2E_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("finetune_e2e", "Fine-tune a GPT on E2E NLG with LoRA or a baseline, decode and score");
+  // clang-format off
   o.add_options()
     ("init", "the base: a train_gpt checkpoint, or a Hugging Face GPT-2 directory (config.json + model.safetensors) (required)",
      cxxopts::value<std::string>())
@@ -88,6 +89,7 @@ cxxopts::Options make_options() {
     ("show", "generated texts to print beside their MRs", cxxopts::value<int64_t>()->default_value("3"))
     ("json", "write metrics to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -109,7 +111,7 @@ ex::FinetuneOptions train_options(const cxxopts::ParseResult& a) {
 
 // --save-every / --stop-after / --resume. The fingerprint: every option that shapes the trajectory.
 ex::CheckpointOptions checkpoint_options(const cxxopts::ParseResult& a, const ex::FinetuneOptions& o,
-                                        const lora::MethodConfig& mc) {
+                                         const lora::MethodConfig& mc) {
   ex::CheckpointOptions ck;
   ck.path = a["checkpoint"].as<std::string>();
   ck.save_every = a["save-every"].as<int64_t>();
@@ -156,10 +158,12 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   const std::filesystem::path init = std::filesystem::path(a["init"].as<std::string>()).lexically_normal();
   const std::string base = (init.has_filename() ? init : init.parent_path()).stem().string();
   if (base != "gpt-e2e-base") k += " base=" + base;
-  if (a["device"].as<std::string>() != "cpu") k += " device=" + a["device"].as<std::string>();  // never replaces a CPU row
+  if (a["device"].as<std::string>() != "cpu")
+    k += " device=" + a["device"].as<std::string>();  // never replaces a CPU row
   return k + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
          " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) +
-         (a["test-stride"].as<int64_t>() > 1 ? " stride=" + std::to_string(a["test-stride"].as<int64_t>()) : "") + " seed=" + std::to_string(a["seed"].as<uint64_t>());
+         (a["test-stride"].as<int64_t>() > 1 ? " stride=" + std::to_string(a["test-stride"].as<int64_t>()) : "") +
+         " seed=" + std::to_string(a["seed"].as<uint64_t>());
 }
 
 // The option checks that need no file: a bad combination fails now, not after training and decoding.
@@ -175,7 +179,8 @@ void check_run_options(const cxxopts::ParseResult& a) {
   // A folder the user named must exist now; the default out/e2e_outputs.txt gets its folder when written.
   if (a.count("outputs")) ex::check_output_path("outputs", a["outputs"].as<std::string>());
   ex::check_output_path("results", a["results"].as<std::string>());
-  if (!a["compare"].as<std::string>().empty()) ex::read_outputs(a["compare"].as<std::string>());  // a bad file fails now
+  if (!a["compare"].as<std::string>().empty())
+    ex::read_outputs(a["compare"].as<std::string>());  // a bad file fails now
 }
 
 // The trained model out: --save-adapter (lowrank's file or a peft directory), --export-merged (HF GPT-2).
@@ -186,37 +191,63 @@ void save_trained(const cxxopts::ParseResult& a, nn::GPT& model) {
   else if (!adapter_path.empty())
     lora::save_adapter(adapter_path, model, lora::lora_config_of(model));
   const std::string merged = a["export-merged"].as<std::string>();
-  if (!merged.empty() && a["method"].as<std::string>() == "lora") lora::export_merged_hf(merged, model);
-  else if (!merged.empty()) nn::save_hf_dir(merged, model);
+  if (!merged.empty() && a["method"].as<std::string>() == "lora")
+    lora::export_merged_hf(merged, model);
+  else if (!merged.empty())
+    nn::save_hf_dir(merged, model);
 }
 
 // The results row of a run (finetune_e2e --json, --results): its key, settings, sizes, training and scores.
 nlohmann::json result_row(const cxxopts::ParseResult& a, const lora::MethodConfig& mc, const ex::FinetuneModel& em,
-                          const ex::TrainResult& tr, int64_t train_size, const data::MetricScores& m,
-                          size_t test_mrs, double decode_s) {
+                          const ex::TrainResult& tr, int64_t train_size, const data::MetricScores& m, size_t test_mrs,
+                          double decode_s) {
   const lora::LoRAConfig lc = mc.method == "lora" ? lora::lora_config_of(*em.model) : mc.lora;
-  return {{"key", run_key(a, mc, lc, tr)}, {"method", mc.method}, {"seed", a["seed"].as<uint64_t>()},
-          {"init", a["init"].as<std::string>()}, {"adapter", a["adapter"].as<std::string>()}, {"rank", lc.r},
-          {"alpha", lc.alpha}, {"targets", join(lc.targets)}, {"lr", a["lr"].as<float>()},
-          {"label_smoothing", a["label-smoothing"].as<float>()}, {"batch_size", a["batch-size"].as<int64_t>()},
-          {"trainable_params", em.trainable}, {"total_params", em.total_params},
-          {"optimizer_state_bytes", em.opt->state_bytes()}, {"peak_rss_bytes", peak_rss_bytes()},
-          {"peak_tensor_bytes", tensor::cpu_bytes_peak()}, {"steps", tr.steps}, {"examples_seen", tr.examples},
+  return {{"key", run_key(a, mc, lc, tr)},
+          {"method", mc.method},
+          {"seed", a["seed"].as<uint64_t>()},
+          {"init", a["init"].as<std::string>()},
+          {"adapter", a["adapter"].as<std::string>()},
+          {"rank", lc.r},
+          {"alpha", lc.alpha},
+          {"targets", join(lc.targets)},
+          {"lr", a["lr"].as<float>()},
+          {"label_smoothing", a["label-smoothing"].as<float>()},
+          {"batch_size", a["batch-size"].as<int64_t>()},
+          {"trainable_params", em.trainable},
+          {"total_params", em.total_params},
+          {"optimizer_state_bytes", em.opt->state_bytes()},
+          {"peak_rss_bytes", peak_rss_bytes()},
+          {"peak_tensor_bytes", tensor::cpu_bytes_peak()},
+          {"steps", tr.steps},
+          {"examples_seen", tr.examples},
           {"epochs", static_cast<double>(tr.examples) / static_cast<double>(train_size)},
-          {"train_seconds", tr.seconds}, {"train_tokens_per_s", tr.tokens_per_s}, {"final_train_loss", tr.final_loss},
-          {"valid_loss", tr.valid_loss}, {"curve", ex::curve_json(tr.curve)}, {"test_mrs", test_mrs},
-          {"decode_seconds", decode_s}, {"beam", a["beam"].as<int64_t>()}, {"bleu", m.bleu}, {"nist", m.nist},
-          {"meteor", m.meteor}, {"rouge_l", m.rouge_l}, {"cider", m.cider}, {"threads", tensor::num_threads()},
-          {"device", a["device"].as<std::string>()}, {"outputs", a["outputs"].as<std::string>()}};
+          {"train_seconds", tr.seconds},
+          {"train_tokens_per_s", tr.tokens_per_s},
+          {"final_train_loss", tr.final_loss},
+          {"valid_loss", tr.valid_loss},
+          {"curve", ex::curve_json(tr.curve)},
+          {"test_mrs", test_mrs},
+          {"decode_seconds", decode_s},
+          {"beam", a["beam"].as<int64_t>()},
+          {"bleu", m.bleu},
+          {"nist", m.nist},
+          {"meteor", m.meteor},
+          {"rouge_l", m.rouge_l},
+          {"cider", m.cider},
+          {"threads", tensor::num_threads()},
+          {"device", a["device"].as<std::string>()},
+          {"outputs", a["outputs"].as<std::string>()}};
 }
 
 // Decodes the test MRs, prints texts and scores (beside --compare's), writes --outputs/--json/--results.
 void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& tok, const lora::MethodConfig& mc,
                          const ex::FinetuneModel& em, const ex::TrainResult& tr, int64_t train_size) {
-  const std::vector<data::E2EGroup> groups = data::pick_test_mrs(data::group_by_mr(data::load_e2e(kE2E + "/test.txt")),
-                                                           a["test-mrs"].as<int64_t>(), a["test-stride"].as<int64_t>());
+  const std::vector<data::E2EGroup> groups =
+      data::pick_test_mrs(data::group_by_mr(data::load_e2e(kE2E + "/test.txt")), a["test-mrs"].as<int64_t>(),
+                          a["test-stride"].as<int64_t>());
   double decode_s = 0.0;
-  auto [hyps, refs] = ex::decode_test(*em.model, tok, groups, ex::decode_options(a), a["decode-batch"].as<int64_t>(), decode_s);
+  auto [hyps, refs] =
+      ex::decode_test(*em.model, tok, groups, ex::decode_options(a), a["decode-batch"].as<int64_t>(), decode_s);
   ex::write_outputs(a["outputs"].as<std::string>(), groups, hyps);
   const data::MetricScores m = data::e2e_metrics(hyps, refs);
   for (size_t i = 0; i < std::min<size_t>(static_cast<size_t>(a["show"].as<int64_t>()), hyps.size()); ++i)
@@ -224,7 +255,8 @@ void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& t
   std::vector<std::vector<std::string>> rows = {
       score_row(mc.method, em.trainable, m, ex::fixed(tr.valid_loss), ex::fixed(tr.seconds, 0))};
   const std::string compare = a["compare"].as<std::string>();
-  if (!compare.empty()) rows.push_back(score_row("stored: " + compare, 0, ex::score_stored(compare, groups, refs), "", ""));
+  if (!compare.empty())
+    rows.push_back(score_row("stored: " + compare, 0, ex::score_stored(compare, groups, refs), "", ""));
   ex::print_table({"method", "trainable", "BLEU", "NIST", "METEOR", "ROUGE-L", "CIDEr", "valid loss", "train s"}, rows);
   const double total = static_cast<double>(em.total_params), state = static_cast<double>(em.opt->state_bytes());
   std::printf("%zu test MRs; trainable %lld of %lld parameters (%.4f%%), optimizer state %zu bytes\n", hyps.size(),

@@ -33,6 +33,7 @@ const std::string kGlue = LOWRANK_GLUE_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("finetune_glue", "Fine-tune a GPT on a GLUE task with LoRA or a baseline, several seeds");
+  // clang-format off
   o.add_options()
     ("task", "sst2|mrpc|rte", cxxopts::value<std::string>()->default_value("sst2"))
     ("init", "base checkpoint from train_gpt, GPT-2 BPE (required)", cxxopts::value<std::string>())
@@ -67,6 +68,7 @@ cxxopts::Options make_options() {
     ("results", "add one row per seed to this results file (docs/results/glue.json: the NLU table)",
      cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -105,10 +107,15 @@ std::string adapter_path(const std::string& path, uint64_t seed, size_t n_seeds)
 }
 
 nlohmann::json run_json(uint64_t seed, const ex::GlueRunResult& r) {
-  return {{"seed", seed},           {"accuracy", r.dev.accuracy},   {"f1", r.dev.f1}, {"dev_loss", r.dev_loss},
+  return {{"seed", seed},
+          {"accuracy", r.dev.accuracy},
+          {"f1", r.dev.f1},
+          {"dev_loss", r.dev_loss},
           {"curve", ex::curve_json(r.curve)},
-          {"final_train_loss", r.final_loss}, {"train_seconds", r.train_seconds},
-          {"train_tokens_per_s", r.tokens_per_s}, {"eval_seconds", r.eval_seconds}};
+          {"final_train_loss", r.final_loss},
+          {"train_seconds", r.train_seconds},
+          {"train_tokens_per_s", r.tokens_per_s},
+          {"eval_seconds", r.eval_seconds}};
 }
 
 // The run's identity in a results file: task, method, its hyper-parameters, base, budget, seed.
@@ -120,7 +127,8 @@ std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t
     for (const std::string& x : c.method.lora.targets) t += (t.empty() ? "" : ",") + x;
     k += " r=" + std::to_string(c.method.lora.r) + " alpha=" + ex::fixed(c.method.lora.alpha, 0) + " targets=" + t;
   }
-  if (c.method.method == "adapter-h" || c.method.method == "adapter-l") k += " dim=" + std::to_string(c.method.adapter_dim);
+  if (c.method.method == "adapter-h" || c.method.method == "adapter-l")
+    k += " dim=" + std::to_string(c.method.adapter_dim);
   if (c.pooling != "mean") k += " pooling=" + c.pooling;
   if (c.train_wte) k += " +wte";  // named only where it differs from the default
   if (c.dropout != 0.1f) k += " dropout=" + ex::fixed(c.dropout, 2);
@@ -143,13 +151,26 @@ void record_runs(const std::string& path, const std::string& task, const ex::Glu
   for (size_t i = 0; i < runs.size(); ++i) {
     const ex::GlueRunResult& r = runs[i];
     nlohmann::json row = run_json(seeds[i], r);
-    row.update({{"key", run_key(task, c, subset, seeds[i])}, {"task", task}, {"method", c.method.method},
-                {"init", c.init}, {"rank", c.method.lora.r}, {"alpha", c.method.lora.alpha}, {"lr", c.lr},
-                {"head_lr", c.head_lr > 0.f ? c.head_lr : c.lr}, {"batch_size", c.batch_size}, {"steps", c.steps}, {"pooling", c.pooling}, {"dropout", c.dropout},
+    row.update({{"key", run_key(task, c, subset, seeds[i])},
+                {"task", task},
+                {"method", c.method.method},
+                {"init", c.init},
+                {"rank", c.method.lora.r},
+                {"alpha", c.method.lora.alpha},
+                {"lr", c.lr},
+                {"head_lr", c.head_lr > 0.f ? c.head_lr : c.lr},
+                {"batch_size", c.batch_size},
+                {"steps", c.steps},
+                {"pooling", c.pooling},
+                {"dropout", c.dropout},
                 {"epochs", static_cast<double>(c.steps * c.batch_size) / static_cast<double>(d.train->size())},
-                {"trainable_params", r.trainable}, {"head_params", r.head}, {"total_params", r.total},
-                {"report_f1", d.task.report_f1}, {"dev_examples", d.dev->size()},
-                {"threads", tensor::num_threads()}, {"device", c.device == tensor::Device::CPU ? "cpu" : "cuda"}});
+                {"trainable_params", r.trainable},
+                {"head_params", r.head},
+                {"total_params", r.total},
+                {"report_f1", d.task.report_f1},
+                {"dev_examples", d.dev->size()},
+                {"threads", tensor::num_threads()},
+                {"device", c.device == tensor::Device::CPU ? "cpu" : "cuda"}});
     ex::record_run(path, row);
   }
 }
@@ -217,15 +238,28 @@ void write_results(const std::string& path, const std::string& task, const ex::G
     acc.push_back(r.dev.accuracy);
     f1.push_back(r.dev.f1);
   }
-  ex::write_json(path, {{"task", task}, {"init", cfg.init}, {"method", cfg.method.method}, {"pooling", cfg.pooling},
-                        {"rank", cfg.method.lora.r}, {"alpha", cfg.method.lora.alpha},
-                        {"targets", cfg.method.lora.targets}, {"steps", cfg.steps}, {"batch_size", cfg.batch_size},
-                        {"lr", cfg.lr}, {"max_len", d.train->max_len()}, {"train_examples", d.train->size()},
-                        {"dev_examples", d.dev->size()}, {"trainable_params", runs[0].trainable},
-                        {"head_params", runs[0].head}, {"total_params", runs[0].total},
-                        {"accuracy_mean", ex::mean_std(acc).first}, {"accuracy_std", ex::mean_std(acc).second},
-                        {"f1_mean", ex::mean_std(f1).first}, {"f1_std", ex::mean_std(f1).second},
-                        {"runs", per_seed}, {"threads", tensor::num_threads()}});
+  ex::write_json(path, {{"task", task},
+                        {"init", cfg.init},
+                        {"method", cfg.method.method},
+                        {"pooling", cfg.pooling},
+                        {"rank", cfg.method.lora.r},
+                        {"alpha", cfg.method.lora.alpha},
+                        {"targets", cfg.method.lora.targets},
+                        {"steps", cfg.steps},
+                        {"batch_size", cfg.batch_size},
+                        {"lr", cfg.lr},
+                        {"max_len", d.train->max_len()},
+                        {"train_examples", d.train->size()},
+                        {"dev_examples", d.dev->size()},
+                        {"trainable_params", runs[0].trainable},
+                        {"head_params", runs[0].head},
+                        {"total_params", runs[0].total},
+                        {"accuracy_mean", ex::mean_std(acc).first},
+                        {"accuracy_std", ex::mean_std(acc).second},
+                        {"f1_mean", ex::mean_std(f1).first},
+                        {"f1_std", ex::mean_std(f1).second},
+                        {"runs", per_seed},
+                        {"threads", tensor::num_threads()}});
 }
 
 int finetune_main(int argc, char** argv) {
@@ -237,13 +271,13 @@ int finetune_main(int argc, char** argv) {
   const std::vector<uint64_t> seeds = ex::parse_seeds(a["seeds"].as<std::string>());
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
   const std::string task = a["task"].as<std::string>();
-  const int64_t max_len = a["max-len"].as<int64_t>() > 0 ? a["max-len"].as<int64_t>()
-                                                          : (data::glue_task(task).pair ? 128 : 64);
+  const int64_t max_len =
+      a["max-len"].as<int64_t>() > 0 ? a["max-len"].as<int64_t>() : (data::glue_task(task).pair ? 128 : 64);
   const ex::GlueData d = ex::load_glue_data(kGlue, task, tok, max_len, a["train-examples"].as<int64_t>());
-  std::cout << "GLUE " << task << ": train " << d.train->size() << " (" << d.train->num_truncated()
-            << " truncated to " << d.train->max_len() << " tokens), dev " << d.dev->size() << " ("
-            << d.dev->num_truncated() << " truncated); method " << cfg.method.method << ", lr " << cfg.lr << ", "
-            << cfg.steps << " steps x " << cfg.batch_size << "\n";
+  std::cout << "GLUE " << task << ": train " << d.train->size() << " (" << d.train->num_truncated() << " truncated to "
+            << d.train->max_len() << " tokens), dev " << d.dev->size() << " (" << d.dev->num_truncated()
+            << " truncated); method " << cfg.method.method << ", lr " << cfg.lr << ", " << cfg.steps << " steps x "
+            << cfg.batch_size << "\n";
   std::vector<ex::GlueRunResult> runs;
   nlohmann::json per_seed = nlohmann::json::array();
   for (uint64_t seed : seeds) {
@@ -254,11 +288,12 @@ int finetune_main(int argc, char** argv) {
               << " s)\n";
     per_seed.push_back(run_json(seed, r));
   }
-  std::cout << "trainable: " << runs[0].trainable << " (method) + " << runs[0].head << " (head) of "
-            << runs[0].total << " parameters\n";
+  std::cout << "trainable: " << runs[0].trainable << " (method) + " << runs[0].head << " (head) of " << runs[0].total
+            << " parameters\n";
   print_results(d.task, seeds, runs);
   if (!a["json"].as<std::string>().empty()) write_results(a["json"].as<std::string>(), task, cfg, d, runs, per_seed);
-  if (!a["results"].as<std::string>().empty()) record_runs(a["results"].as<std::string>(), task, cfg, d, a["train-examples"].as<int64_t>(), seeds, runs);
+  if (!a["results"].as<std::string>().empty())
+    record_runs(a["results"].as<std::string>(), task, cfg, d, a["train-examples"].as<int64_t>(), seeds, runs);
   return 0;
 }
 

@@ -37,6 +37,7 @@ const std::string kSrc = LOWRANK_SOURCE_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("generate", "Generate text with a GPT-2 base and an optional LoRA adapter");
+  // clang-format off
   o.add_options()
     ("init", "the base: a lowrank checkpoint (.safetensors) or a Hugging Face GPT-2 directory (required)",
      cxxopts::value<std::string>())
@@ -65,6 +66,7 @@ cxxopts::Options make_options() {
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("help", "print this help");
+  // clang-format on
   return o;
 }
 
@@ -72,12 +74,19 @@ cxxopts::Options make_options() {
 std::string unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '\\' || i + 1 == s.size()) { out += s[i]; continue; }
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
     const char c = s[++i];
-    if (c == 'n') out += '\n';
-    else if (c == 't') out += '\t';
-    else if (c == '\\') out += '\\';
-    else out += std::string("\\") + c;  // not an escape: both characters as they are
+    if (c == 'n')
+      out += '\n';
+    else if (c == 't')
+      out += '\t';
+    else if (c == '\\')
+      out += '\\';
+    else
+      out += std::string("\\") + c;  // not an escape: both characters as they are
   }
   return out;
 }
@@ -85,8 +94,11 @@ std::string unescape(const std::string& s) {
 // Options that only one --decode mode reads are refused with the others, so that `--decode greedy
 // --temperature 0.7` does not silently ignore the temperature.
 void check_mode_options(const cxxopts::ParseResult& a, const std::string& mode) {
-  const std::map<std::string, std::string> owner = {{"temperature", "sample"}, {"top-k", "sample"}, {"top-p", "sample"},
-                                                    {"beam", "beam"}, {"length-penalty", "beam"}};
+  const std::map<std::string, std::string> owner = {{"temperature", "sample"},
+                                                    {"top-k", "sample"},
+                                                    {"top-p", "sample"},
+                                                    {"beam", "beam"},
+                                                    {"length-penalty", "beam"}};
   for (const auto& [opt, m] : owner)
     LR_CHECK(a.count(opt) == 0 || m == mode, "--", opt, " applies to --decode ", m, ", not ", mode);
 }
@@ -105,7 +117,8 @@ ex::GenerateSettings read_settings(const cxxopts::ParseResult& a) {
   s.decode.length_penalty = a["length-penalty"].as<float>();
   LR_CHECK(std::isfinite(s.decode.length_penalty), "--length-penalty ", s.decode.length_penalty, ": must be finite");
   s.decode.no_repeat_ngram_size = a["no-repeat-ngram"].as<int64_t>();
-  LR_CHECK(s.decode.no_repeat_ngram_size >= 0, "--no-repeat-ngram ", s.decode.no_repeat_ngram_size, ": must be at least 0");
+  LR_CHECK(s.decode.no_repeat_ngram_size >= 0, "--no-repeat-ngram ", s.decode.no_repeat_ngram_size,
+           ": must be at least 0");
   s.decode.max_new_tokens = a["max-new-tokens"].as<int64_t>();
   if (a.count("stop"))
     for (const std::string& stop : a["stop"].as<std::vector<std::string>>()) s.stops.push_back(unescape(stop));
@@ -148,16 +161,24 @@ struct RunFigures {
 void write_metrics(const cxxopts::ParseResult& a, const ex::GenerateSettings& s, const RunFigures& f) {
   const std::string path = a["json"].as<std::string>();
   if (path.empty()) return;
-  ex::write_json(path, {{"decode", s.mode}, {"requests", f.requests}, {"tokens_generated", f.tokens},
-                        {"seconds", f.seconds}, {"tokens_per_s", f.seconds > 0 ? f.tokens / f.seconds : 0.0},
-                        {"finish_reasons", f.finish}, {"threads", tensor::num_threads()},
-                        {"expected", f.expected}, {"exact_match", f.expected > 0 ? nlohmann::json(double(f.matched) / f.expected) : nlohmann::json()}});
+  ex::write_json(path,
+                 {{"decode", s.mode},
+                  {"requests", f.requests},
+                  {"tokens_generated", f.tokens},
+                  {"seconds", f.seconds},
+                  {"tokens_per_s", f.seconds > 0 ? f.tokens / f.seconds : 0.0},
+                  {"finish_reasons", f.finish},
+                  {"threads", tensor::num_threads()},
+                  {"expected", f.expected},
+                  {"exact_match", f.expected > 0 ? nlohmann::json(double(f.matched) / f.expected) : nlohmann::json()}});
 }
 
 // One prompt: the completion on stdout (streamed unless beam), the figures on stderr.
-int one_prompt(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokenizer& tok, const ex::GenerateSettings& s) {
+int one_prompt(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokenizer& tok,
+               const ex::GenerateSettings& s) {
   const bool from_file = a.count("prompt-file") > 0;
-  const std::string text = from_file ? data::read_file(a["prompt-file"].as<std::string>()) : a["prompt"].as<std::string>();
+  const std::string text =
+      from_file ? data::read_file(a["prompt-file"].as<std::string>()) : a["prompt"].as<std::string>();
   const std::string what = from_file ? "--prompt-file " + a["prompt-file"].as<std::string>() : std::string("--prompt");
   LR_CHECK(!text.empty(), what, ": empty prompt");
   const std::vector<int32_t> prompt = tok.encode(text);
@@ -181,7 +202,8 @@ int one_prompt(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokeni
 }
 
 // --input: every request checked and tokenized first, then decoded; --output written at the end.
-int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokenizer& tok, const ex::GenerateSettings& s) {
+int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokenizer& tok,
+                 const ex::GenerateSettings& s) {
   data::RequestLimits lim;
   lim.max_prompt_tokens = model.config.n_positions;
   lim.default_max_new_tokens = s.decode.max_new_tokens;
@@ -197,8 +219,10 @@ int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Toke
   f.requests = static_cast<int64_t>(reqs.size());
   std::string lines;
   for (size_t i = 0; i < reqs.size(); ++i) {
-    nlohmann::ordered_json line = {{"id", nlohmann::ordered_json::parse(reqs[i].id.dump())}, {"prompt", reqs[i].prompt},
-                                   {"completion", out[i].text}, {"tokens", out[i].tokens},
+    nlohmann::ordered_json line = {{"id", nlohmann::ordered_json::parse(reqs[i].id.dump())},
+                                   {"prompt", reqs[i].prompt},
+                                   {"completion", out[i].text},
+                                   {"tokens", out[i].tokens},
                                    {"finish_reason", out[i].finish_reason}};
     if (reqs[i].has_expected) {  // exact match, ignoring the whitespace around either
       const bool match = trim(out[i].text) == trim(reqs[i].expected);
@@ -213,13 +237,15 @@ int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Toke
   }
   ex::write_text(a["output"].as<std::string>(), lines);
   write_metrics(a, s, f);
-  std::vector<std::vector<std::string>> rows = {
-      {"requests", std::to_string(f.requests)}, {"tokens generated", std::to_string(f.tokens)},
-      {"seconds", ex::fixed(f.seconds, 2)}, {"tokens/s", ex::fixed(f.seconds > 0 ? f.tokens / f.seconds : 0.0, 1)}};
+  std::vector<std::vector<std::string>> rows = {{"requests", std::to_string(f.requests)},
+                                                {"tokens generated", std::to_string(f.tokens)},
+                                                {"seconds", ex::fixed(f.seconds, 2)},
+                                                {"tokens/s", ex::fixed(f.seconds > 0 ? f.tokens / f.seconds : 0.0, 1)}};
   for (const auto& [reason, n] : f.finish) rows.push_back({"finish " + reason, std::to_string(n)});
   if (f.expected > 0)
-    rows.push_back({"exact match", std::to_string(f.matched) + " of " + std::to_string(f.expected) + " (" +
-                                       ex::fixed(100.0 * static_cast<double>(f.matched) / static_cast<double>(f.expected), 1) + "%)"});
+    rows.push_back({"exact match",
+                    std::to_string(f.matched) + " of " + std::to_string(f.expected) + " (" +
+                        ex::fixed(100.0 * static_cast<double>(f.matched) / static_cast<double>(f.expected), 1) + "%)"});
   ex::print_table({"generate (" + s.mode + ")", "value"}, rows);
   return 0;
 }

@@ -146,6 +146,7 @@ bool paper_value(const Setting& s, const std::string& name, double theta, Paper&
 
 Options parse(int argc, char** argv) {
   cxxopts::Options spec("latency_table", "Paper Table 1: forward latency of GPT-2 M with adapters vs. base/LoRA");
+  // clang-format off
   spec.add_options()("model", "model preset", cxxopts::value<std::string>()->default_value("gpt2-medium"))(
       "grid", "'default' (1x128,2x128), 'full' (32x512,16x256,1x128) or a list like 1x128,4x64",
       cxxopts::value<std::string>()->default_value("default"))(
@@ -156,9 +157,11 @@ Options parse(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("cpu"))(
       "seed", "weights and ids", cxxopts::value<uint64_t>()->default_value("1"))(
       "json", "write results to this JSON file", cxxopts::value<std::string>())("h,help", "show this help");
+  // clang-format on
   const auto r = examples::parse_args(spec, argc, argv);
-  Options o{r["model"].as<std::string>(), r["grid"].as<std::string>(), "", r["repeats"].as<int>(),
-            r["warmup"].as<int>(), r["threads"].as<int>(), r["seed"].as<uint64_t>()};
+  Options o{r["model"].as<std::string>(), r["grid"].as<std::string>(), "",
+            r["repeats"].as<int>(),       r["warmup"].as<int>(),       r["threads"].as<int>(),
+            r["seed"].as<uint64_t>()};
   if (r.count("json")) o.json = r["json"].as<std::string>();
   o.device = examples::device_option(r);
   LR_CHECK(o.repeats >= 1, "--repeats must be >= 1, got ", o.repeats);
@@ -212,9 +215,18 @@ void report(const Setting& s, std::vector<Variant>& vs, std::vector<std::vector<
                     fmt("%.1f", sp.q1 * 1e3) + "-" + fmt("%.1f", sp.q3 * 1e3),
                     &v == &vs[0] ? "" : fmt("%+.1f%%", 100 * inc),
                     has_paper ? fmt("%.1f", p.ms) + (p.pct > 0 ? fmt(" (%+.1f%%)", p.pct) : "") : ""});
-    nlohmann::json j = {{"B", s.B}, {"T", s.T}, {"variant", v.name}, {"dim", v.dim}, {"trainable", v.trainable},
-                        {"median_ms", med}, {"q1_ms", sp.q1 * 1e3}, {"q3_ms", sp.q3 * 1e3}, {"min_ms", sp.min * 1e3},
-                        {"max_ms", sp.max * 1e3}, {"increase_vs_base", inc}, {"times_s", v.times}};
+    nlohmann::json j = {{"B", s.B},
+                        {"T", s.T},
+                        {"variant", v.name},
+                        {"dim", v.dim},
+                        {"trainable", v.trainable},
+                        {"median_ms", med},
+                        {"q1_ms", sp.q1 * 1e3},
+                        {"q3_ms", sp.q3 * 1e3},
+                        {"min_ms", sp.min * 1e3},
+                        {"max_ms", sp.max * 1e3},
+                        {"increase_vs_base", inc},
+                        {"times_s", v.times}};
     if (has_paper) j["paper"] = {{"ms", p.ms}, {"increase_pct", p.pct}};
     out.push_back(j);
   }
@@ -252,10 +264,15 @@ int run(int argc, char** argv) {
                         rows);
   std::printf("total %.1f s\n", total.seconds());
   if (!o.json.empty())
-    examples::write_json(o.json, {{"benchmark", "latency_table"}, {"model", o.model},
-                                  {"threads", tensor::num_threads()}, {"device", tensor::device_name(o.device)},
-                                  {"repeats", o.repeats}, {"warmup", o.warmup},
-                                  {"seed", o.seed}, {"total_s", total.seconds()}, {"results", results}});
+    examples::write_json(o.json, {{"benchmark", "latency_table"},
+                                  {"model", o.model},
+                                  {"threads", tensor::num_threads()},
+                                  {"device", tensor::device_name(o.device)},
+                                  {"repeats", o.repeats},
+                                  {"warmup", o.warmup},
+                                  {"seed", o.seed},
+                                  {"total_s", total.seconds()},
+                                  {"results", results}});
   return 0;
 }
 }  // namespace

@@ -41,26 +41,33 @@ std::vector<Row> rows() {
       {"T2", "roberta-base", "BitFit", lora::baseline_method("bitfit"), "0.1"},
       {"T2", "roberta-base", "LoRA r=8 q,v", lora::lora_method(8, {"q", "v"}), "0.3"},
       {"T2", "roberta-large", "FT", lora::baseline_method("ft"), "355.0", "as roberta-base"},
-      {"T2", "roberta-large", "Adapter-H d=8", lora::baseline_method("adapter-h", 8), "0.8", "d=8: microsoft/LoRA NLU script"},
+      {"T2", "roberta-large", "Adapter-H d=8", lora::baseline_method("adapter-h", 8), "0.8",
+       "d=8: microsoft/LoRA NLU script"},
       {"T2", "roberta-large", "LoRA r=8 q,v", lora::lora_method(8, {"q", "v"}), "0.8"},
       {"T2", "deberta-xxl", "FT", lora::baseline_method("ft"), "1500.0", "GPT-2-style stack at DeBERTa's shapes"},
       {"T2", "deberta-xxl", "LoRA r=16 q,v", lora::lora_method(16, {"q", "v"}), "4.7", "r=16: microsoft/LoRA scripts"},
       {"T3", "gpt2-medium", "FT", lora::baseline_method("ft"), "354.92", "HF GPT-2 M (tied head): 354.82M"},
       {"T3", "gpt2-medium", "Adapter-L d=6", lora::baseline_method("adapter-l", 6), "0.37", "d fitted to the count"},
-      {"T3", "gpt2-medium", "Adapter-L d=224", lora::baseline_method("adapter-l", 224), "11.09", "d fitted to the count"},
+      {"T3", "gpt2-medium", "Adapter-L d=224", lora::baseline_method("adapter-l", 224), "11.09",
+       "d fitted to the count"},
       {"T3", "gpt2-medium", "Adapter-H d=112", lora::baseline_method("adapter-h", 112), "11.09", "no d gives 11.09M"},
       {"T3", "gpt2-medium", "FT-Top2", lora::baseline_method("ft-top2"), "25.19", "two blocks, no ln_f"},
-      {"T3", "gpt2-medium", "PreLayer Lp=10", lora::baseline_method("prefix-layer", 10), "0.35", "K,V per layer; Li&Liang's Lp"},
+      {"T3", "gpt2-medium", "PreLayer Lp=10", lora::baseline_method("prefix-layer", 10), "0.35",
+       "K,V per layer; Li&Liang's Lp"},
       {"T3", "gpt2-medium", "LoRA r=4 q,v", lora::lora_method(4, {"q", "v"}), "0.35", "2·L·2·d·r = 0.39M (LoRA#172)"},
       {"T3", "gpt2-large", "FT", lora::baseline_method("ft"), "774.03"},
       {"T3", "gpt2-large", "Adapter-L d=8", lora::baseline_method("adapter-l", 8), "0.88", "d fitted to the count"},
-      {"T3", "gpt2-large", "Adapter-L d=248", lora::baseline_method("adapter-l", 248), "23.00", "d fitted to the count"},
-      {"T3", "gpt2-large", "PreLayer Lp=10", lora::baseline_method("prefix-layer", 10), "0.77", "K,V per layer; Li&Liang's Lp"},
+      {"T3", "gpt2-large", "Adapter-L d=248", lora::baseline_method("adapter-l", 248), "23.00",
+       "d fitted to the count"},
+      {"T3", "gpt2-large", "PreLayer Lp=10", lora::baseline_method("prefix-layer", 10), "0.77",
+       "K,V per layer; Li&Liang's Lp"},
       {"T3", "gpt2-large", "LoRA r=4 q,v", lora::lora_method(4, {"q", "v"}), "0.77", "2·L·2·d·r = 0.74M"},
       {"T4", "gpt3-175b", "FT", lora::baseline_method("ft"), "175255.8", "GPT-2 layout at Brown et al.'s shapes"},
       {"T4", "gpt3-175b", "BitFit", lora::baseline_method("bitfit"), "14.2"},
-      {"T4", "gpt3-175b", "PreEmbed Lp=264", lora::baseline_method("prefix-embed", 264), "3.2", "l_p=256 + l_i=8 (App. F)"},
-      {"T4", "gpt3-175b", "PreLayer Lp=16", lora::baseline_method("prefix-layer", 16), "20.2", "l_p=l_i=8; K and V per layer"},
+      {"T4", "gpt3-175b", "PreEmbed Lp=264", lora::baseline_method("prefix-embed", 264), "3.2",
+       "l_p=256 + l_i=8 (App. F)"},
+      {"T4", "gpt3-175b", "PreLayer Lp=16", lora::baseline_method("prefix-layer", 16), "20.2",
+       "l_p=l_i=8; K and V per layer"},
       {"T4", "gpt3-175b", "Adapter-H r=1", lora::baseline_method("adapter-h", 1), "7.1"},
       {"T4", "gpt3-175b", "Adapter-H r=8", lora::baseline_method("adapter-h", 8), "40.1"},
       {"T4", "gpt3-175b", "LoRA r=1 q,v", lora::lora_method(1, {"q", "v"}), "4.7"},
@@ -111,8 +118,14 @@ void count_table(nlohmann::json& out) {
     const std::string unit = r.unit == 1e6 ? "M" : "Mi";
     table.push_back({r.table, r.config, r.label, std::to_string(n), ours + unit, std::string(r.published) + "M",
                      same ? "exact" : fmt(std::fabs(diff) < 5e-4 ? "%+.2f%%" : "%+.1f%%", 100 * diff), r.note});
-    out.push_back({{"table", r.table}, {"model", r.config}, {"method", r.label}, {"count", n},
-                   {"published", r.published}, {"unit", r.unit}, {"exact", same}, {"rel_diff", diff}});
+    out.push_back({{"table", r.table},
+                   {"model", r.config},
+                   {"method", r.label},
+                   {"count", n},
+                   {"published", r.published},
+                   {"unit", r.unit},
+                   {"exact", same},
+                   {"rel_diff", diff}});
   }
   examples::print_table({"table", "model", "method", "count", "ours", "paper", "match", "note"}, table);
   std::printf("%d of %d rows exact\n\n", exact, total);
@@ -123,11 +136,11 @@ void checkpoint_table(nlohmann::json& out) {
   int64_t N = 0;
   const int64_t k = count_on_meta("gpt3-175b", lora::lora_method(4, {"q", "v"}), &N);
   const double full = 2.0 * N, adapter = 2.0 * k;  // fp16: 2 bytes per parameter
-  examples::print_table({"GPT-3 175B checkpoint (fp16)", "params", "size", "paper"},
-                        {{"full model", std::to_string(N), nn::format_bytes(full), "350GB"},
-                         {"LoRA r=4 q,v", std::to_string(k),
-                          nn::format_bytes(adapter) + fmt(" (%.1f MiB)", adapter / (1 << 20)), "35MB"},
-                         {"ratio", "", fmt("%.0fx", full / adapter), "roughly 10,000x"}});
+  examples::print_table(
+      {"GPT-3 175B checkpoint (fp16)", "params", "size", "paper"},
+      {{"full model", std::to_string(N), nn::format_bytes(full), "350GB"},
+       {"LoRA r=4 q,v", std::to_string(k), nn::format_bytes(adapter) + fmt(" (%.1f MiB)", adapter / (1 << 20)), "35MB"},
+       {"ratio", "", fmt("%.0fx", full / adapter), "roughly 10,000x"}});
   std::printf("\n");
   out = {{"params", N}, {"lora_params", k}, {"full_bytes", full}, {"lora_bytes", adapter}};
 }
@@ -157,14 +170,21 @@ void memory_table(const Options& o, nlohmann::json& out) {
                        lora ? "LoRA r=4 q,v" : "FT", nn::format_bytes(e.weights), nn::format_bytes(e.grads),
                        nn::format_bytes(e.optimizer), nn::format_bytes(e.activations), nn::format_bytes(e.total()),
                        lora ? fmt("%.1fx less", ft_total / e.total()) : "", lora ? c.paper_lora : c.paper_ft});
-      out.push_back({{"model", c.config}, {"B", c.B}, {"T", c.T}, {"assumptions", c.a.name},
-                     {"method", lora ? "lora r=4 q,v" : "ft"}, {"weights", e.weights}, {"grads", e.grads},
-                     {"optimizer", e.optimizer}, {"activations", e.activations}, {"total", e.total()}});
+      out.push_back({{"model", c.config},
+                     {"B", c.B},
+                     {"T", c.T},
+                     {"assumptions", c.a.name},
+                     {"method", lora ? "lora r=4 q,v" : "ft"},
+                     {"weights", e.weights},
+                     {"grads", e.grads},
+                     {"optimizer", e.optimizer},
+                     {"activations", e.activations},
+                     {"total", e.total()}});
     }
   }
-  examples::print_table({"model", "BxT", "accounting", "method", "weights", "grads", "Adam", "activations", "total",
-                         "FT/LoRA", "paper"},
-                        table);
+  examples::print_table(
+      {"model", "BxT", "accounting", "method", "weights", "grads", "Adam", "activations", "total", "FT/LoRA", "paper"},
+      table);
   std::printf(
       "GPT-3 accountings, in bytes per trainable parameter (a frozen one costs only its fp16 weight):\n"
       "  fp16 W/grad/Adam m,v + ckpt  8 B; activation checkpointing keeps each block's input\n"
@@ -176,10 +196,12 @@ void memory_table(const Options& o, nlohmann::json& out) {
 
 Options parse(int argc, char** argv) {
   cxxopts::Options spec("param_table", "Paper Tables 2-5 trainable counts, checkpoint sizes and training VRAM");
+  // clang-format off
   spec.add_options()("batch", "GPT-3 memory estimate: sequences per step",
                      cxxopts::value<int64_t>()->default_value("1"))(
       "seq", "GPT-3 memory estimate: tokens per sequence", cxxopts::value<int64_t>()->default_value("2048"))(
       "json", "write the tables to this JSON file", cxxopts::value<std::string>())("h,help", "show this help");
+  // clang-format on
   const auto r = examples::parse_args(spec, argc, argv);
   Options o{r["batch"].as<int64_t>(), r["seq"].as<int64_t>(), ""};
   if (r.count("json")) o.json = r["json"].as<std::string>();
@@ -197,8 +219,12 @@ int run(int argc, char** argv) {
   memory_table(o, memory);
   std::printf("%.2f s\n", t.seconds());
   if (!o.json.empty())
-    examples::write_json(o.json, {{"benchmark", "param_table"}, {"counts", counts}, {"checkpoint", ckpt},
-                                  {"memory", memory}, {"batch", o.batch}, {"seq", o.seq}});
+    examples::write_json(o.json, {{"benchmark", "param_table"},
+                                  {"counts", counts},
+                                  {"checkpoint", ckpt},
+                                  {"memory", memory},
+                                  {"batch", o.batch},
+                                  {"seq", o.seq}});
   return 0;
 }
 }  // namespace

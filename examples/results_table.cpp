@@ -13,10 +13,10 @@
 #include <map>
 #include <sstream>
 
+#include "data/text.h"
 #include "examples/common/cli.h"
 #include "examples/common/results.h"
 #include "examples/common/svg_lines.h"
-#include "data/text.h"
 
 using namespace lowrank;
 namespace ex = lowrank::examples;
@@ -25,6 +25,7 @@ namespace {
 
 cxxopts::Options make_options() {
   cxxopts::Options o("results_table", "Markdown tables and SVG learning curves from docs/results/*.json");
+  // clang-format off
   o.add_options()
     ("results", "a results file (required)", cxxopts::value<std::string>())
     ("markdown", "rewrite this file's <!-- results:NAME --> section (else: print)", cxxopts::value<std::string>()->default_value(""))
@@ -33,6 +34,7 @@ cxxopts::Options make_options() {
     ("match", "only the runs whose key contains this text", cxxopts::value<std::string>()->default_value(""))
     ("section", "write <!-- results:SECTION --> instead of the file's table name", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -84,7 +86,8 @@ std::string mean_std(const std::vector<nlohmann::json>& runs, const std::string&
 // it (MRPC), in percent.
 std::string glue_table(const std::vector<Group>& groups) {
   std::ostringstream o;
-  o << "| run (task, method, hyper-parameters, budget) | seeds | trainable (+ head) | epochs | dev acc (%) | dev F1 (%) "
+  o << "| run (task, method, hyper-parameters, budget) | seeds | trainable (+ head) | epochs | dev acc (%) | dev F1 "
+       "(%) "
        "| train s |\n|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& g : groups) {
     const nlohmann::json& r0 = g.runs.front();
@@ -122,7 +125,8 @@ void write_curves(const std::string& path, const std::string& table, const std::
     if (!r.contains("curve") || r["curve"].size() < 2) continue;
     ex::svg::Series s{g.config.substr(0, g.config.find(" lr=")) + " lr=" + ex::svg::num(r.value("lr", 0.0)) +
                           " steps=" + std::to_string(r.value("steps", 0)),
-                      {}, {}};
+                      {},
+                      {}};
     for (const auto& p : r["curve"]) {
       s.x.push_back(p.at("examples").get<double>());
       s.y.push_back(p.at("valid_loss").get<double>());
@@ -132,7 +136,8 @@ void write_curves(const std::string& path, const std::string& table, const std::
   LR_CHECK(!series.empty(), path, ": no run of ", table, " has a learning curve of two or more points to draw (--svg)");
   const bool glue = table == "glue";  // a dev loss per example (classification), not per token
   ex::svg::write_line_chart(path, table + (glue ? ": dev loss" : ": validation loss") + " (first seed of each run)",
-                            "training examples seen", glue ? "dev loss (nats/example)" : "valid loss (nats/token)", series);
+                            "training examples seen", glue ? "dev loss (nats/example)" : "valid loss (nats/token)",
+                            series);
 }
 
 // Adds the rows of `from` (e.g. runs made on a GPU machine and brought back) to the results file at

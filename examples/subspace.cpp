@@ -20,9 +20,9 @@
 #include "data/bpe.h"
 #include "examples/common/cli.h"
 #include "examples/common/finetune_train.h"
-#include "examples/common/train_loop.h"
 #include "examples/common/subspace_figures.h"
 #include "examples/common/svg.h"
+#include "examples/common/train_loop.h"
 #include "lora/analysis.h"
 #include "tensor/parallel.h"
 
@@ -38,6 +38,7 @@ const std::string kE2E = LOWRANK_E2E_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("subspace", "Section 7 of the LoRA paper: subspace similarity (Figures 3, 4) and Table 7");
+  // clang-format off
   o.add_options()
     ("init", "base checkpoint the adapters belong to (required)", cxxopts::value<std::string>())
     ("adapters", "SMALL,LARGE,LARGE_SEED2[,TABLE] adapter files (finetune_e2e --save-adapter); absent: train them",
@@ -59,6 +60,7 @@ cxxopts::Options make_options() {
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("json", "write every φ matrix and Table 7 to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -67,7 +69,6 @@ struct Spec {  // one adapter to train: rank, seed, file
   uint64_t seed;
   std::string path;
 };
-
 
 // Trains LoRA (Wq, Wv) adapters for the specs on E2E, one after the other, sharing the tokenized data.
 json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& a, const data::Gpt2Bpe& tok) {
@@ -96,9 +97,14 @@ json train_adapters(const std::vector<Spec>& specs, const cxxopts::ParseResult& 
     ex::print_setup(em, "lora", splits->train);
     const ex::TrainResult tr = ex::train_loop(em, splits->train, &splits->valid, to);  // finetune_e2e's loop
     lora::save_adapter(s.path, *em.model, mc.lora);
-    info.push_back({{"path", s.path}, {"r", s.r}, {"seed", s.seed}, {"a_init_std", init_std}, {"steps", tr.steps},
+    info.push_back({{"path", s.path},
+                    {"r", s.r},
+                    {"seed", s.seed},
+                    {"a_init_std", init_std},
+                    {"steps", tr.steps},
                     {"train_seconds", tr.seconds},
-                    {"final_train_loss", tr.final_loss}, {"valid_loss", tr.valid_loss}});
+                    {"final_train_loss", tr.final_loss},
+                    {"valid_loss", tr.valid_loss}});
   }
   return info;
 }
@@ -162,7 +168,8 @@ void print_similarity(const std::vector<ex::LayerResult>& res, int64_t rs, int64
   std::cout << "\nFigures 3 and 4 in numbers (paper, GPT-3 layer 48: top-1 φ > 0.5 between r=8 and r=64); shared "
                "dims: the largest k with φ(k,k) > 0.5\n";
   ex::print_table({"layer", "W", "phi(1,1) " + a, "phi(" + std::to_string(rs) + "," + std::to_string(rl) + ") " + a,
-                   "phi(1,1) seeds", "shared dims seeds", "phi(1,1) random", "shared dims random"}, rows);
+                   "phi(1,1) seeds", "shared dims seeds", "phi(1,1) random", "shared dims random"},
+                  rows);
   std::cout << "random subspaces of R^" << C << ": E φ(i,j) = max(i,j)/" << C << ", so φ(1,1) "
             << f(lora::random_similarity(1, 1, C)) << ", φ(" << rs << "," << rl << ") "
             << f(lora::random_similarity(rs, rl, C)) << "\n";
@@ -198,9 +205,13 @@ json results_json(const std::vector<ex::LayerResult>& res) {
       L["figure3_" + s] = round_rows(res[l].fig3.at(s));
       L["figure4_" + s] = round_rows(res[l].fig4.at(s));
       for (const lora::WeightProjection& p : res[l].table7.at(s))
-        L["table7_" + s].push_back({{"r", p.r}, {"proj_delta", p.proj_delta}, {"proj_w", p.proj_w},
-                                    {"proj_random", p.proj_random}, {"norm_w", p.norm_w},
-                                    {"norm_delta", p.norm_delta}, {"amplification", p.amplification}});
+        L["table7_" + s].push_back({{"r", p.r},
+                                    {"proj_delta", p.proj_delta},
+                                    {"proj_w", p.proj_w},
+                                    {"proj_random", p.proj_random},
+                                    {"norm_w", p.norm_w},
+                                    {"norm_delta", p.norm_delta},
+                                    {"amplification", p.amplification}});
     }
     layers.push_back(L);
   }
@@ -237,12 +248,14 @@ int subspace_main(int argc, char** argv) {
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
   json trained = json::array();
   const std::vector<std::string> paths = adapter_paths(a, tok, trained);
-  LR_CHECK(paths.size() == 3 || paths.size() == 4, "--adapters needs 3 or 4 files (small, large, large of a second "
-           "seed[, Table 7's small]), got ", paths.size());
+  LR_CHECK(paths.size() == 3 || paths.size() == 4,
+           "--adapters needs 3 or 4 files (small, large, large of a second "
+           "seed[, Table 7's small]), got ",
+           paths.size());
   std::vector<Adapter> ads;
   for (const std::string& p : paths) ads.push_back(load_slices(a["init"].as<std::string>(), p));
-  LR_CHECK(ads[1].r == ads[2].r && ads[0].r <= ads[1].r, "--adapters: ranks ", ads[0].r, ", ", ads[1].r, ", ",
-           ads[2].r, ": expected small <= large and two large adapters of one rank");
+  LR_CHECK(ads[1].r == ads[2].r && ads[0].r <= ads[1].r, "--adapters: ranks ", ads[0].r, ", ", ads[1].r, ", ", ads[2].r,
+           ": expected small <= large and two large adapters of one rank");
   const int64_t n_layer = ads[0].slices.back().layer + 1, C = ads[0].slices[0].A.cols();
   const int threads = tensor::num_threads();
   tensor::set_num_threads(1);  // many tiny SVDs and products: waking threads costs more than it saves
@@ -252,9 +265,13 @@ int subspace_main(int argc, char** argv) {
   print_table7(res);
   std::cout << "total " << ex::format_duration(timer.seconds()) << "\n";
   if (!a["json"].as<std::string>().empty())
-    ex::write_json(a["json"].as<std::string>(), {{"init", a["init"].as<std::string>()}, {"adapters", paths},
-                   {"ranks", {ads[0].r, ads[1].r}}, {"trained", trained}, {"layers", results_json(res)},
-                   {"seconds", timer.seconds()}, {"threads", threads}});
+    ex::write_json(a["json"].as<std::string>(), {{"init", a["init"].as<std::string>()},
+                                                 {"adapters", paths},
+                                                 {"ranks", {ads[0].r, ads[1].r}},
+                                                 {"trained", trained},
+                                                 {"layers", results_json(res)},
+                                                 {"seconds", timer.seconds()},
+                                                 {"threads", threads}});
   return 0;
 }
 

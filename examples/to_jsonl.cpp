@@ -55,7 +55,9 @@ std::vector<std::pair<std::string, std::string>> mr_slots(const std::string& mr)
 nlohmann::json chat_record(const data::E2EExample& e, size_t i) {
   const auto slots = mr_slots(e.mr);
   const auto& [slot, value] = slots.size() > 1 ? slots[1 + i % (slots.size() - 1)] : slots.at(0);
-  auto msg = [](const char* role, const std::string& content) { return nlohmann::json{{"role", role}, {"content", content}}; };
+  auto msg = [](const char* role, const std::string& content) {
+    return nlohmann::json{{"role", role}, {"content", content}};
+  };
   return {{"messages",
            {msg("system", "You describe restaurants from their attributes."), msg("user", "Describe: " + e.mr),
             msg("assistant", e.ref), msg("user", "What is its " + slot + "?"), msg("assistant", value)}}};
@@ -68,14 +70,16 @@ std::vector<nlohmann::json> records(const std::string& from, const std::string& 
   LR_CHECK(e2e || from == "sst2" || from == "mrpc" || from == "rte", "--from: unknown data set '", from,
            "', expected e2e, e2e-chat, sst2, mrpc or rte");
   if (e2e) {
-    LR_CHECK(split == "train" || split == "valid" || split == "test", "--split ", split, ": E2E has train, valid and test");
+    LR_CHECK(split == "train" || split == "valid" || split == "test", "--split ", split,
+             ": E2E has train, valid and test");
     const std::vector<data::E2EExample> ex = data::load_e2e(input.empty() ? kE2E + "/" + split + ".txt" : input);
     for (size_t i = 0; i < ex.size() && (limit <= 0 || static_cast<int64_t>(out.size()) < limit); ++i)
       out.push_back(from == "e2e" ? data::e2e_jsonl_record(ex[i]) : chat_record(ex[i], i));
     return out;
   }
   LR_CHECK(split == "train" || split == "dev", "--split ", split, ": GLUE has train and dev");
-  for (const data::GlueExample& g : data::load_glue(from, input.empty() ? kGlue + "/" + from + "/" + split + ".tsv" : input)) {
+  for (const data::GlueExample& g :
+       data::load_glue(from, input.empty() ? kGlue + "/" + from + "/" + split + ".tsv" : input)) {
     if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
     out.push_back(glue_record(from, g));
   }
@@ -84,6 +88,7 @@ std::vector<nlohmann::json> records(const std::string& from, const std::string& 
 
 int to_jsonl_main(int argc, char** argv) {
   cxxopts::Options o("to_jsonl", "Write a data set of this repository as finetune's JSON Lines");
+  // clang-format off
   o.add_options()
     ("from", "e2e|e2e-chat|sst2|mrpc|rte", cxxopts::value<std::string>())
     ("split", "train|valid|test (E2E), train|dev (GLUE)", cxxopts::value<std::string>()->default_value("train"))
@@ -91,13 +96,14 @@ int to_jsonl_main(int argc, char** argv) {
     ("limit", "write the first N records (0: all)", cxxopts::value<int64_t>()->default_value("0"))
     ("out", "the .jsonl file to write", cxxopts::value<std::string>())
     ("h,help", "show help");
+  // clang-format on
   auto a = ex::parse_args(o, argc, argv);
   LR_CHECK(a.count("from") && a.count("out"), "--from and --out are required (try --help)");
   const std::string out = a["out"].as<std::string>();
   ex::check_output_path("out", out);
   LR_CHECK(a["limit"].as<int64_t>() >= 0, "--limit ", a["limit"].as<int64_t>(), " must be >= 0");
-  const std::vector<nlohmann::json> recs =
-      records(a["from"].as<std::string>(), a["split"].as<std::string>(), a["input"].as<std::string>(), a["limit"].as<int64_t>());
+  const std::vector<nlohmann::json> recs = records(a["from"].as<std::string>(), a["split"].as<std::string>(),
+                                                   a["input"].as<std::string>(), a["limit"].as<int64_t>());
   std::string text;
   for (const nlohmann::json& r : recs) text += r.dump() + "\n";
   ex::write_text(out, text);

@@ -28,6 +28,7 @@ const std::string kSrc = LOWRANK_SOURCE_DIR;
 
 cxxopts::Options make_options() {
   cxxopts::Options o("train_gpt", "Pretrain a small GPT on text (AdamW, warmup + cosine decay)");
+  // clang-format off
   o.add_options()
     ("data", "comma-separated text files", cxxopts::value<std::string>()->default_value(kSrc + "/data/assets/tinyshakespeare/input.txt"))
     ("tokenizer", "bpe (GPT-2) or char", cxxopts::value<std::string>()->default_value("bpe"))
@@ -63,6 +64,7 @@ cxxopts::Options make_options() {
     ("threads", "CPU threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
     ("json", "write final metrics to this JSON file", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
+  // clang-format on
   return o;
 }
 
@@ -231,7 +233,8 @@ int train_main(int argc, char** argv) {
   double val = NAN;
   for (int64_t step = r.start_step; step < steps; ++step) {
     loss = train_step(*r.model, *r.opt, *r.ds, a, step, r.sched.lr_at(step));
-    const double tok_s = static_cast<double>((step - r.start_step + 1) * B * T * a["accum"].as<int64_t>()) / timer.seconds();
+    const double tok_s =
+        static_cast<double>((step - r.start_step + 1) * B * T * a["accum"].as<int64_t>()) / timer.seconds();
     bar.update(step - r.start_step + 1, loss, tok_s);
     if ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == steps) {  // 0: only at the end
       val = evaluate(*r.model, *r.ds, B, T, evals);
@@ -251,25 +254,32 @@ int train_main(int argc, char** argv) {
 
   if (a["sample"].as<int64_t>() > 0) {
     Rng srng(a["seed"].as<uint64_t>() + 7);
-    nn::SampleOptions so{a["sample"].as<int64_t>(), a["temperature"].as<float>(), a["top-k"].as<int64_t>(), r.tok->eos_id()};
+    nn::SampleOptions so{a["sample"].as<int64_t>(), a["temperature"].as<float>(), a["top-k"].as<int64_t>(),
+                         r.tok->eos_id()};
     std::vector<int32_t> prompt = r.tok->encode(a["prompt"].as<std::string>());
     if (prompt.empty()) prompt.push_back(0);
-    std::cout << "\n--- sample ---\n" << r.tok->decode(prompt) << r.tok->decode(nn::sample(*r.model, prompt, so, srng))
-              << "\n--------------\n";
+    std::cout << "\n--- sample ---\n"
+              << r.tok->decode(prompt) << r.tok->decode(nn::sample(*r.model, prompt, so, srng)) << "\n--------------\n";
   }
-  ex::print_table({"metric", "value"},
-                  {{"parameters", std::to_string(r.model->num_parameters())},
-                   {"final train loss", std::to_string(loss)},
-                   {"val loss (all val batches)", std::to_string(full_val)},
-                   {"unigram baseline", std::to_string(r.unigram)},
-                   {"tokens/s", std::to_string(static_cast<long>(tok_per_s))},
-                   {"wall time (s)", std::to_string(static_cast<long>(seconds))}});
+  ex::print_table({"metric", "value"}, {{"parameters", std::to_string(r.model->num_parameters())},
+                                        {"final train loss", std::to_string(loss)},
+                                        {"val loss (all val batches)", std::to_string(full_val)},
+                                        {"unigram baseline", std::to_string(r.unigram)},
+                                        {"tokens/s", std::to_string(static_cast<long>(tok_per_s))},
+                                        {"wall time (s)", std::to_string(static_cast<long>(seconds))}});
   if (!a["json"].as<std::string>().empty())
-    ex::write_json(a["json"].as<std::string>(),
-                   {{"model", nn::config_to_json(r.model->config)}, {"parameters", r.model->num_parameters()},
-                    {"tokenizer", tok_name}, {"steps", steps}, {"batch_size", B}, {"block_size", T},
-                    {"final_train_loss", loss}, {"val_loss", full_val}, {"unigram_baseline", r.unigram},
-                    {"tokens_per_s", tok_per_s}, {"seconds", seconds}, {"threads", tensor::num_threads()}});
+    ex::write_json(a["json"].as<std::string>(), {{"model", nn::config_to_json(r.model->config)},
+                                                 {"parameters", r.model->num_parameters()},
+                                                 {"tokenizer", tok_name},
+                                                 {"steps", steps},
+                                                 {"batch_size", B},
+                                                 {"block_size", T},
+                                                 {"final_train_loss", loss},
+                                                 {"val_loss", full_val},
+                                                 {"unigram_baseline", r.unigram},
+                                                 {"tokens_per_s", tok_per_s},
+                                                 {"seconds", seconds},
+                                                 {"threads", tensor::num_threads()}});
   return 0;
 }
 

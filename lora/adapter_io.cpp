@@ -37,8 +37,8 @@ double clean(float v) {
 }
 
 json config_to_json(const LoRAConfig& c) {
-  return {{"r", c.r},         {"alpha", clean(c.alpha)}, {"dropout", clean(c.dropout)}, {"targets", c.targets},
-          {"layers", c.layers}, {"bias", c.bias},        {"init_std", clean(c.init_std)}};
+  return {{"r", c.r},           {"alpha", clean(c.alpha)}, {"dropout", clean(c.dropout)},  {"targets", c.targets},
+          {"layers", c.layers}, {"bias", c.bias},          {"init_std", clean(c.init_std)}};
 }
 
 LoRAConfig config_from_json(const json& j, const std::string& path) {
@@ -47,8 +47,9 @@ LoRAConfig config_from_json(const json& j, const std::string& path) {
     // json's conversion would cast a float rank or layer to int64 (1e300: undefined behaviour, 2.5: 2).
     const auto integer = [](const json& v) { return v.is_number_integer(); };
     LR_CHECK(integer(j.at("r")), "field 'r' is ", j.at("r").dump(), ", not an integer");
-    const bool layers_ok = !j.contains("layers") || (j.at("layers").is_array() &&
-                                                     std::all_of(j.at("layers").begin(), j.at("layers").end(), integer));
+    const bool layers_ok =
+        !j.contains("layers") ||
+        (j.at("layers").is_array() && std::all_of(j.at("layers").begin(), j.at("layers").end(), integer));
     LR_CHECK(layers_ok, "field 'layers' is ", j.at("layers").dump(), ", not an array of integers");
     c.r = j.at("r").get<int64_t>();
     c.alpha = j.at("alpha").get<float>();
@@ -155,8 +156,8 @@ uint64_t base_hash(nn::GPT& model) {
 void save_adapter(const std::string& path, nn::GPT& model, const LoRAConfig& cfg) {
   detail::check_matches(cfg, model, "save_adapter " + path);
   const std::map<std::string, std::string> meta = {{"format", "lowrank-lora"},
-                                                    {"lora.config", detail::config_to_json(cfg).dump()},
-                                                    {"lora.base_hash", hex(base_hash(model))}};
+                                                   {"lora.config", detail::config_to_json(cfg).dump()},
+                                                   {"lora.base_hash", hex(base_hash(model))}};
   save_safetensors(path, detail::adapter_tensors(model), meta);  // atomic: temp file + rename
 }
 
@@ -192,8 +193,8 @@ void load_adapter(const std::string& path, nn::GPT& model) {
            ") first");
   const LoRAConfig have = lora_config_of(model);
   const std::string diff = detail::config_diff(want, have, model.config.n_layer);
-  LR_CHECK(diff.empty(), path, ": LoRA config mismatch (", diff, "): file has ", detail::describe(want),
-           ", model has ", detail::describe(have));
+  LR_CHECK(diff.empty(), path, ": LoRA config mismatch (", diff, "): file has ", detail::describe(want), ", model has ",
+           detail::describe(have));
   auto it = f.metadata.find("lora.base_hash");
   LR_CHECK(it != f.metadata.end(), path, ": no 'lora.base_hash' metadata");
   const std::string mine = hex(base_hash(model));
@@ -217,7 +218,7 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
   struct Restore {
     decltype(stash)& s;
     nn::Embedding& wte;
-    Tensor wte_weight;                           // E0, while wte holds a merged copy
+    Tensor wte_weight;                          // E0, while wte holds a merged copy
     std::unique_ptr<nn::EmbeddingDelta> delta;  // wte's LoRA, while it is out
     ~Restore() {
       for (auto& kv : s) *kv.first = std::move(kv.second);
@@ -229,8 +230,8 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
     nn::Linear* m = slot.module->get();
     const LoRAModule* l = as_lora(m);
     if (l == nullptr) continue;
-    auto plain = std::make_unique<nn::Linear>(m->in_features(), m->out_features(), false,
-                                              nn::Init{unused, Device::Meta});
+    auto plain =
+        std::make_unique<nn::Linear>(m->in_features(), m->out_features(), false, nn::Init{unused, Device::Meta});
     plain->weight = m->weight.clone();
     plain->bias = m->bias;
     if (!l->merged()) l->add_delta(plain->weight, 1.f);
@@ -251,7 +252,9 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
 // Writes W0 + ΔW for every adapted matrix under a plain GPT's names.
 void export_merged(const std::string& path, nn::GPT& model) {
   const LoRAConfig cfg = lora_config_of(model);
-  with_merged_copies(model, [&] { nn::save_model(path, model, {{"lora.merged", detail::config_to_json(cfg).dump()}}); });
+  with_merged_copies(model, [&] {
+    nn::save_model(path, model, {{"lora.merged", detail::config_to_json(cfg).dump()}});
+  });
 }
 
 // The same, as a Hugging Face GPT-2 directory (nn::save_hf_dir): transformers loads the merged model.

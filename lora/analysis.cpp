@@ -20,8 +20,7 @@
 namespace lowrank::lora {
 
 Matrix to_matrix(const Tensor& t) {
-  LR_CHECK(t.defined() && t.ndim() == 2, "to_matrix: expected a 2-D tensor, got ", t.defined() ? t.ndim() : 0,
-           " dims");
+  LR_CHECK(t.defined() && t.ndim() == 2, "to_matrix: expected a 2-D tensor, got ", t.defined() ? t.ndim() : 0, " dims");
   LR_CHECK(t.device() == Device::CPU, "to_matrix: tensor must be on the CPU");
   const std::vector<float> v = t.to_vector();  // row-major logical order, any strides
   Matrix m(t.size(0), t.size(1));

@@ -23,9 +23,7 @@ std::vector<LinearSlot> linear_slots(nn::GPT& model) {
   return out;
 }
 
-bool is_lora(const nn::Linear* m) {
-  return as_lora(m) != nullptr;
-}
+bool is_lora(const nn::Linear* m) { return as_lora(m) != nullptr; }
 
 bool has_lora(nn::GPT& model) {
   if (embedding_lora(model)) return true;
@@ -44,7 +42,9 @@ int slice_index(const std::string& s) { return s == "q" ? 0 : s == "k" ? 1 : s =
 
 namespace {
 
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 std::vector<int64_t> selected_layers(const LoRAConfig& cfg, int64_t n_layer) {
   std::vector<int64_t> out = cfg.layers;
@@ -111,8 +111,8 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
   for (int64_t l : layers) {
     nn::Block& b = *model.h[static_cast<size_t>(l)];
     if (!qkv.empty()) {
-      auto fused = std::make_unique<LoRAFusedQKV>(*b.attn.c_attn, qkv, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std,
-                                                  rng, shared);
+      auto fused =
+          std::make_unique<LoRAFusedQKV>(*b.attn.c_attn, qkv, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng, shared);
       b.attn.c_attn = std::move(fused);
     }
     if (has(cfg.targets, "o")) wrap(b.attn.c_proj);
@@ -122,7 +122,8 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
     }
   }
   // after the blocks, so the blocks' A draw the same numbers with or without "wte"
-  if (has(cfg.targets, "wte")) model.wte.delta = std::make_unique<LoRAEmbedding>(model.wte, cfg.r, cfg.alpha, cfg.init_std, rng);
+  if (has(cfg.targets, "wte"))
+    model.wte.delta = std::make_unique<LoRAEmbedding>(model.wte, cfg.r, cfg.alpha, cfg.init_std, rng);
   apply_bias_mode(model, cfg.bias);
   return model.num_trainable_parameters();
 }
@@ -163,8 +164,10 @@ void note(BlockLoRA& b, const std::string& where, int64_t r, float scale, float 
 BlockLoRA block_lora(nn::Block& blk, const std::string& p) {
   BlockLoRA b;
   if (auto* m = dynamic_cast<LoRAFusedQKV*>(blk.attn.c_attn.get())) {
-    if (m->shared_A) b.targets.push_back("c_attn");
-    else b.targets.insert(b.targets.end(), m->slices.begin(), m->slices.end());
+    if (m->shared_A)
+      b.targets.push_back("c_attn");
+    else
+      b.targets.insert(b.targets.end(), m->slices.begin(), m->slices.end());
     note(b, p + "attn.c_attn", m->rank(), m->scale, m->dropout);
   }
   if (const LoRAModule* m = as_lora(blk.attn.c_proj.get())) {
@@ -219,9 +222,9 @@ LoRAConfig lora_config_of(nn::GPT& model) {
   const LoRAModule* wte = embedding_lora(model);
   LR_CHECK(!layers.empty() || wte, "lora_config_of: the model has no LoRA modules (call apply_lora first)");
   if (wte && layers.empty()) first.r = wte->rank(), first.scale = wte->lora_scale(), first.dropout = 0.f;
-  LR_CHECK(!wte || (wte->rank() == first.r && wte->lora_scale() == first.scale), "lora_config_of: wte has r=",
-           wte ? wte->rank() : 0, " scale=", wte ? wte->lora_scale() : 0.f, ", the blocks r=", first.r, " scale=",
-           first.scale, " (not one apply_lora config)");
+  LR_CHECK(!wte || (wte->rank() == first.r && wte->lora_scale() == first.scale),
+           "lora_config_of: wte has r=", wte ? wte->rank() : 0, " scale=", wte ? wte->lora_scale() : 0.f,
+           ", the blocks r=", first.r, " scale=", first.scale, " (not one apply_lora config)");
   cfg.targets = first.targets;
   if (wte) cfg.targets.push_back("wte");
   cfg.r = first.r;

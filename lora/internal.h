@@ -23,7 +23,7 @@ std::vector<LinearSlot> linear_slots(nn::GPT& model);
 bool is_lora(const nn::Linear* m);  // a LoRALinear or LoRAFusedQKV
 bool has_lora(nn::GPT& model);
 bool is_lora_name(const std::string& name);  // "...lora_A...", "...lora_B..."
-int slice_index(const std::string& s);  // q 0, k 1, v 2
+int slice_index(const std::string& s);       // q 0, k 1, v 2
 
 // The tensors an adapter carries: LoRA A/B and, when the model has LoRA, the biases that train.
 std::map<std::string, Tensor> adapter_tensors(nn::GPT& model);

@@ -99,8 +99,8 @@ void LoRAConfig::validate() const {
     LR_CHECK(l >= 0, "LoRAConfig: layer ", l, " is negative");
     LR_CHECK(layer_set.insert(l).second, "LoRAConfig: layer ", l, " listed twice");
   }
-  LR_CHECK(bias == "none" || bias == "all" || bias == "lora_only", "LoRAConfig: bias must be none, all or lora_only, got '",
-           bias, "'");
+  LR_CHECK(bias == "none" || bias == "all" || bias == "lora_only",
+           "LoRAConfig: bias must be none, all or lora_only, got '", bias, "'");
 }
 
 // ---- LoRALinear ----
@@ -157,8 +157,8 @@ LoRAFusedQKV::LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string
       shared_A(shared) {
   check_hparams("LoRAFusedQKV", r, alpha, dropout_, init_std);
   const int64_t C = in_features();
-  LR_CHECK(out_features() == 3 * C, "LoRAFusedQKV: c_attn maps ", C, " -> ", out_features(), ", expected ", C,
-           " -> ", 3 * C, " (q | k | v)");
+  LR_CHECK(out_features() == 3 * C, "LoRAFusedQKV: c_attn maps ", C, " -> ", out_features(), ", expected ", C, " -> ",
+           3 * C, " (q | k | v)");
   adopt_base(*this, base);
   nn::Init init{rng, weight.device()};
   const size_t n_A = shared_A ? 1 : slices.size();

@@ -7,8 +7,8 @@
 // so the paper's choice {Wq, Wv} leaves Wk untouched.
 #include <cstdint>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nn/gpt.h"
@@ -17,16 +17,16 @@ namespace lowrank::lora {
 
 struct LoRAConfig {
   int64_t r = 4;
-  float alpha = 32.f;                         // scale = alpha / r
-  float dropout = 0.1f;                       // on the LoRA path's input only
+  float alpha = 32.f;    // scale = alpha / r
+  float dropout = 0.1f;  // on the LoRA path's input only
   // any of q, k, v (c_attn slices), o (attn.c_proj), mlp (c_fc, mlp.c_proj), wte (the token embedding,
   // also the tied head; `layers` does not apply to it); or "c_attn" instead of q/k/v: one LoRA over the
   // whole fused c_attn (q, k, v slices sharing one A: peft's GPT-2 layout)
   std::vector<std::string> targets = {"q", "v"};
-  std::vector<int64_t> layers;                // blocks to adapt; empty: all
-  std::string bias = "none";                  // none | all | lora_only: which biases also train
-  float init_std = 0.f;                       // std of A's Gaussian init; 0: 1/r (peft's "gaussian")
-  void validate() const;                      // throws naming the bad field
+  std::vector<int64_t> layers;  // blocks to adapt; empty: all
+  std::string bias = "none";    // none | all | lora_only: which biases also train
+  float init_std = 0.f;         // std of A's Gaussian init; 0: 1/r (peft's "gaussian")
+  void validate() const;        // throws naming the bad field
 };
 
 // Why LoRA's backward is cheap: W0 and b are frozen (requires_grad false), so autograd::linear's
@@ -150,7 +150,7 @@ LoRAModule* embedding_lora(nn::GPT& model);
 // Freezes every parameter of the model, replaces the targeted Linear modules by LoRA ones (A, B
 // trainable), applies the bias mode, and returns the number of trainable parameters.
 int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng);
-void merge(nn::GPT& model);    // every LoRA module of the model
+void merge(nn::GPT& model);  // every LoRA module of the model
 void unmerge(nn::GPT& model);
 // The config apply_lora used, read back from the model's modules (r, alpha = scale·r, dropout,
 // targets, layers; bias from which biases train; init_std 0). Throws when the model has no LoRA.

@@ -9,8 +9,8 @@ namespace lowrank::lora {
 LoRAEmbedding::LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, float init_std, Rng& rng)
     : weight(base.weight), scale(alpha / static_cast<float>(r)) {
   const int64_t V = weight.size(0), C = weight.size(1);
-  LR_CHECK(r >= 1 && r <= std::min(V, C), "LoRAEmbedding: r=", r, " must be in [1, ", std::min(V, C),
-           "] for a table ", weight.shape());
+  LR_CHECK(r >= 1 && r <= std::min(V, C), "LoRAEmbedding: r=", r, " must be in [1, ", std::min(V, C), "] for a table ",
+           weight.shape());
   LR_CHECK(std::isfinite(alpha) && alpha > 0.f, "LoRAEmbedding: alpha must be > 0, got ", alpha);
   LR_CHECK(std::isfinite(init_std) && init_std >= 0.f, "LoRAEmbedding: init_std must be >= 0, got ", init_std);
   weight.requires_grad_(false);
@@ -27,7 +27,7 @@ LoRAEmbedding::LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, 
 // then (N, r) -> (N, C). Never forms the (V, C) ΔE.
 Tensor LoRAEmbedding::lookup(const std::vector<int32_t>& ids, const Shape& ids_shape) {
   Tensor u = autograd::embedding(autograd::transpose(lora_A, 0, 1), ids, ids_shape);  // ids_shape + (r)
-  return autograd::scale(autograd::linear(u, lora_B), scale);                           // ids_shape + (C)
+  return autograd::scale(autograd::linear(u, lora_B), scale);                         // ids_shape + (C)
 }
 
 // h ΔEᵀ = scale · (h B) A: (..., C)·(C, r) -> (..., r), then ·(r, V) -> (..., V).

@@ -19,9 +19,9 @@
 #include <set>
 
 #include "lora/internal.h"
-#include "tensor/safetensors.h"
 #include "tensor/error.h"
 #include "tensor/file_io.h"
+#include "tensor/safetensors.h"
 
 namespace lowrank::lora {
 
@@ -58,14 +58,24 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
   }
   std::vector<int64_t> layers = cfg.layers;
   std::sort(layers.begin(), layers.end());
-  return {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", base},
-          {"r", r}, {"lora_alpha", detail::clean(scale * static_cast<float>(r))},
-          {"lora_dropout", detail::clean(cfg.dropout)}, {"bias", cfg.bias},
+  return {{"peft_type", "LORA"},
+          {"task_type", "CAUSAL_LM"},
+          {"base_model_name_or_path", base},
+          {"r", r},
+          {"lora_alpha", detail::clean(scale * static_cast<float>(r))},
+          {"lora_dropout", detail::clean(cfg.dropout)},
+          {"bias", cfg.bias},
           {"fan_in_fan_out", true},  // GPT-2's Conv1D stores W as (in, out); A, B keep (R, in), (out, R)
-          {"target_modules", targets}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
+          {"target_modules", targets},
+          {"rank_pattern", rank_pattern},
+          {"alpha_pattern", alpha_pattern},
           {"layers_to_transform", layers.empty() ? json(nullptr) : json(layers)},
-          {"layers_pattern", layers.empty() ? json(nullptr) : json("h")}, {"inference_mode", true},
-          {"init_lora_weights", true}, {"modules_to_save", nullptr}, {"use_rslora", false}, {"use_dora", false},
+          {"layers_pattern", layers.empty() ? json(nullptr) : json("h")},
+          {"inference_mode", true},
+          {"init_lora_weights", true},
+          {"modules_to_save", nullptr},
+          {"use_rslora", false},
+          {"use_dora", false},
           {"revision", nullptr}};
 }
 
@@ -91,8 +101,8 @@ void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, co
   // Trained biases; peft (>= 0.7) names a wrapped module's own bias "<module>.base_layer.bias".
   for (const auto& kv : detail::adapter_tensors(model)) {
     if (detail::is_lora_name(kv.first)) continue;
-    const std::string name = wrapped.count(kv.first) ? kv.first.substr(0, kv.first.size() - 4) + "base_layer.bias"
-                                                     : kv.first;
+    const std::string name =
+        wrapped.count(kv.first) ? kv.first.substr(0, kv.first.size() - 4) + "base_layer.bias" : kv.first;
     tensors[kPeftPrefix + name] = kv.second;
   }
   std::error_code ec;

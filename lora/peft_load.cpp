@@ -148,7 +148,8 @@ bool lowrank_slices(const PeftFiles& p, LoRAConfig& meta) {
   std::vector<std::string> slices;
   for (const std::string& t : meta.targets)
     if (detail::slice_index(t) >= 0) slices.push_back(t);
-  std::sort(slices.begin(), slices.end(), [](auto& a, auto& b) { return detail::slice_index(a) < detail::slice_index(b); });
+  std::sort(slices.begin(), slices.end(),
+            [](auto& a, auto& b) { return detail::slice_index(a) < detail::slice_index(b); });
   meta.targets = slices;
   for (const auto& kv : p.modules)
     if (kind_of(kv.first) == "attn.c_attn" && !block_layout(kv.second, slices, meta.r)) return false;
@@ -163,12 +164,15 @@ bool slices_from_tensors(const PeftFiles& p, LoRAConfig& meta) {
   std::vector<const PeftModule*> qkv;
   int64_t other = 0;
   for (const auto& kv : p.modules)
-    if (kind_of(kv.first) == "attn.c_attn") qkv.push_back(&kv.second);
-    else other = kv.second.A.size(0);
+    if (kind_of(kv.first) == "attn.c_attn")
+      qkv.push_back(&kv.second);
+    else
+      other = kv.second.A.size(0);
   if (qkv.empty()) return false;
   const int64_t R = qkv.front()->A.size(0);
   std::vector<int64_t> ranks;
-  if (other > 0) ranks.push_back(other);
+  if (other > 0)
+    ranks.push_back(other);
   else
     for (int64_t n = 3; n >= 1; --n)
       if (R % n == 0) ranks.push_back(R / n);
@@ -223,8 +227,10 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
   LoRAConfig cfg;
   cfg.targets.clear();
   if (first.count("attn.c_attn")) {
-    if (blocks) cfg.targets = meta.targets;
-    else cfg.targets.push_back("c_attn");
+    if (blocks)
+      cfg.targets = meta.targets;
+    else
+      cfg.targets.push_back("c_attn");
   }
   if (first.count("attn.c_proj")) cfg.targets.push_back("o");
   if (first.count("mlp.c_fc")) cfg.targets.push_back("mlp");

@@ -13,9 +13,9 @@
 namespace lowrank::nn {
 
 nlohmann::json config_to_json(const GPTConfig& c) {
-  return {{"name", c.name},       {"vocab_size", c.vocab_size},         {"n_positions", c.n_positions},
-          {"n_embd", c.n_embd},   {"n_layer", c.n_layer},               {"n_head", c.n_head},
-          {"n_inner", c.n_inner}, {"dropout", c.dropout},               {"layer_norm_eps", c.layer_norm_eps},
+  return {{"name", c.name},       {"vocab_size", c.vocab_size}, {"n_positions", c.n_positions},
+          {"n_embd", c.n_embd},   {"n_layer", c.n_layer},       {"n_head", c.n_head},
+          {"n_inner", c.n_inner}, {"dropout", c.dropout},       {"layer_norm_eps", c.layer_norm_eps},
           {"causal", c.causal},   {"n_classes", c.n_classes}};
 }
 
@@ -26,8 +26,8 @@ constexpr uint64_t kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t
 int64_t int_field(const nlohmann::json& j, const char* key, int64_t def) {
   auto it = j.find(key);
   if (it == j.end()) return def;
-  LR_CHECK(it->is_number_integer() && (!it->is_number_unsigned() || it->get<uint64_t>() <= kInt64Max),
-           "field '", key, "' is ", it->dump(), ", not an integer");
+  LR_CHECK(it->is_number_integer() && (!it->is_number_unsigned() || it->get<uint64_t>() <= kInt64Max), "field '", key,
+           "' is ", it->dump(), ", not an integer");
   return it->get<int64_t>();
 }
 }  // namespace
@@ -119,7 +119,8 @@ Pretrained read_pretrained(const std::string& path) {
     Pretrained p;
     p.tensors = hf_tensors(tensor::load_safetensors(st), st);
     std::ifstream in(path + "/config.json");
-    LR_CHECK(in.good(), path, "/config.json: cannot open (a Hugging Face model directory needs config.json and "
+    LR_CHECK(in.good(), path,
+             "/config.json: cannot open (a Hugging Face model directory needs config.json and "
              "model.safetensors)");
     nlohmann::json j;
     try {

@@ -53,9 +53,9 @@ Tensor Classifier::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T
   const int64_t C = encoder.config.n_embd;
   Tensor h = encoder.hidden(ids, B, T, c);  // (B,T,C)
   Tensor pooled = pooling == Pooling::Last   ? last_rows(h, lengths, B, T, C)
-                   : pooling == Pooling::Mean ? mean_rows(h, lengths, B, T, C)
-                                              : reshape(slice(h, 1, 0, 1), {B, C});  // (B,C)
-  return out_proj->forward(autograd::tanh(dense->forward(pooled, c)), c);  // (B,n_classes)
+                  : pooling == Pooling::Mean ? mean_rows(h, lengths, B, T, C)
+                                             : reshape(slice(h, 1, 0, 1), {B, C});  // (B,C)
+  return out_proj->forward(autograd::tanh(dense->forward(pooled, c)), c);           // (B,n_classes)
 }
 
 void Classifier::collect(const std::string& prefix, std::vector<NamedTensor>& out) {

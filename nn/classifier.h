@@ -19,7 +19,7 @@ enum class Pooling {
   Auto,   // First for an encoder, Last for a causal model
   First,  // rejected for a causal model: position 0 sees only the first token
   Last,
-  Mean,   // average over real tokens: every position of a causal model has seen its prefix
+  Mean,  // average over real tokens: every position of a causal model has seen its prefix
 };
 
 class Classifier : public Module {

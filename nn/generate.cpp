@@ -62,7 +62,8 @@ std::vector<Candidate> best_candidates(const float* lp, const std::vector<Hypoth
 
 void add_finished(std::vector<Hypothesis>& done, Hypothesis h, int64_t keep) {
   done.push_back(std::move(h));
-  std::stable_sort(done.begin(), done.end(), [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+  std::stable_sort(done.begin(), done.end(),
+                   [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
   if (static_cast<int64_t>(done.size()) > keep) done.resize(static_cast<size_t>(keep));
 }
 
@@ -80,8 +81,8 @@ int64_t new_token_limit(const GPT& model, int64_t P, const DecodeOptions& opt) {
   return std::min(opt.max_new_tokens, model.config.n_positions - P + 1);
 }
 
-void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t>>& prompts,
-                         const DecodeOptions& opt, const char* fn) {
+void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t>>& prompts, const DecodeOptions& opt,
+                         const char* fn) {
   const int64_t V = model.config.vocab_size, NP = model.config.n_positions;
   LR_CHECK(opt.beam_size >= 1, fn, ": beam_size ", opt.beam_size, " < 1");
   LR_CHECK(opt.eos_id >= 0 && opt.eos_id < V, fn, ": eos_id ", opt.eos_id, " outside the vocabulary of ", V);
@@ -89,7 +90,8 @@ void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t
     const int64_t P = static_cast<int64_t>(prompts[i].size());
     LR_CHECK(P >= 1, fn, ": empty prompt (prompt ", i, ")");
     LR_CHECK(P <= NP, fn, ": prompt ", i, " of ", P, " tokens exceeds n_positions ", NP);
-    for (int32_t t : prompts[i]) LR_CHECK(t >= 0 && t < V, fn, ": prompt ", i, " holds token ", t, " outside the vocabulary of ", V);
+    for (int32_t t : prompts[i])
+      LR_CHECK(t >= 0 && t < V, fn, ": prompt ", i, " holds token ", t, " outside the vocabulary of ", V);
   }
 }
 
@@ -142,7 +144,7 @@ void PromptBeams::append_last_tokens(std::vector<int32_t>& ids) const {
 
 Hypothesis PromptBeams::result() {
   if (step_ == 0) return Hypothesis{};  // no token allowed (limit <= 0)
-  for (Hypothesis& h : live_) {  // unfinished beams compete with what they have
+  for (Hypothesis& h : live_) {         // unfinished beams compete with what they have
     h.score = length_normalized(h.log_prob, static_cast<int64_t>(h.tokens.size()), opt_.length_penalty);
     add_finished(done_, std::move(h), opt_.beam_size);
   }

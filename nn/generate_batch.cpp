@@ -115,7 +115,8 @@ std::vector<Hypothesis> beam_decode_batch(GPT& model, const std::vector<std::vec
 std::vector<std::vector<int32_t>> beam_search_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
                                                     const DecodeOptions& opt, int64_t max_rows) {
   std::vector<std::vector<int32_t>> out;
-  for (Hypothesis& h : decode_batch(model, prompts, opt, max_rows, "beam_search_batch")) out.push_back(std::move(h.tokens));
+  for (Hypothesis& h : decode_batch(model, prompts, opt, max_rows, "beam_search_batch"))
+    out.push_back(std::move(h.tokens));
   return out;
 }
 

@@ -46,8 +46,8 @@ class PromptBeams {
 int64_t new_token_limit(const GPT& model, int64_t P, const DecodeOptions& opt);
 
 // LR_CHECKs prompts and options; errors start with fn and name the offending prompt's index.
-void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t>>& prompts,
-                         const DecodeOptions& opt, const char* fn);
+void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t>>& prompts, const DecodeOptions& opt,
+                         const char* fn);
 
 // Decodes prompts of one length together: one prefill (B = prompts), then one forward per step over
 // the live beams of all unfinished prompts and one shared KVCache. Inputs must be checked already.

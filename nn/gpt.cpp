@@ -25,9 +25,7 @@ CausalSelfAttention::CausalSelfAttention(const GPTConfig& cfg, const Init& init,
 
 namespace {
 // (Lp, C) -> (B, Lp, C): the same learned rows for every sequence (gradients sum over B).
-Tensor expand_rows(const Tensor& p, int64_t B) {
-  return add(Tensor::zeros({B, p.size(0), p.size(1)}, p.device()), p);
-}
+Tensor expand_rows(const Tensor& p, int64_t B) { return add(Tensor::zeros({B, p.size(0), p.size(1)}, p.device()), p); }
 
 // Keys or values seen by this call: earlier ones (cache, else the learned prefix) then the new ones.
 Tensor with_past(const Tensor& now, const Tensor& prefix, std::vector<Tensor>* cache, int64_t layer) {
@@ -50,7 +48,8 @@ Tensor CausalSelfAttention::forward(const Tensor& x, const Context& ctx) {
   Tensor q = slice(qkv, -1, 0, C);
   Tensor k = with_past(slice(qkv, -1, C, C), prefix_k, ctx.cache ? &ctx.cache->k : nullptr, layer);
   Tensor v = with_past(slice(qkv, -1, 2 * C, C), prefix_v, ctx.cache ? &ctx.cache->v : nullptr, layer);
-  LR_CHECK(!ctx.key_lengths || k.size(1) == x.size(1), "attention: padded batches (key_lengths) cannot be combined "
+  LR_CHECK(!ctx.key_lengths || k.size(1) == x.size(1),
+           "attention: padded batches (key_lengths) cannot be combined "
            "with a KV cache or prefix keys");
   Tensor y = attention(q, k, v, NH, causal, ctx.key_lengths ? *ctx.key_lengths : std::vector<int32_t>{});
   return c_proj->forward(y, ctx);
@@ -67,9 +66,7 @@ MLP::MLP(const GPTConfig& cfg, const Init& init)
     : c_fc(std::make_unique<Linear>(cfg.n_embd, cfg.mlp_width(), true, init)),
       c_proj(std::make_unique<Linear>(cfg.mlp_width(), cfg.n_embd, true, init, residual_std(cfg))) {}
 
-Tensor MLP::forward(const Tensor& x, const Context& ctx) {
-  return c_proj->forward(gelu(c_fc->forward(x, ctx)), ctx);
-}
+Tensor MLP::forward(const Tensor& x, const Context& ctx) { return c_proj->forward(gelu(c_fc->forward(x, ctx)), ctx); }
 
 void MLP::collect(const std::string& prefix, std::vector<NamedTensor>& out) {
   c_fc->collect(prefix + "c_fc.", out);
@@ -143,21 +140,23 @@ Tensor GPT::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const
 
 Tensor GPT::head_at(const Tensor& x, const std::vector<int32_t>& rows) {
   const int64_t C = config.n_embd;
-  LR_CHECK(x.ndim() >= 2 && x.size(x.ndim() - 1) == C, "GPT::head_at: hidden states ", x.shape(), " do not end in C=", C);
-  Tensor flat = reshape(x, {x.numel() / C, C});                                       // (B·T, C)
-  Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
-  return wte.project(picked);                                                         // (N,C)·(V,C)ᵀ -> (N,V)
+  LR_CHECK(x.ndim() >= 2 && x.size(x.ndim() - 1) == C, "GPT::head_at: hidden states ", x.shape(),
+           " do not end in C=", C);
+  Tensor flat = reshape(x, {x.numel() / C, C});                                // (B·T, C)
+  Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});  // (N, C), ids checked
+  return wte.project(picked);                                                  // (N,C)·(V,C)ᵀ -> (N,V)
 }
 
 Tensor GPT::head_loss(const Tensor& x, const std::vector<int32_t>& rows, const std::vector<int32_t>& targets,
                       const CrossEntropyOptions& opt) {
   const int64_t C = config.n_embd;
-  LR_CHECK(x.ndim() >= 2 && x.size(x.ndim() - 1) == C, "GPT::head_loss: hidden states ", x.shape(), " do not end in C=", C);
-  Tensor flat = reshape(x, {x.numel() / C, C});                                       // (B·T, C)
-  Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});         // (N, C), ids checked
+  LR_CHECK(x.ndim() >= 2 && x.size(x.ndim() - 1) == C, "GPT::head_loss: hidden states ", x.shape(),
+           " do not end in C=", C);
+  Tensor flat = reshape(x, {x.numel() / C, C});                                // (B·T, C)
+  Tensor picked = embedding(flat, rows, {static_cast<int64_t>(rows.size())});  // (N, C), ids checked
   if (wte.delta && !wte.delta->merged())  // the head is weight + ΔE: not one (V, C) matrix, so unfused
     return cross_entropy(wte.project(picked), targets, opt);
-  return linear_cross_entropy(picked, wte.weight, targets, opt);                      // (N,C), (V,C) -> ()
+  return linear_cross_entropy(picked, wte.weight, targets, opt);  // (N,C), (V,C) -> ()
 }
 
 void GPT::collect(const std::string& prefix, std::vector<NamedTensor>& out) {

@@ -24,7 +24,7 @@ class CausalSelfAttention : public Module {
   Tensor prefix_k, prefix_v;       // (Lp, C) learned keys/values (prefix-layer tuning), or undefined
   int64_t NH;
   bool causal;
-  int64_t layer;                   // index into the KV cache
+  int64_t layer;  // index into the KV cache
 };
 
 class MLP : public Module {

@@ -42,8 +42,7 @@ void require(const json& j, const char* key, const T& want, const std::string& p
   bool ok = false;
   try {
     ok = it->get<T>() == want;
-  } catch (const json::exception&) {
-  }
+  } catch (const json::exception&) {}
   LR_CHECK(ok, path, ": field '", key, "' is ", it->dump(), ": ", why);
 }
 
@@ -89,11 +88,14 @@ GPTConfig hf_config(const json& j, const std::map<std::string, Tensor>& t, const
   const struct {
     const char* field;
     int64_t value;
-  } sizes[] = {{"vocab_size", c.vocab_size}, {"n_positions", c.n_positions}, {"n_embd", c.n_embd},
-               {"n_layer", c.n_layer},       {"n_head", c.n_head}};
+  } sizes[] = {{"vocab_size", c.vocab_size},
+               {"n_positions", c.n_positions},
+               {"n_embd", c.n_embd},
+               {"n_layer", c.n_layer},
+               {"n_head", c.n_head}};
   for (const auto& s : sizes) LR_CHECK(s.value > 0, path, ": field '", s.field, "' must be positive, got ", s.value);
-  LR_CHECK(c.n_embd % c.n_head == 0, path, ": field 'n_head' is ", c.n_head,
-           ", which does not divide n_embd ", c.n_embd);
+  LR_CHECK(c.n_embd % c.n_head == 0, path, ": field 'n_head' is ", c.n_head, ", which does not divide n_embd ",
+           c.n_embd);
   agree(t, "wte.weight", 0, c.vocab_size, "vocab_size", path);
   agree(t, "wte.weight", 1, c.n_embd, "n_embd", path);
   agree(t, "wpe.weight", 0, c.n_positions, "n_positions", path);
@@ -112,13 +114,24 @@ GPTConfig hf_config(const json& j, const std::map<std::string, Tensor>& t, const
 
 json hf_config_json(const GPTConfig& c) {
   const int64_t eos = c.vocab_size - 1;  // GPT-2 BPE's <|endoftext|> is its last id, 50256
-  return {{"activation_function", "gelu_new"}, {"architectures", {"GPT2LMHeadModel"}},
-          {"attn_pdrop", c.dropout}, {"bos_token_id", eos}, {"embd_pdrop", c.dropout}, {"eos_token_id", eos},
-          {"layer_norm_epsilon", c.layer_norm_eps}, {"model_type", "gpt2"}, {"n_embd", c.n_embd},
-          {"n_head", c.n_head}, {"n_inner", c.n_inner > 0 ? json(c.n_inner) : json(nullptr)},
-          {"n_layer", c.n_layer}, {"n_positions", c.n_positions}, {"resid_pdrop", c.dropout},
-          {"scale_attn_by_inverse_layer_idx", false}, {"scale_attn_weights", true},
-          {"tie_word_embeddings", true}, {"vocab_size", c.vocab_size}};
+  return {{"activation_function", "gelu_new"},
+          {"architectures", {"GPT2LMHeadModel"}},
+          {"attn_pdrop", c.dropout},
+          {"bos_token_id", eos},
+          {"embd_pdrop", c.dropout},
+          {"eos_token_id", eos},
+          {"layer_norm_epsilon", c.layer_norm_eps},
+          {"model_type", "gpt2"},
+          {"n_embd", c.n_embd},
+          {"n_head", c.n_head},
+          {"n_inner", c.n_inner > 0 ? json(c.n_inner) : json(nullptr)},
+          {"n_layer", c.n_layer},
+          {"n_positions", c.n_positions},
+          {"resid_pdrop", c.dropout},
+          {"scale_attn_by_inverse_layer_idx", false},
+          {"scale_attn_weights", true},
+          {"tie_word_embeddings", true},
+          {"vocab_size", c.vocab_size}};
 }
 
 std::map<std::string, Tensor> hf_tensors(const tensor::SafetensorsFile& f, const std::string& path) {
@@ -126,7 +139,7 @@ std::map<std::string, Tensor> hf_tensors(const tensor::SafetensorsFile& f, const
   std::map<std::string, Tensor> ours;
   for (const auto& kv : f.tensors) {
     std::string name = kv.first;
-    if (name == "lm_head.weight") continue;  // checked against wte below
+    if (name == "lm_head.weight") continue;                                               // checked against wte below
     if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias")) continue;  // old mask buffers
     LR_CHECK(name.rfind(prefix, 0) == 0, path, ": tensor '", name, "' is not part of a GPT-2 model");
     name = name.substr(prefix.size());
@@ -156,7 +169,8 @@ void save_hf_dir(const std::string& dir, GPT& model) {
                       p.name.rfind("h.", 0) == 0;
     LR_CHECK(base && p.name.find("lora_") == std::string::npos && p.name.find("adapter") == std::string::npos &&
                  p.name.find("prefix") == std::string::npos,
-             "save_hf_dir ", dir, ": parameter '", p.name, "' is not part of GPT-2 (merge or remove the adapters first)");
+             "save_hf_dir ", dir, ": parameter '", p.name,
+             "' is not part of GPT-2 (merge or remove the adapters first)");
     const Tensor t = p.tensor.to(Device::CPU);
     out["transformer." + p.name] = is_conv1d_weight(p.name) ? t.transpose(0, 1).contiguous() : t.contiguous();
   }

@@ -38,8 +38,8 @@ class LayerNorm : public Module {
 class EmbeddingDelta : public Module {
  public:
   virtual Tensor lookup(const std::vector<int32_t>& ids, const Shape& ids_shape) = 0;  // ΔE[ids]: ids_shape + (C)
-  virtual Tensor head(const Tensor& h) = 0;  // h ΔEᵀ: (..., C) -> (..., V)
-  virtual bool merged() const = 0;           // ΔE already folded into the table: lookup/head are not added
+  virtual Tensor head(const Tensor& h) = 0;                                            // h ΔEᵀ: (..., C) -> (..., V)
+  virtual bool merged() const = 0;  // ΔE already folded into the table: lookup/head are not added
 };
 
 class Embedding : public Module {
@@ -51,7 +51,7 @@ class Embedding : public Module {
   Tensor project(const Tensor& h) const;
   void collect(const std::string& prefix, std::vector<NamedTensor>& out) override;
 
-  Tensor weight;                         // (V, C)
+  Tensor weight;                          // (V, C)
   std::unique_ptr<EmbeddingDelta> delta;  // null for a plain embedding
 };
 

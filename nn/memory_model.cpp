@@ -47,8 +47,7 @@ double activation_bytes_per_token_layer(const GPTConfig& cfg, int64_t T, const M
 double activation_bytes(const GPTConfig& cfg, int64_t B, int64_t T, const MemoryAssumptions& a) {
   cfg.validate();
   LR_CHECK(B > 0 && T > 0, "activation_bytes: B and T must be positive, got B=", B, " T=", T);
-  LR_CHECK(T <= cfg.n_positions, "activation_bytes: T=", T, " exceeds ", cfg.name, "'s n_positions ",
-           cfg.n_positions);
+  LR_CHECK(T <= cfg.n_positions, "activation_bytes: T=", T, " exceeds ", cfg.name, "'s n_positions ", cfg.n_positions);
   double per_token = static_cast<double>(cfg.n_layer) * activation_bytes_per_token_layer(cfg, T, a);
   if (a.checkpointing) {  // one block's full set is live again while it is recomputed in backward
     MemoryAssumptions full = a;
@@ -63,8 +62,7 @@ MemoryEstimate training_memory(const GPTConfig& cfg, int64_t n_params, int64_t n
                                const MemoryAssumptions& a) {
   LR_CHECK(n_params >= 0 && n_trainable >= 0, "training_memory: negative parameter count (", n_params, ", ",
            n_trainable, ")");
-  LR_CHECK(n_trainable <= n_params, "training_memory: ", n_trainable, " trainable of only ", n_params,
-           " parameters");
+  LR_CHECK(n_trainable <= n_params, "training_memory: ", n_trainable, " trainable of only ", n_params, " parameters");
   MemoryEstimate m;
   m.weights = a.weight_bytes * static_cast<double>(n_params);
   m.grads = a.grad_bytes * static_cast<double>(n_trainable);
@@ -79,8 +77,8 @@ std::string format_bytes(double bytes) {
     const char* name;
     const char* fmt;
   };
-  static const Unit units[] = {{1e12, "TB", "%.2f %s"}, {1e9, "GB", "%.1f %s"}, {1e6, "MB", "%.1f %s"},
-                               {1e3, "kB", "%.1f %s"}};
+  static const Unit units[] = {
+      {1e12, "TB", "%.2f %s"}, {1e9, "GB", "%.1f %s"}, {1e6, "MB", "%.1f %s"}, {1e3, "kB", "%.1f %s"}};
   char buf[48];
   for (const Unit& u : units)
     if (bytes >= u.scale) {

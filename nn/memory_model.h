@@ -30,12 +30,12 @@ namespace lowrank::nn {
 // Bytes per element of each term; a preset is one accounting convention, named for the output.
 struct MemoryAssumptions {
   std::string name = "custom";
-  double weight_bytes = 4;   // every parameter
-  double grad_bytes = 4;     // per trainable parameter
-  double master_bytes = 0;   // fp32 master weights per trainable parameter (mixed precision); 0: none
-  double moment_bytes = 4;   // each of Adam's two moments, per trainable parameter
-  double act_bytes = 4;      // per stored activation value
-  double mask_bytes = 1;     // per dropout-mask element (0: no dropout)
+  double weight_bytes = 4;     // every parameter
+  double grad_bytes = 4;       // per trainable parameter
+  double master_bytes = 0;     // fp32 master weights per trainable parameter (mixed precision); 0: none
+  double moment_bytes = 4;     // each of Adam's two moments, per trainable parameter
+  double act_bytes = 4;        // per stored activation value
+  double mask_bytes = 1;       // per dropout-mask element (0: no dropout)
   bool checkpointing = false;  // keep only each block's input (full recomputation)
 };
 

@@ -14,7 +14,7 @@ std::vector<float> next_logits(GPT& model, const std::vector<int32_t>& ids) {
   autograd::NoGradGuard no_grad;
   const int64_t T = std::min<int64_t>(static_cast<int64_t>(ids.size()), model.config.n_positions);
   std::vector<int32_t> window(ids.end() - T, ids.end());
-  Tensor h = model.hidden(window, 1, T, Context{});                    // (1,T,C)
+  Tensor h = model.hidden(window, 1, T, Context{});  // (1,T,C)
   Tensor last = autograd::reshape(autograd::slice(h, 1, T - 1, 1), {1, model.config.n_embd});
   return model.wte.project(last).to_vector();  // only the last row's head (tied, + ΔE with LoRA on wte)
 }
@@ -61,7 +61,8 @@ std::vector<double> sampling_weights(const std::vector<float>& logits_in, const 
 
 int32_t sample_id(std::vector<float> logits, const SampleOptions& opt, Rng& rng) {
   const int64_t V = static_cast<int64_t>(logits.size());
-  if (opt.temperature <= 0.f) return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (opt.temperature <= 0.f)
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   const std::vector<double> p = sampling_weights(logits, opt);
   double total = 0.0;
   for (int64_t v = 0; v < V; ++v) total += p[v];

@@ -24,7 +24,7 @@ struct SampleOptions {
   int64_t top_k = 0;        // 0: the whole vocabulary
   int32_t stop_id = -1;     // stop after emitting this id (e.g. EOS); -1: never
   // New fields go last: callers brace-initialize the ones above in this order.
-  float top_p = 1.f;        // in (0, 1]; 1: the whole vocabulary
+  float top_p = 1.f;                 // in (0, 1]; 1: the whole vocabulary
   int64_t no_repeat_ngram_size = 0;  // bans as nn::DecodeOptions' (over the generated ids only); 0: off
 };
 

@@ -41,8 +41,10 @@ std::map<std::string, std::string> load_training(const std::string& path, nn::GP
            nn::config_to_json(saved).dump(), " differs from this run's ", nn::config_to_json(model.config).dump());
   std::map<std::string, Tensor> params, state;
   for (const auto& kv : f.tensors) {
-    if (kv.first.rfind("opt.", 0) == 0) state[kv.first.substr(4)] = kv.second;
-    else params[kv.first] = kv.second;
+    if (kv.first.rfind("opt.", 0) == 0)
+      state[kv.first.substr(4)] = kv.second;
+    else
+      params[kv.first] = kv.second;
   }
   const int64_t step = read_step(f, path);
   try {

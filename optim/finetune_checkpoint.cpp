@@ -20,9 +20,13 @@ void save_finetune(const std::string& path, const std::vector<nn::NamedTensor>& 
     if (!best.empty()) t["best." + trainable[i].name] = best[i];
   }
   for (const auto& kv : opt.state_dict()) t["opt." + kv.first] = kv.second;
-  tensor::save_safetensors(path, t, {{"format", "lowrank-finetune"}, {"fingerprint", s.fingerprint},
-                                     {"step", std::to_string(s.step)}, {"batches_drawn", std::to_string(s.batches_drawn)},
-                                     {"dropout_rng", s.dropout_rng}, {"log", s.log}});
+  tensor::save_safetensors(path, t,
+                           {{"format", "lowrank-finetune"},
+                            {"fingerprint", s.fingerprint},
+                            {"step", std::to_string(s.step)},
+                            {"batches_drawn", std::to_string(s.batches_drawn)},
+                            {"dropout_rng", s.dropout_rng},
+                            {"log", s.log}});
 }
 
 namespace {
@@ -46,8 +50,8 @@ const Tensor& tensor_for(const tensor::SafetensorsFile& f, const std::string& pa
                          const Tensor& like) {
   auto it = f.tensors.find(name);
   LR_CHECK(it != f.tensors.end(), path, ": no tensor '", name, "'");
-  LR_CHECK(it->second.shape() == like.shape(), path, ": '", name, "' has shape ", it->second.shape(), ", this run's is ",
-           like.shape());
+  LR_CHECK(it->second.shape() == like.shape(), path, ": '", name, "' has shape ", it->second.shape(),
+           ", this run's is ", like.shape());
   return it->second;
 }
 }  // namespace

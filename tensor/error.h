@@ -30,7 +30,7 @@ std::string cat(const Args&... args) {
 }  // namespace lowrank
 
 // LR_CHECK(cond, pieces...): throws lowrank::Error(cat(pieces...)) when cond is false.
-#define LR_CHECK(cond, ...)                                   \
-  do {                                                        \
+#define LR_CHECK(cond, ...)                                           \
+  do {                                                                \
     if (!(cond)) throw ::lowrank::Error(::lowrank::cat(__VA_ARGS__)); \
   } while (0)

@@ -20,7 +20,8 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
   LR_CHECK(f != nullptr, path, ": cannot create temporary file '", tmp, "' (", errno_text(), ")");
   std::string failure;
   const ByteSink write = [&](const void* p, size_t len) {
-    if (failure.empty() && len > 0 && std::fwrite(p, 1, len, f) != len) failure = cat("write failed (", errno_text(), ")");
+    if (failure.empty() && len > 0 && std::fwrite(p, 1, len, f) != len)
+      failure = cat("write failed (", errno_text(), ")");
   };
   try {
     fill(write);
@@ -41,7 +42,8 @@ void write_file_atomic(const std::string& path, const std::function<void(const B
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes, const char* what) {
-  write_file_atomic(path, [&](const ByteSink& write) { write(bytes.data(), bytes.size()); }, what);
+  write_file_atomic(
+      path, [&](const ByteSink& write) { write(bytes.data(), bytes.size()); }, what);
 }
 
 }  // namespace lowrank

@@ -31,8 +31,8 @@ using MutMap = Eigen::Map<RowMat, Eigen::Unaligned, Eigen::OuterStride<>>;
 // (Haswell on an AVX-512 machine: AVX2 kernels, about half the reachable peak).
 void backend_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                   const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-              lda, B, ldb, beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
 }
 std::string backend_info() {
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
@@ -52,13 +52,20 @@ void backend_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
 }
 std::string isa_name(dnnl_cpu_isa_t isa) {
   switch (isa) {
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "isa 0x" + std::to_string(static_cast<int>(isa));
+    case dnnl_cpu_isa_avx2:
+      return "avx2";
+    case dnnl_cpu_isa_avx2_vnni:
+      return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core:
+      return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "isa 0x" + std::to_string(static_cast<int>(isa));
   }
 }
 std::string backend_info() {
@@ -106,8 +113,10 @@ void backend_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
   if (ta && !tb) product(a.transpose(), b, alpha, beta, c);
   if (ta && tb) product(a.transpose(), b.transpose(), alpha, beta, c);
 }
-std::string backend_info() { return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." +
-                                    std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION); }
+std::string backend_info() {
+  return "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+         std::to_string(EIGEN_MINOR_VERSION);
+}
 void backend_threads(int) {}  // Eigen::setNbThreads is called by set_num_threads itself
 constexpr const char* kName = "eigen";
 #endif
@@ -126,7 +135,10 @@ void gemm_any(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float a
   if (M == 0 || N == 0) return;
   if (K == 0) {
     MutMap c(C, M, N, Eigen::OuterStride<>(ldc));
-    if (beta == 0.f) c.setZero(); else c *= beta;
+    if (beta == 0.f)
+      c.setZero();
+    else
+      c *= beta;
     return;
   }
   if (gemm_thin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;  // LoRA's rank-r products
@@ -152,8 +164,8 @@ void gemm_batched(Device dev, bool transA, bool transB, int64_t M, int64_t N, in
     gemm(transA, transB, M, N, K, alpha, A + i * sA, lda, B + i * sB, ldb, beta, C + i * sC, ldc);
 }
 
-void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j) {
       double acc = 0.0;

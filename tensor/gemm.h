@@ -29,7 +29,7 @@ void gemm_batched(Device dev, bool transA, bool transB, int64_t M, int64_t N, in
                   int64_t sC, int64_t batch);
 
 // Same product computed with plain loops in double: the reference the tests hold gemm() to.
-void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 }  // namespace lowrank::tensor

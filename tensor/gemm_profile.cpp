@@ -34,8 +34,7 @@ std::vector<GemmStat> gemm_profile_stop() {
 
 bool gemm_profiling() { return g_on.load(std::memory_order_relaxed); }
 
-void gemm_profile_record(bool transA, bool transB, int64_t M, int64_t N, int64_t K, bool accumulate,
-                         double seconds) {
+void gemm_profile_record(bool transA, bool transB, int64_t M, int64_t N, int64_t K, bool accumulate, double seconds) {
   const bool pooled = omp_in_parallel() != 0;
   const Key key{transA, transB, pooled ? -1 : M, pooled ? -1 : N, pooled ? -1 : K, accumulate};
   std::lock_guard<std::mutex> lock(g_mutex);

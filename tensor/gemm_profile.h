@@ -23,7 +23,6 @@ std::vector<GemmStat> gemm_profile_stop();  // turns it off; its rows, most seco
 bool gemm_profiling();
 
 // Records one call of `seconds`; gemm() calls it while recording. Thread-safe.
-void gemm_profile_record(bool transA, bool transB, int64_t M, int64_t N, int64_t K, bool accumulate,
-                         double seconds);
+void gemm_profile_record(bool transA, bool transB, int64_t M, int64_t N, int64_t K, bool accumulate, double seconds);
 
 }  // namespace lowrank::tensor

@@ -57,8 +57,10 @@ void dot_form(bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float
 
 // c[0, N) = beta·c (exactly 0 when beta is 0, dropping NaNs in C as the BLAS does).
 inline void scale_row(float* c, int64_t N, float beta) {
-  if (beta == 0.f) std::fill(c, c + N, 0.f);
-  else if (beta != 1.f) for (int64_t n = 0; n < N; ++n) c[n] *= beta;
+  if (beta == 0.f)
+    std::fill(c, c + N, 0.f);
+  else if (beta != 1.f)
+    for (int64_t n = 0; n < N; ++n) c[n] *= beta;
 }
 
 inline void axpy(float* __restrict c, const float* __restrict b, float s, int64_t N) {
@@ -87,8 +89,8 @@ void axpy_form(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 }
 
 // The cases with op(A) not transposed and N thin, or op(B) rows contiguous and K or M thin.
-bool direct(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+bool direct(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+            int64_t ldb, float beta, float* C, int64_t ldc) {
   if (N <= kThinDim && !ta) {
     dot_form(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return true;

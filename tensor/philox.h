@@ -68,8 +68,8 @@ LR_PHILOX_FN void uniform4(uint64_t key, uint64_t group, float out[4]) {
 
 // Elements [4g, min(4g + 4, n)) of mask (n) and y (n) from x (n); scale = 1/(1-p), computed once by
 // the caller so that every compilation multiplies by the same float.
-LR_PHILOX_FN void dropout_group(float* y, float* mask, const float* x, int64_t n, uint64_t group, uint64_t key,
-                                float p, float scale) {
+LR_PHILOX_FN void dropout_group(float* y, float* mask, const float* x, int64_t n, uint64_t group, uint64_t key, float p,
+                                float scale) {
   float u[4];
   uniform4(key, group, u);
   const int64_t base = static_cast<int64_t>(group) * 4;

@@ -64,16 +64,16 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   LR_CHECK(v.is_object(), where, ": header entry is not a JSON object");
   LR_CHECK(v.contains("dtype") && v["dtype"].is_string(), where, ": missing or non-string 'dtype'");
   LR_CHECK(v.contains("shape") && v["shape"].is_array(), where, ": missing or non-array 'shape'");
-  LR_CHECK(v.contains("data_offsets") && v["data_offsets"].is_array() && v["data_offsets"].size() == 2,
-           where, ": 'data_offsets' must be an array [begin, end]");
+  LR_CHECK(v.contains("data_offsets") && v["data_offsets"].is_array() && v["data_offsets"].size() == 2, where,
+           ": 'data_offsets' must be an array [begin, end]");
   Entry e;
   e.dtype = v["dtype"].get<std::string>();
   const size_t esize = dtype_size(e.dtype);
   LR_CHECK(esize != 0, where, ": unsupported dtype '", e.dtype, "' (supported: F32, F16, BF16)");
 
   const json& sh = v["shape"];
-  LR_CHECK(sh.size() <= static_cast<size_t>(kMaxDims), where, ": ", sh.size(), "-D shape ", sh.dump(),
-           " (at most ", kMaxDims, " dims supported)");
+  LR_CHECK(sh.size() <= static_cast<size_t>(kMaxDims), where, ": ", sh.size(), "-D shape ", sh.dump(), " (at most ",
+           kMaxDims, " dims supported)");
   e.shape.ndim = static_cast<int>(sh.size());
   // numel * esize, refusing anything that could overflow or that cannot fit in the file anyway.
   uint64_t bytes = esize;
@@ -84,8 +84,10 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
     LR_CHECK(dim <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), where, ": shape ", sh.dump(),
              " has a dim too large");
     e.shape.d[i] = static_cast<int64_t>(dim);
-    if (dim != 0 && bytes > std::numeric_limits<uint64_t>::max() / dim) too_big = true;
-    else bytes *= dim;
+    if (dim != 0 && bytes > std::numeric_limits<uint64_t>::max() / dim)
+      too_big = true;
+    else
+      bytes *= dim;
   }
   if (too_big) {
     // A zero dim elsewhere still makes it empty.
@@ -101,13 +103,13 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   }
 
   const json& off = v["data_offsets"];
-  LR_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(), where,
-           ": 'data_offsets' ", off.dump(), " must be non-negative integers");
+  LR_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(), where, ": 'data_offsets' ", off.dump(),
+           " must be non-negative integers");
   e.begin = off[0].get<uint64_t>();
   e.end = off[1].get<uint64_t>();
   LR_CHECK(e.begin <= e.end, where, ": data_offsets [", e.begin, ", ", e.end, "] end before they begin");
-  LR_CHECK(e.end - e.begin == bytes, where, ": data_offsets [", e.begin, ", ", e.end, "] span ",
-           e.end - e.begin, " bytes but ", e.dtype, " shape ", e.shape, " needs ", bytes);
+  LR_CHECK(e.end - e.begin == bytes, where, ": data_offsets [", e.begin, ", ", e.end, "] span ", e.end - e.begin,
+           " bytes but ", e.dtype, " shape ", e.shape, " needs ", bytes);
   LR_CHECK(e.end <= data_bytes, where, ": data_offsets [", e.begin, ", ", e.end,
            "] run past the end of the data section (", data_bytes, " bytes): truncated file?");
   return e;
@@ -223,21 +225,24 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xffu);
 
   detail::remove_stale_temporaries(path);
-  write_file_atomic(path, [&](const ByteSink& write) {
-    write(len_bytes, 8);
-    write(text.data(), text.size());
-    std::vector<uint16_t> half;
-    for (const auto& item : items) {
-      const size_t numel = static_cast<size_t>(item.second.numel());
-      if (dtype == "F32") {
-        write(item.second.data(), numel * sizeof(float));
-        continue;
-      }
-      half.resize(numel);
-      for (size_t i = 0; i < numel; ++i) half[i] = float_to_bfloat16(item.second.data()[i]);
-      write(half.data(), numel * sizeof(uint16_t));
-    }
-  }, "safetensors file");
+  write_file_atomic(
+      path,
+      [&](const ByteSink& write) {
+        write(len_bytes, 8);
+        write(text.data(), text.size());
+        std::vector<uint16_t> half;
+        for (const auto& item : items) {
+          const size_t numel = static_cast<size_t>(item.second.numel());
+          if (dtype == "F32") {
+            write(item.second.data(), numel * sizeof(float));
+            continue;
+          }
+          half.resize(numel);
+          for (size_t i = 0; i < numel; ++i) half[i] = float_to_bfloat16(item.second.data()[i]);
+          write(half.data(), numel * sizeof(uint16_t));
+        }
+      },
+      "safetensors file");
 }
 
 Tensor take(const SafetensorsFile& file, const std::string& name, const Shape& expect,

@@ -18,8 +18,8 @@
 namespace lowrank::tensor {
 
 struct SafetensorsFile {
-  std::map<std::string, Tensor> tensors;             // contiguous float32 CPU tensors
-  std::map<std::string, std::string> metadata;       // the "__metadata__" entry (may be empty)
+  std::map<std::string, Tensor> tensors;        // contiguous float32 CPU tensors
+  std::map<std::string, std::string> metadata;  // the "__metadata__" entry (may be empty)
 };
 
 // Reads a whole file. Overlapping or out-of-order data_offsets are accepted as long as every
@@ -55,6 +55,6 @@ uint16_t float_to_bfloat16(float f);
 
 namespace lowrank {
 using tensor::load_safetensors;
-using tensor::save_safetensors;
 using tensor::SafetensorsFile;
+using tensor::save_safetensors;
 }  // namespace lowrank

@@ -30,8 +30,10 @@ int64_t Shape::numel() const {
   int64_t n = 1;
   bool zero = false;
   for (int i = 0; i < ndim; ++i) {
-    if (d[i] == 0) zero = true;
-    else if (__builtin_mul_overflow(n, d[i], &n)) overflow(*this);
+    if (d[i] == 0)
+      zero = true;
+    else if (__builtin_mul_overflow(n, d[i], &n))
+      overflow(*this);
   }
   return zero ? 0 : n;
 }

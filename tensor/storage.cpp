@@ -97,8 +97,7 @@ void cpu_free(float* p, size_t bytes) {
 void note_alloc(size_t bytes) {
   size_t now = g_in_use.fetch_add(bytes) + bytes;
   size_t peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
-  }
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {}
 }
 }  // namespace
 

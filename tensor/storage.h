@@ -56,7 +56,7 @@ void cuda_copy_floats(float* dst, Device dst_dev, const float* src, Device src_d
 // Elementwise work on CUDA buffers for Tensor::fill_, copy_ and add_ (cuda/tensor_hooks.cpp): tensor/
 // declares what it needs and cuda/ implements it, so tensor/ never includes cuda/. Strides and sizes
 // as in Tensor (ndim <= kMaxDims), in elements.
-void cuda_fill_floats(float* p, float v, int64_t n);                         // p (n) = v
+void cuda_fill_floats(float* p, float v, int64_t n);                          // p (n) = v
 void cuda_axpy_floats(float* dst, const float* src, float alpha, int64_t n);  // dst (n) += alpha · src
 void cuda_copy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
                        const int64_t* sizes, int64_t ndim);

@@ -27,8 +27,8 @@ Tensor Tensor::full(const Shape& shape, float value, Device device) {
 }
 
 Tensor Tensor::from(const std::vector<float>& values, const Shape& shape) {
-  LR_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "Tensor::from: ", values.size(),
-           " values for shape ", shape);
+  LR_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "Tensor::from: ", values.size(), " values for shape ",
+           shape);
   Tensor t = empty(shape);
   if (!values.empty()) std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
   return t;
@@ -159,8 +159,8 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(Device device) const {
   if (device == this->device()) return *this;
-  LR_CHECK(device != Device::Meta && this->device() != Device::Meta, "to(", device_name(device), "): tensor ",
-           shape_, " on ", device_name(this->device()), ": a meta tensor has no data to move");
+  LR_CHECK(device != Device::Meta && this->device() != Device::Meta, "to(", device_name(device), "): tensor ", shape_,
+           " on ", device_name(this->device()), ": a meta tensor has no data to move");
   Tensor src = contiguous();  // a transfer moves one compact block: views are compacted where they live
   Tensor t = empty(shape_, device);
   copy_floats(t.data(), device, src.data(), src.device(), static_cast<size_t>(numel()));
@@ -205,8 +205,8 @@ Tensor& Tensor::grad_or_empty(bool& fresh) {
 void Tensor::set_grad(const Tensor& g) {
   LR_CHECK(g.shape() == shape_, "set_grad: gradient shape ", g.shape(), " does not match tensor ", shape_);
   LR_CHECK(slot_, "set_grad: undefined tensor");
-  LR_CHECK(g.device() == device(), "set_grad: gradient on ", device_name(g.device()), " for a tensor ", shape_,
-           " on ", device_name(device()), " (the optimizer reads both on one device)");
+  LR_CHECK(g.device() == device(), "set_grad: gradient on ", device_name(g.device()), " for a tensor ", shape_, " on ",
+           device_name(device()), " (the optimizer reads both on one device)");
   slot_->grad = g.contiguous();  // ops write gradients as compact row-major buffers
 }
 
@@ -221,8 +221,10 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   // Only 8 values are shown: a compact device tensor downloads just those (plus one to know "...").
   const bool head_only = t.device() == Device::CUDA && t.is_contiguous() && t.numel() > 9;
   std::vector<float> v(head_only ? 9 : 0);
-  if (head_only) copy_floats(v.data(), Device::CPU, t.data(), Device::CUDA, v.size());
-  else v = t.to_vector();
+  if (head_only)
+    copy_floats(v.data(), Device::CPU, t.data(), Device::CUDA, v.size());
+  else
+    v = t.to_vector();
   for (size_t i = 0; i < v.size() && i < 8; ++i) os << (i ? ", " : "") << v[i];
   return os << (v.size() > 8 ? ", ...]" : "]");
 }

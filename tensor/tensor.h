@@ -55,7 +55,7 @@ class Tensor {
   Tensor contiguous() const;  // *this if already contiguous, else a compact copy
   Tensor clone() const;       // always a fresh compact copy, without autograd state
   Tensor to(Device device) const;
-  Tensor detach() const;      // same data, no autograd state
+  Tensor detach() const;  // same data, no autograd state
 
   // ---- in-place (any strides, same shape) ----
   void copy_(const Tensor& src);
@@ -65,14 +65,14 @@ class Tensor {
   // ---- autograd state ----
   bool requires_grad() const;
   Tensor& requires_grad_(bool on = true);
-  Tensor grad() const;       // undefined Tensor when nothing was accumulated yet
-  Tensor& grad_or_zeros();   // the gradient buffer, allocated as zeros on first use
+  Tensor grad() const;      // undefined Tensor when nothing was accumulated yet
+  Tensor& grad_or_zeros();  // the gradient buffer, allocated as zeros on first use
   // The gradient buffer for a writer that can overwrite it: on first use allocated uninitialised and
   // `fresh` set (the caller must then write every element, e.g. a GEMM with beta = 0), else the
   // existing buffer to add into (`fresh` false).
   Tensor& grad_or_empty(bool& fresh);
   void set_grad(const Tensor& g);
-  void zero_grad();          // zero the buffer if it exists (keeps the allocation)
+  void zero_grad();                                     // zero the buffer if it exists (keeps the allocation)
   const GradSlot* slot() const { return slot_.get(); }  // identity of this tensor for autograd
 
  private:

@@ -73,9 +73,12 @@ void cuda_zip(const Tensor& dst, const Tensor& src, bool add, float alpha) {
   const int64_t* ds = dst.strides().d.data();
   const int64_t* ss = src.strides().d.data();
   const int64_t* sizes = dst.shape().d.data();
-  if (!add) cuda_copy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim());
-  else if (flat) cuda_axpy_floats(dst.data(), src.data(), alpha, n);
-  else cuda_axpy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim(), alpha);
+  if (!add)
+    cuda_copy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim());
+  else if (flat)
+    cuda_axpy_floats(dst.data(), src.data(), alpha, n);
+  else
+    cuda_axpy_strided(dst.data(), ds, src.data(), ss, sizes, dst.ndim(), alpha);
 }
 
 }  // namespace

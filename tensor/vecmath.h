@@ -19,7 +19,7 @@ inline float fast_exp(float x) {
   // n = round(x / ln 2) by the 1.5·2^23 trick (std::floor does not vectorise without
   // -fno-trapping-math); GCC does not reassociate (t + c) - c without -ffast-math.
   const float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
-  x = x - n * 0.693359375f + n * 2.12194440e-4f;                 // x - n·ln2, ln2 split in two for accuracy
+  x = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n·ln2, ln2 split in two for accuracy
   float y = 1.9875691500e-4f;
   y = y * x + 1.3981999507e-3f;
   y = y * x + 8.3334519073e-3f;

@@ -17,10 +17,10 @@
 #include "cuda/memory.h"
 #include "test_util.h"
 
-#define LR_SKIP_WITHOUT_GPU()                      \
-  if (!lowrank::cuda::available()) {               \
-    MESSAGE("no CUDA device: skipped");            \
-    return;                                        \
+#define LR_SKIP_WITHOUT_GPU()           \
+  if (!lowrank::cuda::available()) {    \
+    MESSAGE("no CUDA device: skipped"); \
+    return;                             \
   }
 
 namespace lowrank::cudatest {
@@ -57,7 +57,7 @@ inline void report_error(const char* what, double max_abs, double ratio) {
 
 // got ≈ want with |got - want| <= atol + rtol·|want| everywhere; reports the worst element.
 inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol, double atol,
-                  const char* what) {
+                         const char* what) {
   REQUIRE(got.size() == want.size());
   double worst = 0.0, max_abs = 0.0;
   size_t at = 0;
@@ -69,8 +69,8 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   }
   report_error(what, max_abs, worst);
   // std::string: doctest's INFO prints a bare const char* as its address.
-  INFO(std::string(what) << ": worst element " << at << " got " << got[at] << " want " << want[at] << " (error/tolerance "
-            << worst << ")");
+  INFO(std::string(what) << ": worst element " << at << " got " << got[at] << " want " << want[at]
+                         << " (error/tolerance " << worst << ")");
   CHECK(worst <= 1.0);
 }
 inline void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol, const char* what) {

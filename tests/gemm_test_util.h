@@ -5,8 +5,8 @@
 #include <random>
 #include <vector>
 
-#include "tensor/gemm.h"
 #include <doctest/doctest.h>
+#include "tensor/gemm.h"
 
 namespace lowrank::testing {
 
@@ -29,7 +29,8 @@ inline std::vector<float> random_floats(int64_t n, unsigned seed) {
 // Entries of C past column N (the padding) must be left as they were.
 inline void check(const Shape3& s, float alpha, float beta, int64_t pad, unsigned seed) {
   const int64_t lda = (s.ta ? s.M : s.K) + pad, ldb = (s.tb ? s.K : s.N) + pad, ldc = s.N + pad;
-  std::vector<float> A = random_floats((s.ta ? s.K : s.M) * lda, seed), B = random_floats((s.tb ? s.N : s.K) * ldb, seed + 1);
+  std::vector<float> A = random_floats((s.ta ? s.K : s.M) * lda, seed),
+                     B = random_floats((s.tb ? s.N : s.K) * ldb, seed + 1);
   std::vector<float> C = random_floats(s.M * ldc, seed + 2), ref = C, absA(A.size()), absB(B.size()), scale(C.size());
   for (size_t i = 0; i < A.size(); ++i) absA[i] = std::fabs(A[i]);
   for (size_t i = 0; i < B.size(); ++i) absB[i] = std::fabs(B[i]);

@@ -16,14 +16,19 @@ using nlohmann::json;
 
 namespace {
 
-const char* kTable5[][2] = {{"q", "8"}, {"k", "8"}, {"v", "8"}, {"o", "8"}, {"q,k", "4"}, {"q,v", "4"}, {"q,k,v,o", "2"}};
+const char* kTable5[][2] = {{"q", "8"},   {"k", "8"},   {"v", "8"},      {"o", "8"},
+                            {"q,k", "4"}, {"q,v", "4"}, {"q,k,v,o", "2"}};
 
 // An ablation --json file holding one E2E run of every Table 5 cell for `seed`; BLEU = base + cell/100.
 std::string write_runs(const TempDir& tmp, const std::string& name, uint64_t seed, double base, int64_t steps = 500) {
   json runs = json::array();
   for (int i = 0; i < 7; ++i)
-    runs.push_back({{"targets", kTable5[i][0]}, {"r", std::stoll(kTable5[i][1])}, {"seed", seed},
-                    {"trainable_params", 18432}, {"bleu", base + i / 100.0}, {"valid_loss", 1.3 + base},
+    runs.push_back({{"targets", kTable5[i][0]},
+                    {"r", std::stoll(kTable5[i][1])},
+                    {"seed", seed},
+                    {"trainable_params", 18432},
+                    {"bleu", base + i / 100.0},
+                    {"valid_loss", 1.3 + base},
                     {"train_seconds", 10.0}});
   const json settings = {{"task", "e2e"}, {"init", "base.safetensors"}, {"steps", steps}, {"lr", 0.002}};
   std::ofstream(tmp.file(name)) << json{{"settings", settings}, {"runs", runs}}.dump();
@@ -36,8 +41,10 @@ TEST_CASE("ablation: --from-runs merges the seeds of several files into the tabl
   TempDir tmp("ablation_runs");
   const std::string a = write_runs(tmp, "a.json", 1, 0.60), b = write_runs(tmp, "b.json", 2, 0.64);
   std::ofstream(tmp.file("doc.md")) << "x\n<!-- results:ablation_e2e_5 -->\nold\n<!-- /results:ablation_e2e_5 -->\ny\n";
-  const Run r = run_example("ablation", "--from-runs " + a + "," + b + " --table 5 --json " + tmp.file("out.json") +
-                                            " --markdown " + tmp.file("doc.md"), tmp);
+  const Run r = run_example(
+      "ablation",
+      "--from-runs " + a + "," + b + " --table 5 --json " + tmp.file("out.json") + " --markdown " + tmp.file("doc.md"),
+      tmp);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   const json out = json::parse(read_bytes(tmp.file("out.json")));

@@ -50,7 +50,7 @@ TEST_CASE("analysis: the same row space in another basis gives φ(r, r) = 1, but
 
 TEST_CASE("analysis: orthogonal row spaces give φ = 0, one tilted direction gives cos²θ") {
   Matrix A1 = Matrix::Zero(3, 10), A2 = Matrix::Zero(4, 10);
-  for (int64_t k = 0; k < 3; ++k) A1(k, k) = 3.0 - static_cast<double>(k);  // rows in e0..e2
+  for (int64_t k = 0; k < 3; ++k) A1(k, k) = 3.0 - static_cast<double>(k);      // rows in e0..e2
   for (int64_t k = 0; k < 4; ++k) A2(k, 3 + k) = 4.0 - static_cast<double>(k);  // rows in e3..e6
   CHECK(lora::subspace_similarity(A1, A2).cwiseAbs().maxCoeff() < 1e-20);
   const double theta = 0.3;

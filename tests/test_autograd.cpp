@@ -21,7 +21,10 @@ struct SquareOp : Node {
     float* dx = grad_sink(x);
     for (int64_t i = 0; i < x.numel(); ++i) {
       float g = (bug == Bug::WrongFactor ? 2.2f : 2.f) * x.data()[i] * dy[i];
-      if (bug == Bug::Assigns) dx[i] = g; else dx[i] += g;
+      if (bug == Bug::Assigns)
+        dx[i] = g;
+      else
+        dx[i] += g;
     }
   }
   const char* name() const override { return "square"; }
@@ -181,7 +184,7 @@ TEST_CASE("tape: the profile sums each op's backward time between start and stop
   CHECK(prof.at("slow_identity") >= 0.040);  // both 20 ms backward calls, summed under the node's name
   CHECK(prof.count("sum") == 1);
   CHECK(prof.count("mul") == 1);
-  CHECK(prof.count("mean") == 0);                   // the passes outside start..stop
+  CHECK(prof.count("mean") == 0);                          // the passes outside start..stop
   check_values(w.grad(), {11.f / 3, 11.f / 3, 11.f / 3});  // 1/3 + 1 + 2 + 1/3: timing changes no gradient
   tape().start_profile();
   CHECK(tape().stop_profile().empty());  // a new start clears the old table

@@ -116,10 +116,14 @@ TEST_CASE("method: each trains exactly its parameters, and the count formula equ
 
 TEST_CASE("method: LoRA's count formula follows targets, layers and bias modes") {
   const nn::GPTConfig cfg = baselines_config();
-  struct Case { std::vector<std::string> targets; std::vector<int64_t> layers; const char* bias; };
-  for (const Case& c : {Case{{"q", "v"}, {}, "none"}, Case{{"q", "k", "v", "o", "mlp"}, {1}, "none"},
-                        Case{{"v", "mlp"}, {0, 2}, "lora_only"}, Case{{"q"}, {}, "all"},
-                        Case{{"c_attn", "o"}, {2}, "lora_only"}}) {
+  struct Case {
+    std::vector<std::string> targets;
+    std::vector<int64_t> layers;
+    const char* bias;
+  };
+  for (const Case& c :
+       {Case{{"q", "v"}, {}, "none"}, Case{{"q", "k", "v", "o", "mlp"}, {1}, "none"},
+        Case{{"v", "mlp"}, {0, 2}, "lora_only"}, Case{{"q"}, {}, "all"}, Case{{"c_attn", "o"}, {2}, "lora_only"}}) {
     lora::MethodConfig m = method("lora");
     m.lora.targets = c.targets;
     m.lora.layers = c.layers;
@@ -164,7 +168,7 @@ TEST_CASE("baseline: at init LoRA, FT, FT-Top2, BitFit, Adapter-H and Adapter-L 
     Rng mrng(7);
     lora::apply_method(model, method(name), mrng);
     const bool identity = name != "prefix-embed" && name != "prefix-layer";
-    if (identity) CHECK(logits(model, kIds, 2, 6) == expect);  // bit for bit (LoRA: B = 0)
+    if (identity) CHECK(logits(model, kIds, 2, 6) == expect);   // bit for bit (LoRA: B = 0)
     if (!identity) CHECK(logits(model, kIds, 2, 6) != expect);  // the learned prefixes are seen
   }
 }

@@ -44,7 +44,8 @@ struct TempPath {
   std::string path;
   explicit TempPath(const std::string& name) {
     path = (std::filesystem::temp_directory_path() /
-            ("lowrank_test_" + std::to_string(std::random_device{}()) + "_" + name)).string();
+            ("lowrank_test_" + std::to_string(std::random_device{}()) + "_" + name))
+               .string();
   }
   ~TempPath() { std::remove(path.c_str()); }
   void write(const std::string& text) const { std::ofstream(path, std::ios::binary) << text; }
@@ -57,10 +58,14 @@ std::string random_utf8(std::mt19937& rng, int max_chars) {
   for (int i = 0; i < n; ++i) {
     const int kind = std::uniform_int_distribution<int>(0, 9)(rng);
     char32_t cp;
-    if (kind < 5) cp = std::uniform_int_distribution<char32_t>(0, 0x7F)(rng);
-    else if (kind < 7) cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng);
-    else if (kind < 9) cp = std::uniform_int_distribution<char32_t>(0x800, 0xFFFD)(rng);
-    else cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng);
+    if (kind < 5)
+      cp = std::uniform_int_distribution<char32_t>(0, 0x7F)(rng);
+    else if (kind < 7)
+      cp = std::uniform_int_distribution<char32_t>(0x80, 0x7FF)(rng);
+    else if (kind < 9)
+      cp = std::uniform_int_distribution<char32_t>(0x800, 0xFFFD)(rng);
+    else
+      cp = std::uniform_int_distribution<char32_t>(0x10000, 0x10FFFF)(rng);
     if (cp >= 0xD800 && cp <= 0xDFFF) cp = U' ';
     utf8::append(s, cp);
   }
@@ -118,7 +123,7 @@ TEST_CASE("bpe: byte-to-unicode table and pre-tokenizer follow encoder.py") {
   CHECK(gpt2_pretokenize("I'll've 'S ok") == V{"I", "'ll", "'ve", " '", "S", " ok"});
   CHECK(gpt2_pretokenize(" 123abc!! ") == V{" 123", "abc", "!!", " "});
   CHECK(gpt2_pretokenize("\t x  ") == V{"\t", " x", "  "});
-  CHECK(gpt2_pretokenize("\xC2\xA0x") == V{"\xC2\xA0", "x"});  // U+00A0 is \s but not a literal space
+  CHECK(gpt2_pretokenize("\xC2\xA0x") == V{"\xC2\xA0", "x"});          // U+00A0 is \s but not a literal space
   CHECK(gpt2_pretokenize("a\xFF\xFE b") == V{"a", "\xFF\xFE", " b"});  // invalid bytes: punctuation-like
   CHECK(char_class(U'é') == CharClass::Letter);
   CHECK(char_class(U'٣') == CharClass::Number);
@@ -193,8 +198,8 @@ TEST_CASE("bpe: concurrent encodes share the cache safely and agree with a seria
 TEST_CASE("bpe: all of TinyShakespeare encodes to HF's 338,025 ids, quickly") {
   const auto& ref = golden().at("tinyshakespeare");
   std::string text;
-  for (const std::string& p : {kSource + "/data/assets/tinyshakespeare/input.txt",
-                               kSource + "/../shared/data/tinyshakespeare/input.txt"})
+  for (const std::string& p :
+       {kSource + "/data/assets/tinyshakespeare/input.txt", kSource + "/../shared/data/tinyshakespeare/input.txt"})
     if (text.empty()) text = read_bytes(p);
   if (text.empty()) {
     MESSAGE("TinyShakespeare input.txt not found next to the source tree; skipped");

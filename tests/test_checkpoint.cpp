@@ -23,7 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 // Every field away from its default, so that a field the checkpoint loses would show.
 nn::GPTConfig ckpt_config() {
   nn::GPTConfig c = tiny_config(31, 8, 16, 2, 2);

@@ -29,8 +29,9 @@ TEST_CASE("attention: keys past key_lengths[b] are invisible (values and gradien
     check_grad([&] { return attention(q, k, v, 2, causal, len); }, {q, k, v});
   }
   CHECK(error_of([&] { attention(q, k, v, 2, false, {3}); }).find("1 key lengths for batch 2") != std::string::npos);
-  CHECK(error_of([&] { attention(q, k, v, 2, false, {0, 5}); }).find("key length 0 outside [1, 5]") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          attention(q, k, v, 2, false, {0, 5});
+        }).find("key length 0 outside [1, 5]") != std::string::npos);
 }
 
 namespace {
@@ -79,8 +80,9 @@ TEST_CASE("classifier: gradient check of the classification loss, names and conf
   check_grad([&] { return cross_entropy(model.forward(ids, 2, 4, lengths, {}), labels); }, inputs, opt);
   nn::GPTConfig causal = encoder_config();
   causal.causal = true;
-  CHECK(error_of([&] { nn::Classifier m(causal, rng, Device::CPU, nn::Pooling::First); }).find(
-            "first-token pooling would see only the first token") != std::string::npos);
+  CHECK(error_of([&] {
+          nn::Classifier m(causal, rng, Device::CPU, nn::Pooling::First);
+        }).find("first-token pooling would see only the first token") != std::string::npos);
   nn::GPTConfig no_head = encoder_config();
   no_head.n_classes = 0;
   CHECK(error_of([&] { nn::Classifier m(no_head, rng); }).find("n_classes = 0") != std::string::npos);

@@ -13,10 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "examples/common/checks.h"
 #include "nn/checkpoint.h"
 #include "tensor/safetensors.h"
-#include "cli_util.h"
 
 using namespace lowrank;
 using namespace lowrank::testing;
@@ -26,11 +26,13 @@ namespace {
 // The error of check_options over `args`, parsed by an example-like option set.
 std::string check_error(std::vector<std::string> args) {
   cxxopts::Options o("t", "t");
+  // clang-format off
   o.add_options()("batch-size", "", cxxopts::value<int64_t>()->default_value("8"))(
       "accum", "", cxxopts::value<int64_t>()->default_value("1"))("lr", "", cxxopts::value<float>()->default_value("1e-3"))(
       "clip", "", cxxopts::value<float>()->default_value("1"))("threads", "", cxxopts::value<int>()->default_value("0"))(
       "n-embd", "", cxxopts::value<int64_t>()->default_value("0"))("dropout", "", cxxopts::value<float>()->default_value("0"))(
       "json", "", cxxopts::value<std::string>()->default_value(""))("save", "", cxxopts::value<std::string>());
+  // clang-format on
   args.insert(args.begin(), "t");
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -102,7 +104,7 @@ TEST_CASE("cli: finetune_e2e refuses bad options in one line before loading or t
 TEST_CASE("cli: finetune_e2e --rank above the model's width is refused before training") {
   TempDir tmp("e2e_rank");
   nn::GPTConfig c = nn::config_by_name("tiny");  // C = 32
-  c.vocab_size = 50257;                            // GPT-2 BPE's, as finetune_e2e requires
+  c.vocab_size = 50257;                          // GPT-2 BPE's, as finetune_e2e requires
   c.n_layer = 1;
   Rng rng(1);
   nn::GPT model(c, rng);
@@ -121,8 +123,10 @@ TEST_CASE("cli: train_gpt --init refuses shape options the file decides") {
   REQUIRE(first.rc == 0);
   TempDir out("train_gpt_init_out");
   for (const std::string opt : {"--n-layer 3", "--n-embd 64", "--n-head 2", "--model mini", "--dropout 0.1"})
-    check_refused("train_gpt", "--tokenizer char --block-size 16 --threads 1 --init " + ck + " " + opt + " --save " +
-                                   out.file("x.safetensors"), "cannot be combined with --init");
+    check_refused("train_gpt",
+                  "--tokenizer char --block-size 16 --threads 1 --init " + ck + " " + opt + " --save " +
+                      out.file("x.safetensors"),
+                  "cannot be combined with --init");
 }
 
 TEST_CASE("cli: a diverging train_gpt never writes a non-finite checkpoint over the last good one") {
@@ -130,7 +134,9 @@ TEST_CASE("cli: a diverging train_gpt never writes a non-finite checkpoint over 
   const std::string ck = tmp.file("ck.safetensors");
   const Run r = run_example("train_gpt",
                             "--tokenizer char --model tiny --block-size 16 --batch-size 2 --eval-every 0 --threads 1"
-                            " --lr 1e3 --clip 0 --warmup 0 --decay constant --steps 20 --save-every 1 --save " + ck, tmp);
+                            " --lr 1e3 --clip 0 --warmup 0 --decay constant --steps 20 --save-every 1 --save " +
+                                ck,
+                            tmp);
   CAPTURE(r.err);
   CHECK(r.rc == 1);  // stopped: by the NaN loss check or by the save that refuses non-finite tensors
   CHECK((contains(r.err, "non-finite") || contains(r.err, "loss is")));
@@ -177,8 +183,10 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
   CHECK(contains(m.out, "| ft device=cuda | 1 |"));
   CHECK(!contains(m.out, "| lora | 1 |"));
   write("doc.md", "a\n<!-- results:e2e_gpu -->\nold\n<!-- /results:e2e_gpu -->\nb\n");
-  REQUIRE(run_example("results_table", "--results " + e2e + " --match device=cuda --section e2e_gpu --markdown " +
-                                           tmp.file("doc.md"), tmp).rc == 0);
+  REQUIRE(run_example("results_table",
+                      "--results " + e2e + " --match device=cuda --section e2e_gpu --markdown " + tmp.file("doc.md"),
+                      tmp)
+              .rc == 0);
   const std::string doc = read_bytes(tmp.file("doc.md"));
   CHECK(contains(doc, "| ft device=cuda | 1 |"));
   CHECK(!contains(doc, "old"));
@@ -193,14 +201,14 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
 TEST_CASE("cli: finetune_glue --results adds one row per seed, results_table makes the NLU table of them") {
   TempDir tmp("glue_results");
   nn::GPTConfig c = nn::config_by_name("tiny");  // C = 32
-  c.vocab_size = 50257;                            // GPT-2 BPE's, as finetune_glue requires
+  c.vocab_size = 50257;                          // GPT-2 BPE's, as finetune_glue requires
   c.n_layer = 1;
   Rng rng(1);
   nn::GPT model(c, rng);
   const std::string base = tmp.file("base.safetensors"), results = tmp.file("glue.json");
   nn::save_model(base, model, {}, "BF16");
-  const std::string run = "--task sst2 --steps 2 --train-examples 32 --max-len 16 --threads 1 --init " + base +
-                          " --results " + results;
+  const std::string run =
+      "--task sst2 --steps 2 --train-examples 32 --max-len 16 --threads 1 --init " + base + " --results " + results;
   const Run r = run_example("finetune_glue", run + " --seeds 1,2", tmp);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
@@ -225,8 +233,11 @@ TEST_CASE("cli: finetune_glue --results adds one row per seed, results_table mak
 TEST_CASE("cli: bench_step --profile writes the backward per op and the GEMMs per shape into its JSON") {
   TempDir tmp("bench_step");
   const std::string json_path = tmp.file("b.json");
-  const Run r = run_example("bench_step", "--model tiny --seq 32 --steps 2 --warmup 1 --methods lora --threads 1 "
-                                          "--profile --json " + json_path, tmp);
+  const Run r = run_example("bench_step",
+                            "--model tiny --seq 32 --steps 2 --warmup 1 --methods lora --threads 1 "
+                            "--profile --json " +
+                                json_path,
+                            tmp);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   CHECK(contains(r.out, "backward by op"));

@@ -65,9 +65,12 @@ TEST_CASE("own data: finetune trains LoRA on a JSONL file, adapter, peft, merged
   const std::string base = tiny_hf_base(t), data = t.file("train.jsonl"), out = t.file("run");
   write_bytes(data, sums_jsonl(60));
   const std::string peft = t.file("peft"), merged = t.file("merged");
-  const Run r = run_example("finetune", "--init " + base + " --data " + data + " --out " + out +
-                                            " --val-frac 0.1 --batch-size 4 --epochs 2 --lr 1e-2 --eval-every 5 --threads 1"
-                                            " --save-peft " + peft + " --export-merged " + merged, t);
+  const Run r = run_example("finetune",
+                            "--init " + base + " --data " + data + " --out " + out +
+                                " --val-frac 0.1 --batch-size 4 --epochs 2 --lr 1e-2 --eval-every 5 --threads 1"
+                                " --save-peft " +
+                                peft + " --export-merged " + merged,
+                            t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   const nlohmann::json m = read_json(out + "/metrics.json");
@@ -102,16 +105,19 @@ TEST_CASE("own data: finetune trains LoRA on a JSONL file, adapter, peft, merged
   CHECK(d_base > 1e-4f);
 
   // The training file scores as generate's requests: every record's completion is the expected one.
-  const Run g = run_example("generate", "--init " + base + " --adapter " + out + "/adapter.safetensors --input " + data +
-                                            " --output " + t.file("gen.jsonl") + " --max-new-tokens 3 --threads 1 --json " +
-                                            t.file("gen.json"), t);
+  const Run g =
+      run_example("generate",
+                  "--init " + base + " --adapter " + out + "/adapter.safetensors --input " + data + " --output " +
+                      t.file("gen.jsonl") + " --max-new-tokens 3 --threads 1 --json " + t.file("gen.json"),
+                  t);
   CAPTURE(g.err);
   REQUIRE(g.rc == 0);
   const nlohmann::json gm = read_json(t.file("gen.json"));
   CHECK(gm.at("expected") == 60);
   CHECK(gm.at("exact_match").get<double>() >= 0.0);
   CHECK(contains(g.out, "exact match"));
-  const nlohmann::json first = nlohmann::json::parse(read_bytes(t.file("gen.jsonl")).substr(0, read_bytes(t.file("gen.jsonl")).find('\n')));
+  const nlohmann::json first =
+      nlohmann::json::parse(read_bytes(t.file("gen.jsonl")).substr(0, read_bytes(t.file("gen.jsonl")).find('\n')));
   CHECK(first.at("expected") == " 0");
   CHECK(first.at("match").is_boolean());
 }
@@ -150,17 +156,23 @@ TEST_CASE("own data: finetune on E2E as JSON Lines gives finetune_e2e's losses a
   TempDir t("ft_e2e");
   const std::string base = tiny_hf_base(t, 128);
   for (const char* split : {"train", "valid"}) {
-    const Run c = run_example("to_jsonl", std::string("--from e2e --split ") + split + " --out " + t.file(split + std::string(".jsonl")), t);
+    const Run c = run_example(
+        "to_jsonl", std::string("--from e2e --split ") + split + " --out " + t.file(split + std::string(".jsonl")), t);
     REQUIRE(c.rc == 0);
   }
   // finetune_e2e's recipe, spelled out for finetune (whose own defaults differ).
-  Run r = run_example("finetune", "--init " + base + " --data " + t.file("train.jsonl") + " --val " + t.file("valid.jsonl") +
-                                      " --out " + t.file("run") + " --steps 4 --rank 4 --alpha 32 --dropout 0.1 --lr 1e-3"
-                                      " --warmup 30 --label-smoothing 0.1 --max-len 128 --eval-batches 50 --threads 1", t);
+  Run r = run_example("finetune",
+                      "--init " + base + " --data " + t.file("train.jsonl") + " --val " + t.file("valid.jsonl") +
+                          " --out " + t.file("run") +
+                          " --steps 4 --rank 4 --alpha 32 --dropout 0.1 --lr 1e-3"
+                          " --warmup 30 --label-smoothing 0.1 --max-len 128 --eval-batches 50 --threads 1",
+                      t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  r = run_example("finetune_e2e", "--init " + base + " --steps 4 --threads 1 --test-mrs 1 --beam 1 --show 0 --outputs " +
-                                      t.file("o.txt") + " --json " + t.file("e2e.json"), t);
+  r = run_example("finetune_e2e",
+                  "--init " + base + " --steps 4 --threads 1 --test-mrs 1 --beam 1 --show 0 --outputs " +
+                      t.file("o.txt") + " --json " + t.file("e2e.json"),
+                  t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   const nlohmann::json a = read_json(t.file("run/metrics.json")), b = read_json(t.file("e2e.json"));
@@ -179,8 +191,11 @@ TEST_CASE("own data: finetune reads chat messages and plain text") {
   write_bytes(t.file("chat.jsonl"), chat);
   write_bytes(t.file("notes.txt"), "one document\nover two lines\n\nanother one\n\na third\n\nand a fourth\n");
   for (const auto& [file, format] : {std::pair{"chat.jsonl", "messages"}, std::pair{"notes.txt", "txt"}}) {
-    const Run r = run_example("finetune", "--init " + base + " --data " + t.file(file) + " --out " + t.file(file + std::string(".out")) +
-                                              " --batch-size 2 --steps 3 --val-frac 0.25 --threads 1", t);
+    const Run r =
+        run_example("finetune",
+                    "--init " + base + " --data " + t.file(file) + " --out " + t.file(file + std::string(".out")) +
+                        " --batch-size 2 --steps 3 --val-frac 0.25 --threads 1",
+                    t);
     CAPTURE(r.err);
     REQUIRE(r.rc == 0);
     CHECK(read_json(t.file(file + std::string(".out/metrics.json"))).at("data").at("format") == format);
@@ -199,19 +214,25 @@ TEST_CASE("own data: finetune refuses bad data and options in one line and write
   check_refused_run(init + data("a.jsonl", "{\"text\": \"a\"}\n{oops}\n"), "a.jsonl:2: not valid JSON", out, t);
   check_refused_run(init + data("b.jsonl", "{\"prompt\": \"p\", \"completion\": \"c\"}\n{\"prompt\": \"p\"}\n"),
                     "b.jsonl:2: field 'completion' is missing", out, t);
-  check_refused_run(init + data("c.jsonl", "{\"prompt\": 1, \"completion\": \"c\"}\n"), "c.jsonl:1: field 'prompt' is number", out, t);
-  check_refused_run(init + data("d.jsonl", "{\"prompt\": \"p\", \"completion\": \"\"}\n"), "d.jsonl:1: field 'completion' is empty", out, t);
+  check_refused_run(init + data("c.jsonl", "{\"prompt\": 1, \"completion\": \"c\"}\n"),
+                    "c.jsonl:1: field 'prompt' is number", out, t);
+  check_refused_run(init + data("d.jsonl", "{\"prompt\": \"p\", \"completion\": \"\"}\n"),
+                    "d.jsonl:1: field 'completion' is empty", out, t);
   std::string long_prompt = "a";
   for (int i = 0; i < 20; ++i) long_prompt += " a";  // 21 tokens, the window is 16
-  check_refused_run(init + data("e.jsonl", "{\"prompt\": \"" + long_prompt + "\", \"completion\": \" c\"}\n") + " --val-frac 0",
-                    "e.jsonl:1 has a context of", out, t);
-  check_refused_run(init + data("f.jsonl", "{\"question\": \"q\", \"answer\": \"a\"}\n"), "f.jsonl:1: a record in none of the formats", out, t);
-  check_refused_run(init + data("g.jsonl", "{\"text\": \"a\"}\n") + " --val-frac 0.5", "leaving nothing to train on", out, t);
+  check_refused_run(
+      init + data("e.jsonl", "{\"prompt\": \"" + long_prompt + "\", \"completion\": \" c\"}\n") + " --val-frac 0",
+      "e.jsonl:1 has a context of", out, t);
+  check_refused_run(init + data("f.jsonl", "{\"question\": \"q\", \"answer\": \"a\"}\n"),
+                    "f.jsonl:1: a record in none of the formats", out, t);
+  check_refused_run(init + data("g.jsonl", "{\"text\": \"a\"}\n") + " --val-frac 0.5", "leaving nothing to train on",
+                    out, t);
   check_refused_run(init + good + " --max-len 17", "--max-len 17 exceeds the model's context of 16 tokens", out, t);
   check_refused_run(init + good + " --format csv", "--format: unknown format 'csv'", out, t);
   check_refused_run(init + good + " --warmup 5x", "--warmup '5x'", out, t);
   check_refused_run(init + good + " --method ft --save-peft " + t.file("p"), "--save-peft needs --method lora", out, t);
-  check_refused_run(init + good + " --val " + t.file("good.jsonl") + " --val-frac 0.1", "--val and --val-frac exclude each other", out, t);
+  check_refused_run(init + good + " --val " + t.file("good.jsonl") + " --val-frac 0.1",
+                    "--val and --val-frac exclude each other", out, t);
   check_refused_run("--init " + base + good, "--out is required", out, t);
   // A diverging run stops with the reason as its last line (after the progress bar) and exports nothing.
   const Run nan = run_example("finetune", init + good + " --lr 1e30 --steps 3", t);
@@ -233,10 +254,13 @@ TEST_CASE("own data: finetune refuses bad data and options in one line and write
 TEST_CASE("own data: to_jsonl refuses unknown data sets, splits and malformed input in one line") {
   TempDir t("to_jsonl_bad");
   check_refused("to_jsonl", "--from imdb --out " + t.file("x.jsonl"), "--from: unknown data set 'imdb'");
-  check_refused("to_jsonl", "--from e2e --split dev --out " + t.file("x.jsonl"), "--split dev: E2E has train, valid and test");
-  check_refused("to_jsonl", "--from sst2 --split test --out " + t.file("x.jsonl"), "--split test: GLUE has train and dev");
+  check_refused("to_jsonl", "--from e2e --split dev --out " + t.file("x.jsonl"),
+                "--split dev: E2E has train, valid and test");
+  check_refused("to_jsonl", "--from sst2 --split test --out " + t.file("x.jsonl"),
+                "--split test: GLUE has train and dev");
   check_refused("to_jsonl", "--from e2e --out /nonexistent/x.jsonl", "folder '/nonexistent' does not exist");
   write_bytes(t.file("bad.txt"), "name : X||X is a pub .\nno separator here\n");
-  check_refused("to_jsonl", "--from e2e --input " + t.file("bad.txt") + " --out " + t.file("x.jsonl"), "bad.txt:2: no \"||\"");
+  check_refused("to_jsonl", "--from e2e --input " + t.file("bad.txt") + " --out " + t.file("x.jsonl"),
+                "bad.txt:2: no \"||\"");
   CHECK(!fs::exists(t.file("x.jsonl")));
 }

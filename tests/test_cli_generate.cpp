@@ -77,7 +77,8 @@ struct Fixture {
     for (int64_t i = 0; i < c.n_embd; ++i) e[i] *= 10.f;
     std::vector<float> w = eos.wte.weight.to_vector();
     std::fill(eos.ln_f.weight.data(), eos.ln_f.weight.data() + c.n_embd, 0.f);
-    for (int64_t i = 0; i < c.n_embd; ++i) eos.ln_f.bias.data()[i] = 100.f * w[static_cast<size_t>(50256 * c.n_embd + i)];
+    for (int64_t i = 0; i < c.n_embd; ++i)
+      eos.ln_f.bias.data()[i] = 100.f * w[static_cast<size_t>(50256 * c.n_embd + i)];
     nn::save_model(eos_base, eos);
   }
 };
@@ -107,7 +108,8 @@ Run gen(const std::string& args) {
 
 // What a completion reads as once written as JSON (bytes of a split UTF-8 character become U+FFFD).
 std::string as_json_text(const std::string& s) {
-  return nlohmann::json::parse(nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).get<std::string>();
+  return nlohmann::json::parse(nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
 }
 
 std::vector<nlohmann::json> read_lines(const std::string& path) {
@@ -139,7 +141,8 @@ TEST_CASE("own data: generate --prompt greedy prints exactly nn::greedy's comple
   CHECK(gen("--prompt-file " + tmp.file("p.txt") + " --max-new-tokens 12").out == want + "\n");
 }
 
-TEST_CASE("own data: generate with an adapter (lowrank's and peft's) differs from the base and equals the merged model") {
+TEST_CASE(
+    "own data: generate with an adapter (lowrank's and peft's) differs from the base and equals the merged model") {
   std::unique_ptr<nn::GPT> base = load();
   const std::string plain = greedy_text(*base, kPrompt, 10);
   for (const std::string& adapter : {fx().adapter, fx().peft}) {
@@ -203,8 +206,10 @@ TEST_CASE("own data: generate stops at EOS (finish_reason eos) on a model that a
   for (const char* mode : {"greedy", "beam", "sample"}) {
     CAPTURE(mode);
     TempDir run("gen_eos_run");
-    const Run r = run_example("generate", "--threads 1 --init " + fx().eos_base + " --decode " + mode + " --input " +
-                                              tmp.file("in.jsonl") + " --output " + tmp.file("out.jsonl"), run);
+    const Run r = run_example("generate",
+                              "--threads 1 --init " + fx().eos_base + " --decode " + mode + " --input " +
+                                  tmp.file("in.jsonl") + " --output " + tmp.file("out.jsonl"),
+                              run);
     CAPTURE(r.err);
     REQUIRE(r.rc == 0);
     const nlohmann::json o = read_lines(tmp.file("out.jsonl")).at(0);
@@ -223,7 +228,8 @@ TEST_CASE("own data: generate --stop cuts the completion before the stop string,
   std::string stop;  // a purely alphabetic token from the middle, safe on a command line
   for (size_t i = 3; i < ids.size() && stop.empty(); ++i) {
     const std::string t = bpe().decode({ids[i]});
-    if (t.size() >= 2 && std::all_of(t.begin(), t.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
+    if (t.size() >= 2 &&
+        std::all_of(t.begin(), t.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
       stop = t;
   }
   REQUIRE(!stop.empty());
@@ -235,7 +241,8 @@ TEST_CASE("own data: generate --stop cuts the completion before the stop string,
   TempDir tmp("gen_stop");
   write_bytes(tmp.file("in.jsonl"), "{\"prompt\": " + nlohmann::json(kPrompt).dump() + "}\n{\"prompt\": " +
                                         nlohmann::json(kPrompt).dump() + ", \"max_new_tokens\": 2}\n");
-  const Run j = gen("--input " + tmp.file("in.jsonl") + " --output " + tmp.file("o.jsonl") + " --max-new-tokens 16 --stop " + q(stop));
+  const Run j = gen("--input " + tmp.file("in.jsonl") + " --output " + tmp.file("o.jsonl") +
+                    " --max-new-tokens 16 --stop " + q(stop));
   REQUIRE(j.rc == 0);
   const std::vector<nlohmann::json> out = read_lines(tmp.file("o.jsonl"));
   CHECK(out[0]["completion"] == as_json_text(want));
@@ -246,7 +253,8 @@ TEST_CASE("own data: generate --stop cuts the completion before the stop string,
 }
 
 TEST_CASE("own data: generate --decode sample is reproducible per seed, and request i's text is its own") {
-  const std::string args = "--decode sample --temperature 1.5 --top-k 50 --top-p 0.95 --max-new-tokens 12 --prompt " + q(kPrompt);
+  const std::string args =
+      "--decode sample --temperature 1.5 --top-k 50 --top-p 0.95 --max-new-tokens 12 --prompt " + q(kPrompt);
   const Run a = gen(args + " --seed 3"), b = gen(args + " --seed 3"), c = gen(args + " --seed 4");
   CAPTURE(a.err);
   REQUIRE(a.rc == 0);
@@ -273,13 +281,16 @@ TEST_CASE("own data: generate's KV-cache sampler draws nn::sample's ids") {
   o.top_p = 0.9f;
   Rng r1(9), r2(9);
   std::vector<int32_t> streamed;
-  const std::vector<int32_t> cached =
-      nn::sample_cached(*m, prompt, o, r1, [&](int32_t id) { streamed.push_back(id); return true; });
+  const std::vector<int32_t> cached = nn::sample_cached(*m, prompt, o, r1, [&](int32_t id) {
+    streamed.push_back(id);
+    return true;
+  });
   CHECK(cached == nn::sample(*m, prompt, o, r2));
   CHECK(streamed == cached);
   o.max_new_tokens = 100;  // the context (48 positions) ends it: prompt + new - 1 <= 48
   Rng r3(9);
-  CHECK(static_cast<int64_t>(nn::sample_cached(*m, prompt, o, r3).size()) == 48 - static_cast<int64_t>(prompt.size()) + 1);
+  CHECK(static_cast<int64_t>(nn::sample_cached(*m, prompt, o, r3).size()) ==
+        48 - static_cast<int64_t>(prompt.size()) + 1);
 }
 
 TEST_CASE("own data: generate refuses bad input in one line, exit 1, writing nothing") {
@@ -301,10 +312,12 @@ TEST_CASE("own data: generate refuses bad input in one line, exit 1, writing not
   refused(input("bad4.jsonl", good + good + "{\"prompt\": \"\"}\n"), "bad4.jsonl:3: field 'prompt' is empty");
   std::string long_prompt;
   for (int i = 0; i < 60; ++i) long_prompt += " x";  // 60 tokens
-  refused(input("bad5.jsonl", "{\"prompt\": \"" + long_prompt + "\"}\n"), "bad5.jsonl:1: field 'prompt' is 60 tokens, more than the model's context of 48");
+  refused(input("bad5.jsonl", "{\"prompt\": \"" + long_prompt + "\"}\n"),
+          "bad5.jsonl:1: field 'prompt' is 60 tokens, more than the model's context of 48");
   refused("--prompt " + q(long_prompt), "--prompt: 60 tokens, more than the model's context of 48");
   refused(input("bad6.jsonl", "{\"prompt\": \"hi\", \"max_tokens\": 3}\n"), "bad6.jsonl:1: unknown field 'max_tokens'");
-  refused(input("bad7.jsonl", "{\"prompt\": \"hi\", \"max_new_tokens\": 0}\n"), "bad7.jsonl:1: field 'max_new_tokens' is 0");
+  refused(input("bad7.jsonl", "{\"prompt\": \"hi\", \"max_new_tokens\": 0}\n"),
+          "bad7.jsonl:1: field 'max_new_tokens' is 0");
   refused(input("bad8.jsonl", "\n \n"), "no requests");
   refused(input("good.jsonl", good) + " --decode sample --top-p 0", "--top-p 0: must be in (0, 1]");
   refused(input("good.jsonl", good) + " --decode sample --top-p 1.5", "--top-p 1.5");
@@ -314,7 +327,8 @@ TEST_CASE("own data: generate refuses bad input in one line, exit 1, writing not
   refused("--prompt ''", "--prompt: empty prompt");
   refused("--prompt x --input " + tmp.file("good.jsonl") + out, "exactly one of --prompt, --prompt-file, --input");
   refused("--input " + tmp.file("good.jsonl"), "--input needs --output");
-  refused("--input " + tmp.file("good.jsonl") + " --output /nonexistent/o.jsonl", "folder '/nonexistent' does not exist");
+  refused("--input " + tmp.file("good.jsonl") + " --output /nonexistent/o.jsonl",
+          "folder '/nonexistent' does not exist");
   refused("--prompt x --adapter " + tmp.file("none.safetensors"), "no such file");
   // lowrank's adapter on another base: the base hash differs.
   TempDir other("gen_other");
@@ -325,9 +339,13 @@ TEST_CASE("own data: generate refuses bad input in one line, exit 1, writing not
   Rng rng(99);
   nn::GPT m(c, rng);
   nn::save_model(other.file("b.safetensors"), m);
-  check_refused("generate", "--threads 1 --init " + other.file("b.safetensors") + " --adapter " + fx().adapter +
-                                " --prompt x --output " + tmp.file("out.jsonl"), "--output goes with --input");
-  check_refused("generate", "--threads 1 --init " + other.file("b.safetensors") + " --adapter " + fx().adapter +
-                                " --input " + tmp.file("good.jsonl") + out, "base model hash mismatch");
+  check_refused("generate",
+                "--threads 1 --init " + other.file("b.safetensors") + " --adapter " + fx().adapter +
+                    " --prompt x --output " + tmp.file("out.jsonl"),
+                "--output goes with --input");
+  check_refused("generate",
+                "--threads 1 --init " + other.file("b.safetensors") + " --adapter " + fx().adapter + " --input " +
+                    tmp.file("good.jsonl") + out,
+                "base model hash mismatch");
   CHECK_FALSE(std::filesystem::exists(tmp.file("out.jsonl")));
 }

@@ -49,8 +49,8 @@ TEST_CASE("cuda: strided-batched gemm, and TF32 mode stays within its looser tol
   Tensor A = randn({batch, M, K}, 5), B = randn({N, K}, 6);  // B shared (stride 0), used transposed
   Tensor ref = Tensor::zeros({batch, M, N});
   for (int64_t i = 0; i < batch; ++i)
-    tensor::gemm_reference(false, true, M, N, K, 1.f, A.data() + i * M * K, K, B.data(), K, 0.f,
-                           ref.data() + i * M * N, N);
+    tensor::gemm_reference(false, true, M, N, K, 1.f, A.data() + i * M * K, K, B.data(), K, 0.f, ref.data() + i * M * N,
+                           N);
   Tensor dA = dev(A), dB = dev(B), dC = Tensor::zeros({batch, M, N}, Device::CUDA);
   for (bool tf32 : {false, true}) {
     CAPTURE(tf32);
@@ -59,8 +59,7 @@ TEST_CASE("cuda: strided-batched gemm, and TF32 mode stays within its looser tol
 #ifdef LOWRANK_CUDA_EMULATION
     if (tf32) MESSAGE("host emulation: TF32 is only recorded, the product stays fp32 (no TF32 rounding checked)");
 #endif
-    cuda::gemm_strided_batched(false, true, M, N, K, 1.f, dp(dA), K, M * K, dp(dB), K, 0, 0.f, dp(dC), N, M * N,
-                               batch);
+    cuda::gemm_strided_batched(false, true, M, N, K, 1.f, dp(dA), K, M * K, dp(dB), K, 0, 0.f, dp(dC), N, M * N, batch);
     expect_close(dC, ref, tf32 ? 1e-2 : 1e-3, tf32 ? 5e-2 : 1e-3, "strided-batched gemm");
   }
   cuda::set_tf32(false);
@@ -163,8 +162,9 @@ TEST_CASE("cuda: sum and mean match the CPU reductions") {
 // is that the device is refused with an error that says why, instead of crashing or computing on the CPU.
 TEST_CASE("cuda: a build without the backend refuses device tensors, naming the missing backend") {
   CHECK_FALSE(lowrank::tensor::kCudaBuilt);
-  const std::string err =
-      lowrank::testing::error_of([] { lowrank::Tensor::zeros({2, 3}).to(lowrank::tensor::Device::CUDA); });
+  const std::string err = lowrank::testing::error_of([] {
+    lowrank::Tensor::zeros({2, 3}).to(lowrank::tensor::Device::CUDA);
+  });
   CHECK(lowrank::testing::contains(err, "no CUDA backend"));
 }
 

@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cmath>
+#include <csignal>
 
 #include "cuda/device_info.h"
 #include "cuda/emulation/tagged.h"

@@ -73,7 +73,8 @@ TEST_CASE("cuda: AdamW steps on device parameters match the CPU with the same se
         gpu[i].tensor.set_grad(dev(grad));
       }
       const float max_norm = t % 2 ? 32.f : 1e6f;  // the norm is ~64: halved on odd steps only
-      CHECK(optim::clip_grad_norm(gpu, max_norm) == doctest::Approx(optim::clip_grad_norm(cpu, max_norm)).epsilon(1e-6));
+      CHECK(optim::clip_grad_norm(gpu, max_norm) ==
+            doctest::Approx(optim::clip_grad_norm(cpu, max_norm)).epsilon(1e-6));
       ocpu.step();
       ogpu.step();
     }
@@ -117,8 +118,8 @@ TEST_CASE("cuda: clip_grad_norm reduces device gradients on the device and scale
   CHECK(optim::clip_grad_norm(gpu, 1e6f) == doctest::Approx(10.f).epsilon(1e-5));  // clipped to max_norm
   // Gradients on both devices in one call: the host and the device squared norms add up.
   const std::vector<nn::NamedTensor> mixed{cpu[0], gpu[1]};
-  const double want = std::hypot(double(optim::clip_grad_norm({cpu[0]}, 1e9f)),
-                                 double(optim::clip_grad_norm({cpu[1]}, 1e9f)));
+  const double want =
+      std::hypot(double(optim::clip_grad_norm({cpu[0]}, 1e9f)), double(optim::clip_grad_norm({cpu[1]}, 1e9f)));
   CHECK(optim::clip_grad_norm(mixed, 1e9f) == doctest::Approx(want).epsilon(1e-6));
 }
 
@@ -211,8 +212,8 @@ TEST_CASE("cuda: fused adamw update matches optim::AdamW over several steps (Ada
       const float c1 = 1.f - std::pow(cfg.beta1, static_cast<float>(t));
       const float c2 = 1.f - std::pow(cfg.beta2, static_cast<float>(t));
       Tensor dGrad = dev(g);
-      cuda::adamw_update(dp(dP), dp(dM), dp(dV), dp(dGrad), n, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps,
-                         cfg.weight_decay, c1, c2, decoupled);
+      cuda::adamw_update(dp(dP), dp(dM), dp(dV), dp(dGrad), n, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
+                         c1, c2, decoupled);
     }
     expect_close(dP, p, 1e-5, 1e-6, "parameters after 3 steps");
     const auto state = opt.state_dict();

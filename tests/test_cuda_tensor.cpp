@@ -31,7 +31,11 @@ struct View {
 
 std::vector<View> views345() {
   return {{"contiguous", {3, 4, 5}, [](const Tensor& t) { return t; }},
-          {"permuted", {5, 3, 4}, [](const Tensor& t) { return t.permute({1, 2, 0}); }},
+          {"permuted",
+           {5, 3, 4},
+           [](const Tensor& t) {
+             return t.permute({1, 2, 0});
+           }},
           {"narrowed", {3, 6, 5}, [](const Tensor& t) { return t.narrow(1, 1, 4); }},
           {"transposed slice", {5, 4, 4}, [](const Tensor& t) { return t.transpose(0, 2).narrow(0, 1, 3); }}};
 }

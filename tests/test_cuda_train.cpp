@@ -102,7 +102,8 @@ TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o/wte, BitFit, adapters) ma
   for (const char* method : {"ft", "lora", "bitfit", "adapter-h"}) {
     CAPTURE(std::string(method));
     auto cpu = make_model(method, Device::CPU), gpu = make_model(method, Device::CUDA);
-    optim::AdamW opt_cpu(cpu->named_parameters(), optim::AdamWConfig{}), opt_gpu(gpu->named_parameters(), optim::AdamWConfig{});
+    optim::AdamW opt_cpu(cpu->named_parameters(), optim::AdamWConfig{}),
+        opt_gpu(gpu->named_parameters(), optim::AdamWConfig{});
     const Batch b = make_batch(parity_config().vocab_size);
     Rng drop_c(3), drop_g(3);
     // Gradients first (before the step changes the weights). One device at a time: the tape is
@@ -128,7 +129,8 @@ TEST_CASE("cuda: one GPT training step (FT, LoRA q/v/o/wte, BitFit, adapters) ma
     // rounding noise of a gradient entry that nearly cancels (|g| ~ 1e-7 of the largest, which
     // entries do depends on the dropout masks) into update differences of a few 1e-5, while a wrong
     // kernel moves a weight by a whole update (~1e-2).
-    for (int s = 0; s < 2; ++s) CHECK(train_step(*gpu, opt_gpu, b) == doctest::Approx(train_step(*cpu, opt_cpu, b)).epsilon(1e-4));
+    for (int s = 0; s < 2; ++s)
+      CHECK(train_step(*gpu, opt_gpu, b) == doctest::Approx(train_step(*cpu, opt_cpu, b)).epsilon(1e-4));
     for (auto& [name, t] : pc)
       expect_close(compared_values(name, pg.at(name)), compared_values(name, t), 1e-4, 5e-5, name.c_str());
   }

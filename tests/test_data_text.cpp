@@ -144,7 +144,7 @@ TEST_CASE("data: unigram_baseline is the add-one-smoothed train unigram's cross-
   // Train counts of tokens 0..3: 8, 4, 3, 0 -> smoothed 9, 5, 4, 1 over 15 + 4 = 19.
   // The val targets are val[1:] = 0, 1, 3, 2 (the first val token has no prediction).
   std::vector<int32_t> tokens = {0, 0, 1, 0, 2, 0, 1, 0, 0, 2, 1, 0, 1, 2, 0,  // train
-                                 3, 0, 1, 3, 2};                              // val
+                                 3, 0, 1, 3, 2};                               // val
   data::LMDataset ds(tokens, 0.25f);
   REQUIRE(ds.train_tokens() == 15);
   const double expect = -(std::log(9.0 / 19) + std::log(5.0 / 19) + std::log(1.0 / 19) + std::log(4.0 / 19)) / 4.0;

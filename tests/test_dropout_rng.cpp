@@ -17,9 +17,7 @@ namespace philox = lowrank::tensor::philox;
 namespace {
 
 // The mask the op used: y / x for an all-ones x (0 or 1/(1-p)).
-std::vector<float> mask_of(int64_t n, float p, Rng& rng) {
-  return dropout(Tensor::full({n}, 1.f), p, rng).to_vector();
-}
+std::vector<float> mask_of(int64_t n, float p, Rng& rng) { return dropout(Tensor::full({n}, 1.f), p, rng).to_vector(); }
 
 }  // namespace
 

@@ -50,8 +50,9 @@ TEST_CASE("e2e: the real splits have 42,061 / 4,672 / 4,693 pairs and 4,862 / 54
   CHECK(groups[0].refs[0] == "A coffee shop in the city centre area called Blue Spice .");
   CHECK(groups[0].refs[1] == "Blue Spice is a coffee shop in city centre .");
 
-  CHECK(train[0].mr == "name : The Vaults | Type : pub | price : more than £ 30 | customer rating : 5 out of 5 | "
-                       "near : Café Adriatic");
+  CHECK(train[0].mr ==
+        "name : The Vaults | Type : pub | price : more than £ 30 | customer rating : 5 out of 5 | "
+        "near : Café Adriatic");
   CHECK(train[0].ref == "The Vaults pub near Café Adriatic has a 5 star rating . Prices start at £ 30 .");
   CHECK(valid[1].mr == "name : Alimentum | area : city centre | family friendly : no");
   CHECK(valid[1].ref == "In the city centre there is a venue name Alimentum , this is not a family - friendly venue .");
@@ -81,10 +82,11 @@ TEST_CASE("e2e: pick_test_mrs takes every stride-th MR from the first, n of them
 
 TEST_CASE("e2e: malformed lines throw naming the file and the line") {
   const std::string ok = "name : A||A is nice . \n";
-  const std::vector<std::pair<std::string, std::string>> bad = {
-      {"name : B no separator \n", "no \"||\""}, {"name : C||one||two\n", "more than one"},
-      {"||ref without mr\n", "empty MR"},        {"name : D||   \n", "empty reference"},
-      {"\n", "no \"||\""}};
+  const std::vector<std::pair<std::string, std::string>> bad = {{"name : B no separator \n", "no \"||\""},
+                                                                {"name : C||one||two\n", "more than one"},
+                                                                {"||ref without mr\n", "empty MR"},
+                                                                {"name : D||   \n", "empty reference"},
+                                                                {"\n", "no \"||\""}};
   for (const auto& line_why : bad) {  // not a structured binding: clang 14 cannot capture those (CAPTURE)
     const std::string& line = line_why.first;
     const std::string& why = line_why.second;
@@ -157,8 +159,9 @@ TEST_CASE("e2e: mask covers the completion on real data, right truncation at max
         std::vector<int32_t>{'b', 'c', 'd', kEos, ' ', 'x', 'y'});
   CHECK(std::vector<float>(b.mask.begin(), b.mask.begin() + 7) == std::vector<float>{0, 0, 0, 0, 1, 1, 1});
   CHECK(b.tokens == 3 + 3);  // " xy" of row 0 (z and EOS cut), " b" EOS of row 1
-  CHECK(error_of([&] { E2EDataset({{"abcdefgh", "x"}}, tok, 8, kEos); }).find("no completion token fits") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          E2EDataset({{"abcdefgh", "x"}}, tok, 8, kEos);
+        }).find("no completion token fits") != std::string::npos);
 }
 
 TEST_CASE("e2e: seeded epoch shuffles are deterministic permutations, eval batches are sequential") {
@@ -189,6 +192,7 @@ TEST_CASE("e2e: seeded epoch shuffles are deterministic permutations, eval batch
   CHECK(error_of([&] { ds.eval_batch(5, 5); }).find("evaluation batch 5") != std::string::npos);
   // B = 0 divided by zero (finetune_e2e --steps 0 --batch-size 0 died of SIGFPE)
   for (int64_t B : {0, -2})
-    CHECK(error_of([&] { ds.num_eval_batches(B); }).find("SftDataset::num_eval_batches: batch size B=" +
-                                                         std::to_string(B)) != std::string::npos);
+    CHECK(error_of([&] {
+            ds.num_eval_batches(B);
+          }).find("SftDataset::num_eval_batches: batch size B=" + std::to_string(B)) != std::string::npos);
 }

@@ -93,8 +93,8 @@ TEST_CASE("e2e_score: a count mismatch, an empty group or a bad header names the
   write_bytes(t.file("open.csv"), "mr,ref\nname[A],\"A is a pub .\n");
   write_bytes(t.file("empty.csv"), "mr,ref\nname[A],A is a pub .\nname[B],  \n");
   const std::string d = t.dir.string() + "/";
-  check_refused("e2e_score", d + "refs.txt " + d + "hyps3.txt", "hyps3.txt has 3 outputs but " + d +
-                "refs.txt has 2 reference groups (MRs); output 3 has no MR");
+  check_refused("e2e_score", d + "refs.txt " + d + "hyps3.txt",
+                "hyps3.txt has 3 outputs but " + d + "refs.txt has 2 reference groups (MRs); output 3 has no MR");
   check_refused("e2e_score", d + "refs.txt " + d + "hyps1.txt", "MR 2 has no output");
   check_refused("e2e_score", d + "double.txt " + d + "hyps1.txt", "double.txt:3: empty reference group");
   check_refused("e2e_score", d + "lead.txt " + d + "hyps1.txt", "lead.txt:1: empty reference group");

@@ -11,15 +11,14 @@
 #include <tuple>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include "gemm_test_util.h"
 #include "tensor/gemm.h"
 #include "tensor/gemm_profile.h"
 #include "tensor/parallel.h"
-#include <doctest/doctest.h>
 
 using namespace lowrank;
 using namespace lowrank::testing;
-
 
 TEST_CASE("gemm backend: the name matches the configured LOWRANK_GEMM") {
   CHECK(std::string(tensor::gemm_backend()) == LOWRANK_GEMM_EXPECTED);  // set from CMake's LOWRANK_GEMM
@@ -31,11 +30,11 @@ TEST_CASE("gemm backend: the step's shapes, scaled down, match the double refere
   // forward x·Wᵀ (NT), backward dy·W (NN) and dyᵀ·x (TN), as in examples/bench_ops.cpp.
   const int64_t T = 64, C = 96, r = 4, V = 5027;
   const std::vector<Shape3> shapes = {
-      {false, true, T, 3 * C, C}, {false, false, T, C, 3 * C}, {true, false, 3 * C, C, T},   // attn.c_attn
-      {false, true, T, 4 * C, C}, {false, false, T, C, 4 * C}, {true, false, C, 4 * C, T},   // mlp
-      {false, true, T, r, C},     {false, true, T, C, r},      {true, false, C, r, T},       // LoRA r=4
+      {false, true, T, 3 * C, C}, {false, false, T, C, 3 * C}, {true, false, 3 * C, C, T},  // attn.c_attn
+      {false, true, T, 4 * C, C}, {false, false, T, C, 4 * C}, {true, false, C, 4 * C, T},  // mlp
+      {false, true, T, r, C},     {false, true, T, C, r},      {true, false, C, r, T},      // LoRA r=4
       {false, false, T, r, C},    {true, false, r, C, T},      {false, false, T, C, r},
-      {false, true, T, V, C},     {false, false, T, C, V},     {true, false, V, C, T}};      // head
+      {false, true, T, V, C},     {false, false, T, C, V},     {true, false, V, C, T}};  // head
   unsigned seed = 1;
   for (int threads : {1, 2}) {
     const int prev = tensor::num_threads();
@@ -100,7 +99,7 @@ TEST_CASE("gemm profile: a row per shape and beta outside parallel regions, pool
   }
   const std::vector<tensor::GemmStat> rows = tensor::gemm_profile_stop();
   CHECK_FALSE(tensor::gemm_profiling());
-  call(0.f, C.data());  // off again
+  call(0.f, C.data());                   // off again
   CHECK(C[0] == doctest::Approx(16.f));  // the timed path computes what the plain one does
   const double flops = 2.0 * M * N * K;
   int64_t plain = 0, accumulate = 0, pooled = 0;

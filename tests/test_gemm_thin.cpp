@@ -6,10 +6,10 @@
 #include <tuple>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include "gemm_test_util.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
-#include <doctest/doctest.h>
 
 using namespace lowrank;
 using namespace lowrank::testing;
@@ -19,8 +19,8 @@ TEST_CASE("gemm thin: every transpose combination with M, N or K thin matches th
   // C outside), thin M (axpy form, k outside; transposed problem when op(B) is transposed), all three
   // thin, the threshold 16 itself and 17 (the BLAS), and LoRA's shapes at 300 tokens, width 200, r = 4.
   const std::vector<std::tuple<int64_t, int64_t, int64_t>> sizes = {
-      {40, 3, 37}, {41, 37, 2}, {5, 40, 37}, {3, 4, 5}, {16, 40, 33}, {40, 17, 33},
-      {300, 4, 200}, {300, 200, 4}, {200, 4, 300}, {4, 200, 300}};
+      {40, 3, 37},  {41, 37, 2},   {5, 40, 37},   {3, 4, 5},     {16, 40, 33},
+      {40, 17, 33}, {300, 4, 200}, {300, 200, 4}, {200, 4, 300}, {4, 200, 300}};
   unsigned seed = 500;
   for (const auto& [M, N, K] : sizes)
     for (int ta = 0; ta < 2; ++ta)
@@ -31,7 +31,7 @@ TEST_CASE("gemm thin: every transpose combination with M, N or K thin matches th
 
 TEST_CASE("gemm thin: LoRA's rank-4 products give the same bits at 1 and 2 threads") {
   const int64_t T = 300, C = 200, r = 4;
-  const std::vector<Shape3> shapes = {{false, true, T, r, C},  {false, true, T, C, r},  {true, false, C, r, T},
+  const std::vector<Shape3> shapes = {{false, true, T, r, C},  {false, true, T, C, r}, {true, false, C, r, T},
                                       {false, false, T, r, C}, {true, false, r, C, T}, {false, false, T, C, r}};
   const int prev = tensor::num_threads();
   unsigned seed = 900;

@@ -48,7 +48,9 @@ std::vector<double> log_softmax_d(const std::vector<float>& logits) {
 }
 
 // log p(continuation | prompt) from one full forward per token (no cache).
-std::vector<double> naive_log_probs(nn::GPT& m, std::vector<int32_t> seq) { return log_softmax_d(nn::next_logits(m, seq)); }
+std::vector<double> naive_log_probs(nn::GPT& m, std::vector<int32_t> seq) {
+  return log_softmax_d(nn::next_logits(m, seq));
+}
 
 double naive_sequence_log_prob(nn::GPT& m, const std::vector<int32_t>& prompt, const std::vector<int32_t>& gen) {
   std::vector<int32_t> seq = prompt;
@@ -76,7 +78,11 @@ void apply_bans(std::vector<double>& lp, const std::vector<int32_t>& prompt, con
 
 // The header's beam rules, run to max_new_tokens without early stopping and without a cache.
 Hypothesis reference_beam(nn::GPT& m, const std::vector<int32_t>& prompt, const DecodeOptions& opt) {
-  struct Cand { double lp; size_t row; int32_t tok; };
+  struct Cand {
+    double lp;
+    size_t row;
+    int32_t tok;
+  };
   std::vector<Hypothesis> live(1), all;
   for (int64_t step = 0; step < opt.max_new_tokens && !live.empty(); ++step) {
     std::vector<Cand> cands;
@@ -217,7 +223,7 @@ TEST_CASE("beam: a beam as wide as all sequences finds the exhaustive optimum (V
         CAPTURE(ngram);
         CAPTURE(lp);
         const std::string ps = str(prompt);
-    CAPTURE(ps);
+        CAPTURE(ps);
         opt.no_repeat_ngram_size = ngram;
         opt.length_penalty = lp;
         double best = -INFINITY;
@@ -275,7 +281,7 @@ TEST_CASE("beam: no_repeat_ngram_size bans repeated n-grams, with or without the
           CAPTURE(n);
           CAPTURE(beam);
           const std::string ps = str(prompt);
-    CAPTURE(ps);
+          CAPTURE(ps);
           opt.no_repeat_ngram_size = n;
           opt.ngram_include_prompt = include_prompt;
           opt.beam_size = beam;
@@ -290,15 +296,15 @@ namespace {
 // Mixed lengths, several prompts of each length (1: three, 2: four, 3: five), so chunks of a length
 // group hold several prompts; token 6 (the EOS of these tests) may appear inside a prompt.
 const std::vector<std::vector<int32_t>> kBatchPrompts = {
-    {0}, {3, 1}, {2, 2, 5}, {4, 0, 1, 3}, {1, 6, 2}, {3, 3}, {5, 5, 5, 5, 1}, {2, 4, 0},
-    {6}, {0, 1}, {1, 2, 3, 4}, {4, 4, 2}, {5, 0}, {2}, {3, 0, 6}};
+    {0}, {3, 1}, {2, 2, 5},    {4, 0, 1, 3}, {1, 6, 2}, {3, 3}, {5, 5, 5, 5, 1}, {2, 4, 0},
+    {6}, {0, 1}, {1, 2, 3, 4}, {4, 4, 2},    {5, 0},    {2},    {3, 0, 6}};
 
 // beam_decode_batch against beam_decode one prompt at a time: the same tokens for every prompt. The
 // log-probs agree only to rounding: OpenBLAS's sgemm rounds a row differently depending on the row
 // count and the row's place in it (full row blocks, remainder kernels and M = 1's gemv accumulate in
 // different orders), and the batched forwards have other row counts than the single search's.
-void check_batch_matches_single(nn::GPT& m, const std::vector<std::vector<int32_t>>& prompts,
-                                const DecodeOptions& opt, int64_t max_rows) {
+void check_batch_matches_single(nn::GPT& m, const std::vector<std::vector<int32_t>>& prompts, const DecodeOptions& opt,
+                                int64_t max_rows) {
   const std::vector<Hypothesis> batch = nn::beam_decode_batch(m, prompts, opt, max_rows);
   REQUIRE(batch.size() == prompts.size());
   CHECK(nn::beam_search_batch(m, prompts, opt, max_rows).size() == prompts.size());
@@ -348,7 +354,8 @@ TEST_CASE("generate: batched beam search equals one-at-a-time beam search") {
   opt.max_new_tokens = 10;
   const std::vector<std::vector<int32_t>> out = nn::beam_search_batch(m, kBatchPrompts, opt, 7);
   REQUIRE(out.size() == kBatchPrompts.size());
-  for (size_t i = 0; i < kBatchPrompts.size(); ++i) CHECK(str(out[i]) == str(nn::beam_search(m, kBatchPrompts[i], opt)));
+  for (size_t i = 0; i < kBatchPrompts.size(); ++i)
+    CHECK(str(out[i]) == str(nn::beam_search(m, kBatchPrompts[i], opt)));
   CHECK(nn::beam_search_batch(m, {}, opt).empty());
 }
 

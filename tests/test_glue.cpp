@@ -64,8 +64,9 @@ TEST_CASE("glue: malformed files fail naming the file and the line") {
     return tmp.file(name);
   };
   const std::string fields = write("fields.tsv", "sentence\tlabel\ngood\t1\nno label here\n");
-  CHECK(error_of([&] { data::load_glue("sst2", fields); })
-            .find("fields.tsv:3: 1 tab-separated fields, the header has 2") != std::string::npos);
+  CHECK(error_of([&] {
+          data::load_glue("sst2", fields);
+        }).find("fields.tsv:3: 1 tab-separated fields, the header has 2") != std::string::npos);
   const std::string label = write("label.tsv", "sentence\tlabel\ngood\tpositive\n");
   CHECK(error_of([&] { data::load_glue("sst2", label); }).find("label.tsv:2: label 'positive' is not one of 0, 1") !=
         std::string::npos);
@@ -101,8 +102,9 @@ TEST_CASE("glue: encoding a sentence or a pair as lines of text, longest-first t
   CHECK(data::encode_glue(tok, {"abcdef", "", 0}, 4, &cut, kSep) == std::vector<int32_t>{'a', 'b', 'c', 'd'});
   CHECK(data::encode_glue(tok, {"ab", "", 0}, 4, &cut, kSep).size() == 2);
   CHECK(!cut);
-  CHECK(error_of([&] { data::encode_glue(tok, {"ab", "cd", 0}, 2, nullptr, kSep); }).find("max_len 2") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          data::encode_glue(tok, {"ab", "cd", 0}, 2, nullptr, kSep);
+        }).find("max_len 2") != std::string::npos);
   // With GPT-2 BPE a pair is exactly the BPE of the two lines of text.
   static const data::Gpt2Bpe bpe = data::Gpt2Bpe::from_dir(LOWRANK_SOURCE_DIR "/data/assets/gpt2-bpe");
   CHECK(bpe.encode("\n") == std::vector<int32_t>{data::kGlueSep});
@@ -166,7 +168,8 @@ TEST_CASE("glue: accuracy and positive-class F1 on hand-counted predictions") {
   CHECK(z.f1 == 0.0);
   CHECK(data::classification_scores({0, 1}, {1, 1}, 0).f1 == 0.0);  // positive class chosen by the caller
   CHECK(data::classification_scores({1, 1, 1}, {1, 0, 1}).f1 == doctest::Approx(0.8));  // 2·2 / (4 + 1)
-  CHECK(error_of([] { data::classification_scores({1}, {1, 0}); }).find("1 predictions for 2 labels") !=
-        std::string::npos);
+  CHECK(error_of([] {
+          data::classification_scores({1}, {1, 0});
+        }).find("1 predictions for 2 labels") != std::string::npos);
   CHECK(error_of([] { data::classification_scores({}, {}); }).find("no examples") != std::string::npos);
 }

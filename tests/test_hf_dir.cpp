@@ -93,7 +93,8 @@ TEST_CASE("hf dir: a config.json field that disagrees with the weights or that t
       {"inner", [](J& j) { j["n_inner"] = 100; }, "field 'n_inner' is 100"},
       {"act", [](J& j) { j["activation_function"] = "gelu"; }, "field 'activation_function' is 'gelu'"},
       {"scale", [](J& j) { j["scale_attn_weights"] = false; }, "field 'scale_attn_weights' is false"},
-      {"layer_idx", [](J& j) { j["scale_attn_by_inverse_layer_idx"] = true; }, "field 'scale_attn_by_inverse_layer_idx'"},
+      {"layer_idx", [](J& j) { j["scale_attn_by_inverse_layer_idx"] = true; },
+       "field 'scale_attn_by_inverse_layer_idx'"},
       {"cross", [](J& j) { j["add_cross_attention"] = true; }, "field 'add_cross_attention' is true"},
       {"untied", [](J& j) { j["tie_word_embeddings"] = false; }, "field 'tie_word_embeddings' is false"},
       {"type", [](J& j) { j["model_type"] = "llama"; }, "field 'model_type' is \"llama\""},
@@ -164,9 +165,11 @@ TEST_CASE("hf dir: finetune_e2e --init HF_DIR --save-adapter PEFT_DIR --export-m
   nn::save_hf_dir(hf, base);
   const std::string common = " --steps 0 --epochs 0 --test-mrs 2 --beam 2 --max-new-tokens 12 --threads 1 --show 0";
   Run r = run_example("finetune_e2e",
-                      "--init " + hf + " --steps 3 --batch-size 2 --lr 1e-2 --warmup 0 --test-mrs 2 --beam 2 "
-                      "--max-new-tokens 12 --threads 1 --show 0 --outputs " + t.file("o1.txt") + " --save-adapter " +
-                          peft + " --export-merged " + merged, t);
+                      "--init " + hf +
+                          " --steps 3 --batch-size 2 --lr 1e-2 --warmup 0 --test-mrs 2 --beam 2 "
+                          "--max-new-tokens 12 --threads 1 --show 0 --outputs " +
+                          t.file("o1.txt") + " --save-adapter " + peft + " --export-merged " + merged,
+                      t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   const nlohmann::json cfg = read_json(peft + "/adapter_config.json");
@@ -185,7 +188,8 @@ TEST_CASE("hf dir: finetune_e2e --init HF_DIR --save-adapter PEFT_DIR --export-m
   const std::vector<float> m = merged_model->forward(ids, 1, 8, {}).to_vector();
   const std::vector<float> p = plain->forward(ids, 1, 8, {}).to_vector();
   float d_merge = 0.f, d_base = 0.f;
-  for (size_t i = 0; i < a.size(); ++i) d_merge = std::max(d_merge, std::fabs(a[i] - m[i])), d_base = std::max(d_base, std::fabs(a[i] - p[i]));
+  for (size_t i = 0; i < a.size(); ++i)
+    d_merge = std::max(d_merge, std::fabs(a[i] - m[i])), d_base = std::max(d_base, std::fabs(a[i] - p[i]));
   CHECK(d_merge < 1e-5f);
   CHECK(d_base > 1e-4f);
 
@@ -196,8 +200,11 @@ TEST_CASE("hf dir: finetune_e2e --init HF_DIR --save-adapter PEFT_DIR --export-m
   CHECK(read_bytes(t.file("o2.txt")) == read_bytes(t.file("o1.txt")));
   CHECK(!read_bytes(t.file("o1.txt")).empty());
 
-  check_refused("finetune_e2e", "--init " + hf + " --adapter " + peft + " --method ft", "--adapter needs --method lora");
-  check_refused("finetune_e2e", "--init " + hf + " --adapter " + peft + " --rank 8", "--rank cannot be combined with --adapter");
+  check_refused("finetune_e2e", "--init " + hf + " --adapter " + peft + " --method ft",
+                "--adapter needs --method lora");
+  check_refused("finetune_e2e", "--init " + hf + " --adapter " + peft + " --rank 8",
+                "--rank cannot be combined with --adapter");
   check_refused("finetune_e2e", "--init " + hf + " --save-adapter " + t.file("o1.txt"), "is a file, expected a folder");
-  check_refused("finetune_e2e", "--init " + hf + " --export-merged /nonexistent/m", "folder '/nonexistent' does not exist");
+  check_refused("finetune_e2e", "--init " + hf + " --export-merged /nonexistent/m",
+                "folder '/nonexistent' does not exist");
 }

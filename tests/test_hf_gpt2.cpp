@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/checkpoint.h"
-#include "nn/hf_gpt2.h"
 #include "nn/gpt.h"
+#include "nn/hf_gpt2.h"
 #include "tensor/safetensors.h"
 #include "test_util.h"
 
@@ -92,7 +92,6 @@ Tensor param_named(nn::GPT& model, const std::string& name) {
   return {};
 }
 
-
 }  // namespace
 
 TEST_CASE("hf gpt2: the fixture's logits are reproduced within 1e-4") {
@@ -146,9 +145,12 @@ TEST_CASE("hf gpt2: gradients of the loss match HF's (Conv1D (in, out) indices t
     int64_t ncols;  // how many leading columns of that row
   };
   const std::vector<Entry> entries = {
-      {"transformer.h.0.attn.c_attn.weight", true, 0, 10},  {"transformer.h.0.attn.c_attn.bias", false, -1, 96},
-      {"transformer.h.1.mlp.c_proj.weight", true, 3, 32},   {"transformer.h.0.ln_1.weight", false, -1, 32},
-      {"transformer.ln_f.bias", false, -1, 32},             {"transformer.wte.weight", false, 5, 32},
+      {"transformer.h.0.attn.c_attn.weight", true, 0, 10},
+      {"transformer.h.0.attn.c_attn.bias", false, -1, 96},
+      {"transformer.h.1.mlp.c_proj.weight", true, 3, 32},
+      {"transformer.h.0.ln_1.weight", false, -1, 32},
+      {"transformer.ln_f.bias", false, -1, 32},
+      {"transformer.wte.weight", false, 5, 32},
       {"transformer.wpe.weight", false, 6, 32},
   };
   std::map<std::string, nlohmann::json> ref_grads;
@@ -165,9 +167,12 @@ TEST_CASE("hf gpt2: gradients of the loss match HF's (Conv1D (in, out) indices t
     double max_err = 0.0;
     for (int64_t j = 0; j < e.ncols; ++j) {
       float ours = 0.f;
-      if (e.row < 0) ours = g.at({j});
-      else if (e.conv1d) ours = g.at({j, e.row});  // HF (in=row, out=j) is our (out=j, in=row)
-      else ours = g.at({e.row, j});
+      if (e.row < 0)
+        ours = g.at({j});
+      else if (e.conv1d)
+        ours = g.at({j, e.row});  // HF (in=row, out=j) is our (out=j, in=row)
+      else
+        ours = g.at({e.row, j});
       const double ref = values[static_cast<size_t>(j)].get<double>();
       const double err = std::fabs(ours - ref);
       max_err = std::max(max_err, err);

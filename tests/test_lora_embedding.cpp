@@ -3,10 +3,10 @@
 #include <cmath>
 
 #include "lora/lora.h"
+#include "lora_test_util.h"
 #include "nn/checkpoint.h"
 #include "nn/generate.h"
 #include "nn/sample.h"
-#include "lora_test_util.h"
 #include "test_util.h"
 
 using namespace lowrank;
@@ -35,7 +35,8 @@ TEST_CASE("lora: wte A = 0 at init (logits exact), counts r(V + C), names, the b
   CHECK(state.at("wte.lora_A").shape() == Shape{2, 23});
   CHECK(state.at("wte.lora_B").shape() == Shape{8, 2});
   CHECK(!state.at("wte.weight").requires_grad());
-  CHECK(state.at("h.1.attn.c_attn.lora_A.v").to_vector() == nn::state_dict(*qv).at("h.1.attn.c_attn.lora_A.v").to_vector());
+  CHECK(state.at("h.1.attn.c_attn.lora_A.v").to_vector() ==
+        nn::state_dict(*qv).at("h.1.attn.c_attn.lora_A.v").to_vector());
   const lora::LoRAConfig back = lora::lora_config_of(*model);
   CHECK(back.targets == std::vector<std::string>{"q", "v", "wte"});
   CHECK(back.r == 2);
@@ -79,7 +80,8 @@ TEST_CASE("lora: wte lookup and head equal an explicit table E + scale·AᵀBᵀ
   const float loss_unmerged = head_loss();
   {
     autograd::NoGradGuard ng;
-    const float want = autograd::cross_entropy(model->head_at(model->hidden(kLoraIds, 2, 8, {}), {3, 12}), {5, 7}).item();
+    const float want =
+        autograd::cross_entropy(model->head_at(model->hidden(kLoraIds, 2, 8, {}), {3, 12}), {5, 7}).item();
     CHECK(loss_unmerged == want);
   }
   const std::vector<float> e0 = model->wte.weight.to_vector();

@@ -90,8 +90,8 @@ TEST_CASE("memory_model: GPT-3 175B FT vs LoRA lands on the paper's 1.2 TB -> 35
   CHECK(ft_low < 1.2e12);  // the published 1.2 TB lies between the two accountings
   CHECK(ft > 1.2e12);
   CHECK(std::fabs(lo - 350e9) < 0.05 * 350e9);
-  CHECK(ft / lo > 3.0);       // "reduce the GPU memory requirement by 3 times" (abstract)
-  CHECK(ft_low / lo > 2.8);   // up to 2/3 saved even without counting gradients
+  CHECK(ft / lo > 3.0);      // "reduce the GPU memory requirement by 3 times" (abstract)
+  CHECK(ft_low / lo > 2.8);  // up to 2/3 saved even without counting gradients
   // the fp16 weights alone are the 350 GB checkpoint
   CHECK(std::fabs(2.0 * n - 350e9) < 0.01 * 350e9);
 }
@@ -122,8 +122,8 @@ TEST_CASE("paper tables: trainable counts of Tables 2-5 that match the published
       {"roberta-base", lora::baseline_method("bitfit"), 102144, "0.1"},
       {"roberta-large", lora::lora_method(8, {"q", "v"}), 786432, "0.8"},
       {"roberta-large", lora::baseline_method("adapter-h", 8), 835968, "0.8"},
-      {"deberta-xxl", lora::lora_method(16, {"q", "v"}), 4718592, "4.7"},  // r = 16 in microsoft/LoRA's scripts
-      {"gpt2-medium", lora::baseline_method("adapter-l", 6), 368784, "0.37"},    // Table 3
+      {"deberta-xxl", lora::lora_method(16, {"q", "v"}), 4718592, "4.7"},      // r = 16 in microsoft/LoRA's scripts
+      {"gpt2-medium", lora::baseline_method("adapter-l", 6), 368784, "0.37"},  // Table 3
       {"gpt2-large", lora::baseline_method("ft"), 774030080, "774.03"},
       {"gpt2-large", lora::baseline_method("adapter-l", 8), 875808, "0.88"},
       {"gpt2-large", lora::baseline_method("adapter-l", 248), 23002848, "23.00"},
@@ -147,8 +147,13 @@ TEST_CASE("paper tables: trainable counts of Tables 2-5 that match the published
   // Table 5: every target set at the 18M budget is exactly 18·2^20 parameters (the paper's "18M").
   const nn::GPTConfig g3 = nn::config_by_name("gpt3-175b");
   using Budget = std::pair<std::vector<std::string>, int64_t>;
-  for (const Budget& b : std::vector<Budget>{{{"q"}, 8}, {{"k"}, 8}, {{"v"}, 8}, {{"o"}, 8},
-                                             {{"q", "k"}, 4}, {{"q", "v"}, 4}, {{"q", "k", "v", "o"}, 2}}) {
+  for (const Budget& b : std::vector<Budget>{{{"q"}, 8},
+                                             {{"k"}, 8},
+                                             {{"v"}, 8},
+                                             {{"o"}, 8},
+                                             {{"q", "k"}, 4},
+                                             {{"q", "v"}, 4},
+                                             {{"q", "k", "v", "o"}, 2}}) {
     const std::vector<std::string>& targets = b.first;  // not a structured binding: clang 14 (CAPTURE)
     const int64_t r = b.second;
     CAPTURE(targets.size());

@@ -232,7 +232,8 @@ TEST_CASE("metrics: main fixture corpus matches pymteval, sacrebleu, nltk and py
   CHECK(meteor(c.hyps, c.refs) == rel(s["meteor_1.5_exact_stem"].get<double>()));
   // Full Meteor 1.5 (synonym + paraphrase modules) credits the near-synonym hypotheses too.
   double gap = s["meteor_1.5"].get<double>() - meteor(c.hyps, c.refs);
-  MESSAGE("METEOR: ours (exact+stem) " << meteor(c.hyps, c.refs) << ", Meteor 1.5 full " << s["meteor_1.5"].get<double>());
+  MESSAGE("METEOR: ours (exact+stem) " << meteor(c.hyps, c.refs) << ", Meteor 1.5 full "
+                                       << s["meteor_1.5"].get<double>());
   CHECK(gap > 0);
   CHECK(gap < 0.03);
 }
@@ -296,8 +297,8 @@ TEST_CASE("metrics: e2e_metrics scores the whole E2E test set (references as hyp
   REQUIRE(hyps.size() == 4693);
   // Speed is a benchmark's business, not a test's: this only checks the whole split scores sanely.
   MetricScores m = e2e_metrics(hyps, refs);
-  MESSAGE("4693 segments: BLEU " << m.bleu << " NIST " << m.nist << " METEOR " << m.meteor << " ROUGE-L "
-                                 << m.rouge_l << " CIDEr " << m.cider);
+  MESSAGE("4693 segments: BLEU " << m.bleu << " NIST " << m.nist << " METEOR " << m.meteor << " ROUGE-L " << m.rouge_l
+                                 << " CIDEr " << m.cider);
   CHECK(m.bleu == rel(1.0));  // each hypothesis is one of its references
   CHECK(m.rouge_l == rel(1.0));
   CHECK(m.meteor == rel(1.0));

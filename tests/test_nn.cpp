@@ -8,19 +8,27 @@
 using namespace lowrank;
 using namespace lowrank::testing;
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("gpt: parameter names follow Hugging Face GPT-2") {
   Rng rng(1);
   nn::GPT model(tiny_config(), rng);
   std::vector<std::string> names;
   for (auto& p : model.named_parameters()) names.push_back(p.name);
-  std::vector<std::string> expect_prefix = {"wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias",
-                                            "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias",
-                                            "h.0.attn.c_proj.weight", "h.0.attn.c_proj.bias", "h.0.ln_2.weight",
-                                            "h.0.ln_2.bias", "h.0.mlp.c_fc.weight", "h.0.mlp.c_fc.bias",
-                                            "h.0.mlp.c_proj.weight", "h.0.mlp.c_proj.bias"};
+  std::vector<std::string> expect_prefix = {"wte.weight",
+                                            "wpe.weight",
+                                            "h.0.ln_1.weight",
+                                            "h.0.ln_1.bias",
+                                            "h.0.attn.c_attn.weight",
+                                            "h.0.attn.c_attn.bias",
+                                            "h.0.attn.c_proj.weight",
+                                            "h.0.attn.c_proj.bias",
+                                            "h.0.ln_2.weight",
+                                            "h.0.ln_2.bias",
+                                            "h.0.mlp.c_fc.weight",
+                                            "h.0.mlp.c_fc.bias",
+                                            "h.0.mlp.c_proj.weight",
+                                            "h.0.mlp.c_proj.bias"};
   REQUIRE(names.size() == 2 + 12 * 2 + 2);
   for (size_t i = 0; i < expect_prefix.size(); ++i) CHECK(names[i] == expect_prefix[i]);
   CHECK(names[names.size() - 2] == "ln_f.weight");
@@ -31,7 +39,10 @@ TEST_CASE("gpt: parameter names follow Hugging Face GPT-2") {
 TEST_CASE("gpt: parameter counts of GPT-2 small/medium/large match the published ones, without allocating") {
   const size_t before = tensor::cpu_bytes_in_use();
   Rng rng(1);
-  struct Case { const char* name; int64_t count; };
+  struct Case {
+    const char* name;
+    int64_t count;
+  };
   for (Case c : {Case{"gpt2", 124439808}, Case{"gpt2-medium", 354823168}, Case{"gpt2-large", 774030080}}) {
     CAPTURE(c.name);
     nn::GPT model(nn::config_by_name(c.name), rng, Device::Meta);
@@ -79,7 +90,8 @@ TEST_CASE("gpt: gradient check of the loss w.r.t. parameters of every kind") {
   // Give LayerNorm gains and all biases non-trivial values so their gradients are exercised.
   Rng noise(4);
   for (auto& p : model.named_parameters())
-    if (p.tensor.ndim() == 1) p.tensor.copy_(Tensor::randn(p.tensor.shape(), noise, 0.3f, p.name.find("ln") != std::string::npos ? 1.f : 0.f));
+    if (p.tensor.ndim() == 1)
+      p.tensor.copy_(Tensor::randn(p.tensor.shape(), noise, 0.3f, p.name.find("ln") != std::string::npos ? 1.f : 0.f));
   std::vector<int32_t> ids = {1, 5, 7, 2, 9, 3, 4, 11, 0, 22, 13, 6};
   std::vector<int32_t> targets = {5, 7, 2, 9, 3, 4, 11, 0, 22, 13, 6, 8};
   std::vector<Tensor> inputs;
@@ -112,7 +124,8 @@ TEST_CASE("gpt: incremental forward with a KV cache equals the full forward (als
     ctx.cache = &cache;
     Tensor first = model.forward({1, 5, 7}, 1, 3, ctx);  // a prompt, then one token at a time
     for (int t = 0; t < 3; ++t)
-      for (int v = 0; v < cfg.vocab_size; ++v) REQUIRE(first.at({0, t, v}) == doctest::Approx(full.at({0, t, v})).epsilon(1e-5));
+      for (int v = 0; v < cfg.vocab_size; ++v)
+        REQUIRE(first.at({0, t, v}) == doctest::Approx(full.at({0, t, v})).epsilon(1e-5));
     for (int t = 3; t < 6; ++t) {
       Tensor step = model.forward({ids[static_cast<size_t>(t)]}, 1, 1, ctx);
       for (int v = 0; v < cfg.vocab_size; ++v)
@@ -122,13 +135,15 @@ TEST_CASE("gpt: incremental forward with a KV cache equals the full forward (als
   }
 }
 
-TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the same masked loss and gradients, fused too") {
+TEST_CASE(
+    "gpt: head_at gives the full head's logits at the chosen rows, and the same masked loss and gradients, fused too") {
   nn::GPTConfig cfg = tiny_config();
   Rng rng(3);
   nn::GPT model(cfg, rng);
   Rng noise(4);  // as in the gradient check above: non-trivial LayerNorm gains and biases
   for (auto& p : model.named_parameters())
-    if (p.tensor.ndim() == 1) p.tensor.copy_(Tensor::randn(p.tensor.shape(), noise, 0.3f, p.name.find("ln") != std::string::npos ? 1.f : 0.f));
+    if (p.tensor.ndim() == 1)
+      p.tensor.copy_(Tensor::randn(p.tensor.shape(), noise, 0.3f, p.name.find("ln") != std::string::npos ? 1.f : 0.f));
   std::vector<int32_t> ids = {1, 5, 7, 2, 9, 3, 4, 11, 0, 22, 13, 6};
   std::vector<int32_t> targets = {5, 7, 2, 9, 3, 4, 11, 0, 22, 13, 6, 8};
   std::vector<float> mask = {0, 0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1};  // (B=2, T=6): a completion-only mask
@@ -163,26 +178,33 @@ TEST_CASE("gpt: head_at gives the full head's logits at the chosen rows, and the
   autograd::CrossEntropyOptions smooth;
   smooth.label_smoothing = 0.1f;
   float l_full = 0.f, l_rows = 0.f;
-  const auto g_full = grads_of([&] { return autograd::cross_entropy(model.forward(ids, 2, 6, {}), targets, masked); }, l_full);
+  const auto g_full =
+      grads_of([&] { return autograd::cross_entropy(model.forward(ids, 2, 6, {}), targets, masked); }, l_full);
   const auto g_rows = grads_of(
-      [&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); }, l_rows);
+      [&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); },
+      l_rows);
   CHECK(l_rows == doctest::Approx(l_full).epsilon(1e-6));
   REQUIRE(g_full.size() == g_rows.size());
   for (size_t k = 0; k < g_full.size(); ++k)
-    for (size_t i = 0; i < g_full[k].size(); ++i) CHECK(g_rows[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
+    for (size_t i = 0; i < g_full[k].size(); ++i)
+      CHECK(g_rows[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
   float l_fused = 0.f;  // the head fused with the loss (GPT::head_loss): the same loss and gradients
-  const auto g_fused = grads_of([&] { return model.head_loss(model.hidden(ids, 2, 6, {}), rows, row_targets, smooth); }, l_fused);
+  const auto g_fused =
+      grads_of([&] { return model.head_loss(model.hidden(ids, 2, 6, {}), rows, row_targets, smooth); }, l_fused);
   CHECK(l_fused == doctest::Approx(l_full).epsilon(1e-6));
   REQUIRE(g_full.size() == g_fused.size());
   for (size_t k = 0; k < g_full.size(); ++k)
-    for (size_t i = 0; i < g_full[k].size(); ++i) CHECK(g_fused[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
+    for (size_t i = 0; i < g_full[k].size(); ++i)
+      CHECK(g_fused[k][i] == doctest::Approx(g_full[k][i]).epsilon(1e-4).scale(1e-6));
 
   std::vector<Tensor> inputs;
   for (auto& p : model.named_parameters()) inputs.push_back(p.tensor);
   autograd::GradCheckOptions opt;
   opt.max_per_input = 4;
-  check_grad([&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); },
-             inputs, opt);
+  check_grad(
+      [&] { return autograd::cross_entropy(model.head_at(model.hidden(ids, 2, 6, {}), rows), row_targets, smooth); },
+      inputs, opt);
   CHECK(error_of([&] { model.head_at(model.hidden(ids, 2, 6, {}), {12}); }).find("out of range") != std::string::npos);
-  CHECK(error_of([&] { model.head_loss(model.hidden(ids, 2, 6, {}), {12}, {0}, smooth); }).find("out of range") != std::string::npos);
+  CHECK(error_of([&] { model.head_loss(model.hidden(ids, 2, 6, {}), {12}, {0}, smooth); }).find("out of range") !=
+        std::string::npos);
 }

@@ -12,8 +12,8 @@
 
 using namespace lowrank;
 using namespace lowrank::testing;
-using tensor::SafetensorsFile;
 using tensor::load_safetensors;
+using tensor::SafetensorsFile;
 using tensor::save_safetensors;
 
 namespace {

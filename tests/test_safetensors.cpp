@@ -18,7 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
   for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xff);
@@ -26,7 +25,9 @@ std::string le64(uint64_t n) {
 }
 
 // A safetensors file made by hand: header length, header text, data bytes.
-std::string make_file(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
+std::string make_file(const std::string& header, const std::string& data) {
+  return le64(header.size()) + header + data;
+}
 
 std::string u16_bytes(const std::vector<uint16_t>& v) {
   std::string s;
@@ -147,11 +148,11 @@ TEST_CASE("safetensors: half and bfloat16 conversion by hand") {
   CHECK(tensor::half_to_float(0x3C00) == 1.0f);
   CHECK(tensor::half_to_float(0xC100) == -2.5f);
   CHECK(tensor::half_to_float(0x7BFF) == 65504.0f);
-  CHECK(tensor::half_to_float(0x0001) == std::ldexp(1.0f, -24));         // smallest subnormal
-  CHECK(tensor::half_to_float(0x03FF) == std::ldexp(1023.0f, -24));      // largest subnormal
-  CHECK(tensor::half_to_float(0x0400) == std::ldexp(1.0f, -14));         // smallest normal
+  CHECK(tensor::half_to_float(0x0001) == std::ldexp(1.0f, -24));     // smallest subnormal
+  CHECK(tensor::half_to_float(0x03FF) == std::ldexp(1023.0f, -24));  // largest subnormal
+  CHECK(tensor::half_to_float(0x0400) == std::ldexp(1.0f, -14));     // smallest normal
   CHECK(tensor::half_to_float(0x8001) == -std::ldexp(1.0f, -24));
-  CHECK(bits_of(tensor::half_to_float(0x8000)) == 0x80000000u);         // -0
+  CHECK(bits_of(tensor::half_to_float(0x8000)) == 0x80000000u);  // -0
   CHECK(tensor::half_to_float(0x7C00) == std::numeric_limits<float>::infinity());
   CHECK(tensor::half_to_float(0xFC00) == -std::numeric_limits<float>::infinity());
   CHECK(std::isnan(tensor::half_to_float(0x7E00)));
@@ -161,9 +162,11 @@ TEST_CASE("safetensors: half and bfloat16 conversion by hand") {
   for (uint32_t h = 0; h < 0x10000; ++h) {
     const uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
     if (e == 0x1f) continue;
-    float want = e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(1.0f + m / 1024.0f, static_cast<int>(e) - 15);
+    float want =
+        e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(1.0f + m / 1024.0f, static_cast<int>(e) - 15);
     if (h & 0x8000) want = -want;
-    if (tensor::half_to_float(static_cast<uint16_t>(h)) != want || std::signbit(want) != std::signbit(tensor::half_to_float(static_cast<uint16_t>(h)))) {
+    if (tensor::half_to_float(static_cast<uint16_t>(h)) != want ||
+        std::signbit(want) != std::signbit(tensor::half_to_float(static_cast<uint16_t>(h)))) {
       FAIL("half 0x" << std::hex << h);
     }
   }
@@ -178,11 +181,11 @@ TEST_CASE("safetensors: half and bfloat16 conversion by hand") {
 TEST_CASE("safetensors: float to bfloat16 rounds to nearest, ties to even") {
   CHECK(tensor::float_to_bfloat16(1.0f) == 0x3F80);
   CHECK(tensor::float_to_bfloat16(-2.5f) == 0xC020);
-  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F808000u)) == 0x3F80);  // tie -> even (down)
-  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F818000u)) == 0x3F82);  // tie -> even (up)
-  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F808001u)) == 0x3F81);  // above the tie
-  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F807FFFu)) == 0x3F80);  // below the tie
-  CHECK(tensor::float_to_bfloat16(std::numeric_limits<float>::max()) == 0x7F80);      // rounds to inf
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F808000u)) == 0x3F80);       // tie -> even (down)
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F818000u)) == 0x3F82);       // tie -> even (up)
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F808001u)) == 0x3F81);       // above the tie
+  CHECK(tensor::float_to_bfloat16(float_from_bits(0x3F807FFFu)) == 0x3F80);       // below the tie
+  CHECK(tensor::float_to_bfloat16(std::numeric_limits<float>::max()) == 0x7F80);  // rounds to inf
   CHECK(tensor::float_to_bfloat16(-std::numeric_limits<float>::infinity()) == 0xFF80);
   CHECK(std::isnan(tensor::bfloat16_to_float(tensor::float_to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
   CHECK(std::isnan(tensor::bfloat16_to_float(tensor::float_to_bfloat16(float_from_bits(0x7F800001u)))));
@@ -212,8 +215,9 @@ TEST_CASE("safetensors: saving as BF16 halves the data and reads back rounded") 
     for (size_t i = 0; i < want.size(); ++i)
       CHECK(got[i] == tensor::bfloat16_to_float(tensor::float_to_bfloat16(want[i])));
   }
-  CHECK(error_of([&] { save_safetensors(tmp.file("x.safetensors"), ts, {}, "F16"); }).find("cannot save as dtype 'F16'") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          save_safetensors(tmp.file("x.safetensors"), ts, {}, "F16");
+        }).find("cannot save as dtype 'F16'") != std::string::npos);
 }
 
 TEST_CASE("safetensors: reads F16, BF16 and F32 from a hand-made file") {
@@ -223,12 +227,11 @@ TEST_CASE("safetensors: reads F16, BF16 and F32 from a hand-made file") {
   // then an overlapping F16 view of the first 4 bytes listed out of order, which the spec tolerates.
   const std::string data = u16_bytes({0x3C00, 0xC100, 0x7BFF, 0x0001, 0x8000, 0x7C00}) +
                            u16_bytes({0x3F80, 0xC020, 0x4049, 0x0001}) + f32_bytes({-7.5f});
-  std::string header =
-      R"({"__metadata__":{"format":"pt"},)"
-      R"("w_bf16":{"dtype":"BF16","shape":[4],"data_offsets":[12,20]},)"
-      R"("w_f16":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]},)"
-      R"("s":{"dtype":"F32","shape":[],"data_offsets":[20,24]},)"
-      R"("alias":{"dtype":"F16","shape":[1,2],"data_offsets":[0,4]}})";
+  std::string header = R"({"__metadata__":{"format":"pt"},)"
+                       R"("w_bf16":{"dtype":"BF16","shape":[4],"data_offsets":[12,20]},)"
+                       R"("w_f16":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]},)"
+                       R"("s":{"dtype":"F32","shape":[],"data_offsets":[20,24]},)"
+                       R"("alias":{"dtype":"F16","shape":[1,2],"data_offsets":[0,4]}})";
   header.append((8 - header.size() % 8) % 8, ' ');
   write_bytes(path, make_file(header, data));
 
@@ -327,12 +330,12 @@ TEST_CASE("safetensors: corrupt and unsupported files give errors naming the fil
     write_bytes(path, make_file(R"({"__metadata__":{"n":3}})", ""));
     CHECK(contains(error_of([&] { load_safetensors(path); }), "metadata 'n' is not a string"));
     // A shape whose byte count overflows 64 bits is refused rather than wrapped around.
-    write_bytes(path, make_file(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})",
-                                good_data));
+    write_bytes(path,
+                make_file(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", good_data));
     CHECK(contains(error_of([&] { load_safetensors(path); }), "too large"));
     // Zero elements, but 2^62·4 overflows numel's and the strides' int64 products: refused, naming the file.
-    write_bytes(path, make_file(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4,0],"data_offsets":[0,0]}})",
-                                good_data));
+    write_bytes(
+        path, make_file(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4,0],"data_offsets":[0,0]}})", good_data));
     msg = error_of([&] { load_safetensors(path); });
     CHECK(contains(msg, path));
     CHECK(contains(msg, "tensor 'w'"));
@@ -386,10 +389,12 @@ TEST_CASE("safetensors: take checks presence and shape") {
   SafetensorsFile f;
   f.tensors["h.0.w"] = Tensor::zeros({2, 3});
   CHECK(tensor::take(f, "h.0.w", {2, 3}, "model.safetensors").shape() == Shape{2, 3});
-  CHECK(error_of([&] { tensor::take(f, "h.1.w", {2, 3}, "model.safetensors"); }) ==
-        "model.safetensors: tensor 'h.1.w' missing");
-  CHECK(error_of([&] { tensor::take(f, "h.0.w", {3, 2}, "model.safetensors"); }) ==
-        "model.safetensors: tensor 'h.0.w' has shape (2, 3), expected (3, 2)");
+  CHECK(error_of([&] {
+          tensor::take(f, "h.1.w", {2, 3}, "model.safetensors");
+        }) == "model.safetensors: tensor 'h.1.w' missing");
+  CHECK(error_of([&] {
+          tensor::take(f, "h.0.w", {3, 2}, "model.safetensors");
+        }) == "model.safetensors: tensor 'h.0.w' has shape (2, 3), expected (3, 2)");
 }
 
 TEST_CASE("safetensors: reads the Hugging Face-written tiny GPT-2 fixture") {

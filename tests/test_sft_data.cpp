@@ -88,10 +88,13 @@ TEST_CASE("own data: messages train only the assistant turns, each closed by EOS
 }
 
 TEST_CASE("own data: the first record decides the format, --format forces one") {
-  CHECK(parse("{\"prompt\": \"p\", \"completion\": \"c\", \"text\": \"t\"}").format == data::SftFormat::PromptCompletion);
+  CHECK(parse("{\"prompt\": \"p\", \"completion\": \"c\", \"text\": \"t\"}").format ==
+        data::SftFormat::PromptCompletion);
   CHECK(parse("{\"text\": \"t\", \"prompt\": \"p\"}").format == data::SftFormat::Text);
   CHECK(parse("{\"prompt\": \"p\", \"completion\": \"c\", \"text\": \"t\"}", "d.jsonl", data::SftFormat::Text)
-            .examples[0].segments[0].text == "t");
+            .examples[0]
+            .segments[0]
+            .text == "t");
   CHECK(data::parse_sft_format("messages") == data::SftFormat::Messages);
   CHECK(contains(error_of([] { data::parse_sft_format("csv"); }), "--format: unknown format 'csv'"));
   // A byte order mark, CRLF line ends and blank lines are accepted.
@@ -103,8 +106,10 @@ TEST_CASE("own data: bad records are errors naming the file, line and field") {
   CHECK(contains(error_of_parse("[1, 2]\n"), "d.jsonl:1: expected a JSON object, got array"));
   CHECK(contains(error_of_parse("{\"prompt\": \"p\", \"completion\": \"c\"}\n{\"prompt\": \"p\"}\n"),
                  "d.jsonl:2: field 'completion' is missing"));
-  CHECK(contains(error_of_parse("{\"prompt\": \"p\", \"completion\": 3}\n"), "d.jsonl:1: field 'completion' is number, expected a string"));
-  CHECK(contains(error_of_parse("{\"prompt\": \"p\", \"completion\": \"\"}\n"), "d.jsonl:1: field 'completion' is empty"));
+  CHECK(contains(error_of_parse("{\"prompt\": \"p\", \"completion\": 3}\n"),
+                 "d.jsonl:1: field 'completion' is number, expected a string"));
+  CHECK(contains(error_of_parse("{\"prompt\": \"p\", \"completion\": \"\"}\n"),
+                 "d.jsonl:1: field 'completion' is empty"));
   CHECK(contains(error_of_parse("{\"prompt\": \"\", \"completion\": \"c\"}\n"), "d.jsonl:1: field 'prompt' is empty"));
   CHECK(contains(error_of_parse("{\"text\": \"\"}\n"), "d.jsonl:1: field 'text' is empty"));
   CHECK(contains(error_of_parse("\n{\"input\": \"a\", \"output\": \"b\"}\n"),
@@ -112,19 +117,23 @@ TEST_CASE("own data: bad records are errors naming the file, line and field") {
   CHECK(contains(error_of_parse(""), "d.jsonl: no records"));
   CHECK(contains(error_of_parse("\n \n", "e.txt"), "e.txt: no text"));
   const std::string m = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}";
-  CHECK(contains(error_of_parse(m + "]}"), "d.jsonl:1: field 'messages[0].role' is 'user': the last message must be the assistant's"));
-  CHECK(contains(error_of_parse(m + ", {\"role\": \"bot\", \"content\": \"x\"}]}"), "field 'messages[1].role' is 'bot'"));
+  CHECK(contains(error_of_parse(m + "]}"),
+                 "d.jsonl:1: field 'messages[0].role' is 'user': the last message must be the assistant's"));
+  CHECK(
+      contains(error_of_parse(m + ", {\"role\": \"bot\", \"content\": \"x\"}]}"), "field 'messages[1].role' is 'bot'"));
   CHECK(contains(error_of_parse(m + ", {\"role\": \"assistant\"}]}"), "field 'messages[1].content' is missing"));
   CHECK(contains(error_of_parse(m + ", {\"role\": \"assistant\", \"content\": 5}]}"),
                  "field 'messages[1].content' is number, expected a string"));
-  CHECK(contains(error_of_parse(m + ", {\"role\": \"assistant\", \"content\": \"\"}]}"), "field 'messages[1].content' is empty"));
+  CHECK(contains(error_of_parse(m + ", {\"role\": \"assistant\", \"content\": \"\"}]}"),
+                 "field 'messages[1].content' is empty"));
   CHECK(contains(error_of_parse("{\"messages\": []}"), "field 'messages' is array (empty)"));
   CHECK(contains(error_of([] { data::load_sft("/nonexistent/x.jsonl"); }), "/nonexistent/x.jsonl"));
 }
 
 TEST_CASE("own data: a prompt that fills the window is an error, longer examples are cut and counted") {
   ByteTokenizer tok;
-  const data::SftFile f = parse("{\"prompt\": \"abcdef\", \"completion\": \"xy\"}\n{\"prompt\": \"a\", \"completion\": \"b\"}\n");
+  const data::SftFile f =
+      parse("{\"prompt\": \"abcdef\", \"completion\": \"xy\"}\n{\"prompt\": \"a\", \"completion\": \"b\"}\n");
   data::SftDataset cut(f.examples, tok, 7, tok.eos_id());  // 9 tokens: 8 inputs > 7
   CHECK(cut.num_truncated() == 1);
   CHECK(cut.batch({0}).tokens == 2);  // x, y; the EOS is cut
@@ -135,7 +144,8 @@ TEST_CASE("own data: a prompt that fills the window is an error, longer examples
 TEST_CASE("own data: the validation split is fixed by its own seed and never empties the train split") {
   std::vector<data::SftExample> all;
   for (int i = 0; i < 40; ++i) all.push_back({{{std::to_string(i), true}}, ""});
-  const data::SftSplit a = data::split_validation(all, 0.05, "t.jsonl"), b = data::split_validation(all, 0.05, "t.jsonl");
+  const data::SftSplit a = data::split_validation(all, 0.05, "t.jsonl"),
+                       b = data::split_validation(all, 0.05, "t.jsonl");
   CHECK(a.valid.size() == 2);  // ceil(0.05 * 40)
   CHECK(a.train.size() == 38);
   CHECK(a.valid[0].segments[0].text == b.valid[0].segments[0].text);
@@ -168,15 +178,19 @@ TEST_CASE("own data: E2E as JSON Lines encodes exactly as E2E's own loader") {
 }
 
 TEST_CASE("own data: JSON Lines helpers check types and ranges") {
-  const auto recs = data::parse_jsonl("{\"a\": \"s\", \"n\": 5, \"big\": 18446744073709551615, \"z\": null}\n", "r.jsonl");
+  const auto recs =
+      data::parse_jsonl("{\"a\": \"s\", \"n\": 5, \"big\": 18446744073709551615, \"z\": null}\n", "r.jsonl");
   REQUIRE(recs.size() == 1);
   CHECK(data::jsonl_string_or(recs[0], "a", "x") == "s");
   CHECK(data::jsonl_string_or(recs[0], "z", "x") == "x");
   CHECK(data::jsonl_int_or(recs[0], "n", 1, 1, 10) == 5);
   CHECK(data::jsonl_int_or(recs[0], "missing", 3, 1, 10) == 3);
-  CHECK(contains(error_of([&] { data::jsonl_int_or(recs[0], "n", 1, 6, 10); }), "r.jsonl:1: field 'n' is 5, expected 6 to 10"));
-  CHECK(contains(error_of([&] { data::jsonl_int_or(recs[0], "big", 1, 1, 10); }), "field 'big' is 18446744073709551615"));
-  CHECK(contains(error_of([&] { data::jsonl_int_or(recs[0], "a", 1, 1, 10); }), "field 'a' is string, expected an integer"));
+  CHECK(contains(error_of([&] { data::jsonl_int_or(recs[0], "n", 1, 6, 10); }),
+                 "r.jsonl:1: field 'n' is 5, expected 6 to 10"));
+  CHECK(
+      contains(error_of([&] { data::jsonl_int_or(recs[0], "big", 1, 1, 10); }), "field 'big' is 18446744073709551615"));
+  CHECK(contains(error_of([&] { data::jsonl_int_or(recs[0], "a", 1, 1, 10); }),
+                 "field 'a' is string, expected an integer"));
 }
 
 TEST_CASE("own data: an Rng state saved mid-stream continues it exactly") {
@@ -208,8 +222,10 @@ TEST_CASE("own data: finetune's files are generate's requests: a completion or a
   auto err = [&](const std::string& line) {
     return error_of([&] { data::parse_requests(data::parse_jsonl(line, "r.jsonl"), tok, {}, "r.jsonl"); });
   };
-  CHECK(contains(err("{\"prompt\": \"a\", \"messages\": []}"), "r.jsonl:1: a request has field 'prompt' or field 'messages', not both"));
-  CHECK(contains(err("{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}"), "holds only the assistant's turn"));
+  CHECK(contains(err("{\"prompt\": \"a\", \"messages\": []}"),
+                 "r.jsonl:1: a request has field 'prompt' or field 'messages', not both"));
+  CHECK(contains(err("{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}"),
+                 "holds only the assistant's turn"));
   CHECK(contains(err("{\"messages\": [{\"role\": 1, \"content\": \"x\"}]}"), "field 'messages[0]' must be"));
   CHECK(contains(err("{\"prompt\": \"a\", \"completion\": 2}"), "field 'completion' is number"));
 }

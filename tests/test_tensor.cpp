@@ -140,8 +140,10 @@ TEST_CASE("fast_exp: NaN in, NaN out, scalar and vectorised (the NaN used to rea
   for (size_t i = 0; i < x.size(); ++i) x[i] = tensor::fast_exp(x[i]);
   for (size_t i = 0; i < x.size(); ++i) {
     CAPTURE(i);
-    if (i % 2) CHECK(std::isnan(x[i]));
-    else CHECK(x[i] == doctest::Approx(std::exp(-static_cast<double>(i))).epsilon(1e-6));
+    if (i % 2)
+      CHECK(std::isnan(x[i]));
+    else
+      CHECK(x[i] == doctest::Approx(std::exp(-static_cast<double>(i))).epsilon(1e-6));
   }
   CHECK(tensor::fast_exp(INFINITY) > 1e38f);  // clamped at 88.38: 2.4e38
   CHECK(tensor::fast_exp(-INFINITY) <= 1.2e-38f);
@@ -162,7 +164,7 @@ TEST_CASE("storage: large freed blocks are reused, small ones are not cached, re
 #endif
   CHECK(tensor::cpu_bytes_cached() == (size_t(1) << 21));
   Tensor again = Tensor::zeros({1 << 19});
-  CHECK(again.data() == first);  // the same block came back
+  CHECK(again.data() == first);     // the same block came back
   CHECK(again.at({12345}) == 0.f);  // zeros() still fills: reuse never leaks old values into it
   CHECK(tensor::cpu_bytes_cached() == 0);
   { Tensor small = Tensor::empty({1000}); }

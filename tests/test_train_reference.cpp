@@ -55,7 +55,8 @@ Tensor batch_loss(nn::GPT& model, int k) {
   for (const auto& row : rows)
     for (size_t t = 0; t < row.size(); ++t) {
       ids.push_back(row.at(t).get<int32_t>());
-      targets.push_back(t + 1 < row.size() ? row.at(t + 1).get<int32_t>() : autograd::CrossEntropyOptions().ignore_index);
+      targets.push_back(t + 1 < row.size() ? row.at(t + 1).get<int32_t>()
+                                           : autograd::CrossEntropyOptions().ignore_index);
     }
   return autograd::cross_entropy(model.forward(ids, B, T, {}), targets);
 }

@@ -76,9 +76,9 @@ TEST_CASE("train smoke: 100 AdamW steps of a tiny GPT learn a structured stream"
   const double last10 = std::accumulate(losses.end() - 10, losses.end(), 0.0) / 10.0;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   INFO("first loss " << losses.front() << " (log V = " << uniform << ", unigram " << unigram << "), mean of last 10 "
-                        << last10 << ", " << seconds << " s");
+                     << last10 << ", " << seconds << " s");
 
   CHECK(std::fabs(losses.front() - uniform) < 0.3);  // a fresh model guesses about uniformly
-  CHECK(last10 < 1.2);                              // far below log V ≈ 3.18 and the unigram entropy
+  CHECK(last10 < 1.2);                               // far below log V ≈ 3.18 and the unigram entropy
   CHECK(last10 < unigram - 1.5);
 }

@@ -34,9 +34,8 @@ namespace {
 // The host view of a copy's endpoint that is said to be on `on_device`, after checking that claim.
 const void* endpoint(const void* p, bool on_device, size_t bytes, const char* what) {
   if (bytes == 0) return p;
-  LR_CHECK(is_device(p) == on_device, "cuda emulation: ", what, " = ", p, " is a ",
-           is_device(p) ? "device" : "host", " pointer but the copy treats it as ", on_device ? "device" : "host",
-           " memory");
+  LR_CHECK(is_device(p) == on_device, "cuda emulation: ", what, " = ", p, " is a ", is_device(p) ? "device" : "host",
+           " pointer but the copy treats it as ", on_device ? "device" : "host", " memory");
   if (!on_device) return p;
   check_extent(p, bytes, what);
   return untag(p);
@@ -70,10 +69,10 @@ void cuda_copy_floats(float* dst, Device dst_dev, const float* src, Device src_d
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t) {
   using lowrank::cuda::emu::is_device;
   if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) return cudaErrorInvalidMemcpyDirection;
-  const bool dst_dev = kind == cudaMemcpyDefault ? is_device(dst)
-                                                 : kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  const bool src_dev = kind == cudaMemcpyDefault ? is_device(src)
-                                                 : kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  const bool dst_dev =
+      kind == cudaMemcpyDefault ? is_device(dst) : kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev =
+      kind == cudaMemcpyDefault ? is_device(src) : kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
   lowrank::cuda::emu::copy_bytes(dst, dst_dev, src, src_dev, count, "cudaMemcpyAsync");
   return cudaSuccess;
 }
@@ -87,8 +86,9 @@ cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaGetLastError() { return cudaSuccess; }
 
 const char* cudaGetErrorName(cudaError_t err) {
-  return err == cudaSuccess ? "cudaSuccess" : err == cudaErrorInvalidMemcpyDirection ? "cudaErrorInvalidMemcpyDirection"
-                                                                                     : "cudaError (emulated)";
+  return err == cudaSuccess                       ? "cudaSuccess"
+         : err == cudaErrorInvalidMemcpyDirection ? "cudaErrorInvalidMemcpyDirection"
+                                                  : "cudaError (emulated)";
 }
 
 const char* cudaGetErrorString(cudaError_t err) {

@@ -116,8 +116,8 @@ Geometry4 geometry(const int64_t* dst_strides, const int64_t* src_strides, const
 
 // f(dst element, src element) over every logical element, in row-major order.
 template <typename F>
-void walk(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
-          const int64_t* sizes, int ndim, const char* op, F f) {
+void walk(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides, const int64_t* sizes,
+          int ndim, const char* op, F f) {
   const Geometry4 g = geometry(dst_strides, src_strides, sizes, ndim, op);
   float* d = emu::arg(dst, g.extent(g.ds), op);
   const float* s = emu::arg(src, g.extent(g.ss), op);
@@ -138,8 +138,7 @@ void copy_strided(float* dst, const int64_t* dst_strides, const float* src, cons
 
 void axpy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
                   const int64_t* sizes, int ndim, float alpha) {
-  walk(dst, dst_strides, src, src_strides, sizes, ndim, "axpy_strided",
-       [alpha](float& d, float s) { d += alpha * s; });
+  walk(dst, dst_strides, src, src_strides, sizes, ndim, "axpy_strided", [alpha](float& d, float s) { d += alpha * s; });
 }
 
 }  // namespace lowrank::cuda

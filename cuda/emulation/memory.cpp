@@ -63,9 +63,9 @@ void release(void* p, size_t bytes) {
     // release() is called from destructors: a wrong pointer or size cannot throw there, and it
     // would corrupt the real allocator's free lists, so it stops the process with the reason.
     if (!emu::is_device(p) || it == r.live.end() || round_up(it->second) != round_up(bytes)) {
-      std::fprintf(stderr, "cuda emulation: release(%p, %zu) of %s\n", p, bytes,
-                   it == r.live.end() ? "a pointer that is not a live device block"
-                                      : "a block allocated with a different size");
+      std::fprintf(
+          stderr, "cuda emulation: release(%p, %zu) of %s\n", p, bytes,
+          it == r.live.end() ? "a pointer that is not a live device block" : "a block allocated with a different size");
       std::abort();
     }
     r.in_use -= round_up(it->second);
@@ -104,8 +104,8 @@ void check_extent(const void* p, size_t bytes, const char* what) {
   LR_CHECK(begin < end || (begin == block && bytes == 0), "cuda emulation: ", what, " = ", p,
            " is not in any live device allocation (freed, or never allocated)");
   LR_CHECK(bytes <= end - begin, "cuda emulation: ", what, " reads or writes ", bytes, " bytes from byte ",
-           begin - block, " of a ", it->second, "-byte device allocation (out of bounds by ",
-           bytes - (end - begin), " bytes)");
+           begin - block, " of a ", it->second, "-byte device allocation (out of bounds by ", bytes - (end - begin),
+           " bytes)");
 }
 
 }  // namespace emu

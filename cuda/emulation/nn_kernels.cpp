@@ -28,8 +28,8 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int
                         arg(y, N * C, "softmax_backward y"), N, C, log);
 }
 
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
-                       int64_t N, int64_t C, float eps) {
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,
+                       int64_t C, float eps) {
   cpu::layernorm_forward(arg(y, N * C, "layernorm y"), arg(mean, N, "layernorm mean"), arg(rstd, N, "layernorm rstd"),
                          arg(x, N * C, "layernorm x"), arg(w, C, "layernorm w"), opt_arg(b, C, "layernorm b"), N, C,
                          eps);
@@ -38,8 +38,8 @@ void layernorm_backward_dx(float* dx, const float* dy, const float* x, const flo
                            const float* rstd, int64_t N, int64_t C) {
   cpu::layernorm_backward_dx(arg(dx, N * C, "layernorm_backward_dx dx"), arg(dy, N * C, "layernorm_backward_dx dy"),
                              arg(x, N * C, "layernorm_backward_dx x"), arg(w, C, "layernorm_backward_dx w"),
-                             arg(mean, N, "layernorm_backward_dx mean"), arg(rstd, N, "layernorm_backward_dx rstd"),
-                             N, C);
+                             arg(mean, N, "layernorm_backward_dx mean"), arg(rstd, N, "layernorm_backward_dx rstd"), N,
+                             C);
 }
 void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
                                const float* rstd, int64_t N, int64_t C) {
@@ -87,11 +87,10 @@ void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int
 }
 
 void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d) {
-  autograd::detail::attention_forward(arg(out, d.B * d.Tq * d.C, "attention out"),
-                                      arg(L, d.B * d.NH * d.Tq, "attention L"),
-                                      host_operand(q, d.B, d.Tq, d.C, "attention q"),
-                                      host_operand(k, d.B, d.Tk, d.C, "attention k"),
-                                      host_operand(v, d.B, d.Tk, d.C, "attention v"), host_dims(d));
+  autograd::detail::attention_forward(
+      arg(out, d.B * d.Tq * d.C, "attention out"), arg(L, d.B * d.NH * d.Tq, "attention L"),
+      host_operand(q, d.B, d.Tq, d.C, "attention q"), host_operand(k, d.B, d.Tk, d.C, "attention k"),
+      host_operand(v, d.B, d.Tk, d.C, "attention v"), host_dims(d));
 }
 void attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
                         const AttnDims& d) {
@@ -111,18 +110,18 @@ void cross_entropy_forward(float* row_loss, float* lse, const float* x, const in
   const int32_t* th = arg(targets, N, "cross_entropy targets");
   const float* wh = arg(w, N, "cross_entropy w");
   for (int64_t n = 0; n < N; ++n)  // a row of weight 0 may hold ignore_index: never read
-    LR_CHECK(wh[n] == 0.f || (th[n] >= 0 && th[n] < V), "cuda emulation: cross_entropy target ", th[n], " at row ",
-             n, " outside [0, ", V, ") on a row with weight ", wh[n]);
+    LR_CHECK(wh[n] == 0.f || (th[n] >= 0 && th[n] < V), "cuda emulation: cross_entropy target ", th[n], " at row ", n,
+             " outside [0, ", V, ") on a row with weight ", wh[n]);
   cpu::cross_entropy_forward(arg(row_loss, N, "cross_entropy row_loss"), arg(lse, N, "cross_entropy lse"),
                              arg(x, N * V, "cross_entropy x"), th, wh, N, V, eps);
 }
-void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets,
-                            const float* row_scale, const float* dloss, int64_t N, int64_t V, float eps) {
+void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets, const float* row_scale,
+                            const float* dloss, int64_t N, int64_t V, float eps) {
   const int32_t* th = arg(targets, N, "cross_entropy_backward targets");
   const float* rs = arg(row_scale, N, "cross_entropy_backward row_scale");
   for (int64_t n = 0; n < N; ++n)
-    LR_CHECK(rs[n] == 0.f || (th[n] >= 0 && th[n] < V), "cuda emulation: cross_entropy target ", th[n], " at row ",
-             n, " outside [0, ", V, ")");
+    LR_CHECK(rs[n] == 0.f || (th[n] >= 0 && th[n] < V), "cuda emulation: cross_entropy target ", th[n], " at row ", n,
+             " outside [0, ", V, ")");
   cpu::cross_entropy_backward(arg(dx, N * V, "cross_entropy_backward dx"), arg(x, N * V, "cross_entropy_backward x"),
                               arg(lse, N, "cross_entropy_backward lse"), th, rs,
                               arg(dloss, 1, "cross_entropy_backward dloss"), N, V, eps);

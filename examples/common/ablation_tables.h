@@ -24,19 +24,19 @@ struct PaperRow {
 
 // Hu et al. (2021), Table 5 (18M trainable parameters on GPT-3 175B).
 inline std::vector<PaperRow> table5() {
-  return {{{"q", 8}, 70.4, 91.0},   {{"k", 8}, 70.0, 90.8},   {{"v", 8}, 73.0, 91.0},       {{"o", 8}, 73.2, 91.3},
+  return {{{"q", 8}, 70.4, 91.0},   {{"k", 8}, 70.0, 90.8},   {{"v", 8}, 73.0, 91.0},      {{"o", 8}, 73.2, 91.3},
           {{"q,k", 4}, 71.4, 91.3}, {{"q,v", 4}, 73.7, 91.3}, {{"q,k,v,o", 2}, 73.7, 91.7}};
 }
 
 // Hu et al. (2021), Table 6.
 inline std::vector<PaperRow> table6() {
   const std::vector<int64_t> ranks = {1, 2, 4, 8, 64};
-  const std::map<std::string, std::vector<double>> wikisql = {
-      {"q", {68.8, 69.6, 70.5, 70.4, 70.0}}, {"q,v", {73.4, 73.3, 73.7, 73.8, 73.5}},
-      {"q,k,v,o", {74.1, 73.7, 74.0, 74.0, 73.9}}};
-  const std::map<std::string, std::vector<double>> mnli = {
-      {"q", {90.7, 90.9, 91.1, 90.7, 90.7}}, {"q,v", {91.3, 91.4, 91.3, 91.6, 91.4}},
-      {"q,k,v,o", {91.2, 91.7, 91.7, 91.5, 91.4}}};
+  const std::map<std::string, std::vector<double>> wikisql = {{"q", {68.8, 69.6, 70.5, 70.4, 70.0}},
+                                                              {"q,v", {73.4, 73.3, 73.7, 73.8, 73.5}},
+                                                              {"q,k,v,o", {74.1, 73.7, 74.0, 74.0, 73.9}}};
+  const std::map<std::string, std::vector<double>> mnli = {{"q", {90.7, 90.9, 91.1, 90.7, 90.7}},
+                                                           {"q,v", {91.3, 91.4, 91.3, 91.6, 91.4}},
+                                                           {"q,k,v,o", {91.2, 91.7, 91.7, 91.5, 91.4}}};
   std::vector<PaperRow> rows;
   for (const char* t : {"q", "q,v", "q,k,v,o"})
     for (size_t i = 0; i < ranks.size(); ++i) rows.push_back({{t, ranks[i]}, wikisql.at(t)[i], mnli.at(t)[i]});
@@ -65,7 +65,6 @@ inline std::vector<Metric> task_metrics(const std::string& task) {
   return {{"bleu", "E2E valid BLEU", 1, 3}, {"valid_loss", "valid loss", 1, 3}};
 }
 
-
 // The runs grouped by configuration label (targets and r).
 inline std::map<std::string, std::vector<nlohmann::json>> by_config(const nlohmann::json& runs) {
   std::map<std::string, std::vector<nlohmann::json>> out;
@@ -74,7 +73,8 @@ inline std::map<std::string, std::vector<nlohmann::json>> by_config(const nlohma
 }
 
 // Ours (mean ± std over seeds) beside the paper's GPT-3 numbers, as a markdown table; rows into j.
-inline std::string table_markdown(const std::vector<PaperRow>& rows, const nlohmann::json& runs, const std::string& task, nlohmann::json& j) {
+inline std::string table_markdown(const std::vector<PaperRow>& rows, const nlohmann::json& runs,
+                                  const std::string& task, nlohmann::json& j) {
   const auto groups = by_config(runs);
   const std::vector<Metric> metrics = task_metrics(task);
   std::string md = "| weights | r | trainable | seeds |";
@@ -85,9 +85,14 @@ inline std::string table_markdown(const std::vector<PaperRow>& rows, const nlohm
   j = nlohmann::json::array();
   for (const PaperRow& row : rows) {
     auto it = groups.find(row.config.label());
-    LR_CHECK(it != groups.end(), "no runs of ", row.config.label(), " (run --table both, or merge the files of every cell)");
-    nlohmann::json jr = {{"targets", row.config.targets}, {"r", row.config.r}, {"trainable_params", it->second[0].at("trainable_params")},
-               {"seeds", it->second.size()}, {"paper_wikisql", row.wikisql}, {"paper_mnli", row.mnli}};
+    LR_CHECK(it != groups.end(), "no runs of ", row.config.label(),
+             " (run --table both, or merge the files of every cell)");
+    nlohmann::json jr = {{"targets", row.config.targets},
+                         {"r", row.config.r},
+                         {"trainable_params", it->second[0].at("trainable_params")},
+                         {"seeds", it->second.size()},
+                         {"paper_wikisql", row.wikisql},
+                         {"paper_mnli", row.mnli}};
     md += "| " + row.config.targets + " | " + std::to_string(row.config.r) + " | " +
           std::to_string(jr["trainable_params"].get<int64_t>()) + " | " + std::to_string(it->second.size()) + " |";
     for (const Metric& m : metrics) {

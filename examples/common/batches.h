@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "tensor/random.h"
 #include "tensor/error.h"
+#include "tensor/random.h"
 
 namespace lowrank::examples {
 

@@ -23,16 +23,13 @@ inline std::optional<double> numeric_option(const cxxopts::ParseResult& a, const
     const cxxopts::OptionValue& v = a[name];
     try {
       return static_cast<double>(v.as<int64_t>());
-    } catch (const std::bad_cast&) {
-    }
+    } catch (const std::bad_cast&) {}
     try {
       return static_cast<double>(v.as<int>());
-    } catch (const std::bad_cast&) {
-    }
+    } catch (const std::bad_cast&) {}
     try {
       return static_cast<double>(v.as<float>());
-    } catch (const std::bad_cast&) {
-    }
+    } catch (const std::bad_cast&) {}
   } catch (const cxxopts::exceptions::exception&) {  // not an option of this example, or no value
   }
   return std::nullopt;
@@ -43,8 +40,7 @@ inline std::optional<std::string> string_option(const cxxopts::ParseResult& a, c
   try {
     return a[name].as<std::string>();
   } catch (const cxxopts::exceptions::exception&) {
-  } catch (const std::bad_cast&) {
-  }
+  } catch (const std::bad_cast&) {}
   return std::nullopt;
 }
 
@@ -59,28 +55,48 @@ struct OptionRule {
 inline const std::vector<OptionRule>& option_rules() {
   constexpr double inf = std::numeric_limits<double>::infinity();
   static const std::vector<OptionRule> rules = {
-      {"batch-size", 1, inf, false, "examples per step"}, {"accum", 1, inf, false, "micro-batches per step"},
-      {"steps", 0, inf, false, "optimizer steps"},       {"epochs", 0, inf, false, "passes over the train set"},
-      {"lr", 0, inf, false, "learning rate"},            {"min-lr", 0, inf, false, "final learning rate"},
+      {"batch-size", 1, inf, false, "examples per step"},
+      {"accum", 1, inf, false, "micro-batches per step"},
+      {"steps", 0, inf, false, "optimizer steps"},
+      {"epochs", 0, inf, false, "passes over the train set"},
+      {"lr", 0, inf, false, "learning rate"},
+      {"min-lr", 0, inf, false, "final learning rate"},
       {"head-lr", 0, inf, false, "learning rate; 0: --lr"},
-      {"warmup", 0, inf, false, "warmup steps"},         {"weight-decay", 0, inf, false, "AdamW decay"},
-      {"clip", 0, inf, false, "max gradient norm; 0: off"}, {"dropout", 0, 1, false, "a probability"},
-      {"label-smoothing", 0, 1, false, "a probability"}, {"threads", 0, inf, false, "CPU threads; 0: all cores"},
-      {"rank", 1, inf, false, "LoRA rank r"},            {"small-rank", 1, inf, false, "LoRA rank r"},
-      {"large-rank", 1, inf, false, "LoRA rank r"},      {"table-rank", 1, inf, false, "LoRA rank r"},
-      {"alpha", 0, inf, true, "LoRA alpha"},             {"n-layer", 0, inf, false, "layers; 0: the preset's"},
-      {"n-embd", 0, inf, false, "width; 0: the preset's"}, {"n-head", 0, inf, false, "heads; 0: the preset's"},
-      {"block-size", 1, inf, false, "sequence length"},  {"eval-every", 0, inf, false, "steps; 0: only at the end"},
-      {"eval-batches", 0, inf, false, "batches; 0: all"}, {"save-every", 0, inf, false, "steps; 0: only at the end"},
-      {"beam", 1, inf, false, "beam size"},              {"decode-batch", 1, inf, false, "MRs per beam search"},
-      {"max-new-tokens", 1, inf, false, "tokens"},       {"test-mrs", 0, inf, false, "MRs; 0: all"},
+      {"warmup", 0, inf, false, "warmup steps"},
+      {"weight-decay", 0, inf, false, "AdamW decay"},
+      {"clip", 0, inf, false, "max gradient norm; 0: off"},
+      {"dropout", 0, 1, false, "a probability"},
+      {"label-smoothing", 0, 1, false, "a probability"},
+      {"threads", 0, inf, false, "CPU threads; 0: all cores"},
+      {"rank", 1, inf, false, "LoRA rank r"},
+      {"small-rank", 1, inf, false, "LoRA rank r"},
+      {"large-rank", 1, inf, false, "LoRA rank r"},
+      {"table-rank", 1, inf, false, "LoRA rank r"},
+      {"alpha", 0, inf, true, "LoRA alpha"},
+      {"n-layer", 0, inf, false, "layers; 0: the preset's"},
+      {"n-embd", 0, inf, false, "width; 0: the preset's"},
+      {"n-head", 0, inf, false, "heads; 0: the preset's"},
+      {"block-size", 1, inf, false, "sequence length"},
+      {"eval-every", 0, inf, false, "steps; 0: only at the end"},
+      {"eval-batches", 0, inf, false, "batches; 0: all"},
+      {"save-every", 0, inf, false, "steps; 0: only at the end"},
+      {"beam", 1, inf, false, "beam size"},
+      {"decode-batch", 1, inf, false, "MRs per beam search"},
+      {"max-new-tokens", 1, inf, false, "tokens"},
+      {"test-mrs", 0, inf, false, "MRs; 0: all"},
       {"test-stride", 1, inf, false, "MRs"},
-      {"max-len", 0, inf, false, "tokens per example"},  {"adapter-dim", 1, inf, false, "adapter bottleneck"},
-      {"prefix-len", 1, inf, false, "prefix length"},    {"eval-batch", 1, inf, false, "examples per batch"},
-      {"seq", 1, inf, false, "sequence length"},         {"batch", 0, inf, false, "batch size"},
-      {"repeats", 1, inf, false, "timed repeats"},       {"temperature", 0, inf, true, "sampling temperature"},
-      {"top-k", 0, inf, false, "tokens; 0: all"},        {"sample", 0, inf, false, "tokens to generate"},
-      {"train-examples", 0, inf, false, "examples; 0: all"}, {"show", 0, inf, false, "texts to print"},
+      {"max-len", 0, inf, false, "tokens per example"},
+      {"adapter-dim", 1, inf, false, "adapter bottleneck"},
+      {"prefix-len", 1, inf, false, "prefix length"},
+      {"eval-batch", 1, inf, false, "examples per batch"},
+      {"seq", 1, inf, false, "sequence length"},
+      {"batch", 0, inf, false, "batch size"},
+      {"repeats", 1, inf, false, "timed repeats"},
+      {"temperature", 0, inf, true, "sampling temperature"},
+      {"top-k", 0, inf, false, "tokens; 0: all"},
+      {"sample", 0, inf, false, "tokens to generate"},
+      {"train-examples", 0, inf, false, "examples; 0: all"},
+      {"show", 0, inf, false, "texts to print"},
   };
   return rules;
 }
@@ -121,8 +137,8 @@ inline void check_options(const cxxopts::ParseResult& a) {
     const std::optional<double> v = numeric_option(a, r.name);
     if (!v) continue;
     const bool ok = std::isfinite(*v) && (r.lo_open ? *v > r.lo : *v >= r.lo) && *v < r.hi;
-    const std::string range = std::isinf(r.hi) ? cat(r.lo_open ? "above " : "at least ", r.lo)
-                                               : cat("in [", r.lo, ", ", r.hi, ")");
+    const std::string range =
+        std::isinf(r.hi) ? cat(r.lo_open ? "above " : "at least ", r.lo) : cat("in [", r.lo, ", ", r.hi, ")");
     LR_CHECK(ok, "--", r.name, " ", *v, ": must be ", range, " (", r.what, ")");
   }
   for (const char* name : {"json", "results", "save", "export", "svg", "markdown"})

@@ -42,7 +42,8 @@ inline std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, con
   for (int64_t i = 0; i < n; ++i) prompts.push_back(data::e2e_prompt(tok, groups[static_cast<size_t>(i)].mr));
   std::vector<size_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return prompts[x].size() < prompts[y].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return prompts[x].size() < prompts[y].size(); });
   data::Corpus hyps(static_cast<size_t>(n));
   data::References refs;
   ProgressBar bar(n);
@@ -65,7 +66,8 @@ inline std::pair<data::Corpus, data::References> decode_test(nn::GPT& model, con
   return {hyps, refs};
 }
 
-inline void write_outputs(const std::string& path, const std::vector<data::E2EGroup>& groups, const data::Corpus& hyps) {
+inline void write_outputs(const std::string& path, const std::vector<data::E2EGroup>& groups,
+                          const data::Corpus& hyps) {
   if (path.empty()) return;
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir);  // the default's out/
@@ -76,7 +78,7 @@ inline void write_outputs(const std::string& path, const std::vector<data::E2EGr
 
 // The stored run's hypotheses for the MRs decoded here, scored against the same references.
 inline data::MetricScores score_stored(const std::string& path, const std::vector<data::E2EGroup>& groups,
-                                const data::References& refs) {
+                                       const data::References& refs) {
   const std::map<std::string, std::string> stored = read_outputs(path);
   data::Corpus hyps;
   for (size_t i = 0; i < refs.size(); ++i) {

@@ -17,7 +17,7 @@ struct FinetuneDataOptions {
   std::string train, valid;  // files; valid "": split val_frac of train
   double val_frac = 0.05;
   data::SftFormat format = data::SftFormat::Auto;
-  int64_t max_len = 0;       // tokens per example; checked against the model's window by the caller
+  int64_t max_len = 0;  // tokens per example; checked against the model's window by the caller
 };
 
 struct FinetuneData {
@@ -61,13 +61,16 @@ inline void print_data(const FinetuneData& d) {
     std::printf("%s: %lld examples, %lld trained tokens (%s)\n", name, static_cast<long long>(ds.size()),
                 static_cast<long long>(trained_tokens(ds)), data::sft_format_name(d.format));
     if (ds.num_truncated() > 0)
-      std::fprintf(stderr, "warning: %lld of %lld %s examples are longer than --max-len %lld tokens and were cut on the right\n",
-                   static_cast<long long>(ds.num_truncated()), static_cast<long long>(ds.size()), name,
-                   static_cast<long long>(ds.max_len()));
+      std::fprintf(
+          stderr, "warning: %lld of %lld %s examples are longer than --max-len %lld tokens and were cut on the right\n",
+          static_cast<long long>(ds.num_truncated()), static_cast<long long>(ds.size()), name,
+          static_cast<long long>(ds.max_len()));
   };
   line("train", *d.train);
-  if (d.valid) line("valid", *d.valid);
-  else std::printf("valid: none (--val-frac 0): no validation loss, the last step's weights are exported\n");
+  if (d.valid)
+    line("valid", *d.valid);
+  else
+    std::printf("valid: none (--val-frac 0): no validation loss, the last step's weights are exported\n");
 }
 
 }  // namespace lowrank::examples

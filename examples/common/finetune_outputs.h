@@ -47,7 +47,8 @@ inline void write_curve_svg(const std::string& path, const TrainResult& r) {
   double ema = 0.0;
   for (size_t i = 0; i < r.losses.size(); ++i) {
     ema = i == 0 ? r.losses[0] : 0.95 * ema + 0.05 * r.losses[i];
-    if ((i + 1) % every == 0 || i + 1 == r.losses.size()) train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(ema);
+    if ((i + 1) % every == 0 || i + 1 == r.losses.size())
+      train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(ema);
   }
   for (const CurvePoint& p : r.curve)
     if (std::isfinite(p.valid_loss)) valid.x.push_back(static_cast<double>(p.step)), valid.y.push_back(p.valid_loss);
@@ -58,12 +59,20 @@ inline void write_curve_svg(const std::string& path, const TrainResult& r) {
 
 inline nlohmann::json result_json(const TrainResult& r, int64_t exported_step) {
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
-  return {{"steps", r.steps}, {"examples_seen", r.examples}, {"train_seconds", r.seconds},
-          {"train_tokens_per_s", r.tokens_per_s}, {"final_train_loss", num(r.final_loss)},
-          {"valid_loss", num(r.valid_loss)}, {"valid_perplexity", num(std::exp(r.valid_loss))},
-          {"best_step", r.best_step}, {"best_valid_loss", num(r.best_valid_loss)},
-          {"best_valid_perplexity", num(std::exp(r.best_valid_loss))}, {"exported_step", exported_step},
-          {"resumed_at", r.first_step}, {"losses", r.losses}, {"curve", curve_json(r.curve)}};
+  return {{"steps", r.steps},
+          {"examples_seen", r.examples},
+          {"train_seconds", r.seconds},
+          {"train_tokens_per_s", r.tokens_per_s},
+          {"final_train_loss", num(r.final_loss)},
+          {"valid_loss", num(r.valid_loss)},
+          {"valid_perplexity", num(std::exp(r.valid_loss))},
+          {"best_step", r.best_step},
+          {"best_valid_loss", num(r.best_valid_loss)},
+          {"best_valid_perplexity", num(std::exp(r.best_valid_loss))},
+          {"exported_step", exported_step},
+          {"resumed_at", r.first_step},
+          {"losses", r.losses},
+          {"curve", curve_json(r.curve)}};
 }
 
 inline void print_summary(const TrainResult& r, int64_t exported_step, const std::string& out) {
@@ -71,8 +80,10 @@ inline void print_summary(const TrainResult& r, int64_t exported_step, const std
       {"steps", std::to_string(r.steps)},
       {"examples seen", std::to_string(r.examples)},
       {"train loss (EMA)", fixed(r.final_loss)},
-      {"valid loss / perplexity", std::isfinite(r.valid_loss) ? fixed(r.valid_loss) + " / " + fixed(std::exp(r.valid_loss), 2) : "-"},
-      {"best valid loss (step)", std::isfinite(r.best_valid_loss) ? fixed(r.best_valid_loss) + " (" + std::to_string(r.best_step) + ")" : "-"},
+      {"valid loss / perplexity",
+       std::isfinite(r.valid_loss) ? fixed(r.valid_loss) + " / " + fixed(std::exp(r.valid_loss), 2) : "-"},
+      {"best valid loss (step)",
+       std::isfinite(r.best_valid_loss) ? fixed(r.best_valid_loss) + " (" + std::to_string(r.best_step) + ")" : "-"},
       {"exported weights", "step " + std::to_string(exported_step)},
       {"training time", format_duration(r.seconds) + ", " + fixed(r.tokens_per_s, 0) + " tokens/s"},
       {"outputs", out}};

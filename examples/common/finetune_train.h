@@ -5,9 +5,9 @@
 // count. The loop itself is examples/common/train_loop.h.
 // Randomness: one seed gives the model load and A's init (rng(seed)), the batch order (seed) and the
 // dropout masks (seed + 1): a fixed seed reproduces a run exactly.
-#include <cstdio>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -30,19 +30,19 @@
 namespace lowrank::examples {
 
 struct FinetuneOptions {
-  int64_t batch_size = 8;       // examples per micro-batch
-  int64_t accum = 1;            // micro-batches per optimizer step (gradient accumulation)
-  int64_t steps = 300;          // optimizer steps; <= 0: `epochs` over the train set
+  int64_t batch_size = 8;  // examples per micro-batch
+  int64_t accum = 1;       // micro-batches per optimizer step (gradient accumulation)
+  int64_t steps = 300;     // optimizer steps; <= 0: `epochs` over the train set
   int64_t epochs = 1;
-  int64_t warmup = 30;          // linear warmup steps, then `decay` to 0
-  std::string decay = "linear"; // linear | cosine | constant (optim::Schedule)
-  float lr = 1e-3f;             // peak learning rate
-  float weight_decay = 0.01f;   // AdamW
+  int64_t warmup = 30;           // linear warmup steps, then `decay` to 0
+  std::string decay = "linear";  // linear | cosine | constant (optim::Schedule)
+  float lr = 1e-3f;              // peak learning rate
+  float weight_decay = 0.01f;    // AdamW
   float label_smoothing = 0.1f;
-  float clip = 1.f;             // max gradient norm; 0: off
-  int64_t max_len = 128;        // tokens per example, capped by the model's n_positions
-  int64_t eval_batches = 50;    // validation batches behind a valid loss (0: the whole split)
-  int64_t eval_every = 0;       // steps between points of the learning curve (0: only the final valid loss)
+  float clip = 1.f;           // max gradient norm; 0: off
+  int64_t max_len = 128;      // tokens per example, capped by the model's n_positions
+  int64_t eval_batches = 50;  // validation batches behind a valid loss (0: the whole split)
+  int64_t eval_every = 0;     // steps between points of the learning curve (0: only the final valid loss)
   uint64_t seed = 1;
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
@@ -96,14 +96,14 @@ struct FinetuneModel {
 };
 
 struct TrainResult {
-  float final_loss = NAN;  // smoothed (EMA 0.95) training loss at the last step
+  float final_loss = NAN;                                  // smoothed (EMA 0.95) training loss at the last step
   double seconds = 0, tokens_per_s = 0, valid_loss = NAN;  // seconds: training only, curve evaluations excluded
-  double best_valid_loss = NAN;  // the lowest valid loss of the curve, at best_step
+  double best_valid_loss = NAN;                            // the lowest valid loss of the curve, at best_step
   int64_t steps = 0, examples = 0, best_step = 0;
-  int64_t first_step = 0;          // > 0: resumed there
-  std::vector<CurvePoint> curve;   // every eval_every steps, and the end
-  std::vector<float> losses;       // every step's training loss (mean over its micro-batches)
-  std::vector<Tensor> best;        // the trainable tensors at best_step (empty without validation)
+  int64_t first_step = 0;         // > 0: resumed there
+  std::vector<CurvePoint> curve;  // every eval_every steps, and the end
+  std::vector<float> losses;      // every step's training loss (mean over its micro-batches)
+  std::vector<Tensor> best;       // the trainable tensors at best_step (empty without validation)
 };
 
 struct E2ESplits {
@@ -118,7 +118,7 @@ inline E2ESplits load_e2e_splits(const std::string& dir, const data::Tokenizer& 
 
 // init: a lowrank checkpoint or a Hugging Face GPT-2 directory (nn::load_model); adapter: "" or as above.
 inline FinetuneModel prepare_model(const std::string& init, const data::Tokenizer& tok, const lora::MethodConfig& mc,
-                                  const FinetuneOptions& o, const std::string& adapter = "") {
+                                   const FinetuneOptions& o, const std::string& adapter = "") {
   Rng rng(o.seed);
   FinetuneModel m;
   m.model = nn::load_model(init, rng, o.device);

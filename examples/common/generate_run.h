@@ -27,18 +27,18 @@
 namespace lowrank::examples {
 
 struct GenerateSettings {
-  std::string mode = "greedy";       // greedy | sample | beam
-  nn::DecodeOptions decode;          // beam_size, length_penalty, no_repeat_ngram_size, eos_id (greedy, beam)
-  nn::SampleOptions sample;          // temperature, top_k, top_p, no_repeat_ngram_size, stop_id (sample)
-  std::vector<std::string> stops;    // --stop
+  std::string mode = "greedy";     // greedy | sample | beam
+  nn::DecodeOptions decode;        // beam_size, length_penalty, no_repeat_ngram_size, eos_id (greedy, beam)
+  nn::SampleOptions sample;        // temperature, top_k, top_p, no_repeat_ngram_size, stop_id (sample)
+  std::vector<std::string> stops;  // --stop
   uint64_t seed = 1;
-  int64_t decode_batch = 8;          // requests per batched search
+  int64_t decode_batch = 8;  // requests per batched search
 };
 
 struct Completion {
-  std::string text;                  // cut before the first stop string
-  int64_t tokens = 0;                // generated ids up to the end or the stop (EOS not counted)
-  std::string finish_reason;         // "eos" | "stop" | "length"
+  std::string text;           // cut before the first stop string
+  int64_t tokens = 0;         // generated ids up to the end or the stop (EOS not counted)
+  std::string finish_reason;  // "eos" | "stop" | "length"
 };
 
 // Request i's own sampling stream: a splitmix64 step over (seed, i), so neighbouring requests (and
@@ -68,7 +68,8 @@ inline Completion sample_one(nn::GPT& model, const data::Tokenizer& tok, const s
 }
 
 // A finished search's best hypothesis, cut at the stop strings.
-inline Completion from_hypothesis(const data::Tokenizer& tok, const nn::Hypothesis& h, const std::vector<std::string>& stops) {
+inline Completion from_hypothesis(const data::Tokenizer& tok, const nn::Hypothesis& h,
+                                  const std::vector<std::string>& stops) {
   TextStream text(tok, stops);
   for (int32_t id : h.tokens)
     if (!text.add(id)) break;

@@ -29,15 +29,15 @@
 namespace lowrank::examples {
 
 struct GlueRunConfig {
-  std::string init;             // base checkpoint (train_gpt, GPT-2 BPE vocabulary)
+  std::string init;              // base checkpoint (train_gpt, GPT-2 BPE vocabulary)
   std::string pooling = "mean";  // nn::pooling_by_name: mean, or last (GPT-2's choice)
   lora::MethodConfig method;
   int64_t steps = 300, batch_size = 16, warmup = 30, eval_batch = 64;
-  int64_t eval_every = 0;       // steps between learning-curve points (dev loss); 0: only the end
+  int64_t eval_every = 0;  // steps between learning-curve points (dev loss); 0: only the end
   float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
-  float head_lr = 0.f;          // peak learning rate of the classification head; 0: lr
-  bool train_wte = false;       // a diagnosis, not a method: the token embedding trains too (9.6M)
-  bool progress = true;         // a progress bar on stderr during training
+  float head_lr = 0.f;                          // peak learning rate of the classification head; 0: lr
+  bool train_wte = false;                       // a diagnosis, not a method: the token embedding trains too (9.6M)
+  bool progress = true;                         // a progress bar on stderr during training
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
 
@@ -73,8 +73,8 @@ inline std::unique_ptr<nn::Classifier> glue_model(const GlueRunConfig& c, const 
   const std::string& m = c.method.method;
   LR_CHECK(m != "prefix-embed" && m != "prefix-layer", "method ", m,
            " cannot run on padded GLUE batches (the paper reports no prefix baseline on GLUE either)");
-  std::unique_ptr<nn::Classifier> clf = nn::classifier_from_gpt(c.init, n_classes, rng, c.dropout,
-                                                                   nn::pooling_by_name(c.pooling), c.device);
+  std::unique_ptr<nn::Classifier> clf =
+      nn::classifier_from_gpt(c.init, n_classes, rng, c.dropout, nn::pooling_by_name(c.pooling), c.device);
   LR_CHECK(clf->encoder.config.vocab_size == 50257, c.init, ": vocabulary ", clf->encoder.config.vocab_size,
            " is not GPT-2 BPE's 50257 (pretrain with --tokenizer bpe)");
   lora::apply_method(clf->encoder, c.method, rng);
@@ -102,7 +102,8 @@ struct GlueOptimizer {
   float head_scale = 1.f;  // head lr / lr, applied at every step of the schedule
 
   GlueOptimizer(nn::Classifier& clf, const GlueRunConfig& c)
-      : encoder(clf.encoder.named_parameters(), config(c)), head(head_tensors(clf), config(c)),
+      : encoder(clf.encoder.named_parameters(), config(c)),
+        head(head_tensors(clf), config(c)),
         head_scale(c.head_lr > 0.f ? c.head_lr / c.lr : 1.f) {}
   void zero_grad() {
     encoder.zero_grad();

@@ -18,9 +18,9 @@
 namespace lowrank::examples {
 
 struct GpuCeilingOptions {
-  int64_t gemm_n = 4096;     // M = N = K of the square GEMM
-  int64_t copy_mb = 1024;    // bytes per copied buffer, in MiB
-  int repeats = 10;          // timed launches per figure (one untimed first)
+  int64_t gemm_n = 4096;   // M = N = K of the square GEMM
+  int64_t copy_mb = 1024;  // bytes per copied buffer, in MiB
+  int repeats = 10;        // timed launches per figure (one untimed first)
 };
 
 // Seconds per call of `launch`, timed over `repeats` calls after one warm-up, best of 3 rounds
@@ -84,11 +84,19 @@ inline int gpu_ceilings(const GpuCeilingOptions& o, const std::string& json_path
     std::printf("sgemm %lld^3 TF32: %.2f TFLOP/s (%.1fx the fp32 peak)\n", static_cast<long long>(o.gemm_n), tf32,
                 frac(tf32));
     if (!json_path.empty())
-      write_json(json_path, {{"benchmark", "bench_ops"}, {"device", "cuda"}, {"gpu", d.name},
+      write_json(json_path, {{"benchmark", "bench_ops"},
+                             {"device", "cuda"},
+                             {"gpu", d.name},
                              {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
-                             {"sm_count", d.sm_count}, {"clock_ghz", d.clock_ghz}, {"memory_bytes", d.memory_bytes},
-                             {"fp32_peak_tflops", peak}, {"copy_mib", o.copy_mb}, {"copy_gbs", copy},
-                             {"gemm_n", o.gemm_n}, {"sgemm_fp32_tflops", fp32}, {"sgemm_tf32_tflops", tf32},
+                             {"sm_count", d.sm_count},
+                             {"clock_ghz", d.clock_ghz},
+                             {"memory_bytes", d.memory_bytes},
+                             {"fp32_peak_tflops", peak},
+                             {"copy_mib", o.copy_mb},
+                             {"copy_gbs", copy},
+                             {"gemm_n", o.gemm_n},
+                             {"sgemm_fp32_tflops", fp32},
+                             {"sgemm_tf32_tflops", tf32},
                              {"repeats", o.repeats}});
   }
   return 0;

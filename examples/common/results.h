@@ -35,7 +35,8 @@ struct CurvePoint {
 inline nlohmann::json curve_json(const std::vector<CurvePoint>& curve) {
   nlohmann::json c = nlohmann::json::array();
   for (const auto& p : curve)
-    c.push_back({{"step", p.step}, {"examples", p.examples}, {"train_loss", p.train_loss}, {"valid_loss", p.valid_loss}});
+    c.push_back(
+        {{"step", p.step}, {"examples", p.examples}, {"train_loss", p.train_loss}, {"valid_loss", p.valid_loss}});
   return c;
 }
 

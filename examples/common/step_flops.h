@@ -34,13 +34,13 @@ inline double step_flops(const nn::GPTConfig& cfg, int64_t B, int64_t T, const l
   const double N = static_cast<double>(B * T), C = static_cast<double>(cfg.n_embd);
   const double H = static_cast<double>(cfg.mlp_width()), V = static_cast<double>(cfg.vocab_size);
   const double L = static_cast<double>(cfg.n_layer);
-  const double passes = m.method == "ft" ? 3.0 : 2.0;  // forward + dX (+ dW when the weights train)
+  const double passes = m.method == "ft" ? 3.0 : 2.0;                // forward + dX (+ dW when the weights train)
   const LinearShape block[] = {{C, 3 * C}, {C, C}, {C, H}, {H, C}};  // c_attn, c_proj, c_fc, mlp.c_proj
   double per_layer = 0.0;
   for (const LinearShape& l : block) per_layer += 2.0 * N * l.in * l.out * passes;
   per_layer += 2.0 * 2.0 * static_cast<double>(B) * T * T * C * 3.0;  // attention: fwd 2 GEMMs, bwd 4
   const double rows = head_rows < 0 ? N : static_cast<double>(head_rows);
-  double total = per_layer * L + 2.0 * rows * C * V * passes;         // tied head: dW only when wte trains
+  double total = per_layer * L + 2.0 * rows * C * V * passes;  // tied head: dW only when wte trains
   if (m.method == "lora") {
     const double adapted = m.lora.layers.empty() ? L : static_cast<double>(m.lora.layers.size());
     total += lora_layer_flops(cfg, N, m.lora) * adapted;

@@ -32,8 +32,8 @@ inline std::string gemm_label(const tensor::GemmStat& g) {
 // returns them as JSON. fma_peak: GFLOP/s of the run's threads (per thread for the pooled rows).
 inline nlohmann::json report_profile(const StepProfile& p, double step_s, double fma_peak, int threads) {
   const double n = p.steps > 0 ? p.steps : 1;
-  nlohmann::json j = {{"steps", p.steps}, {"backward_s_per_step", nlohmann::json::object()},
-                      {"gemm", nlohmann::json::array()}};
+  nlohmann::json j = {
+      {"steps", p.steps}, {"backward_s_per_step", nlohmann::json::object()}, {"gemm", nlohmann::json::array()}};
   std::vector<std::vector<std::string>> rows;
   double bwd = 0;
   std::vector<std::pair<std::string, double>> ops(p.backward.begin(), p.backward.end());
@@ -51,11 +51,21 @@ inline nlohmann::json report_profile(const StepProfile& p, double step_s, double
   for (const tensor::GemmStat& g : p.gemms) {
     const double s = g.seconds / n, rate = g.seconds > 0 ? g.flops / g.seconds / 1e9 : 0;
     const double peak = g.pooled() ? fma_peak / threads : fma_peak;  // a pooled call runs on one thread
-    j["gemm"].push_back({{"op", gemm_label(g)}, {"transA", g.transA}, {"transB", g.transB}, {"M", g.M}, {"N", g.N},
-                         {"K", g.K}, {"accumulate", g.accumulate}, {"calls_per_step", g.calls / n},
-                         {"s_per_step", s}, {"gflop_per_s", rate},
+    j["gemm"].push_back({{"op", gemm_label(g)},
+                         {"transA", g.transA},
+                         {"transB", g.transB},
+                         {"M", g.M},
+                         {"N", g.N},
+                         {"K", g.K},
+                         {"accumulate", g.accumulate},
+                         {"calls_per_step", g.calls / n},
+                         {"s_per_step", s},
+                         {"gflop_per_s", rate},
                          {"fraction_of_fma_peak", peak > 0 ? rate / peak : 0}});
-    if (!g.pooled() && s < 0.005 * total) { other += s; continue; }
+    if (!g.pooled() && s < 0.005 * total) {
+      other += s;
+      continue;
+    }
     rows.push_back({gemm_label(g), fixed(g.calls / n, 0), fixed(s, 3) + (g.pooled() ? " (thread-s)" : ""),
                     fixed(rate, 1), peak > 0 ? fixed(100 * rate / peak, 0) : "-"});
   }

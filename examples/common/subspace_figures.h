@@ -13,8 +13,8 @@
 namespace lowrank::examples {
 
 struct LayerResult {
-  std::map<std::string, lora::Matrix> fig3, fig4;  // by slice, "q" and "v"
-  lora::Matrix random;                             // φ of two Gaussian (r_large, C) matrices
+  std::map<std::string, lora::Matrix> fig3, fig4;                     // by slice, "q" and "v"
+  lora::Matrix random;                                                // φ of two Gaussian (r_large, C) matrices
   std::map<std::string, std::vector<lora::WeightProjection>> table7;  // by slice, increasing r
 };
 
@@ -26,7 +26,8 @@ inline svg::Heatmap panel(const std::string& title, const lora::Matrix& m, doubl
   return p;
 }
 
-inline void write_figures(const std::vector<LayerResult>& res, int64_t rs, int64_t rl, int64_t C, const std::string& dir) {
+inline void write_figures(const std::vector<LayerResult>& res, int64_t rs, int64_t rl, int64_t C,
+                          const std::string& dir) {
   std::vector<std::vector<svg::Heatmap>> f3, f4;
   const std::string s_rl = std::to_string(rl), s_rs = std::to_string(rs);
   for (size_t l = 0; l < res.size(); ++l) {

@@ -27,8 +27,8 @@ struct Heatmap {
 
 struct GridOptions {
   std::string title;
-  double vmin = 0.0, vmax = 1.0;  // colour scale (values outside are clamped)
-  int levels = 64;                // quantized colours
+  double vmin = 0.0, vmax = 1.0;        // colour scale (values outside are clamped)
+  int levels = 64;                      // quantized colours
   double panel_w = 230, panel_h = 150;  // default panel size
 };
 
@@ -37,8 +37,8 @@ inline double height_of(const Heatmap& m, const GridOptions& o) { return m.h > 0
 
 // viridis at t in [0, 1] as "#rrggbb".
 inline std::string viridis(double t) {
-  static const double stops[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},   {44, 113, 142}, {33, 144, 141},
-                                     {39, 173, 129}, {92, 200, 99},  {170, 220, 50},  {253, 231, 37}};
+  static const double stops[9][3] = {{68, 1, 84},    {71, 44, 122}, {59, 81, 139},  {44, 113, 142}, {33, 144, 141},
+                                     {39, 173, 129}, {92, 200, 99}, {170, 220, 50}, {253, 231, 37}};
   t = std::clamp(t, 0.0, 1.0) * 8.0;
   const int k = std::min(7, static_cast<int>(t));
   const double f = t - k;
@@ -90,8 +90,7 @@ inline std::string panel_cells(const Heatmap& h, const GridOptions& o, double x0
     }
   }
   std::string s = "<g shape-rendering=\"crispEdges\">\n";  // no anti-aliased seams between cells
-  for (const auto& [lv, d] : paths)
-    s += "<path fill=\"" + viridis((lv + 0.5) / o.levels) + "\" d=\"" + d + "\"/>\n";
+  for (const auto& [lv, d] : paths) s += "<path fill=\"" + viridis((lv + 0.5) / o.levels) + "\" d=\"" + d + "\"/>\n";
   return s + "</g>\n";
 }
 
@@ -102,10 +101,8 @@ inline std::string panel_axes(const Heatmap& h, const GridOptions& o, double x0,
   std::string s = "<rect x=\"" + fixed(x0, 1) + "\" y=\"" + fixed(y0, 1) + "\" width=\"" + fixed(pw, 1) +
                   "\" height=\"" + fixed(ph, 1) + "\" fill=\"none\" stroke=\"#444\" stroke-width=\"0.5\"/>\n";
   s += text(x0 + pw / 2, y0 - 8, h.title, " text-anchor=\"middle\" font-size=\"12\"");
-  for (int k : ticks(cols))
-    s += text(x0 + (k - 0.5) * cw, y0 + ph + 12, std::to_string(k), " text-anchor=\"middle\"");
-  for (int k : ticks(rows))
-    s += text(x0 - 4, y0 + (k - 0.5) * ch + 3.5, std::to_string(k), " text-anchor=\"end\"");
+  for (int k : ticks(cols)) s += text(x0 + (k - 0.5) * cw, y0 + ph + 12, std::to_string(k), " text-anchor=\"middle\"");
+  for (int k : ticks(rows)) s += text(x0 - 4, y0 + (k - 0.5) * ch + 3.5, std::to_string(k), " text-anchor=\"end\"");
   s += text(x0 + pw / 2, y0 + ph + 26, h.xlabel, " text-anchor=\"middle\" font-style=\"italic\"");
   s += text(x0 - 24, y0 + ph / 2, h.ylabel, " text-anchor=\"middle\" font-style=\"italic\"");
   return s;

@@ -60,9 +60,14 @@ class TrainLog {
   // Checkpoint state: everything but the best tensors (the checkpoint stores those itself).
   std::string state() const { return to_json().dump(); }
   nlohmann::json to_json() const {
-    return {{"losses", r_.losses}, {"curve", curve_json(r_.curve)}, {"examples", r_.examples},
-            {"best_step", r_.best_step}, {"best_valid_loss", std::isnan(r_.best_valid_loss) ? nlohmann::json() : nlohmann::json(r_.best_valid_loss)},
-            {"loss_avg", loss_avg_}, {"tokens", tokens_}, {"seconds", timer_.seconds() + seconds_before_ - eval_s_}};
+    return {{"losses", r_.losses},
+            {"curve", curve_json(r_.curve)},
+            {"examples", r_.examples},
+            {"best_step", r_.best_step},
+            {"best_valid_loss", std::isnan(r_.best_valid_loss) ? nlohmann::json() : nlohmann::json(r_.best_valid_loss)},
+            {"loss_avg", loss_avg_},
+            {"tokens", tokens_},
+            {"seconds", timer_.seconds() + seconds_before_ - eval_s_}};
   }
   // The log of a checkpoint: parse_state checks it (lowrank::Error on anything malformed), restore
   // takes it over; first_step is where the run resumes, best the checkpoint's best tensors.

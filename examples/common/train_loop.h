@@ -35,12 +35,27 @@ struct CheckpointOptions {
 // must match it (the thread count and the evaluation cadence may change between the two).
 inline std::string run_fingerprint(const FinetuneOptions& o, const lora::MethodConfig& mc, const std::string& init,
                                    const std::string& adapter, const std::string& data) {
-  const nlohmann::json j = {{"init", init}, {"adapter", adapter}, {"data", data}, {"method", mc.method},
-                            {"rank", mc.lora.r}, {"alpha", mc.lora.alpha}, {"targets", mc.lora.targets},
-                            {"dropout", mc.lora.dropout}, {"adapter_dim", mc.adapter_dim}, {"prefix_len", mc.prefix_len},
-                            {"batch_size", o.batch_size}, {"accum", o.accum}, {"steps", o.steps}, {"epochs", o.epochs},
-                            {"warmup", o.warmup}, {"decay", o.decay}, {"lr", o.lr}, {"weight_decay", o.weight_decay},
-                            {"label_smoothing", o.label_smoothing}, {"clip", o.clip}, {"max_len", o.max_len},
+  const nlohmann::json j = {{"init", init},
+                            {"adapter", adapter},
+                            {"data", data},
+                            {"method", mc.method},
+                            {"rank", mc.lora.r},
+                            {"alpha", mc.lora.alpha},
+                            {"targets", mc.lora.targets},
+                            {"dropout", mc.lora.dropout},
+                            {"adapter_dim", mc.adapter_dim},
+                            {"prefix_len", mc.prefix_len},
+                            {"batch_size", o.batch_size},
+                            {"accum", o.accum},
+                            {"steps", o.steps},
+                            {"epochs", o.epochs},
+                            {"warmup", o.warmup},
+                            {"decay", o.decay},
+                            {"lr", o.lr},
+                            {"weight_decay", o.weight_decay},
+                            {"label_smoothing", o.label_smoothing},
+                            {"clip", o.clip},
+                            {"max_len", o.max_len},
                             {"seed", o.seed}};
   return j.dump();
 }
@@ -60,8 +75,9 @@ inline TrainResult train_loop(FinetuneModel& m, const data::SftDataset& train, c
   if (!ck.resume.empty()) {  // a failed load leaves the model, optimizer and log as they are
     std::vector<Tensor> best;
     TrainLog::State logged;
-    const optim::FinetuneState s = optim::load_finetune(ck.resume, trainable_tensors(model), opt, ck.fingerprint, steps, best,
-                                                        [&](const std::string& t) { logged = TrainLog::parse_state(t); });
+    const optim::FinetuneState s =
+        optim::load_finetune(ck.resume, trainable_tensors(model), opt, ck.fingerprint, steps, best,
+                             [&](const std::string& t) { logged = TrainLog::parse_state(t); });
     drop_rng.set_state(s.dropout_rng);
     log.restore(std::move(logged), s.step, std::move(best));
     for (drawn = 0; drawn < s.batches_drawn; ++drawn) batches.skip();

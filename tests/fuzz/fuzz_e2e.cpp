@@ -23,7 +23,8 @@ void check_example(const data::E2EExample& ex) {
   if (ex.mr.empty() || ex.ref.empty()) fuzz::finding("empty MR or reference accepted");
   if ((ex.mr + "||" + ex.ref).find("||") != ex.mr.size() || ex.ref.find("||") != std::string::npos)
     fuzz::finding("an example whose line has more than one \"||\"");
-  if (std::string(ws).find(ex.mr.front()) != std::string::npos || std::string(ws).find(ex.ref.back()) != std::string::npos)
+  if (std::string(ws).find(ex.mr.front()) != std::string::npos ||
+      std::string(ws).find(ex.ref.back()) != std::string::npos)
     fuzz::finding("whitespace left at the ends of a line");
 }
 

@@ -34,7 +34,10 @@ inline const std::string& scratch_dir() {
     const char* tmp = std::getenv("TMPDIR");
     auto* d = new std::string(std::string(tmp && *tmp ? tmp : "/tmp") + "/lowrank_fuzz." + std::to_string(getpid()));
     std::filesystem::create_directories(*d);
-    std::atexit([] { std::error_code ec; std::filesystem::remove_all(scratch_dir(), ec); });
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch_dir(), ec);
+    });
     return d;
   }();
   return *dir;

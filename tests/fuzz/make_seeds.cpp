@@ -52,7 +52,8 @@ std::string rewrite(const std::string& path, const std::string& key = "", const 
     const std::vector<float> v = kv.second.to_vector();
     const Shape& s = kv.second.shape();
     const std::vector<int64_t> shape(s.d.begin(), s.d.begin() + s.ndim);
-    header[kv.first] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {bytes.size(), bytes.size() + 4 * v.size()}}};
+    header[kv.first] = {
+        {"dtype", "F32"}, {"shape", shape}, {"data_offsets", {bytes.size(), bytes.size() + 4 * v.size()}}};
     bytes.append(reinterpret_cast<const char*>(v.data()), 4 * v.size());
   }
   if (!key.empty()) f.metadata[key] = value;
@@ -76,7 +77,8 @@ void model_seeds(const std::string& tmp) {
   put("checkpoint", "model_nocrc", rewrite(tmp + "/m.safetensors"));
   nn::GPTConfig wide = fuzz::tiny_config();
   wide.n_embd = 40000;  // regression: built ~GBs of parameters for a file of a few KB before the shape check
-  put("checkpoint", "regress_n_embd_40000", rewrite(tmp + "/m.safetensors", "lowrank.config", nn::config_to_json(wide).dump()));
+  put("checkpoint", "regress_n_embd_40000",
+      rewrite(tmp + "/m.safetensors", "lowrank.config", nn::config_to_json(wide).dump()));
   nlohmann::json huge = nn::config_to_json(fuzz::tiny_config());
   huge["n_embd"] = 1e300;  // a float size went through json's cast to int64: undefined behaviour (UBSan)
   put("checkpoint", "regress_n_embd_1e300", rewrite(tmp + "/m.safetensors", "lowrank.config", huge.dump()));
@@ -156,13 +158,15 @@ std::string head(const std::string& path, int lines) {
 void generate_seeds() {
   const std::string ok = "{\"prompt\": \"name : The Vaults | Type : pub<|endoftext|>\", \"id\": 7}\n";
   put("generate_requests", "good",
-      "\xEF\xBB\xBF" + ok + "\r\n{\"prompt\": \"caf\\u00e9 \\n\", \"id\": {\"a\": [1]}, \"max_new_tokens\": 3}\r\n"
-      "  \n{\"max_new_tokens\": null, \"prompt\": \"x\", \"id\": null}\n");
+      "\xEF\xBB\xBF" + ok +
+          "\r\n{\"prompt\": \"caf\\u00e9 \\n\", \"id\": {\"a\": [1]}, \"max_new_tokens\": 3}\r\n"
+          "  \n{\"max_new_tokens\": null, \"prompt\": \"x\", \"id\": null}\n");
   put("generate_requests", "bad_json", ok + "{\"prompt\": \"x\"\n");
   put("generate_requests", "bad_field", ok + "{\"prompt\": \"x\", \"max_tokens\": 2}\n");
   put("generate_requests", "bad_prompt", ok + "{\"prompt\": 3}\n{\"prompt\": \"\"}\n");
   put("generate_requests", "bad_max_new", ok + "{\"prompt\": \"x\", \"max_new_tokens\": 1e3}\n");
-  put("generate_requests", "long_prompt", "{\"prompt\": \"" + std::string(300, 'a') + " b c d e f g h i j k l m n o p\"}\n");
+  put("generate_requests", "long_prompt",
+      "{\"prompt\": \"" + std::string(300, 'a') + " b c d e f g h i j k l m n o p\"}\n");
 }
 
 void data_seeds(const std::string& e2e_dir, const std::string& glue_dir) {
@@ -171,23 +175,28 @@ void data_seeds(const std::string& e2e_dir, const std::string& glue_dir) {
   put("e2e", "edges", "a|||b\n  x ||y \t\r\nname : X || A long reference that the shortest max_len cuts off .\n");
   const std::vector<std::string> tasks = data::glue_task_names();
   for (size_t i = 0; i < tasks.size(); ++i)
-    put("glue", tasks[i] + "_dev_head", std::string(1, static_cast<char>(i)) + head(glue_dir + "/" + tasks[i] + "/dev.tsv", 12));
+    put("glue", tasks[i] + "_dev_head",
+        std::string(1, static_cast<char>(i)) + head(glue_dir + "/" + tasks[i] + "/dev.tsv", 12));
 }
 
 // finetune's data: each format as a .jsonl input (first byte 1) and plain text (first byte 0).
 void sft_seeds(const std::string& e2e_dir) {
-  put("sft", "prompt_completion", "\x01{\"prompt\": \"Review: fine\\nSentiment:\", \"completion\": \" positive\"}\n"
-                                  "{\"prompt\": \"name : X<|endoftext|>\", \"completion\": \" X is a pub .\", \"id\": 3}\n");
+  put("sft", "prompt_completion",
+      "\x01{\"prompt\": \"Review: fine\\nSentiment:\", \"completion\": \" positive\"}\n"
+      "{\"prompt\": \"name : X<|endoftext|>\", \"completion\": \" X is a pub .\", \"id\": 3}\n");
   put("sft", "text", "\x01{\"text\": \"Hello world.\"}\n\n{\"text\": \"caf\\u00e9 \\ud83d\\ude00\"}\r\n");
-  put("sft", "messages", "\x01{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"hi\"}, "
-                         "{\"role\": \"assistant\", \"content\": \"hello\"}, {\"role\": \"user\", \"content\": \"?\"}, "
-                         "{\"role\": \"assistant\", \"content\": \"!\"}]}\n");
+  put("sft", "messages",
+      "\x01{\"messages\": [{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": \"hi\"}, "
+      "{\"role\": \"assistant\", \"content\": \"hello\"}, {\"role\": \"user\", \"content\": \"?\"}, "
+      "{\"role\": \"assistant\", \"content\": \"!\"}]}\n");
   put("sft", "txt", std::string(1, '\0') + "one document\nover two lines\n\n\nanother\r\n");
   std::string e2e = "\x01";
   std::istringstream in(head(e2e_dir + "/train.txt", 8));
   for (std::string line; std::getline(in, line);) {
     const size_t sep = line.find("||");
-    e2e += nlohmann::json{{"prompt", line.substr(0, sep) + "<|endoftext|>"}, {"completion", " " + line.substr(sep + 2)}}.dump() + "\n";
+    e2e += nlohmann::json{{"prompt", line.substr(0, sep) + "<|endoftext|>"}, {"completion", " " + line.substr(sep + 2)}}
+               .dump() +
+           "\n";
   }
   put("sft", "e2e_head", e2e);
 }

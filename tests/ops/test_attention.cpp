@@ -62,7 +62,8 @@ TEST_CASE("attention: forward matches a double-precision reference, causal and n
       CAPTURE(causal);
       CAPTURE(Tq);
       Rng rng(200 + Tq);
-      Tensor q = Tensor::randn({2, Tq, 12}, rng), k = Tensor::randn({2, 5, 12}, rng), v = Tensor::randn({2, 5, 12}, rng);
+      Tensor q = Tensor::randn({2, Tq, 12}, rng), k = Tensor::randn({2, 5, 12}, rng),
+             v = Tensor::randn({2, 5, 12}, rng);
       Tensor y = attention(q, k, v, NH, causal);
       CHECK(y.shape() == Shape{2, Tq, 12});
       CHECK(y.is_contiguous());
@@ -112,9 +113,7 @@ TEST_CASE("attention: gradients for q, k, v (Tq == Tk and Tq < Tk)") {
 TEST_CASE("attention: q, k, v as slices of one fused (B, T, 3C) tensor pass gradients to it") {
   const int64_t C = 6;
   Tensor qkv = param({2, 4, 3 * C}, 240);
-  auto f = [&] {
-    return attention(slice(qkv, -1, 0, C), slice(qkv, -1, C, C), slice(qkv, -1, 2 * C, C), 2, true);
-  };
+  auto f = [&] { return attention(slice(qkv, -1, 0, C), slice(qkv, -1, C, C), slice(qkv, -1, 2 * C, C), 2, true); };
   Tensor y = f();
   Tensor qc = qkv.narrow(2, 0, C).contiguous(), kc = qkv.narrow(2, C, C).contiguous();
   check_close(y, naive_attention(qc, kc, qkv.narrow(2, 2 * C, C).contiguous(), 2, true));
@@ -139,7 +138,9 @@ TEST_CASE("attention: inference records no node and gives the recorded values") 
 
 TEST_CASE("attention: shape and stride errors name the op and the shapes") {
   Tensor q = Tensor::zeros({2, 4, 6}), k = Tensor::zeros({2, 4, 6});
-  CHECK(contains(error_of([&] { attention(q, k, Tensor::zeros({2, 3, 6}), 2, false); }),
+  CHECK(contains(error_of([&] {
+                   attention(q, k, Tensor::zeros({2, 3, 6}), 2, false);
+                 }),
                  "attention: k (2, 4, 6) and v (2, 3, 6) must have the same shape"));
   Tensor k3 = Tensor::zeros({3, 4, 6});
   CHECK(contains(error_of([&] { attention(q, k3, k3, 2, false); }), "attention: q (2, 4, 6) and k (3, 4, 6)"));
@@ -178,9 +179,7 @@ struct AttnCase {
 // slices are recorded ops: make one device's inputs after the other device's backward cleared the tape.
 struct AttnInputs {
   Tensor qkv, q, k, v;
-  std::vector<Tensor> leaves() const {
-    return qkv.defined() ? std::vector<Tensor>{qkv} : std::vector<Tensor>{q, k, v};
-  }
+  std::vector<Tensor> leaves() const { return qkv.defined() ? std::vector<Tensor>{qkv} : std::vector<Tensor>{q, k, v}; }
 };
 
 AttnInputs attn_inputs(const AttnCase& c, bool on_gpu) {

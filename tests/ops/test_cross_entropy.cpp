@@ -52,7 +52,7 @@ TEST_CASE("cross_entropy: gradients with smoothing, ignored rows and a mask") {
   opt.mask = {1, 0, 1, 0.5f, 2, 1};
   check_grad([&] { return cross_entropy(x, t, opt); }, {x});
   check_grad([&] { return cross_entropy(transpose(x, 0, 1), t, opt); }, {x});  // strided logits
-  check_grad([&] { return scale(cross_entropy(x, t, opt), 3.f); }, {x});      // dloss != 1
+  check_grad([&] { return scale(cross_entropy(x, t, opt), 3.f); }, {x});       // dloss != 1
 }
 
 TEST_CASE("cross_entropy: zero total weight gives loss 0 and a zero gradient") {
@@ -68,7 +68,9 @@ TEST_CASE("cross_entropy: zero total weight gives loss 0 and a zero gradient") {
 
 TEST_CASE("cross_entropy: errors name the op, the row and the value") {
   Tensor x = Tensor::zeros({2, 3, 5});
-  CHECK(contains(error_of([&] { cross_entropy(x, {0, 1, 2}); }),
+  CHECK(contains(error_of([&] {
+                   cross_entropy(x, {0, 1, 2});
+                 }),
                  "cross_entropy: 3 targets for logits (2, 3, 5) (6 rows)"));
   std::string e = error_of([&] { cross_entropy(x, {0, 1, 2, 5, 4, 3}); });
   CHECK(contains(e, "cross_entropy: target 5 at row 3 is outside [0, 5)"));
@@ -80,7 +82,9 @@ TEST_CASE("cross_entropy: errors name the op, the row and the value") {
   CHECK(contains(error_of([&] { cross_entropy(x, {0, 1, 2, 3, 4, 0}, opt); }), "mask[2] = -1"));
   CrossEntropyOptions bad;
   bad.label_smoothing = 1.f;
-  CHECK(contains(error_of([&] { cross_entropy(x, {0, 1, 2, 3, 4, 0}, bad); }),
+  CHECK(contains(error_of([&] {
+                   cross_entropy(x, {0, 1, 2, 3, 4, 0}, bad);
+                 }),
                  "label_smoothing must be in [0, 1), got 1"));
   CHECK(contains(error_of([&] { cross_entropy(Tensor::zeros({2, 0}), {0, 0}); }), "cross_entropy: logits (2, 0)"));
 }

@@ -52,10 +52,12 @@ TEST_CASE("dropout: keeps about 1-p of 100k elements and scales them by 1/(1-p)"
 
 TEST_CASE("dropout: gradcheck with the mask redrawn from the same seed, invalid p") {
   Tensor x = param({3, 7}, 111);
-  check_grad([&] {
-    Rng rng(5);  // re-created each call: every evaluation uses the same mask
-    return dropout(x, 0.4f, rng);
-  }, {x});
+  check_grad(
+      [&] {
+        Rng rng(5);  // re-created each call: every evaluation uses the same mask
+        return dropout(x, 0.4f, rng);
+      },
+      {x});
   Rng rng(1);
   CHECK(contains(error_of([&] { dropout(x, 1.f, rng); }), "dropout: p must be in [0, 1), got 1"));
   CHECK(contains(error_of([&] { dropout(x, -0.1f, rng); }), "dropout: p must be in [0, 1)"));

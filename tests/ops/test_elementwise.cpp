@@ -54,8 +54,8 @@ TEST_CASE("cuda: add, sub, mul (same shape, bias row, strided input) and scale d
   // a strided a (a transposed view is made contiguous by a recorded copy on the device)
   check_on_cuda([](const std::vector<Tensor>& t) { return ag::add(ag::transpose(t[0], 0, 1), t[1]); },
                 {leaf({37, 6}, 7), leaf({37}, 8)}, kElementwise, {1e-5, 1e-5}, "add of a transposed view");
-  check_on_cuda([](const std::vector<Tensor>& t) { return ag::scale(t[0], -1.5f); }, {leaf({1000}, 9)},
-                kElementwise, kElementwise, "scale");
+  check_on_cuda([](const std::vector<Tensor>& t) { return ag::scale(t[0], -1.5f); }, {leaf({1000}, 9)}, kElementwise,
+                kElementwise, "scale");
 }
 
 #endif  // LOWRANK_HAVE_CUDA

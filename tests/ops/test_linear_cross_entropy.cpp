@@ -122,21 +122,33 @@ TEST_CASE("linear_cross_entropy: zero total weight gives loss 0 and zero gradien
 
 TEST_CASE("linear_cross_entropy: errors name the op and the shapes") {
   Tensor h = Tensor::zeros({2, 3, 4}), w = Tensor::zeros({5, 4});
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, Tensor::zeros({5, 3}), {0, 1, 2, 3, 4, 0}); }),
+  CHECK(contains(error_of([&] {
+                   linear_cross_entropy(h, Tensor::zeros({5, 3}), {0, 1, 2, 3, 4, 0});
+                 }),
                  "linear_cross_entropy: h (2, 3, 4) and w (5, 3) differ in C (4 vs 3)"));
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, Tensor::zeros({5, 4, 1}), {0}); }),
+  CHECK(contains(error_of([&] {
+                   linear_cross_entropy(h, Tensor::zeros({5, 4, 1}), {0});
+                 }),
                  "linear_cross_entropy: w (5, 4, 1) must be (V, C)"));
   CHECK(contains(error_of([&] { linear_cross_entropy(Tensor::zeros({4}), w, {0}); }),  // one row without its N
                  "must be (..., C) with C > 0"));
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2}); }),
+  CHECK(contains(error_of([&] {
+                   linear_cross_entropy(h, w, {0, 1, 2});
+                 }),
                  "linear_cross_entropy: 3 targets for logits (2, 3, 5) (6 rows)"));
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 5, 4, 3}); }),
+  CHECK(contains(error_of([&] {
+                   linear_cross_entropy(h, w, {0, 1, 2, 5, 4, 3});
+                 }),
                  "linear_cross_entropy: target 5 at row 3 is outside [0, 5)"));
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, {}, -1); }),
+  CHECK(contains(error_of([&] {
+                   linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, {}, -1);
+                 }),
                  "linear_cross_entropy: chunk_rows must be >= 0 (0: automatic), got -1"));
   CrossEntropyOptions bad;
   bad.mask = {1, 1};
-  CHECK(contains(error_of([&] { linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, bad); }),
+  CHECK(contains(error_of([&] {
+                   linear_cross_entropy(h, w, {0, 1, 2, 3, 4, 0}, bad);
+                 }),
                  "linear_cross_entropy: mask has 2 entries for logits (2, 3, 5)"));
 }
 
@@ -158,9 +170,13 @@ TEST_CASE("cuda: linear_cross_entropy on CUDA h and w against the CPU (chunks, m
   const int64_t N = 70, C = 24, V = 1000;
   const HeadCase c = head_case(N, V);
   for (int64_t chunk : {16, 64, 128}) {
-    const OpFn f = [&](const std::vector<Tensor>& t) { return ag::linear_cross_entropy(t[0], t[1], c.targets, c.opt, chunk); };
-    check_on_cuda(f, {leaf({N, C}, 93), leaf({V, C}, 94, 0.3f)}, kGemm, kGemm, "h and w trained, chunk " + std::to_string(chunk));
-    check_on_cuda(f, {leaf({N, C}, 95), randn({V, C}, 96, 0.3f)}, kGemm, kGemm, "w frozen, chunk " + std::to_string(chunk));
+    const OpFn f = [&](const std::vector<Tensor>& t) {
+      return ag::linear_cross_entropy(t[0], t[1], c.targets, c.opt, chunk);
+    };
+    check_on_cuda(f, {leaf({N, C}, 93), leaf({V, C}, 94, 0.3f)}, kGemm, kGemm,
+                  "h and w trained, chunk " + std::to_string(chunk));
+    check_on_cuda(f, {leaf({N, C}, 95), randn({V, C}, 96, 0.3f)}, kGemm, kGemm,
+                  "w frozen, chunk " + std::to_string(chunk));
   }
   ag::CrossEntropyOptions zero;  // every row masked out: loss 0 and zero gradients, as on the CPU
   zero.mask = {0.f, 0.f};

@@ -50,8 +50,9 @@ TEST_CASE("matmul: shape errors name the op and the shapes") {
   CHECK(e.find("matmul") != std::string::npos);
   CHECK(e.find("(2, 3)") != std::string::npos);
   CHECK(e.find("(4, 5)") != std::string::npos);
-  CHECK(error_of([&] { matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 4})); }).find("batch dims differ") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 4}));
+        }).find("batch dims differ") != std::string::npos);
 }
 
 TEST_CASE("linear: forward equals x·Wᵀ + b, gradients for x, W, b, bias optional") {
@@ -63,8 +64,9 @@ TEST_CASE("linear: forward equals x·Wᵀ + b, gradients for x, W, b, bias optio
   Tensor xp = param({2, 3, 4}, 20), wp = param({5, 4}, 21), bp = param({5}, 22);
   check_grad([&] { return linear(xp, wp, bp); }, {xp, wp, bp});
   check_grad([&] { return linear(xp, wp); }, {xp, wp});
-  CHECK(error_of([&] { linear(xp, Tensor::zeros({5, 3})); }).find("linear: x (2, 3, 4) does not match weight (5, 3)") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          linear(xp, Tensor::zeros({5, 3}));
+        }).find("linear: x (2, 3, 4) does not match weight (5, 3)") != std::string::npos);
   CHECK(error_of([&] { linear(xp, wp, Tensor::zeros({4})); }).find("bias (4,)") != std::string::npos);
 }
 
@@ -112,8 +114,8 @@ TEST_CASE("cuda: matmul, plain (every transpose), broadcast (folded and not) and
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
       check_on_cuda([ta, tb](const std::vector<Tensor>& t) { return ag::matmul(t[0], t[1], ta, tb); },
-                    {leaf(ta ? Shape{K, M} : Shape{M, K}, 70), leaf(tb ? Shape{N, K} : Shape{K, N}, 71)}, kGemm,
-                    kGemm, "matmul 2-D ta " + std::to_string(ta) + " tb " + std::to_string(tb));
+                    {leaf(ta ? Shape{K, M} : Shape{M, K}, 70), leaf(tb ? Shape{N, K} : Shape{K, N}, 71)}, kGemm, kGemm,
+                    "matmul 2-D ta " + std::to_string(ta) + " tb " + std::to_string(tb));
   // b (K, N) shared by a (3, 4, M, K): the batch folds into M (one GEMM per direction)
   for (int tb = 0; tb < 2; ++tb)
     check_on_cuda([tb](const std::vector<Tensor>& t) { return ag::matmul(t[0], t[1], false, tb); },
@@ -127,10 +129,10 @@ TEST_CASE("cuda: matmul, plain (every transpose), broadcast (folded and not) and
   // batched (B, NH, T, hs): attention-shaped products, every transpose case
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
-      check_on_cuda([ta, tb](const std::vector<Tensor>& t) { return ag::matmul(t[0], t[1], ta, tb); },
-                    {leaf(ta ? Shape{2, 3, K, M} : Shape{2, 3, M, K}, 76),
-                     leaf(tb ? Shape{2, 3, N, K} : Shape{2, 3, K, N}, 77)},
-                    kGemm, kGemm, "matmul batched ta " + std::to_string(ta) + " tb " + std::to_string(tb));
+      check_on_cuda(
+          [ta, tb](const std::vector<Tensor>& t) { return ag::matmul(t[0], t[1], ta, tb); },
+          {leaf(ta ? Shape{2, 3, K, M} : Shape{2, 3, M, K}, 76), leaf(tb ? Shape{2, 3, N, K} : Shape{2, 3, K, N}, 77)},
+          kGemm, kGemm, "matmul batched ta " + std::to_string(ta) + " tb " + std::to_string(tb));
   // strided operands (views made contiguous on the device) and a frozen b
   check_on_cuda([](const std::vector<Tensor>& t) { return ag::matmul(ag::transpose(t[0], 1, 2), t[1]); },
                 {leaf({3, K, M}, 78), randn({3, K, N}, 79)}, kGemm, kGemm, "matmul of a transposed view");

@@ -33,7 +33,9 @@ TEST_CASE("log_softmax: values, gradients, errors") {
   Tensor x = param({2, 3, 5}, 111);
   check_grad([&] { return log_softmax(x); }, {x});
   check_grad([&] { return log_softmax(slice(x, 2, 1, 3)); }, {x});
-  CHECK(contains(error_of([&] { log_softmax(Tensor::zeros({3, 0})); }),
+  CHECK(contains(error_of([&] {
+                   log_softmax(Tensor::zeros({3, 0}));
+                 }),
                  "log_softmax: need a non-empty last dim, got (3, 0)"));
 }
 
@@ -52,8 +54,8 @@ using namespace lowrank::cudatest;
 TEST_CASE("cuda: softmax and log_softmax ops dispatch to the device") {
   LR_SKIP_WITHOUT_GPU();
   for (Shape s : {Shape{7, 1000}, Shape{2, 3, 5}, Shape{4, 1}}) {
-    check_on_cuda([](const std::vector<Tensor>& t) { return ag::softmax(t[0]); }, {leaf(s, 60, 3.f)}, kReduce,
-                  kReduce, "softmax");
+    check_on_cuda([](const std::vector<Tensor>& t) { return ag::softmax(t[0]); }, {leaf(s, 60, 3.f)}, kReduce, kReduce,
+                  "softmax");
     check_on_cuda([](const std::vector<Tensor>& t) { return ag::log_softmax(t[0]); }, {leaf(s, 61, 3.f)}, kReduce,
                   kReduce, "log_softmax");
   }

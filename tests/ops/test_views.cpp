@@ -35,8 +35,9 @@ TEST_CASE("concat: values along the last and first dim, gradients, errors") {
   Tensor x = param({2, 3}, 60), y = param({2, 5}, 61), z = param({4, 3}, 62);
   check_grad([&] { return concat({x, y}, 1); }, {x, y});
   check_grad([&] { return concat({x, z, x}, 0); }, {x, z});
-  CHECK(error_of([&] { concat({x, y}, 0); }).find("concat: shapes (2, 3) and (2, 5) differ outside dim 0") !=
-        std::string::npos);
+  CHECK(error_of([&] {
+          concat({x, y}, 0);
+        }).find("concat: shapes (2, 3) and (2, 5) differ outside dim 0") != std::string::npos);
 }
 
 // ---- CUDA: pure data movement, within float rounding of one add (docs/cuda.md) ----
@@ -48,13 +49,21 @@ using namespace lowrank::cudatest;
 TEST_CASE("cuda: reshape, transpose, permute, slice and concat backward on device gradients") {
   LR_SKIP_WITHOUT_GPU();
   // Each view is followed by mul with a random tensor so the gradient reaching it is not uniform.
-  check_on_cuda([](const std::vector<Tensor>& t) { return ag::mul(ag::reshape(t[0], {6, 20}), t[1]); },
-                {leaf({2, 3, 20}, 40), leaf({6, 20}, 41)}, kCopy, kElementwise, "reshape (a view)");
   check_on_cuda(
-      [](const std::vector<Tensor>& t) { return ag::mul(ag::reshape(ag::transpose(t[0], 0, 2), {20, 6}), t[1]); },
+      [](const std::vector<Tensor>& t) {
+        return ag::mul(ag::reshape(t[0], {6, 20}), t[1]);
+      },
+      {leaf({2, 3, 20}, 40), leaf({6, 20}, 41)}, kCopy, kElementwise, "reshape (a view)");
+  check_on_cuda(
+      [](const std::vector<Tensor>& t) {
+        return ag::mul(ag::reshape(ag::transpose(t[0], 0, 2), {20, 6}), t[1]);
+      },
       {leaf({2, 3, 20}, 42), leaf({20, 6}, 43)}, kCopy, kElementwise, "reshape of a transpose (a copy)");
-  check_on_cuda([](const std::vector<Tensor>& t) { return ag::mul(ag::permute(t[0], {2, 0, 1}), t[1]); },
-                {leaf({2, 3, 20}, 44), leaf({20, 2, 3}, 45)}, kCopy, kElementwise, "permute");
+  check_on_cuda(
+      [](const std::vector<Tensor>& t) {
+        return ag::mul(ag::permute(t[0], {2, 0, 1}), t[1]);
+      },
+      {leaf({2, 3, 20}, 44), leaf({20, 2, 3}, 45)}, kCopy, kElementwise, "permute");
   // Two overlapping slices of one input: their gradients add into the same buffer.
   check_on_cuda(
       [](const std::vector<Tensor>& t) {
@@ -67,7 +76,10 @@ TEST_CASE("cuda: reshape, transpose, permute, slice and concat backward on devic
           return ag::mul(ag::concat({t[0], ag::transpose(t[1], 1, 2), t[2]}, dim), t[3]);
         },
         {leaf({4, 6, 8}, 48), leaf({4, 8, 6}, 49), randn({4, 6, 8}, 50),
-         leaf(dim == 0 ? Shape{12, 6, 8} : dim == 1 ? Shape{4, 18, 8} : Shape{4, 6, 24}, 51)},
+         leaf(dim == 0   ? Shape{12, 6, 8}
+              : dim == 1 ? Shape{4, 18, 8}
+                         : Shape{4, 6, 24},
+              51)},
         kCopy, kElementwise, "concat dim " + std::to_string(dim));
   }
 }
