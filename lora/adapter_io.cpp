@@ -186,7 +186,9 @@ LoRAConfig file_config(const SafetensorsFile& f, const std::string& path) {
 
 LoRAConfig read_adapter_config(const std::string& path) { return file_config(load_safetensors(path), path); }
 
-void load_adapter(const std::string& path, nn::GPT& model) {
+namespace {
+// base: the hash to check the file's against, or nullptr for the model's own (computed after the config checks)
+void load_adapter_checked(const std::string& path, nn::GPT& model, const uint64_t* base) {
   SafetensorsFile f = load_safetensors(path);
   const LoRAConfig want = file_config(f, path);
   LR_CHECK(detail::has_lora(model), path, ": the model has no LoRA modules; apply_lora(", detail::describe(want),
@@ -197,7 +199,7 @@ void load_adapter(const std::string& path, nn::GPT& model) {
            detail::describe(have));
   auto it = f.metadata.find("lora.base_hash");
   LR_CHECK(it != f.metadata.end(), path, ": no 'lora.base_hash' metadata");
-  const std::string mine = hex(base_hash(model));
+  const std::string mine = hex(base ? *base : base_hash(model));
   LR_CHECK(it->second == mine, path, ": base model hash mismatch: the adapter was trained on base ", it->second,
            ", this model is ", mine);
   std::map<std::string, Tensor> params = detail::adapter_tensors(model);
@@ -208,6 +210,10 @@ void load_adapter(const std::string& path, nn::GPT& model) {
   for (const auto& kv : params) src[kv.first] = tensor::take(f, kv.first, kv.second.shape(), path);
   for (auto& kv : params) kv.second.copy_(src[kv.first]);
 }
+}  // namespace
+
+void load_adapter(const std::string& path, nn::GPT& model) { load_adapter_checked(path, model, nullptr); }
+void load_adapter(const std::string& path, nn::GPT& model, uint64_t base) { load_adapter_checked(path, model, &base); }
 
 namespace {
 // Runs write(model) with every LoRA module swapped for a plain Linear holding a fresh merged copy

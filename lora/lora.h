@@ -168,6 +168,9 @@ LoRAConfig read_adapter_config(const std::string& path);
 // The model already has apply_lora(cfg): checks config ("lora.config" vs lora_config_of), base hash
 // ("lora.base_hash") and every tensor's name and shape before copying anything.
 void load_adapter(const std::string& path, nn::GPT& model);
+// The same with the base's hash given: the hash W0 had before merges and unmerges moved it by float
+// rounding (lora::AdapterSet computes it once and checks every later adapter against it).
+void load_adapter(const std::string& path, nn::GPT& model, uint64_t base);
 // A plain lowrank GPT checkpoint (nn::load_model) with ΔW folded into copies of the adapted W; the
 // model itself is left exactly as it was (no merge/unmerge round trip).
 void export_merged(const std::string& path, nn::GPT& model);

@@ -75,6 +75,11 @@ std::vector<int32_t> beam_search(GPT& model, const std::vector<int32_t>& prompt,
 // Errors (lowrank::Error) name the function and the offending prompt's index; max_rows >= beam_size.
 std::vector<Hypothesis> beam_decode_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
                                           const DecodeOptions& opt, int64_t max_rows = 80);
+// Mixed adapters (lora::AdapterSet, unmerged): prompt i runs with adapter adapters[i] (a slot of the
+// set, or -1 for the base) while sharing every forward with the other prompts of its chunk.
+std::vector<Hypothesis> beam_decode_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
+                                          const std::vector<int32_t>& adapters, const DecodeOptions& opt,
+                                          int64_t max_rows = 80);
 std::vector<std::vector<int32_t>> beam_search_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
                                                     const DecodeOptions& opt, int64_t max_rows = 80);
 

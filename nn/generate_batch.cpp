@@ -14,10 +14,12 @@ using namespace lowrank::autograd;
 
 namespace {
 // Feeds ids (rows x T) after the cached positions; log-probs (rows, V) of the token after each row.
-std::vector<float> next_log_probs(GPT& model, KVCache& cache, const std::vector<int32_t>& ids, int64_t rows,
-                                  int64_t T) {
+// row_adapters (rows) or nullptr: each row's adapter (nn::Context).
+std::vector<float> next_log_probs(GPT& model, KVCache& cache, const std::vector<int32_t>& ids, int64_t rows, int64_t T,
+                                  const std::vector<int32_t>* row_adapters) {
   Context ctx;
   ctx.cache = &cache;
+  ctx.row_adapters = row_adapters;
   Tensor h = model.hidden(ids, rows, T, ctx);  // (rows, T, C): only the last position goes through the head
   Tensor last = reshape(slice(h, 1, T - 1, 1), {rows, model.config.n_embd});  // (rows, C)
   return log_softmax(model.wte.project(last)).to_vector();  // (rows, V): the tied head, + ΔE with LoRA on wte
@@ -35,7 +37,7 @@ bool is_identity(const std::vector<int32_t>& rows, int64_t n) {
 namespace detail {
 
 std::vector<Hypothesis> decode_chunk(GPT& model, const std::vector<const std::vector<int32_t>*>& prompts,
-                                     const DecodeOptions& opt) {
+                                     const DecodeOptions& opt, const std::vector<int32_t>* adapters) {
   NoGradGuard no_grad;
   const int64_t n = static_cast<int64_t>(prompts.size()), V = model.config.vocab_size;
   const int64_t P = static_cast<int64_t>(prompts.front()->size());
@@ -50,19 +52,25 @@ std::vector<Hypothesis> decode_chunk(GPT& model, const std::vector<const std::ve
     KVCache cache;
     std::vector<int32_t> ids;  // (n, P) row-major: one row per prompt, no padding needed
     for (const std::vector<int32_t>* p : prompts) ids.insert(ids.end(), p->begin(), p->end());
-    std::vector<float> lp = next_log_probs(model, cache, ids, n, P);  // (n, V): each prompt's single beam
+    std::vector<int32_t> row_adapters;  // the adapter of every row, when the prompts have theirs
+    if (adapters) row_adapters = *adapters;
+    const std::vector<int32_t>* ra = adapters ? &row_adapters : nullptr;
+    std::vector<float> lp = next_log_probs(model, cache, ids, n, P, ra);  // (n, V): each prompt's single beam
     for (;;) {
       // Rows of lp: the live beams of the active prompts, prompt after prompt. Prompts that finish
       // this step drop out, so the next forward has only the survivors' rows.
       std::vector<int32_t> parents, last;
+      row_adapters.clear();
       int64_t row = 0;
-      for (PromptBeams& b : beams) {
+      for (size_t i = 0; i < beams.size(); ++i) {
+        PromptBeams& b = beams[i];
         if (!b.active()) continue;
         const int64_t rows = b.rows();
         b.step(lp.data() + row * V, V);
         if (b.active()) {
           for (int32_t p : b.parents()) parents.push_back(static_cast<int32_t>(row + p));
           b.append_last_tokens(last);
+          if (adapters) row_adapters.insert(row_adapters.end(), static_cast<size_t>(b.rows()), (*adapters)[i]);
         }
         row += rows;
       }
@@ -70,7 +78,7 @@ std::vector<Hypothesis> decode_chunk(GPT& model, const std::vector<const std::ve
       // Row r of the cache becomes the history of the beam fed in row r. Greedy chunks whose
       // prompts all go on keep every row in place: no copy then.
       if (!is_identity(parents, row)) cache.reorder(parents);
-      lp = next_log_probs(model, cache, last, static_cast<int64_t>(last.size()), 1);  // (rows, V)
+      lp = next_log_probs(model, cache, last, static_cast<int64_t>(last.size()), 1, ra);  // (rows, V)
     }
   }
   std::vector<Hypothesis> out;
@@ -85,8 +93,11 @@ namespace {
 // needed) and cuts each group into chunks of at most max_rows / beam_size prompts, so that a chunk's
 // forward never has more than max_rows rows. Results go back to the prompts' own indices.
 std::vector<Hypothesis> decode_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
-                                     const DecodeOptions& opt, int64_t max_rows, const char* fn) {
+                                     const DecodeOptions& opt, int64_t max_rows, const char* fn,
+                                     const std::vector<int32_t>* adapters = nullptr) {
   detail::check_decode_inputs(model, prompts, opt, fn);
+  LR_CHECK(!adapters || adapters->size() == prompts.size(), fn, ": ", adapters ? adapters->size() : 0, " adapters for ",
+           prompts.size(), " prompts");
   LR_CHECK(max_rows >= opt.beam_size, fn, ": max_rows ", max_rows, " < beam_size ", opt.beam_size,
            " (the beams of one prompt must fit in one forward)");
   const size_t per_chunk = static_cast<size_t>(max_rows / opt.beam_size);
@@ -98,8 +109,12 @@ std::vector<Hypothesis> decode_batch(GPT& model, const std::vector<std::vector<i
     for (size_t start = 0; start < idx.size(); start += per_chunk) {
       const size_t end = std::min(idx.size(), start + per_chunk);
       std::vector<const std::vector<int32_t>*> chunk;
-      for (size_t j = start; j < end; ++j) chunk.push_back(&prompts[idx[j]]);
-      std::vector<Hypothesis> hyps = detail::decode_chunk(model, chunk, opt);
+      std::vector<int32_t> chunk_adapters;
+      for (size_t j = start; j < end; ++j) {
+        chunk.push_back(&prompts[idx[j]]);
+        if (adapters) chunk_adapters.push_back((*adapters)[idx[j]]);
+      }
+      std::vector<Hypothesis> hyps = detail::decode_chunk(model, chunk, opt, adapters ? &chunk_adapters : nullptr);
       for (size_t j = start; j < end; ++j) out[idx[j]] = std::move(hyps[j - start]);
     }
   }
@@ -110,6 +125,12 @@ std::vector<Hypothesis> decode_batch(GPT& model, const std::vector<std::vector<i
 std::vector<Hypothesis> beam_decode_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
                                           const DecodeOptions& opt, int64_t max_rows) {
   return decode_batch(model, prompts, opt, max_rows, "beam_decode_batch");
+}
+
+std::vector<Hypothesis> beam_decode_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,
+                                          const std::vector<int32_t>& adapters, const DecodeOptions& opt,
+                                          int64_t max_rows) {
+  return decode_batch(model, prompts, opt, max_rows, "beam_decode_batch", &adapters);
 }
 
 std::vector<std::vector<int32_t>> beam_search_batch(GPT& model, const std::vector<std::vector<int32_t>>& prompts,

@@ -51,7 +51,8 @@ void check_decode_inputs(const GPT& model, const std::vector<std::vector<int32_t
 
 // Decodes prompts of one length together: one prefill (B = prompts), then one forward per step over
 // the live beams of all unfinished prompts and one shared KVCache. Inputs must be checked already.
+// adapters (one per prompt) or nullptr: each prompt's rows run with its adapter (Context::row_adapters).
 std::vector<Hypothesis> decode_chunk(GPT& model, const std::vector<const std::vector<int32_t>*>& prompts,
-                                     const DecodeOptions& opt);
+                                     const DecodeOptions& opt, const std::vector<int32_t>* adapters = nullptr);
 
 }  // namespace lowrank::nn::detail

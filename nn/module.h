@@ -36,12 +36,14 @@ struct KVCache {
 
 // Per-forward settings: training turns dropout on; rng draws the dropout masks; key_lengths (B),
 // when set, marks right padding that attention must ignore (encoders over padded batches);
-// cache, when set, makes the forward incremental (decoding).
+// cache, when set, makes the forward incremental (decoding); row_adapters (B), when set, gives each
+// batch row its adapter of a lora::AdapterSet (a slot, or -1 for the base; lora/adapter_set.h).
 struct Context {
   bool training = false;
   Rng* rng = nullptr;
   const std::vector<int32_t>* key_lengths = nullptr;
   KVCache* cache = nullptr;
+  const std::vector<int32_t>* row_adapters = nullptr;
 };
 
 class Module {
