@@ -26,9 +26,10 @@ std::vector<ChatMessage> chat_messages(const JsonlRecord& r) {
 GenerateRequest parse_request(const JsonlRecord& r, size_t index, const Tokenizer& tok, const RequestLimits& limits) {
   for (const auto& kv : r.value.items())
     LR_CHECK(kv.key() == "prompt" || kv.key() == "messages" || kv.key() == "id" || kv.key() == "max_new_tokens" ||
-                 kv.key() == "completion",
+                 kv.key() == "completion" || kv.key() == "adapter",
              jsonl_where(r), "unknown field '", kv.key(),
-             "' (a request has \"prompt\" or \"messages\", optional \"id\", \"max_new_tokens\" and \"completion\")");
+             "' (a request has \"prompt\" or \"messages\", optional \"id\", \"max_new_tokens\", \"adapter\" and "
+             "\"completion\")");
   GenerateRequest q;
   q.where = jsonl_where(r);
   LR_CHECK(r.value.contains("prompt") || r.value.contains("messages"), q.where,
@@ -56,6 +57,11 @@ GenerateRequest parse_request(const JsonlRecord& r, size_t index, const Tokenize
   LR_CHECK(n <= limits.max_prompt_tokens, q.where, "field 'prompt' is ", n,
            " tokens, more than the model's context of ", limits.max_prompt_tokens);
   q.max_new_tokens = jsonl_int_or(r, "max_new_tokens", limits.default_max_new_tokens, 1, limits.max_new_tokens_cap);
+  auto ad = r.value.find("adapter");  // null or absent: the base
+  if (ad != r.value.end() && !ad->is_null()) {
+    q.adapter = jsonl_string(r, "adapter");
+    LR_CHECK(!q.adapter.empty(), q.where, "field 'adapter' is empty (null or no field: the base)");
+  }
   auto id = r.value.find("id");
   q.id = id == r.value.end() ? nlohmann::json(index) : *id;
   return q;

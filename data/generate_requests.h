@@ -7,7 +7,8 @@
 // data/sft.h: the prompt is data::chat_prompt of them, ending in "Assistant:"; a last message of the
 // assistant is the expected completion, so finetune's chat files are requests as they are); "id" (any JSON value,
 // echoed into the output; default: the request's 0-based index), "max_new_tokens" (an integer >= 1;
-// default: the command line's) and "completion" (the expected completion: finetune's prompt-completion
+// default: the command line's), "adapter" (the name of one of generate's --adapter NAME=PATH; null or
+// absent: the base) and "completion" (the expected completion: finetune's prompt-completion
 // files are requests as they are, and generate reports how many it reproduced) are optional; any other
 // field is refused, so that a misspelt option ("max_tokens") is not silently ignored. Every request is checked and tokenized here, before any decoding starts: a request whose
 // prompt has more tokens than the model's context is an error too. Errors (lowrank::Error) name the
@@ -29,6 +30,7 @@ struct GenerateRequest {
   bool has_expected = false;
   std::vector<int32_t> tokens;  // the prompt encoded, 1 to max_prompt_tokens ids
   int64_t max_new_tokens = 0;   // >= 1
+  std::string adapter;          // "adapter": a name given to generate --adapter NAME=PATH; "" is the base
   std::string where;            // "file:line: ", for later messages about this request
 };
 

@@ -41,11 +41,12 @@ cxxopts::Options make_options() {
   o.add_options()
     ("init", "the base: a lowrank checkpoint (.safetensors) or a Hugging Face GPT-2 directory (required)",
      cxxopts::value<std::string>())
-    ("adapter", "a LoRA adapter: lowrank's .safetensors (base hash checked) or a peft directory",
-     cxxopts::value<std::string>()->default_value(""))
+    ("adapter", "a LoRA adapter: lowrank's .safetensors (base hash checked) or a peft directory; NAME=PATH, "
+     "repeatable, loads several on one base, which --input requests pick by name (\"adapter\"), decoded together",
+     cxxopts::value<std::vector<std::string>>())
     ("prompt", "one prompt (\"<|endoftext|>\" in it is the EOS token)", cxxopts::value<std::string>())
     ("prompt-file", "one prompt: the whole file, as it is", cxxopts::value<std::string>())
-    ("input", "requests, JSON Lines: {\"prompt\" or \"messages\", optional \"id\", \"max_new_tokens\", \"completion\" (expected)}", cxxopts::value<std::string>())
+    ("input", "requests, JSON Lines: {\"prompt\" or \"messages\", optional \"id\", \"max_new_tokens\", \"adapter\", \"completion\" (expected)}", cxxopts::value<std::string>())
     ("output", "with --input: one JSON line per request", cxxopts::value<std::string>()->default_value(""))
     ("decode", "greedy | sample | beam", cxxopts::value<std::string>()->default_value("greedy"))
     ("temperature", "sample: softmax temperature", cxxopts::value<float>()->default_value("1.0"))
@@ -128,6 +129,33 @@ ex::GenerateSettings read_settings(const cxxopts::ParseResult& a) {
   return s;
 }
 
+// --adapter: one PATH (merged into the base), or NAME=PATH entries (a lora::AdapterSet), not both.
+struct AdapterArgs {
+  std::string path;                                        // the one adapter, or ""
+  std::vector<std::pair<std::string, std::string>> named;  // (NAME, PATH)
+};
+
+AdapterArgs adapter_args(const cxxopts::ParseResult& a) {
+  AdapterArgs out;
+  if (!a.count("adapter")) return out;
+  const std::vector<std::string> v = a["adapter"].as<std::vector<std::string>>();
+  for (const std::string& x : v) {
+    const size_t eq = x.find('=');
+    const bool named = eq != std::string::npos && eq > 0 && x.substr(0, eq).find('/') == std::string::npos;
+    if (!named) {
+      LR_CHECK(v.size() == 1, "--adapter ", x, ": several adapters are given as NAME=PATH");
+      out.path = x;
+      continue;
+    }
+    const std::string name = x.substr(0, eq), path = x.substr(eq + 1);
+    LR_CHECK(!path.empty(), "--adapter ", x, ": NAME=PATH with an empty PATH");
+    for (const auto& n : out.named)
+      LR_CHECK(n.first != name, "--adapter ", x, ": the name '", name, "' is given twice");
+    out.named.emplace_back(name, path);
+  }
+  return out;
+}
+
 // Exactly one of --prompt, --prompt-file, --input; --output with --input only.
 void check_inputs(const cxxopts::ParseResult& a) {
   LR_CHECK(a.count("init"), "--init is required (a lowrank checkpoint or a Hugging Face GPT-2 directory)");
@@ -202,17 +230,30 @@ int one_prompt(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokeni
 }
 
 // --input: every request checked and tokenized first, then decoded; --output written at the end.
+// Every request's "adapter" is one of the set's (or none).
+void check_request_adapters(const std::vector<data::GenerateRequest>& reqs, const lora::AdapterSet* set) {
+  for (const data::GenerateRequest& r : reqs) {
+    if (r.adapter.empty()) continue;
+    LR_CHECK(set, r.where, "field 'adapter' names '", r.adapter, "', but no --adapter NAME=PATH was given");
+    if (set->has(r.adapter)) continue;
+    std::string known;
+    for (const lora::AdapterInfo& i : set->adapters()) known += (known.empty() ? "" : ", ") + i.name;
+    LR_CHECK(false, r.where, "field 'adapter': unknown adapter '", r.adapter, "' (given: ", known, ")");
+  }
+}
+
 int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Tokenizer& tok,
-                 const ex::GenerateSettings& s) {
+                 const ex::GenerateSettings& s, lora::AdapterSet* set) {
   data::RequestLimits lim;
   lim.max_prompt_tokens = model.config.n_positions;
   lim.default_max_new_tokens = s.decode.max_new_tokens;
   const std::vector<data::GenerateRequest> reqs = data::read_requests(a["input"].as<std::string>(), tok, lim);
+  check_request_adapters(reqs, set);
   ex::Timer timer;
   ex::ProgressBar bar(static_cast<long>(reqs.size()));
   long finished = 0;
-  const std::vector<ex::Completion> out =
-      ex::run_requests(model, tok, reqs, s, [&](size_t n) { bar.update(finished += static_cast<long>(n)); });
+  const std::vector<ex::Completion> out = ex::run_requests(
+      model, tok, reqs, s, [&](size_t n) { bar.update(finished += static_cast<long>(n)); }, set);
   bar.finish();
   RunFigures f;
   f.seconds = timer.seconds();
@@ -220,10 +261,12 @@ int many_prompts(const cxxopts::ParseResult& a, nn::GPT& model, const data::Toke
   std::string lines;
   for (size_t i = 0; i < reqs.size(); ++i) {
     nlohmann::ordered_json line = {{"id", nlohmann::ordered_json::parse(reqs[i].id.dump())},
-                                   {"prompt", reqs[i].prompt},
-                                   {"completion", out[i].text},
-                                   {"tokens", out[i].tokens},
-                                   {"finish_reason", out[i].finish_reason}};
+                                   {"prompt", reqs[i].prompt}};
+    if (set)  // which adapter wrote it (null: the base)
+      line["adapter"] = reqs[i].adapter.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(reqs[i].adapter);
+    line["completion"] = out[i].text;
+    line["tokens"] = out[i].tokens;
+    line["finish_reason"] = out[i].finish_reason;
     if (reqs[i].has_expected) {  // exact match, ignoring the whitespace around either
       const bool match = trim(out[i].text) == trim(reqs[i].expected);
       line["expected"] = reqs[i].expected;
@@ -259,13 +302,21 @@ int generate_main(int argc, char** argv) {
   const tensor::Device device = ex::device_option(a);
   data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
   Rng rng(s.seed);
-  const std::string init = a["init"].as<std::string>(), adapter = a["adapter"].as<std::string>();
-  std::unique_ptr<nn::GPT> model = ex::load_model_with_adapter(init, adapter, device, rng);
+  const std::string init = a["init"].as<std::string>();
+  const AdapterArgs ad = adapter_args(a);
+  LR_CHECK(ad.named.empty() || a.count("input"),
+           "--adapter NAME=PATH goes with --input, whose requests pick their adapter by name (\"adapter\")");
+  std::unique_ptr<nn::GPT> model = ex::load_model_with_adapter(init, ad.path, device, rng);
   LR_CHECK(model->config.vocab_size == tok.vocab_size(), init, ": vocabulary ", model->config.vocab_size,
            " is not GPT-2 BPE's ", tok.vocab_size());
   // Inference only: W0 + ΔW folded into one matrix costs nothing per token (the paper, Section 4.2).
-  if (!adapter.empty()) lora::merge(*model);
-  return a.count("input") ? many_prompts(a, *model, tok, s) : one_prompt(a, *model, tok, s);
+  if (!ad.path.empty()) lora::merge(*model);
+  std::unique_ptr<lora::AdapterSet> set;  // several adapters: unmerged, picked per request
+  if (!ad.named.empty()) {
+    set = std::make_unique<lora::AdapterSet>(*model);
+    for (const auto& [name, path] : ad.named) set->load(name, path);
+  }
+  return a.count("input") ? many_prompts(a, *model, tok, s, set.get()) : one_prompt(a, *model, tok, s);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "data/tokenizer.h"
 #include "examples/common/cli.h"
 #include "examples/common/text_stream.h"
+#include "lora/adapter_set.h"
 #include "nn/generate.h"
 #include "nn/sample.h"
 
@@ -76,38 +77,59 @@ inline Completion from_hypothesis(const data::Tokenizer& tok, const nn::Hypothes
   return {text.text(), text.tokens(), text.stopped() ? "stop" : h.finished ? "eos" : "length"};
 }
 
-// Greedy or beam search over the requests that share one max_new_tokens, decode_batch at a time.
+// Greedy or beam search over the requests that share one max_new_tokens, decode_batch at a time. With
+// slots (request -> adapter slot of a lora::AdapterSet, -1: the base), each batch mixes adapters.
 inline void search_requests(nn::GPT& model, const data::Tokenizer& tok, const std::vector<data::GenerateRequest>& reqs,
                             const std::vector<size_t>& idx, const GenerateSettings& s, std::vector<Completion>& out,
-                            const std::function<void(size_t)>& done) {
+                            const std::function<void(size_t)>& done, const std::vector<int32_t>* slots) {
   nn::DecodeOptions o = s.decode;
   o.max_new_tokens = reqs[idx.front()].max_new_tokens;
   if (s.mode == "greedy") o.beam_size = 1;
   const size_t per = static_cast<size_t>(s.decode_batch);
   for (size_t start = 0; start < idx.size(); start += per) {
     std::vector<std::vector<int32_t>> prompts;
-    for (size_t j = start; j < std::min(idx.size(), start + per); ++j) prompts.push_back(reqs[idx[j]].tokens);
-    const std::vector<nn::Hypothesis> hyps = nn::beam_decode_batch(model, prompts, o, s.decode_batch * o.beam_size);
+    std::vector<int32_t> adapters;
+    for (size_t j = start; j < std::min(idx.size(), start + per); ++j) {
+      prompts.push_back(reqs[idx[j]].tokens);
+      if (slots) adapters.push_back((*slots)[idx[j]]);
+    }
+    const int64_t rows = s.decode_batch * o.beam_size;
+    const std::vector<nn::Hypothesis> hyps = slots ? nn::beam_decode_batch(model, prompts, adapters, o, rows)
+                                                   : nn::beam_decode_batch(model, prompts, o, rows);
     for (size_t j = 0; j < hyps.size(); ++j) out[idx[start + j]] = from_hypothesis(tok, hyps[j], s.stops);
     done(hyps.size());
   }
 }
 
-// Every request's completion, in request order; `done(n)` after every n finished requests.
+// Every request's completion, in request order; `done(n)` after every n finished requests. With a set,
+// each request runs with the adapter it names ("" : the base): greedy and beam in mixed batches (no
+// adapter merged), sampling one adapter after the other, each merged in turn (AdapterSet::activate).
 inline std::vector<Completion> run_requests(nn::GPT& model, const data::Tokenizer& tok,
                                             const std::vector<data::GenerateRequest>& reqs, const GenerateSettings& s,
-                                            const std::function<void(size_t)>& done) {
+                                            const std::function<void(size_t)>& done, lora::AdapterSet* set = nullptr) {
   std::vector<Completion> out(reqs.size());
   if (s.mode == "sample") {
-    for (size_t i = 0; i < reqs.size(); ++i) {
-      out[i] = sample_one(model, tok, reqs[i].tokens, reqs[i].max_new_tokens, s, i, nullptr);
-      done(1);
+    std::map<std::string, std::vector<size_t>> by_adapter;  // one activate per adapter
+    for (size_t i = 0; i < reqs.size(); ++i) by_adapter[reqs[i].adapter].push_back(i);
+    for (const auto& [name, idx] : by_adapter) {
+      if (set) set->activate(name);
+      for (size_t i : idx) {
+        out[i] = sample_one(model, tok, reqs[i].tokens, reqs[i].max_new_tokens, s, i, nullptr);
+        done(1);
+      }
     }
+    if (set) set->activate("");
     return out;
+  }
+  std::vector<int32_t> slots;
+  if (set) {
+    set->activate("");
+    for (const data::GenerateRequest& r : reqs) slots.push_back(r.adapter.empty() ? -1 : set->slot(r.adapter));
   }
   std::map<int64_t, std::vector<size_t>> by_limit;  // one search per max_new_tokens, in request order
   for (size_t i = 0; i < reqs.size(); ++i) by_limit[reqs[i].max_new_tokens].push_back(i);
-  for (const auto& group : by_limit) search_requests(model, tok, reqs, group.second, s, out, done);
+  for (const auto& group : by_limit)
+    search_requests(model, tok, reqs, group.second, s, out, done, set ? &slots : nullptr);
   return out;
 }
 
