@@ -10,6 +10,8 @@
 // (ids, targets, key lengths) are device int32 arrays the caller uploads (they come from the host).
 // No atomics are used: every result is bitwise reproducible from run to run on one GPU.
 // Shape names as in autograd/ops.h: N rows, C channels, V vocabulary, B batch, T time, NH heads.
+// The launchers whose CPU twin has the same name and arguments are declared from autograd/kernels.def,
+// where each signature is written once with its shapes; the others are declared by hand below.
 #include <cstdint>
 
 #include "autograd/attention_kernels.h"
@@ -38,63 +40,15 @@ void copy_strided(float* dst, const int64_t* dst_strides, const float* src, cons
 void axpy_strided(float* dst, const int64_t* dst_strides, const float* src, const int64_t* src_strides,
                   const int64_t* sizes, int ndim, float alpha);
 
-// ---- elementwise with row broadcast (elementwise.cu) ------------------------------------
-// a (outer, inner), b (inner) repeated over rows (outer = 1 when shapes are equal), y (outer, inner).
-void add_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
-void sub_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
-void mul_forward(float* y, const float* a, const float* b, int64_t outer, int64_t inner);
-// da (outer, inner) += dy (·b for mul); db (inner) += ±Σ_rows dy (·a for mul). a, b read by mul only.
-void add_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
-void sub_backward(float* da, float* db, const float* dy, int64_t outer, int64_t inner);
-void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t outer, int64_t inner);
-// y (n) = s · x;  dx (n) += s · dy
-void scale_forward(float* y, const float* x, float s, int64_t n);
-void scale_backward(float* dx, const float* dy, float s, int64_t n);
+// ---- the launchers of autograd/kernels.def: elementwise.cu, activations.cu, reduce.cu (sum),
+// softmax.cu, layernorm.cu, embedding.cu, dropout.cu, cross_entropy.cu -----------------------------
+#define LR_KERNEL(name, params) void name params;
+#include "autograd/kernels.def"
+#undef LR_KERNEL
 
-// ---- activations (activations.cu), n elements -------------------------------------------
-void gelu_forward(float* y, const float* x, int64_t n);  // GPT-2 tanh approximation
-void gelu_backward(float* dx, const float* dy, const float* x, int64_t n);
-void relu_forward(float* y, const float* x, int64_t n);
-void relu_backward(float* dx, const float* dy, const float* x, int64_t n);
-void tanh_forward(float* y, const float* x, int64_t n);
-void tanh_backward(float* dx, const float* dy, const float* y, int64_t n);  // from the saved output y
-
-// ---- reductions (reduce.cu) --------------------------------------------------------------
-// out (1 element, device) = factor · Σ x (n): 1 for sum, 1/n for mean. Partial sums in double.
-void sum_forward(float* out, const float* x, int64_t n, float factor = 1.f);
-// dx (n) += factor · dy[0], dy a device scalar
-void sum_backward(float* dx, const float* dy, int64_t n, float factor = 1.f);
+// ---- reductions (reduce.cu); sum_forward and sum_backward are in autograd/kernels.def ----------
 // out (1 element, device) = Σ x² (n), squares and partial sums in double (optim::clip_grad_norm).
 void sumsq_forward(float* out, const float* x, int64_t n);
-
-// ---- softmax family over the last dim (softmax.cu); x, y (N, C) ---------------------------
-void softmax_forward(float* y, const float* x, int64_t N, int64_t C, bool log);
-// dx (N, C) += Jacobianᵀ · dy, from the saved output y
-void softmax_backward(float* dx, const float* dy, const float* y, int64_t N, int64_t C, bool log);
-
-// ---- layernorm (layernorm.cu) ------------------------------------------------------------
-// y (N, C), mean (N), rstd (N) from x (N, C), w (C), b (C or nullptr)
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,
-                       int64_t C, float eps);
-// dx (N, C) += rstd·(dxhat - mean(dxhat) - xhat·mean(dxhat·xhat)), dxhat = dy·w
-void layernorm_backward_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
-                           const float* rstd, int64_t N, int64_t C);
-// dw (C) += Σ_rows dy·xhat, db (C) += Σ_rows dy; either may be nullptr
-void layernorm_backward_params(float* dw, float* db, const float* dy, const float* x, const float* mean,
-                               const float* rstd, int64_t N, int64_t C);
-
-// ---- embedding (embedding.cu); ids (N) device int32, already checked in [0, V) -------------
-// y (N, C) = weight (V, C) rows picked by ids
-void embedding_forward(float* y, const float* weight, const int32_t* ids, int64_t N, int64_t C);
-// dweight (V, C) += scatter-add of dy (N, C) rows: one thread per (channel, bucket of ids, id % buckets)
-// walks n in order and adds only the rows whose id is in its bucket, so each sum is formed in the CPU's
-// order (same bits as the CPU, no atomics). Parallel over C and the buckets.
-void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int64_t N, int64_t C);
-
-// ---- dropout (dropout.cu); mask (n) = 0 or 1/(1-p) from Philox(key, i) (tensor/philox.h) ------
-// forward writes both mask and y = x ⊙ mask on the device; backward: dx += dy ⊙ mask.
-void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key);
-void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n);
 
 // ---- attention (attention.cu): the CPU kernels' arguments (autograd/attention_kernels.h) ----------
 // q/k/v operands with unit channel stride and row stride st >= C (the GEMMs' leading dimension);
@@ -107,17 +61,6 @@ void attention_forward(float* out, float* L, const autograd::detail::Operand& q,
 void attention_backward(const autograd::detail::AttnGrads& g, const float* L, const autograd::detail::Operand& q,
                         const autograd::detail::Operand& k, const autograd::detail::Operand& v,
                         const autograd::detail::AttnDims& d);
-
-// ---- cross entropy (cross_entropy.cu); logits x (N, V), targets (N) device int32 ---------------
-// The host computes the row weights w_i (mask_i, 0 for ignore_index) and W = Σ w_i, as the CPU op
-// does. Per row: lse (N) and row_loss (N) = w_i·ℓ_i (both 0 on rows with w_i == 0); the loss is then
-// sum_forward(loss, row_loss, N, 1/W) (or 0 when W == 0). One block per row.
-void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,
-                           int64_t N, int64_t V, float label_smoothing);
-// dx (N, V) += dloss[0]·row_scale_i·(p_iv - q_iv), row_scale_i = w_i / W (0: row skipped); dloss is a
-// device scalar (the loss's gradient), so no host round trip is needed.
-void cross_entropy_backward(float* dx, const float* x, const float* lse, const int32_t* targets, const float* row_scale,
-                            const float* dloss, int64_t N, int64_t V, float label_smoothing);
 
 // ---- AdamW (optim/adamw.cpp): one fused update of one tensor of n elements ----------------------
 // c1 = 1-β1^t, c2 = 1-β2^t computed on the host; wd is this tensor's weight decay (0 for biases);
