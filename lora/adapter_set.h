@@ -19,8 +19,8 @@
 // Unmerged mode (row_adapters, no adapter active): each adapted linear computes x W0ᵀ + b once for the
 // whole batch, then for every adapter present adds scale · (x_rows Aᵀ) Bᵀ on that adapter's rows: two
 // thin GEMMs per adapter over its gathered rows (lora/segmented.cpp), the segmented GEMM of Punica and
-// S-LoRA. Inference only (under autograd::NoGradGuard); adapters on the token embedding ("wte") are
-// served merged only.
+// S-LoRA (on a GPU: two cuBLAS GEMMs per run of rows that share an adapter). Inference only (under
+// autograd::NoGradGuard); adapters on the token embedding ("wte") are served merged only.
 //
 // The set replaces the base's linears by modules that share W0 and b (no copy) and read the set's
 // tables; ~AdapterSet puts plain linears back, after unmerging the active adapter.

@@ -50,6 +50,28 @@ void lora_segmented_forward(float* y, const float* x, const int32_t* row_slot, i
 }  // namespace cpu
 
 namespace {
+
+// On a device: two GEMMs (cuBLAS, through tensor::gemm_batched) per run of consecutive rows that share
+// an adapter, straight on x's and y's rows; scattered rows of one adapter cost a pair of GEMMs each.
+void segmented_runs(Device dev, float* y, const float* x, const std::vector<int32_t>& rows, int64_t T, int64_t in,
+                    int64_t out, const std::vector<cpu::SegmentDelta>& d) {
+  for (size_t n = 0; n < rows.size();) {
+    size_t e = n + 1;
+    while (e < rows.size() && rows[e] == rows[n]) ++e;
+    const int32_t s = rows[n];
+    if (s >= 0 && d[static_cast<size_t>(s)].A) {
+      const cpu::SegmentDelta& a = d[static_cast<size_t>(s)];
+      const int64_t M = static_cast<int64_t>(e - n) * T, first = static_cast<int64_t>(n) * T;
+      Tensor h = Tensor::empty({M, a.R}, dev);  // (M, R) = x_run Aᵀ
+      tensor::gemm_batched(dev, false, true, M, a.R, in, 1.f, x + first * in, in, 0, a.A, in, 0, 0.f, h.data(), a.R, 0,
+                           1);
+      tensor::gemm_batched(dev, false, true, M, out, a.R, a.scale, h.data(), a.R, 0, a.B, a.R, 0, 1.f, y + first * out,
+                           out, 0, 1);
+    }
+    n = e;
+  }
+}
+
 nn::Linear meta_linear(const nn::Linear& base) {  // its shape on the meta device: no storage allocated
   Rng unused(0);
   return nn::Linear(base.in_features(), base.out_features(), false, nn::Init{unused, Device::Meta});
@@ -78,8 +100,6 @@ Tensor SegmentedLinear::forward(const Tensor& x, const nn::Context& ctx) {
   LR_CHECK(!autograd::grad_enabled(), "adapter rows: inference only (run under autograd::NoGradGuard)");
   LR_CHECK(status->active.empty(), "adapter rows: adapter '", status->active,
            "' is merged (activate(\"\") before a mixed batch)");
-  LR_CHECK(x.device() == Device::CPU, "adapter rows: mixed-adapter batches run on the CPU (on ",
-           tensor::device_name(x.device()), " activate one adapter at a time)");
   LR_CHECK(N > 0 && x.numel() % (N * in) == 0, "adapter rows: ", N, " row adapters for input ", x.shape());
   const int64_t n_slots = static_cast<int64_t>(table->deltas.size());
   for (int64_t n = 0; n < N; ++n) {
@@ -95,7 +115,11 @@ Tensor SegmentedLinear::forward(const Tensor& x, const nn::Context& ctx) {
     if (m.A.defined()) d[static_cast<size_t>(a)] = {m.A.data(), m.B.data(), m.A.size(0), m.scale};
   }
   Tensor xc = x.contiguous();
-  cpu::lora_segmented_forward(y.data(), xc.data(), rows.data(), N, x.numel() / (N * in), in, out, d.data(), n_slots);
+  const int64_t T = x.numel() / (N * in);
+  if (x.device() == Device::CPU)
+    cpu::lora_segmented_forward(y.data(), xc.data(), rows.data(), N, T, in, out, d.data(), n_slots);
+  else
+    segmented_runs(x.device(), y.data(), xc.data(), rows, T, in, out, d);
   return y;
 }
 

@@ -231,3 +231,38 @@ TEST_CASE("adapter set: the base is plain again when the set goes, bit for bit w
   CHECK(dynamic_cast<lora::SegmentedLinear*>(model->h[0]->attn.c_attn.get()) == nullptr);
   CHECK(logits(*model) == before);
 }
+
+#ifdef LOWRANK_HAVE_CUDA
+#include "nn/checkpoint.h"
+#include "tests/cuda_test_util.h"
+
+TEST_CASE("cuda: adapter set rows on the device equal the CPU's, merged and mixed") {
+  LR_SKIP_WITHOUT_GPU();
+  TempDir dir("adapter_set_cuda");
+  std::vector<AdapterFile> files = write_adapters(dir);
+  files.pop_back();  // "emb": merged only
+  const std::string base = (dir.dir / "base.safetensors").string();
+  nn::save_model(base, *base_model());
+  Rng rng(1);
+  std::unique_ptr<nn::GPT> cpu = nn::load_model(base, rng), gpu = nn::load_model(base, rng, Device::CUDA);
+  lora::AdapterSet cs(*cpu), gs(*gpu);
+  std::vector<int32_t> rows;
+  for (const AdapterFile& f : files) {
+    rows.push_back(cs.load(f.name, f.path));
+    CHECK(gs.load(f.name, f.path) == rows.back());
+  }
+  rows = {rows[0], rows[0], -1, rows[2], rows[1]};  // a run of two, the base, then two single rows
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 5 * 6; ++i) ids.push_back((i * 7) % 23);
+  autograd::NoGradGuard ng;
+  nn::Context ctx;
+  ctx.row_adapters = &rows;
+  const std::vector<float> want = cpu->forward(ids, 5, 6, ctx).to_vector();
+  const std::vector<float> got = gpu->forward(ids, 5, 6, ctx).to(Device::CPU).to_vector();
+  CHECK(max_diff(got, want) < 1e-3f);
+  cs.activate("mlp");
+  gs.activate("mlp");
+  CHECK(max_diff(gpu->forward(ids, 5, 6, {}).to(Device::CPU).to_vector(), cpu->forward(ids, 5, 6, {}).to_vector()) <
+        1e-3f);
+}
+#endif  // LOWRANK_HAVE_CUDA
