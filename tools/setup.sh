@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
-PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev ${LOWRANK_EXTRA_PKGS:-}"
+# libcpp-httplib-dev: the serve example's HTTP server (optional in CMake: -DLOWRANK_HTTP, docs/serve.md).
+PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev nlohmann-json3-dev libopenblas-openmp-dev libcpp-httplib-dev ${LOWRANK_EXTRA_PKGS:-}"
 # On an AVX-512 CPU the default GEMM backend (LOWRANK_GEMM=auto) is oneDNN: its kernels follow the CPU
 # where OpenBLAS may be held to AVX2's by OPENBLAS_CORETYPE (docs/benchmarks.md, "GEMM backends"). It is
 # optional: where it cannot be installed, auto builds with OpenBLAS.

@@ -169,6 +169,22 @@ void generate_seeds() {
       "{\"prompt\": \"" + std::string(300, 'a') + " b c d e f g h i j k l m n o p\"}\n");
 }
 
+// serve's request bodies: completions with every field, each kind of refusal, and adapter loads.
+void serve_seeds() {
+  put("serve_request", "good",
+      "{\"model\": \"sql\", \"prompt\": \"name : The Vaults<|endoftext|>\", \"max_tokens\": 2, \"temperature\": 0, "
+      "\"n\": 1, \"stream\": false, \"stop\": [\"\\n\", \".\"], \"beam\": 2}");
+  put("serve_request", "minimal",
+      "{\"model\": \"base\", \"prompt\": \"caf\\u00e9 x\", \"stop\": \"x\", \"beam\": null}");
+  put("serve_request", "bad_json", "{\"model\": \"m\", \"prompt\": ");
+  put("serve_request", "bad_types", "{\"model\": 3, \"prompt\": [\"a\"], \"max_tokens\": \"2\"}");
+  put("serve_request", "bad_values",
+      "{\"model\": \"m\", \"prompt\": \"a\", \"max_tokens\": 18446744073709551615, \"temperature\": 0.7, \"n\": 2}");
+  put("serve_request", "long_prompt", "{\"model\": \"m\", \"prompt\": \"" + std::string(200, 'a') + " b c d e f\"}");
+  put("serve_request", "adapter", "{\"name\": \"sql-v2.1_x\", \"path\": \"adapters/sql.safetensors\"}");
+  put("serve_request", "bad_adapter", "{\"name\": \"a/b\", \"path\": \"\", \"rank\": 2}");
+}
+
 void data_seeds(const std::string& e2e_dir, const std::string& glue_dir) {
   put("e2e", "train_head", head(e2e_dir + "/train.txt", 20));
   put("e2e", "test_head", head(e2e_dir + "/test.txt", 5));
@@ -235,6 +251,7 @@ int main(int argc, char** argv) {
   peft_seeds(tmp);
   bpe_seeds();
   generate_seeds();
+  serve_seeds();
   data_seeds(argv[2], argv[3]);
   sft_seeds(argv[2]);
   finetune_seeds(tmp);
