@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <string>
 
+#include "data/text.h"
 #include "examples/common/adapter_tables.h"
 #include "examples/common/adapter_throughput.h"
 #include "examples/common/cli.h"
@@ -41,6 +42,7 @@ cxxopts::Options make_options() {
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("2"))
     ("json", "write the results here", cxxopts::value<std::string>()->default_value(""))
     ("markdown", "rewrite the <!-- results:adapters --> section of this file", cxxopts::value<std::string>()->default_value(""))
+    ("serve-load", "add tools/bench_serve.sh's JSON (docs/results/serve_load.json) to the tables", cxxopts::value<std::string>()->default_value(""))
     ("rss-child", "internal: KIND BASE ADAPTER N, prints the RSS growth", cxxopts::value<std::vector<std::string>>())
     ("h,help", "show help");
   // clang-format on
@@ -116,6 +118,8 @@ int bench_main(int argc, char** argv) {
     j["throughput"] = ex::throughput_rows(a["throughput-shape"].as<std::string>(), tmp.path, a["batch"].as<int64_t>(),
                                           a["prompt-len"].as<int64_t>(), a["new-tokens"].as<int64_t>(),
                                           a["rank"].as<int64_t>(), repeats);
+  if (!a["serve-load"].as<std::string>().empty())
+    j["serve_load"] = nlohmann::json::parse(data::read_file(a["serve-load"].as<std::string>()));
   const std::string md = ex::adapter_tables(j);
   std::printf("%s", md.c_str());
   if (!a["json"].as<std::string>().empty()) ex::write_json(a["json"].as<std::string>(), j);

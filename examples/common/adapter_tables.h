@@ -1,5 +1,6 @@
 #pragma once
 // bench_adapters' results (docs/results/adapters.json) as REPRODUCTION.md's markdown tables.
+#include <algorithm>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -59,6 +60,17 @@ inline std::string throughput_table(const nlohmann::json& rows) {
   return t;
 }
 
+// tools/bench_serve.sh's run (bench_serve --json), when given.
+inline std::string serve_load_table(const nlohmann::json& r) {
+  return "| clients × requests | adapters | failed | p50 latency | p99 latency | requests/s | tokens/s |\n"
+         "|---|---:|---:|---:|---:|---:|---:|\n| " +
+         std::to_string(r["clients"].get<int64_t>()) + " × " +
+         std::to_string(r["requests"].get<int64_t>() / std::max<int64_t>(1, r["clients"].get<int64_t>())) + " | " +
+         std::to_string(r["models"].size()) + " | " + std::to_string(r["failed"].get<int64_t>()) + " | " +
+         fixed(r["p50_ms"].get<double>(), 0) + " ms | " + fixed(r["p99_ms"].get<double>(), 0) + " ms | " +
+         fixed(r["requests_per_s"].get<double>(), 1) + " | " + fixed(r["tokens_per_s"].get<double>(), 0) + " |\n";
+}
+
 inline std::string adapter_tables(const nlohmann::json& j) {
   std::string md;
   if (j.contains("switch"))
@@ -72,6 +84,11 @@ inline std::string adapter_tables(const nlohmann::json& j) {
           r0["shape"].get<std::string>() + ", greedy, " + std::to_string(j["threads"].get<int>()) + " threads:\n\n" +
           throughput_table(j["throughput"]);
   }
+  if (j.contains("serve_load"))
+    md +=
+        "\n`serve` under load (`tools/bench_serve.sh`: gpt-e2e-base5, 16 new tokens per request, batches of up to "
+        "16):\n\n" +
+        serve_load_table(j["serve_load"]);
   return md + "\n";
 }
 
