@@ -5,10 +5,11 @@
 # lowrank_tests_TESTS. The label follows the name's prefix: a new test gets "unit" unless its prefix
 # is listed below, so every test has exactly one label.
 #   cli: runs a program of examples/ (cli: ..., e2e_score: ..., ablation: ..., hf dir: finetune_e2e ...,
-#        own data: finetune ..., own data: generate ..., own data: to_jsonl ..., adapters: ...)
+#        own data: finetune ..., own data: generate ..., own data: to_jsonl ..., adapters: ...,
+#        data parallel: ... (under mpirun, with a timeout so that a hung rank fails the test))
 #   e2e: trains or loads a whole model against a reference (PyTorch, transformers, peft) or a base
 #        checkpoint of data/assets
-set(lowrank_cli_re "^(cli[ :_]|e2e_score: |ablation: |hf dir: finetune_e2e |own data: finetune |own data: generate |own data: to_jsonl |adapters: )")
+set(lowrank_cli_re "^(cli[ :_]|e2e_score: |ablation: |hf dir: finetune_e2e |own data: finetune |own data: generate |own data: to_jsonl |adapters: |data parallel: )")
 set(lowrank_e2e_re "^(train smoke: |train reference: |base checkpoint: |hf gpt2: |peft fixtures: |hf dir: )")
 foreach(lowrank_test IN LISTS lowrank_tests_TESTS)
   if(lowrank_test MATCHES "${lowrank_cli_re}")
@@ -19,4 +20,7 @@ foreach(lowrank_test IN LISTS lowrank_tests_TESTS)
     set(lowrank_label unit)
   endif()
   set_tests_properties("${lowrank_test}" PROPERTIES LABELS ${lowrank_label})
+  if(lowrank_test MATCHES "^data parallel: ")
+    set_tests_properties("${lowrank_test}" PROPERTIES TIMEOUT 240)
+  endif()
 endforeach()
