@@ -1,6 +1,6 @@
 // Data-parallel training under mpirun (optim/dist.h, examples/common/data_parallel.h): 2 ranks with 2
 // examples each train as 1 process with 4 (every step's loss, the saved weights, within float32
-// rounding), for FT and LoRA in finetune_e2e and LoRA in finetune; ranks started with different options,
+// rounding), for FT and LoRA in finetune_e2e, LoRA in finetune, pretraining in train_gpt, a classifier in finetune_glue; ranks started with different options,
 // a batch that does not split and an error on one rank end every rank with exit status 1, never a hang.
 // Each case skips, saying why, in a build without MPI or where mpirun is missing.
 #include <doctest/doctest.h>
@@ -156,6 +156,55 @@ TEST_CASE("data parallel: finetune on 2 ranks trains LoRA on a JSONL file as 1 p
   check_close(losses_of(a), losses_of(b), 1e-5, 0, "losses");
   CHECK(a.at("best_step") == b.at("best_step"));
   check_same_tensors(t.file("one/adapter.safetensors"), t.file("two/adapter.safetensors"), 1e-5, 1e-5);
+}
+
+TEST_CASE("data parallel: train_gpt on 2 ranks x 2 sequences trains as 1 process x 4") {
+  DP_SKIP_WITHOUT_MPI();
+  TempDir t("dp_train_gpt");
+  const std::string common =
+      "--tokenizer char --model tiny --block-size 16 --batch-size 4 --steps 10 --eval-every 0 --eval-batches 2"
+      " --threads 1";
+  const Run one =
+      run_example("train_gpt", common + " --save " + t.file("one.safetensors") + " --json " + t.file("one.json"), t);
+  CAPTURE(one.err);
+  REQUIRE(one.rc == 0);
+  const Run two =
+      run_ranks(2, "train_gpt", common + " --save " + t.file("two.safetensors") + " --json " + t.file("two.json"), t);
+  CAPTURE(two.err);
+  REQUIRE(two.rc == 0);
+  const nlohmann::json a = read_json(t.file("one.json")), b = read_json(t.file("two.json"));
+  check_close({a.at("final_train_loss").get<float>(), a.at("val_loss").get<float>()},
+              {b.at("final_train_loss").get<float>(), b.at("val_loss").get<float>()}, 1e-5, 0, "losses");
+  check_same_tensors(t.file("one.safetensors"), t.file("two.safetensors"), 1e-5, 1e-5);
+}
+
+TEST_CASE("data parallel: finetune_glue on 2 ranks x 2 examples trains as 1 process x 4") {
+  DP_SKIP_WITHOUT_MPI();
+  TempDir t("dp_glue");
+  nn::GPTConfig c = nn::config_by_name("tiny");
+  c.vocab_size = 50257;
+  c.n_layer = 1;
+  Rng rng(1);
+  nn::GPT model(c, rng);
+  const std::string base = t.file("base.safetensors");
+  nn::save_model(base, model, {}, "BF16");
+  const std::string common =
+      "--task sst2 --steps 10 --train-examples 32 --max-len 16 --batch-size 4 --dropout 0"
+      " --seeds 1 --lr 1e-2 --threads 1 --init " +
+      base;
+  const Run one = run_example(
+      "finetune_glue", common + " --save-adapter " + t.file("one.safetensors") + " --json " + t.file("one.json"), t);
+  CAPTURE(one.err);
+  REQUIRE(one.rc == 0);
+  const Run two = run_ranks(
+      2, "finetune_glue", common + " --save-adapter " + t.file("two.safetensors") + " --json " + t.file("two.json"), t);
+  CAPTURE(two.err);
+  REQUIRE(two.rc == 0);
+  const nlohmann::json a = read_json(t.file("one.json"))["runs"][0], b = read_json(t.file("two.json"))["runs"][0];
+  check_close({a.at("final_train_loss").get<float>(), a.at("dev_loss").get<float>()},
+              {b.at("final_train_loss").get<float>(), b.at("dev_loss").get<float>()}, 1e-5, 0, "losses");
+  check_same_tensors(t.file("one.safetensors"), t.file("two.safetensors"), 1e-5, 1e-5);
+  check_same_tensors(t.file("one.head.safetensors"), t.file("two.head.safetensors"), 1e-5, 1e-5);
 }
 
 TEST_CASE("data parallel: ranks with different options, an unsplittable batch or a failing rank all exit 1") {
