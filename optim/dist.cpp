@@ -48,6 +48,10 @@ void reduce_bucket(std::vector<float>& buf, const std::vector<Piece>& pieces, in
 // as PyTorch DDP's 25 MB buckets do (Li et al., 2020, "PyTorch Distributed", Section 3.2.3).
 void allreduce_sum(std::vector<Tensor>& tensors) {
   if (size() == 1) return;
+  const bool on_gpus = !tensors.empty() && std::all_of(tensors.begin(), tensors.end(), [](const Tensor& t) {
+    return t.defined() && t.device() == Device::CUDA && t.is_contiguous();
+  });
+  if (on_gpus && detail::device_allreduce(tensors)) return;
   std::vector<float> buf;
   std::vector<Piece> pieces;
   int64_t used = 0;

@@ -61,6 +61,9 @@ void allreduce_floats(float* data, int64_t n);
 void allreduce_doubles(double* data, int64_t n);
 void broadcast_bytes(void* data, int64_t n, int root);
 std::vector<std::string> allgather_bytes(const std::string& bytes);
+// Sums CUDA tensors on the devices (NCCL, optim/dist_nccl.cpp); false where the build has no NCCL, and
+// then allreduce_sum stages them through host buffers.
+bool device_allreduce(std::vector<Tensor>& tensors);
 // Floats per bucket (allreduce_sum on tensors): a few MB per message.
 constexpr int64_t kBucketFloats = int64_t{1} << 20;
 }  // namespace detail

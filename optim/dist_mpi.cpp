@@ -113,6 +113,10 @@ std::vector<std::string> allgather_bytes(const std::string& bytes) {
   return out;
 }
 
+#ifndef LOWRANK_HAS_NCCL
+bool device_allreduce(std::vector<Tensor>&) { return false; }  // no NCCL: allreduce_sum stages on the host
+#endif
+
 }  // namespace detail
 
 }  // namespace lowrank::optim::dist
