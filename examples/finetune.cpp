@@ -159,37 +159,11 @@ void save_outputs(const cxxopts::ParseResult& a, nn::GPT& model, const std::stri
   }
 }
 
-int finetune_main(int argc, char** argv) {
-  cxxopts::Options options = make_options();
-  auto a = ex::parse_args(options, argc, argv);
-  check_run_options(a);
-  tensor::set_num_threads(a["threads"].as<int>());
-  const data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
-  const lora::MethodConfig mc = ex::method_config(a);
-  ex::FinetuneOptions to = train_options(a);
-
-  // Everything is read and checked before the first write: model, method, data, the warmup.
-  ex::FinetuneModel em = ex::prepare_model(a["init"].as<std::string>(), tok, mc, to, a["adapter"].as<std::string>());
-  to.max_len = max_len_of(a, *em.model);
-  const ex::FinetuneDataOptions dopt = data_options(a, to.max_len);
-  const ex::FinetuneData d = ex::load_finetune_data(dopt, tok);
-  to.warmup = warmup_steps(a["warmup"].as<std::string>(), ex::train_steps(to, d.train->size()));
-  ex::print_setup(em, mc.method, *d.train, dopt.train + ":");
-  ex::print_data(d);
-
+// The trained model and the run's metrics, curve and summary into --out.
+void write_run(const cxxopts::ParseResult& a, ex::FinetuneModel& em, const lora::MethodConfig& mc,
+               const ex::FinetuneOptions& to, const ex::FinetuneDataOptions& dopt, const ex::FinetuneData& d,
+               const ex::CheckpointOptions& ck, const ex::TrainResult& tr) {
   const fs::path out(a["out"].as<std::string>());
-  fs::create_directories(out);
-  ex::CheckpointOptions ck{
-      (out / "checkpoint.safetensors").string(), a["save-every"].as<int64_t>(), a["stop-after"].as<int64_t>(),
-      a["resume"].as<std::string>(),
-      ex::run_fingerprint(to, mc, a["init"].as<std::string>(), a["adapter"].as<std::string>(), d.identity)};
-  const ex::TrainResult tr = ex::train_loop(em, *d.train, d.valid.get(), to, ck);  // the loop
-  if (static_cast<int64_t>(tr.losses.size()) < tr.steps) {
-    std::cout << "stopped after step " << tr.losses.size() << " of " << tr.steps << "; continue with --resume "
-              << ck.path << "\n";
-    return 0;
-  }
-
   const int64_t exported = ex::use_best_weights(*em.model, tr);
   save_outputs(a, *em.model, mc.method);
   nlohmann::json metrics = ex::result_json(tr, exported);
@@ -209,6 +183,41 @@ int finetune_main(int argc, char** argv) {
   ex::write_json((out / "metrics.json").string(), metrics);
   ex::write_curve_svg((out / "curve.svg").string(), tr);
   ex::print_summary(tr, exported, out.string());
+}
+
+int finetune_main(int argc, char** argv) {
+  cxxopts::Options options = make_options();
+  auto a = ex::parse_args(options, argc, argv);
+  check_run_options(a);
+  tensor::set_num_threads(a["threads"].as<int>());
+  const data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(kSrc + "/data/assets/gpt2-bpe");
+  const lora::MethodConfig mc = ex::method_config(a);
+  ex::FinetuneOptions to = train_options(a);
+
+  // Everything is read and checked before the first write: model, method, data, the warmup.
+  ex::FinetuneModel em = ex::prepare_model(a["init"].as<std::string>(), tok, mc, to, a["adapter"].as<std::string>());
+  to.max_len = max_len_of(a, *em.model);
+  const ex::FinetuneDataOptions dopt = data_options(a, to.max_len);
+  const ex::FinetuneData d = ex::load_finetune_data(dopt, tok);
+  to.warmup = warmup_steps(a["warmup"].as<std::string>(), ex::train_steps(to, d.train->size()));
+  ex::print_setup(em, mc.method, *d.train, dopt.train + ":");
+  ex::print_data(d);
+
+  const fs::path out(a["out"].as<std::string>());
+  if (optim::dist::is_root()) fs::create_directories(out);  // under mpirun rank 0 alone writes
+  ex::CheckpointOptions ck{
+      (out / "checkpoint.safetensors").string(), a["save-every"].as<int64_t>(), a["stop-after"].as<int64_t>(),
+      a["resume"].as<std::string>(),
+      ex::run_fingerprint(to, mc, a["init"].as<std::string>(), a["adapter"].as<std::string>(), d.identity)};
+  const ex::TrainResult tr = ex::train_loop(em, *d.train, d.valid.get(), to, ck);  // the loop
+  if (static_cast<int64_t>(tr.losses.size()) < tr.steps) {
+    std::cout << "stopped after step " << tr.losses.size() << " of " << tr.steps << "; continue with --resume "
+              << ck.path << "\n";
+    return 0;
+  }
+
+  if (optim::dist::is_root()) write_run(a, em, mc, to, dopt, d, ck, tr);
+  optim::dist::barrier();  // the other ranks wait for rank 0's files
   return 0;
 }
 

@@ -294,9 +294,12 @@ int finetune_main(int argc, char** argv) {
               << a["checkpoint"].as<std::string>() << "\n";
     return 0;
   }
-  nn::GPT& model = *em.model;
-  save_trained(a, model);
-  evaluate_and_report(a, tok, mc, em, tr, splits.train.size());
+  // Under mpirun rank 0 alone writes and decodes; the others wait (every rank holds the same model).
+  if (optim::dist::is_root()) {
+    save_trained(a, *em.model);
+    evaluate_and_report(a, tok, mc, em, tr, splits.train.size());
+  }
+  optim::dist::barrier();
   return 0;
 }
 

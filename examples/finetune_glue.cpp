@@ -177,28 +177,40 @@ void record_runs(const std::string& path, const std::string& task, const ex::Glu
 
 // One seed: the classifier from the base with the method applied, trained for --steps, scored on dev.
 // Randomness: the model and LoRA's A from seed, the batch order from seed, dropout from seed + 1.
+// Under mpirun each rank trains on its slice of every batch (one label per example: its loss weighs
+// B_r / B) and the gradients are summed (docs/data_parallel.md); rank 0 alone saves the adapter.
 ex::GlueRunResult run_seed(const ex::GlueData& d, const ex::GlueRunConfig& c, uint64_t seed,
                            const std::string& save_adapter) {
   Rng rng(seed);
   std::unique_ptr<nn::Classifier> clf = ex::glue_model(c, d, rng);
   ex::GlueOptimizer opt(*clf, c);  // AdamW over the method's tensors, another over the head
   const optim::Schedule sched = ex::glue_schedule(c);
-  ex::EpochBatches<data::GlueDataset> batches(*d.train, c.batch_size, seed);
-  Rng drop_rng(seed + 1);
+  const int rank = optim::dist::rank();
+  const bool parallel = optim::dist::size() > 1;
+  ex::check_batch_split(c.batch_size);
+  ex::broadcast_state(clf->named_parameters(), nullptr);  // the moments start at zero on every rank
+  ex::EpochBatches<data::GlueDataset> batches(*d.train, c.batch_size, seed, parallel ? ex::rank_slice : nullptr);
+  Rng drop_rng(seed + 1), rank_rng;
   ex::GlueTrainLog log(c, *d.dev);
   for (int64_t step = 0; step < c.steps; ++step) {
-    const data::GlueBatch b = batches.next();
-    Tensor logits = clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, &drop_rng});  // (B, n_classes)
-    Tensor loss = autograd::cross_entropy(logits, b.labels);
-    const float l = loss.item();
+    if (parallel && rank > 0) rank_rng = Rng(ex::rank_dropout_seed(seed, rank, step));
+    data::GlueBatch b = batches.next();
+    Tensor logits = clf->forward(b.ids, b.B, b.T, b.lengths, nn::Context{true, rank > 0 ? &rank_rng : &drop_rng});
+    Tensor loss = autograd::cross_entropy(logits, b.labels);  // (B, n_classes) -> mean over the rank's B
+    std::vector<double> global = {loss.item() * static_cast<double>(b.B), static_cast<double>(b.B),
+                                  static_cast<double>(b.tokens)};
+    optim::dist::allreduce_sum(global);
+    const float l = parallel ? static_cast<float>(global[0] / global[1]) : loss.item();
     LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
     opt.zero_grad();
-    autograd::backward(loss);
+    autograd::backward(parallel ? autograd::scale(loss, static_cast<float>(b.B / global[1])) : loss);
+    ex::sum_gradients(clf->named_parameters());
     if (c.clip > 0.f) optim::clip_grad_norm(clf->named_parameters(), c.clip);
     opt.step(sched.lr_at(step));
+    b.B = static_cast<int64_t>(global[1]), b.tokens = static_cast<int64_t>(global[2]);  // the whole batch's
     log.update(step, b, l, *clf);
   }
-  return ex::glue_finish(*clf, d, c, log.finish(), save_adapter);
+  return ex::glue_finish(*clf, d, c, log.finish(), optim::dist::is_root() ? save_adapter : "");
 }
 
 // Per-seed rows, then mean ± std of each score across seeds.
@@ -291,6 +303,7 @@ int finetune_main(int argc, char** argv) {
   std::cout << "trainable: " << runs[0].trainable << " (method) + " << runs[0].head << " (head) of " << runs[0].total
             << " parameters\n";
   print_results(d.task, seeds, runs);
+  if (!optim::dist::is_root()) return 0;  // under mpirun rank 0 alone writes
   if (!a["json"].as<std::string>().empty()) write_results(a["json"].as<std::string>(), task, cfg, d, runs, per_seed);
   if (!a["results"].as<std::string>().empty())
     record_runs(a["results"].as<std::string>(), task, cfg, d, a["train-examples"].as<int64_t>(), seeds, runs);

@@ -130,22 +130,41 @@ uint64_t step_seed(uint64_t seed, int64_t step, uint64_t stream) {
   return seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ULL + stream;
 }
 
-// One optimizer step over `accum` micro-batches; returns the mean loss.
+// Rank r's rows of a global batch of B sequences (all of it in a group of one).
+data::LMBatch rank_rows(data::LMBatch b) {
+  const int64_t n = optim::dist::size(), rows = b.B / n, from = optim::dist::rank() * rows * b.T;
+  if (n == 1) return b;
+  b.inputs = std::vector<int32_t>(b.inputs.begin() + from, b.inputs.begin() + from + rows * b.T);
+  b.targets = std::vector<int32_t>(b.targets.begin() + from, b.targets.begin() + from + rows * b.T);
+  b.B = rows;
+  return b;
+}
+
+// One optimizer step over `accum` micro-batches; returns the mean loss. Under mpirun every rank draws
+// the same global batch and trains on its rows; every row has T tokens, so each rank's share of the
+// loss is 1/N and the summed gradients are the whole batch's (docs/data_parallel.md).
 float train_step(nn::GPT& model, optim::AdamW& opt, const data::LMDataset& ds, const cxxopts::ParseResult& a,
                  int64_t step, float lr) {
   const int64_t B = a["batch-size"].as<int64_t>(), T = a["block-size"].as<int64_t>(), accum = a["accum"].as<int64_t>();
   const uint64_t seed = a["seed"].as<uint64_t>();
-  Rng batch_rng(step_seed(seed, step, 1)), drop_rng(step_seed(seed, step, 2));
+  const int rank = optim::dist::rank(), n = optim::dist::size();
+  Rng batch_rng(step_seed(seed, step, 1));
+  Rng drop_rng(rank == 0 ? step_seed(seed, step, 2) : ex::rank_dropout_seed(seed, rank, step));
   opt.zero_grad();
   double loss_sum = 0.0;
+  const float weight = 1.f / static_cast<float>(accum * n);
   for (int64_t m = 0; m < accum; ++m) {
-    data::LMBatch b = ds.train_batch(B, T, batch_rng);
-    Tensor logits = model.forward(b.inputs, B, T, nn::Context{true, &drop_rng});
+    const data::LMBatch b = rank_rows(ds.train_batch(B, T, batch_rng));
+    Tensor logits = model.forward(b.inputs, b.B, T, nn::Context{true, &drop_rng});
     Tensor loss = autograd::cross_entropy(logits, b.targets);
     const float l = loss.item();
     LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step, " (lower --lr, or check the data)");
     loss_sum += l;
-    autograd::backward(accum == 1 ? loss : autograd::scale(loss, 1.f / static_cast<float>(accum)));
+    autograd::backward(weight == 1.f ? loss : autograd::scale(loss, weight));
+  }
+  if (n > 1) {  // the whole batch's gradient and loss on every rank
+    ex::sum_gradients(model.named_parameters());
+    loss_sum = optim::dist::allreduce_sum(loss_sum) / n;
   }
   if (a["clip"].as<float>() > 0.f) optim::clip_grad_norm(model.named_parameters(), a["clip"].as<float>());
   opt.step(lr);
@@ -219,6 +238,9 @@ int train_main(int argc, char** argv) {
   tensor::set_num_threads(a["threads"].as<int>());
   Run r = setup(a);
   const int64_t B = a["batch-size"].as<int64_t>(), T = a["block-size"].as<int64_t>();
+  ex::check_batch_split(B);
+  ex::broadcast_state(r.model->named_parameters(), r.opt.get());  // under mpirun: rank 0's bits everywhere
+  const bool root = optim::dist::is_root();                       // rank 0 alone writes
   const int64_t steps = a["steps"].as<int64_t>(), eval_every = a["eval-every"].as<int64_t>();
   const int64_t evals = a["eval-batches"].as<int64_t>(), save_every = a["save-every"].as<int64_t>();
   const std::string save_path = a["save"].as<std::string>(), tok_name = a["tokenizer"].as<std::string>();
@@ -241,18 +263,18 @@ int train_main(int argc, char** argv) {
       std::fprintf(stderr, "\nstep %ld: train loss %.4f, val loss %.4f, lr %.2e\n", static_cast<long>(step + 1), loss,
                    val, r.sched.lr_at(step));
     }
-    if (!save_path.empty() && save_every > 0 && (step + 1) % save_every == 0) save(r, save_path, tok_name);
+    if (root && !save_path.empty() && save_every > 0 && (step + 1) % save_every == 0) save(r, save_path, tok_name);
   }
   bar.finish();
   const double seconds = timer.seconds();
   const double tok_per_s = static_cast<double>((steps - r.start_step) * B * T * a["accum"].as<int64_t>()) / seconds;
-  if (!save_path.empty()) save(r, save_path, tok_name);
-  if (!a["export"].as<std::string>().empty())
+  if (root && !save_path.empty()) save(r, save_path, tok_name);
+  if (root && !a["export"].as<std::string>().empty())
     nn::save_model(a["export"].as<std::string>(), *r.model, tokenizer_meta(r, tok_name), "BF16");
   if (std::isnan(val)) val = evaluate(*r.model, *r.ds, B, T, evals);
   const double full_val = evaluate(*r.model, *r.ds, B, T, 0);
 
-  if (a["sample"].as<int64_t>() > 0) {
+  if (root && a["sample"].as<int64_t>() > 0) {
     Rng srng(a["seed"].as<uint64_t>() + 7);
     nn::SampleOptions so{a["sample"].as<int64_t>(), a["temperature"].as<float>(), a["top-k"].as<int64_t>(),
                          r.tok->eos_id()};
@@ -267,7 +289,7 @@ int train_main(int argc, char** argv) {
                                         {"unigram baseline", std::to_string(r.unigram)},
                                         {"tokens/s", std::to_string(static_cast<long>(tok_per_s))},
                                         {"wall time (s)", std::to_string(static_cast<long>(seconds))}});
-  if (!a["json"].as<std::string>().empty())
+  if (root && !a["json"].as<std::string>().empty())
     ex::write_json(a["json"].as<std::string>(), {{"model", nn::config_to_json(r.model->config)},
                                                  {"parameters", r.model->num_parameters()},
                                                  {"tokenizer", tok_name},

@@ -18,11 +18,10 @@ struct Run {
   std::string out, err;
 };
 
-// Runs build/<binary> with args (a shell command line fragment), returning its exit status and output.
-inline Run run_example(const std::string& binary, const std::string& args, const TempDir& tmp) {
+// Runs a shell command line, returning its exit status and output.
+inline Run run_command(const std::string& command, const TempDir& tmp) {
   const std::string out_path = tmp.file("stdout.txt"), err_path = tmp.file("stderr.txt");
-  const std::string cmd =
-      std::string(LOWRANK_BINARY_DIR) + "/" + binary + " " + args + " >" + out_path + " 2>" + err_path;
+  const std::string cmd = command + " >" + out_path + " 2>" + err_path;
   const int status = std::system(cmd.c_str());
   Run r;
   r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -31,6 +30,14 @@ inline Run run_example(const std::string& binary, const std::string& args, const
   std::remove(out_path.c_str());
   std::remove(err_path.c_str());
   return r;
+}
+
+// The path of build/<binary>.
+inline std::string example_path(const std::string& binary) { return std::string(LOWRANK_BINARY_DIR) + "/" + binary; }
+
+// Runs build/<binary> with args (a shell command line fragment), returning its exit status and output.
+inline Run run_example(const std::string& binary, const std::string& args, const TempDir& tmp) {
+  return run_command(example_path(binary) + " " + args, tmp);
 }
 
 // Exit status 1, one line "error: ... <expect> ...", and nothing left in tmp.

@@ -14,17 +14,19 @@
 # The fast tier compiles the CUDA backend only where a GPU answers (nvidia-smi -L): without one the
 # CUDA tests skip, and nvcc would add minutes for code no test runs here; --full compiles it so that CI
 # still catches a .cu that no longer builds. One label alone: cd build && ctest -L unit (or cli, e2e).
-# Environment: LOWRANK_JOBS (build and test jobs, default nproc), LOWRANK_CMAKE_ARGS (as tools/setup.sh).
+# Environment: LOWRANK_JOBS (build and test jobs, default nproc), LOWRANK_CMAKE_ARGS (as tools/setup.sh),
+# LOWRANK_MPI (default ON: OpenMPI is installed and the data-parallel tests run 2 ranks; OFF skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FULL=0
 case "${1:-}" in
   --full) FULL=1 ;;
   '') ;;
-  -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "run_tests.sh: unknown argument '$1' (--full or nothing; --help)" >&2; exit 2 ;;
 esac
 JOBS=${LOWRANK_JOBS:-$(nproc)}
+export LOWRANK_MPI=${LOWRANK_MPI:-ON}
 t0=$SECONDS
 
 if [ "$FULL" = 1 ] || nvidia-smi -L >/dev/null 2>&1; then CUDA=ON; else CUDA=OFF; fi

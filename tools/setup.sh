@@ -2,7 +2,9 @@
 # Installs the Debian packages lowrank needs (only those missing), then configures and builds.
 # Usage: tools/setup.sh [build-dir [target...]]   (default: build, every target). Extra CMake options
 # come from $LOWRANK_CMAKE_ARGS, more Debian packages from $LOWRANK_EXTRA_PKGS, the number of build
-# jobs from $LOWRANK_JOBS (default: nproc).
+# jobs from $LOWRANK_JOBS (default: nproc). LOWRANK_MPI=ON installs OpenMPI (openmpi-bin, libopenmpi-dev)
+# and builds data-parallel training with it (docs/data_parallel.md), LOWRANK_MPI=OFF builds without it;
+# unset, CMake uses MPI where it is installed.
 # Re-running is cheap: nothing is reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,12 @@ PKGS="g++ cmake ninja-build pkg-config libeigen3-dev doctest-dev libcxxopts-dev 
 # optional: where it cannot be installed, auto builds with OpenBLAS.
 OPTIONAL=""
 grep -qw avx512f /proc/cpuinfo 2>/dev/null && OPTIONAL="libdnnl-dev"
+if [ "${LOWRANK_MPI:-}" = ON ]; then
+  PKGS="$PKGS openmpi-bin libopenmpi-dev"
+  LOWRANK_CMAKE_ARGS="-DLOWRANK_MPI=ON ${LOWRANK_CMAKE_ARGS:-}"
+elif [ "${LOWRANK_MPI:-}" = OFF ]; then
+  LOWRANK_CMAKE_ARGS="-DLOWRANK_MPI=OFF ${LOWRANK_CMAKE_ARGS:-}"
+fi
 
 missing=""; missing_opt=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -16,11 +16,15 @@ namespace lowrank::examples {
 template <class Dataset>
 class EpochBatches {
  public:
-  EpochBatches(const Dataset& ds, int64_t B, uint64_t seed) : ds_(ds), B_(B), rng_(seed) {}
+  // slice(indices): the examples of a global batch this process trains on (rank_slice under mpirun,
+  // data_parallel.h); every rank draws the same order from the same seed.
+  EpochBatches(const Dataset& ds, int64_t B, uint64_t seed,
+               std::vector<int64_t> (*slice)(const std::vector<int64_t>&) = nullptr)
+      : ds_(ds), B_(B), rng_(seed), slice_(slice) {}
 
   auto next() {
     refill();
-    auto b = ds_.batch(epoch_.back());
+    auto b = ds_.batch(slice_ ? slice_(epoch_.back()) : epoch_.back());
     epoch_.pop_back();
     return b;
   }
@@ -44,6 +48,7 @@ class EpochBatches {
   int64_t B_;
   tensor::Rng rng_;
   std::vector<std::vector<int64_t>> epoch_;
+  std::vector<int64_t> (*slice_)(const std::vector<int64_t>&);
 };
 
 }  // namespace lowrank::examples

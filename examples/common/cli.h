@@ -21,27 +21,38 @@
 
 #include "cuda/device_info.h"
 #include "examples/common/checks.h"
+#include "examples/common/data_parallel.h"
 #include "examples/common/format.h"
+#include "examples/common/process_group.h"
 #include "tensor/error.h"
 #include "tensor/file_io.h"
 #include "tensor/storage.h"
 
 namespace lowrank::examples {
 
-// Runs body(argc, argv); any exception becomes one line "error: <reason>" on stderr and
-// exit status 1, so scripts and CI see a short reason instead of an abort and a core dump.
+// Runs body(argc, argv) inside the process group (process_group.h: a group of one unless mpirun
+// started us); any exception becomes one line "error: <reason>" on stderr and exit status 1, so scripts
+// and CI see a short reason instead of an abort and a core dump. Under mpirun an error on one rank
+// aborts every rank (MPI_Abort), so none waits forever in a collective; an error all ranks raise alike
+// (optim::dist::CollectiveError) is printed by rank 0 alone and every rank exits 1.
 inline int run_main(int argc, char** argv, std::function<int(int, char**)> body) {
+  std::string reason;
   try {
+    ProcessGroup group(&argc, &argv);
     return body(argc, argv);
+  } catch (const optim::dist::CollectiveError& e) {
+    if (optim::dist::is_root()) print_error_line(e.what());
+    optim::dist::finalize();
+    return 1;
   } catch (const cxxopts::exceptions::exception& e) {
-    std::cerr << "error: " << e.what() << " (try --help)\n";
-  } catch (const lowrank::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    reason = std::string(e.what()) + " (try --help)";
+  } catch (const std::exception& e) {  // lowrank::Error among them
+    reason = e.what();
   } catch (...) {
-    std::cerr << "error: unknown exception\n";
+    reason = "unknown exception";
   }
+  print_error_line(reason);
+  if (optim::dist::size() > 1) optim::dist::abort(1);
   return 1;
 }
 
@@ -56,6 +67,7 @@ inline cxxopts::ParseResult parse_args(cxxopts::Options& options, int argc, char
   }
   LR_CHECK(r.unmatched().empty(), "unexpected argument '", r.unmatched().front(), "' (try --help)");
   check_options(r);
+  check_same_options(options.program(), r);  // under mpirun: every rank has the same options
   return r;
 }
 

@@ -24,9 +24,10 @@ class TrainLog {
     r_.steps = steps;
   }
 
-  void count(const data::SftBatch& b) {  // a micro-batch was trained on
-    tokens_ += static_cast<double>(b.B * b.T);
-    r_.examples += b.B;
+  void count(const data::SftBatch& b) { count(b.B, static_cast<double>(b.B * b.T)); }  // a micro-batch trained
+  void count(int64_t examples, double tokens) {  // the whole batch's, over every rank
+    tokens_ += tokens;
+    r_.examples += examples;
   }
 
   // After step `step` (from 0), whose loss was l.

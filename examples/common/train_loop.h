@@ -9,6 +9,10 @@
 // curve) and the best valid loss's tensors. Resuming rebuilds the run from the same options, loads
 // these, and replays the batch order to where it stopped (drawing indices only): the remaining steps
 // see the same batches and dropout masks, so the losses equal the uninterrupted run's bit for bit.
+//
+// Under mpirun -np N (data_parallel.h, docs/data_parallel.md) each rank trains on its B/N slice of every
+// batch, scales its loss by its share of the batch's trained tokens, and the gradients are summed
+// before clipping, so the step is the one-process step of the whole batch; rank 0 alone writes.
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "examples/common/batches.h"
+#include "examples/common/data_parallel.h"
 #include "examples/common/finetune_train.h"
 #include "examples/common/train_log.h"
 #include "optim/adamw.h"
@@ -68,8 +73,12 @@ inline TrainResult train_loop(FinetuneModel& m, const data::SftDataset& train, c
   optim::AdamW& opt = *m.opt;  // state only for the method's trainable tensors
   const int64_t steps = train_steps(o, train.size());
   const optim::Schedule sched = make_schedule(o, steps);
-  EpochBatches<data::SftDataset> batches(train, o.batch_size, o.seed);
-  Rng drop_rng(o.seed + 1);
+  const bool parallel = optim::dist::size() > 1;
+  check_batch_split(o.batch_size);
+  optim::dist::check_same("training setups",
+                          {{"run", ck.fingerprint}, {"train examples", std::to_string(train.size())}});
+  EpochBatches<data::SftDataset> batches(train, o.batch_size, o.seed, parallel ? rank_slice : nullptr);
+  Rng drop_rng(o.seed + 1), rank_rng;
   TrainLog log(steps, o, valid);
   int64_t drawn = 0, step = 0;
   if (!ck.resume.empty()) {  // a failed load leaves the model, optimizer and log as they are
@@ -83,22 +92,36 @@ inline TrainResult train_loop(FinetuneModel& m, const data::SftDataset& train, c
     for (drawn = 0; drawn < s.batches_drawn; ++drawn) batches.skip();
     step = s.step;
   }
+  broadcast_state(model.named_parameters(), &opt);  // every rank starts from rank 0's bits
   for (; step < steps; ++step) {
     opt.zero_grad();
+    if (parallel && optim::dist::rank() > 0) rank_rng = Rng(rank_dropout_seed(o.seed, optim::dist::rank(), step));
+    Rng& rng = parallel && optim::dist::rank() > 0 ? rank_rng : drop_rng;
     float l = 0.f;
     for (int64_t k = 0; k < o.accum; ++k, ++drawn) {
       const data::SftBatch b = batches.next();
-      Tensor loss = sft_loss(model, b, o.label_smoothing, nn::Context{true, &drop_rng});  // forward
-      l += loss.item() / static_cast<float>(o.accum);
-      autograd::backward(o.accum == 1 ? loss : autograd::scale(loss, 1.f / static_cast<float>(o.accum)));
-      log.count(b);
+      // This rank's share of the global batch's trained tokens (1 alone), and the batch's size.
+      std::vector<double> global = {static_cast<double>(b.tokens), static_cast<double>(b.B),
+                                    static_cast<double>(b.B * b.T)};
+      optim::dist::allreduce_sum(global);
+      const float share = parallel && global[0] > 0 ? static_cast<float>(b.tokens / global[0]) : 1.f;
+      Tensor loss = sft_loss(model, b, o.label_smoothing, nn::Context{true, &rng});  // forward
+      l += loss.item() * share / static_cast<float>(o.accum);
+      const float weight = share / static_cast<float>(o.accum);
+      autograd::backward(weight == 1.f ? loss : autograd::scale(loss, weight));
+      log.count(static_cast<int64_t>(global[1]), global[2]);
+    }
+    if (parallel) {  // the whole batch's gradient and loss on every rank
+      sum_gradients(model.named_parameters());
+      l = static_cast<float>(optim::dist::allreduce_sum(static_cast<double>(l)));
     }
     LR_CHECK(std::isfinite(l), "loss is ", l, " at step ", step + 1, " (lower --lr)");
     if (o.clip > 0.f) optim::clip_grad_norm(model.named_parameters(), o.clip);
     opt.step(sched.lr_at(step));
     log.update(step, l, model);
     const bool stop = ck.stop_after > 0 && step + 1 == ck.stop_after && step + 1 < steps;
-    if (!ck.path.empty() && (stop || (ck.save_every > 0 && (step + 1) % ck.save_every == 0))) {
+    if (optim::dist::is_root() && !ck.path.empty() &&
+        (stop || (ck.save_every > 0 && (step + 1) % ck.save_every == 0))) {
       const std::filesystem::path dir = std::filesystem::path(ck.path).parent_path();
       if (!dir.empty()) std::filesystem::create_directories(dir);
       optim::save_finetune(ck.path, trainable_tensors(model), log.best(), opt,
