@@ -38,11 +38,12 @@ cxxopts::Options make_options() {
     ("new-tokens", "throughput: tokens generated per request", cxxopts::value<int64_t>()->default_value("16"))
     ("rank", "throughput: LoRA rank of every adapter (on Wq, Wv)", cxxopts::value<int64_t>()->default_value("16"))
     ("repeats", "timed repeats (medians)", cxxopts::value<int64_t>()->default_value("3"))
-    ("max-model-mb", "memory: measure N whole models only while N x base stays under this", cxxopts::value<double>()->default_value("6000"))
+    ("max-model-mb", "memory: measure N whole models only while N x base stays under this", cxxopts::value<double>()->default_value("12000"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("2"))
     ("json", "write the results here", cxxopts::value<std::string>()->default_value(""))
     ("markdown", "rewrite the <!-- results:adapters --> section of this file", cxxopts::value<std::string>()->default_value(""))
     ("serve-load", "add tools/bench_serve.sh's JSON (docs/results/serve_load.json) to the tables", cxxopts::value<std::string>()->default_value(""))
+    ("tables", "only print (and --markdown) the tables of this results file, measuring nothing", cxxopts::value<std::string>()->default_value(""))
     ("rss-child", "internal: KIND BASE ADAPTER N, prints the RSS growth", cxxopts::value<std::vector<std::string>>())
     ("h,help", "show help");
   // clang-format on
@@ -67,10 +68,19 @@ nlohmann::json memory_row(const std::string& self, const std::string& shape, con
   ex::write_adapter(base, ex::lora_cfg(4, {"q", "v"}), 4, adapter);
   nlohmann::json row = {{"shape", shape}, {"adapter_bytes", std::filesystem::file_size(adapter)}};
   const double one = measure_rss(self, "models", base, adapter, 1);
+  int64_t last = 1;  // the largest count of whole models measured
+  double last_mb = one, per_model = one;
   for (int64_t n : {1, 10, 100}) {
     row["adapters_mb"][std::to_string(n)] = measure_rss(self, "adapters", base, adapter, n);
     const bool measured = static_cast<double>(n) * one <= max_mb;
-    row["models_mb"][std::to_string(n)] = measured ? measure_rss(self, "models", base, adapter, n) : n * one;
+    if (measured && n > 1) {
+      const double mb = measure_rss(self, "models", base, adapter, n);
+      per_model = (mb - one) / static_cast<double>(n - 1);  // without one load's transient buffers
+      last = n;
+      last_mb = mb;
+    }
+    // beyond max_mb: the largest measured count plus the measured cost of one more model
+    row["models_mb"][std::to_string(n)] = measured ? (n == 1 ? one : last_mb) : last_mb + (n - last) * per_model;
     row["models_measured"][std::to_string(n)] = measured;
   }
   return row;
@@ -100,6 +110,12 @@ int bench_main(int argc, char** argv) {
     const std::vector<std::string> v = a["rss-child"].as<std::vector<std::string>>();
     LR_CHECK(v.size() == 4, "--rss-child KIND,BASE,ADAPTER,N");
     std::printf("%.3f\n", ex::rss_child(v[0], v[1], v[2], std::stoll(v[3])));
+    return 0;
+  }
+  if (!a["tables"].as<std::string>().empty()) {
+    const std::string md = ex::adapter_tables(nlohmann::json::parse(data::read_file(a["tables"].as<std::string>())));
+    std::printf("%s", md.c_str());
+    if (!a["markdown"].as<std::string>().empty()) ex::rewrite_section(a["markdown"].as<std::string>(), "adapters", md);
     return 0;
   }
   const std::string part = a["part"].as<std::string>();

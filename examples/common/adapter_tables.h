@@ -25,7 +25,8 @@ inline std::string switch_table(const nlohmann::json& rows) {
   return t;
 }
 
-// MB measured in a fresh process each; whole models past --max-model-mb are N x one model ("(N x 1)").
+// MB measured in a fresh process each; whole models past --max-model-mb are estimated ("(est.)") from the
+// largest count measured plus the measured cost of one more model.
 inline std::string memory_table(const nlohmann::json& rows, const nlohmann::json& gpt3) {
   std::string t =
       "| shape | base + 1 adapter | + 10 adapters | + 100 adapters | 1 model | 10 models | 100 models |\n"
@@ -34,7 +35,7 @@ inline std::string memory_table(const nlohmann::json& rows, const nlohmann::json
     t += "| " + r["shape"].get<std::string>() + " (MB RSS)";
     for (const char* n : {"1", "10", "100"}) t += " | " + mb(r["adapters_mb"][n].get<double>());
     for (const char* n : {"1", "10", "100"})
-      t += " | " + mb(r["models_mb"][n].get<double>()) + (r["models_measured"][n].get<bool>() ? "" : " (N x 1)");
+      t += " | " + mb(r["models_mb"][n].get<double>()) + (r["models_measured"][n].get<bool>() ? "" : " (est.)");
     t += " |\n";
   }
   if (!gpt3.is_null()) {
