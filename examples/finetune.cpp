@@ -48,6 +48,7 @@ cxxopts::Options make_options() {
     ("adapter", "start from this LoRA adapter (ours or a peft directory; its config replaces --rank/--alpha/--targets)", cxxopts::value<std::string>()->default_value(""))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("8"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("16"))
+    ("use-rslora", "rsLoRA: scale alpha/sqrt(r) instead of alpha/r (Kalajdzievski, 2023)")
     ("targets", "LoRA targets: q,k,v,o,mlp,wte", cxxopts::value<std::string>()->default_value("q,v"))
     ("dropout", "LoRA and model dropout", cxxopts::value<float>()->default_value("0.05"))
     ("adapter-dim", "adapter bottleneck (adapter-h, adapter-l)", cxxopts::value<int64_t>()->default_value("8"))
@@ -64,6 +65,7 @@ cxxopts::Options make_options() {
     ("accum", "micro-batches per optimizer step (gradient accumulation)", cxxopts::value<int64_t>()->default_value("1"))
     ("clip", "max gradient norm (0: off)", cxxopts::value<float>()->default_value("1.0"))
     ("weight-decay", "AdamW decay", cxxopts::value<float>()->default_value("0.01"))
+    ("loraplus-lr-ratio", "LoRA+: lora_B learns at this times --lr (Hayou et al., 2024; 0 or 1: off)", cxxopts::value<float>()->default_value("0"))
     ("label-smoothing", "label smoothing", cxxopts::value<float>()->default_value("0"))
     ("seed", "random seed (batch order, dropout, LoRA's init)", cxxopts::value<uint64_t>()->default_value("1"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
@@ -102,7 +104,7 @@ void check_run_options(const cxxopts::ParseResult& a) {
   for (const char* req : {"init", "data", "out"}) LR_CHECK(a.count(req), "--", req, " is required (try --help)");
   const std::string method = a["method"].as<std::string>(), adapter = a["adapter"].as<std::string>();
   LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
-  for (const char* opt : {"rank", "alpha", "targets"})
+  for (const char* opt : {"rank", "alpha", "targets", "use-rslora"})
     LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
              " (its config gives it)");
   LR_CHECK(a["save-peft"].as<std::string>().empty() || method == "lora",

@@ -49,6 +49,7 @@ cxxopts::Options make_options() {
     ("method", "lora|ft|ft-top2|bitfit|adapter-h|adapter-l|prefix-embed|prefix-layer", cxxopts::value<std::string>()->default_value("lora"))
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("32"))
+    ("use-rslora", "rsLoRA: scale alpha/sqrt(r) instead of alpha/r (Kalajdzievski, 2023)")
     ("targets", "LoRA targets: q,k,v,o,mlp,wte (wte: LoRA on the token embedding and tied head)", cxxopts::value<std::string>()->default_value("q,v"))
     ("dropout", "LoRA / model dropout", cxxopts::value<float>()->default_value("0.1"))
     ("adapter-dim", "adapter bottleneck", cxxopts::value<int64_t>()->default_value("8"))
@@ -60,6 +61,7 @@ cxxopts::Options make_options() {
     ("lr", "peak learning rate", cxxopts::value<float>()->default_value("1e-3"))
     ("warmup", "warmup steps", cxxopts::value<int64_t>()->default_value("30"))
     ("weight-decay", "AdamW decay", cxxopts::value<float>()->default_value("0.01"))
+    ("loraplus-lr-ratio", "LoRA+: lora_B learns at this times --lr (Hayou et al., 2024; 0 or 1: off)", cxxopts::value<float>()->default_value("0"))
     ("label-smoothing", "label smoothing", cxxopts::value<float>()->default_value("0.1"))
     ("clip", "max gradient norm (0: off)", cxxopts::value<float>()->default_value("1.0"))
     ("max-len", "max tokens per example", cxxopts::value<int64_t>()->default_value("128"))
@@ -155,6 +157,13 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   k += std::string(" lr=") + lr;
   // Only what differs from the table's recipe, so that the headline rows keep their keys.
   if (a["label-smoothing"].as<float>() != 0.1f) k += " ls=" + ex::fixed(a["label-smoothing"].as<float>(), 2);
+  if (mc.method == "lora" && lc.use_rslora) k += " rslora";
+  const float loraplus = a["loraplus-lr-ratio"].as<float>();
+  if (loraplus != 0.f && loraplus != 1.f) {
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, "%g", loraplus);
+    k += std::string(" loraplus=") + ratio;
+  }
   const std::filesystem::path init = std::filesystem::path(a["init"].as<std::string>()).lexically_normal();
   const std::string base = (init.has_filename() ? init : init.parent_path()).stem().string();
   if (base != "gpt-e2e-base") k += " base=" + base;
@@ -173,7 +182,7 @@ void check_run_options(const cxxopts::ParseResult& a) {
   LR_CHECK(a["save-adapter"].as<std::string>().empty() || method == "lora",
            "--save-adapter needs --method lora, got --method ", method);
   LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
-  for (const char* opt : {"rank", "alpha", "targets"})  // the adapter's own config decides these
+  for (const char* opt : {"rank", "alpha", "targets", "use-rslora"})  // the adapter's own config decides these
     LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
              " (its config gives it)");
   // A folder the user named must exist now; the default out/e2e_outputs.txt gets its folder when written.

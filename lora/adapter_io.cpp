@@ -37,8 +37,10 @@ double clean(float v) {
 }
 
 json config_to_json(const LoRAConfig& c) {
-  return {{"r", c.r},           {"alpha", clean(c.alpha)}, {"dropout", clean(c.dropout)},  {"targets", c.targets},
-          {"layers", c.layers}, {"bias", c.bias},          {"init_std", clean(c.init_std)}};
+  json j = {{"r", c.r},           {"alpha", clean(c.alpha)}, {"dropout", clean(c.dropout)},  {"targets", c.targets},
+            {"layers", c.layers}, {"bias", c.bias},          {"init_std", clean(c.init_std)}};
+  if (c.use_rslora) j["use_rslora"] = true;  // absent: false, so files without it read as they always did
+  return j;
 }
 
 LoRAConfig config_from_json(const json& j, const std::string& path) {
@@ -58,6 +60,9 @@ LoRAConfig config_from_json(const json& j, const std::string& path) {
     c.layers = j.value("layers", c.layers);
     c.bias = j.value("bias", c.bias);
     c.init_std = j.value("init_std", c.init_std);
+    LR_CHECK(!j.contains("use_rslora") || j.at("use_rslora").is_boolean(), "field 'use_rslora' is ",
+             j.value("use_rslora", json()).dump(), ", not a boolean");
+    c.use_rslora = j.value("use_rslora", false);
     c.validate();
   } catch (const json::exception& e) {
     throw Error(cat(path, ": invalid LoRA config ", j.dump(), ": ", e.what()));
@@ -72,7 +77,7 @@ std::string describe(const LoRAConfig& c) {
   for (const std::string& s : c.targets) t += (t.empty() ? "" : ",") + s;
   for (int64_t i : c.layers) l += (l.empty() ? "" : ",") + std::to_string(i);
   return cat("r=", c.r, " alpha=", c.alpha, " dropout=", c.dropout, " targets=", t, " layers=", l.empty() ? "all" : l,
-             " bias=", c.bias);
+             " bias=", c.bias, c.use_rslora ? " rslora" : "");
 }
 
 namespace {
@@ -94,8 +99,9 @@ std::string config_diff(const LoRAConfig& a, const LoRAConfig& b, int64_t n_laye
   // dropout and layers concern the blocks' modules only: an adapter on wte alone has neither
   auto blocks = [](const LoRAConfig& c) { return !(c.targets.size() == 1 && c.targets[0] == "wte"); };
   if (a.r != b.r) return cat("r ", a.r, " vs ", b.r);
-  // alpha is read back from the modules as scale·r: compare the scale, with float slack
-  if (!close(a.alpha / static_cast<float>(a.r), b.alpha / static_cast<float>(b.r)))
+  if (a.use_rslora != b.use_rslora) return cat("use_rslora ", a.use_rslora, " vs ", b.use_rslora);
+  // alpha is read back from the modules as scale·r (scale·√r): compare the scale, with float slack
+  if (!close(lora_scale_of(a.r, a.alpha, a.use_rslora), lora_scale_of(b.r, b.alpha, b.use_rslora)))
     return cat("alpha ", a.alpha, " vs ", b.alpha);
   if (blocks(a) && !close(a.dropout, b.dropout)) return cat("dropout ", a.dropout, " vs ", b.dropout);
   if (sorted(a.targets) != sorted(b.targets)) return cat("targets ", describe(a), " vs ", describe(b));

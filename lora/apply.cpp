@@ -105,14 +105,14 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
   check_rank(model, cfg, layers, !qkv.empty());
   model.set_requires_grad(false);  // everything frozen; only A, B (and the bias mode's biases) train
   auto wrap = [&](std::unique_ptr<nn::Linear>& m) {
-    auto lora = std::make_unique<LoRALinear>(*m, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng);
+    auto lora = std::make_unique<LoRALinear>(*m, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng, cfg.use_rslora);
     m = std::move(lora);
   };
   for (int64_t l : layers) {
     nn::Block& b = *model.h[static_cast<size_t>(l)];
     if (!qkv.empty()) {
-      auto fused =
-          std::make_unique<LoRAFusedQKV>(*b.attn.c_attn, qkv, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng, shared);
+      auto fused = std::make_unique<LoRAFusedQKV>(*b.attn.c_attn, qkv, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng,
+                                                  shared, cfg.use_rslora);
       b.attn.c_attn = std::move(fused);
     }
     if (has(cfg.targets, "o")) wrap(b.attn.c_proj);
@@ -123,7 +123,7 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
   }
   // after the blocks, so the blocks' A draw the same numbers with or without "wte"
   if (has(cfg.targets, "wte"))
-    model.wte.delta = std::make_unique<LoRAEmbedding>(model.wte, cfg.r, cfg.alpha, cfg.init_std, rng);
+    model.wte.delta = std::make_unique<LoRAEmbedding>(model.wte, cfg.r, cfg.alpha, cfg.init_std, rng, cfg.use_rslora);
   apply_bias_mode(model, cfg.bias);
   return model.num_trainable_parameters();
 }
@@ -149,16 +149,21 @@ struct BlockLoRA {
   std::vector<std::string> targets;
   int64_t r = 0;
   float scale = 0.f, dropout = 0.f;
+  bool rslora = false;
 };
 
-void note(BlockLoRA& b, const std::string& where, int64_t r, float scale, float dropout) {
+void note(BlockLoRA& b, const std::string& where, const LoRAModule& m) {
+  const int64_t r = m.rank();
+  const float scale = m.lora_scale(), dropout = m.lora_dropout();
+  const bool rslora = m.lora_rslora();
   if (b.r == 0) {
-    b.r = r, b.scale = scale, b.dropout = dropout;
+    b.r = r, b.scale = scale, b.dropout = dropout, b.rslora = rslora;
     return;
   }
-  LR_CHECK(b.r == r && b.scale == scale && b.dropout == dropout, "lora_config_of: ", where, " has r=", r,
-           " scale=", scale, " dropout=", dropout, ", other modules of its block r=", b.r, " scale=", b.scale,
-           " dropout=", b.dropout, " (not one apply_lora config)");
+  LR_CHECK(b.r == r && b.scale == scale && b.dropout == dropout && b.rslora == rslora, "lora_config_of: ", where,
+           " has r=", r, " scale=", scale, " dropout=", dropout, " rslora=", rslora,
+           ", other modules of its block r=", b.r, " scale=", b.scale, " dropout=", b.dropout, " rslora=", b.rslora,
+           " (not one apply_lora config)");
 }
 
 BlockLoRA block_lora(nn::Block& blk, const std::string& p) {
@@ -168,19 +173,19 @@ BlockLoRA block_lora(nn::Block& blk, const std::string& p) {
       b.targets.push_back("c_attn");
     else
       b.targets.insert(b.targets.end(), m->slices.begin(), m->slices.end());
-    note(b, p + "attn.c_attn", m->rank(), m->scale, m->dropout);
+    note(b, p + "attn.c_attn", *m);
   }
   if (const LoRAModule* m = as_lora(blk.attn.c_proj.get())) {
     b.targets.push_back("o");
-    note(b, p + "attn.c_proj", m->rank(), m->lora_scale(), m->lora_dropout());
+    note(b, p + "attn.c_proj", *m);
   }
   const LoRAModule* fc = as_lora(blk.mlp.c_fc.get());
   const LoRAModule* proj = as_lora(blk.mlp.c_proj.get());
   LR_CHECK(!fc == !proj, "lora_config_of: ", p, "mlp has LoRA on only one of c_fc, c_proj (target 'mlp' adapts both)");
   if (fc) {
     b.targets.push_back("mlp");
-    note(b, p + "mlp.c_fc", fc->rank(), fc->lora_scale(), fc->lora_dropout());
-    note(b, p + "mlp.c_proj", proj->rank(), proj->lora_scale(), proj->lora_dropout());
+    note(b, p + "mlp.c_fc", *fc);
+    note(b, p + "mlp.c_proj", *proj);
   }
   return b;
 }
@@ -215,25 +220,40 @@ LoRAConfig lora_config_of(nn::GPT& model) {
     BlockLoRA b = block_lora(*model.h[i], p);
     if (b.targets.empty()) continue;
     if (layers.empty()) first = b;
-    LR_CHECK(b.targets == first.targets && b.r == first.r && b.scale == first.scale && b.dropout == first.dropout,
+    LR_CHECK(b.targets == first.targets && b.r == first.r && b.scale == first.scale && b.dropout == first.dropout &&
+                 b.rslora == first.rslora,
              "lora_config_of: block ", p, " differs from block h.", layers.front(), " (not one apply_lora config)");
     layers.push_back(static_cast<int64_t>(i));
   }
   const LoRAModule* wte = embedding_lora(model);
   LR_CHECK(!layers.empty() || wte, "lora_config_of: the model has no LoRA modules (call apply_lora first)");
-  if (wte && layers.empty()) first.r = wte->rank(), first.scale = wte->lora_scale(), first.dropout = 0.f;
-  LR_CHECK(!wte || (wte->rank() == first.r && wte->lora_scale() == first.scale),
+  if (wte && layers.empty())
+    first.r = wte->rank(), first.scale = wte->lora_scale(), first.dropout = 0.f, first.rslora = wte->lora_rslora();
+  LR_CHECK(!wte || (wte->rank() == first.r && wte->lora_scale() == first.scale && wte->lora_rslora() == first.rslora),
            "lora_config_of: wte has r=", wte ? wte->rank() : 0, " scale=", wte ? wte->lora_scale() : 0.f,
            ", the blocks r=", first.r, " scale=", first.scale, " (not one apply_lora config)");
   cfg.targets = first.targets;
   if (wte) cfg.targets.push_back("wte");
   cfg.r = first.r;
-  cfg.alpha = first.scale * static_cast<float>(first.r);
+  cfg.use_rslora = first.rslora;
+  const float r = static_cast<float>(first.r);
+  cfg.alpha = first.scale * (first.rslora ? std::sqrt(r) : r);
   cfg.dropout = first.dropout;
   if (!layers.empty() && static_cast<int64_t>(layers.size()) != model.config.n_layer) cfg.layers = layers;
   cfg.bias = bias_mode(model);
   cfg.init_std = 0.f;
   return cfg;
+}
+
+std::map<std::string, float> loraplus_lr_scale(nn::GPT& model, float ratio) {
+  LR_CHECK(std::isfinite(ratio) && ratio >= 0.f, "loraplus_lr_ratio must be >= 0, got ", ratio);
+  std::map<std::string, float> out;
+  if (ratio == 0.f || ratio == 1.f) return out;
+  // "h.0.attn.c_attn.lora_B.q", "h.0.mlp.c_fc.lora_B", "wte.lora_B": every B factor, whichever module
+  for (nn::NamedTensor& p : model.named_parameters())
+    if (p.tensor.requires_grad() && p.name.find("lora_B") != std::string::npos) out[p.name] = ratio;
+  LR_CHECK(!out.empty(), "loraplus_lr_ratio ", ratio, ": the model has no trainable lora_B (LoRA+ needs LoRA)");
+  return out;
 }
 
 }  // namespace lowrank::lora

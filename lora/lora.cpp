@@ -103,10 +103,15 @@ void LoRAConfig::validate() const {
            "LoRAConfig: bias must be none, all or lora_only, got '", bias, "'");
 }
 
+float lora_scale_of(int64_t r, float alpha, bool rslora) {
+  return rslora ? alpha / std::sqrt(static_cast<float>(r)) : alpha / static_cast<float>(r);
+}
+
 // ---- LoRALinear ----
 
-LoRALinear::LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout_, float init_std, Rng& rng)
-    : nn::Linear(shell(base, rng)), scale(alpha / static_cast<float>(r)), dropout(dropout_) {
+LoRALinear::LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout_, float init_std, Rng& rng,
+                       bool rslora_)
+    : nn::Linear(shell(base, rng)), scale(lora_scale_of(r, alpha, rslora_)), dropout(dropout_), rslora(rslora_) {
   check_hparams("LoRALinear", r, alpha, dropout_, init_std);
   adopt_base(*this, base);
   nn::Init init{rng, weight.device()};
@@ -149,12 +154,13 @@ void LoRALinear::unmerge() {
 // ---- LoRAFusedQKV ----
 
 LoRAFusedQKV::LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string>& slices_, int64_t r, float alpha,
-                           float dropout_, float init_std, Rng& rng, bool shared)
+                           float dropout_, float init_std, Rng& rng, bool shared, bool rslora_)
     : nn::Linear(shell(base, rng)),
       slices(canonical_slices(slices_)),
-      scale(alpha / static_cast<float>(r)),
+      scale(lora_scale_of(r, alpha, rslora_)),
       dropout(dropout_),
-      shared_A(shared) {
+      shared_A(shared),
+      rslora(rslora_) {
   check_hparams("LoRAFusedQKV", r, alpha, dropout_, init_std);
   const int64_t C = in_features();
   LR_CHECK(out_features() == 3 * C, "LoRAFusedQKV: c_attn maps ", C, " -> ", out_features(), ", expected ", C, " -> ",

@@ -5,7 +5,10 @@
 // merge() folds ΔW into W0 for inference with no extra latency (Section 4.2); unmerge() restores W0.
 // GPT-2 fuses Wq, Wk, Wv into one c_attn (C -> 3C): LoRAFusedQKV adapts each slice independently,
 // so the paper's choice {Wq, Wv} leaves Wk untouched.
+// Variants (peft's names): use_rslora scales by alpha/√r (rsLoRA, Kalajdzievski, 2023); LoRA+ (Hayou
+// et al., 2024) trains B at ratio × A's learning rate (loraplus_lr_scale, an AdamW per-tensor multiplier).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,7 +20,7 @@ namespace lowrank::lora {
 
 struct LoRAConfig {
   int64_t r = 4;
-  float alpha = 32.f;    // scale = alpha / r
+  float alpha = 32.f;    // scale = alpha / r (alpha / √r with use_rslora)
   float dropout = 0.1f;  // on the LoRA path's input only
   // any of q, k, v (c_attn slices), o (attn.c_proj), mlp (c_fc, mlp.c_proj), wte (the token embedding,
   // also the tied head; `layers` does not apply to it); or "c_attn" instead of q/k/v: one LoRA over the
@@ -26,7 +29,10 @@ struct LoRAConfig {
   std::vector<int64_t> layers;  // blocks to adapt; empty: all
   std::string bias = "none";    // none | all | lora_only: which biases also train
   float init_std = 0.f;         // std of A's Gaussian init; 0: 1/r (peft's "gaussian")
-  void validate() const;        // throws naming the bad field
+  // rsLoRA (Kalajdzievski, 2023): scale = alpha / √r, which keeps the update's size stable as r grows
+  // (with alpha / r, large ranks learn no better than small ones); peft's use_rslora.
+  bool use_rslora = false;
+  void validate() const;  // throws naming the bad field
 };
 
 // Why LoRA's backward is cheap: W0 and b are frozen (requires_grad false), so autograd::linear's
@@ -45,7 +51,8 @@ class LoRAModule {
   virtual bool merged() const = 0;
   virtual void add_delta(Tensor w, float sign) const = 0;  // w += sign · ΔW, w shaped like the weight
   virtual int64_t rank() const = 0;                        // r of each (A, B) pair
-  virtual float lora_scale() const = 0;                    // alpha / r
+  virtual float lora_scale() const = 0;                    // alpha / r (alpha / √r with rsLoRA)
+  virtual bool lora_rslora() const = 0;                    // the scale came from alpha / √r
   virtual float lora_dropout() const = 0;
   // peft's layout: A (R, in), B (out, R) on the host with ΔW = scale · B A (R = r, or r per slice
   // for LoRAFusedQKV's separate slices, B zero outside each slice's block); from_peft is the inverse.
@@ -61,7 +68,8 @@ const LoRAModule* as_lora(const nn::Linear* m);
 // Parameter names: "<prefix>weight", "<prefix>bias", "<prefix>lora_A", "<prefix>lora_B".
 class LoRALinear : public nn::Linear, public LoRAModule {
  public:
-  LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout, float init_std, Rng& rng);
+  LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout, float init_std, Rng& rng,
+             bool rslora = false);
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
   void merge() override;    // W += scale · B A
@@ -71,12 +79,14 @@ class LoRALinear : public nn::Linear, public LoRAModule {
   int64_t rank() const override { return lora_A.size(0); }
   float lora_scale() const override { return scale; }
   float lora_dropout() const override { return dropout; }
+  bool lora_rslora() const override { return rslora; }
   std::pair<Tensor, Tensor> to_peft() const override;
   void from_peft(const Tensor& A, const Tensor& B) override;
 
   Tensor lora_A;  // (r, in)
   Tensor lora_B;  // (out, r)
   float scale, dropout;
+  bool rslora = false;
 
  private:
   bool merged_ = false;
@@ -89,7 +99,7 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
   // shared_A: one A (r, C) for every slice (lora_A has one entry, named "<prefix>lora_A"): exactly a
   // single rank-r LoRA on all of c_attn with B = [B_q; B_k; B_v] (how peft adapts GPT-2's c_attn).
   LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string>& slices, int64_t r, float alpha, float dropout,
-               float init_std, Rng& rng, bool shared_A = false);
+               float init_std, Rng& rng, bool shared_A = false, bool rslora = false);
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
   void merge() override;
@@ -99,6 +109,7 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
   int64_t rank() const override { return lora_A[0].size(0); }
   float lora_scale() const override { return scale; }
   float lora_dropout() const override { return dropout; }
+  bool lora_rslora() const override { return rslora; }
   std::pair<Tensor, Tensor> to_peft() const override;  // R = r (shared_A) or r · |slices|
   void from_peft(const Tensor& A, const Tensor& B) override;
 
@@ -107,6 +118,7 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
   std::vector<Tensor> lora_B;       // per slice (C, r)
   float scale, dropout;
   bool shared_A = false;
+  bool rslora = false;
 
  private:
   bool merged_ = false;
@@ -122,7 +134,7 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
 // Parameter names: "wte.lora_A" (r, V), "wte.lora_B" (C, r).
 class LoRAEmbedding : public nn::EmbeddingDelta, public LoRAModule {
  public:
-  LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, float init_std, Rng& rng);
+  LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, float init_std, Rng& rng, bool rslora = false);
   Tensor lookup(const std::vector<int32_t>& ids, const Shape& ids_shape) override;
   Tensor head(const Tensor& h) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
@@ -133,6 +145,7 @@ class LoRAEmbedding : public nn::EmbeddingDelta, public LoRAModule {
   int64_t rank() const override { return lora_A.size(0); }
   float lora_scale() const override { return scale; }
   float lora_dropout() const override { return 0.f; }
+  bool lora_rslora() const override { return rslora; }
   std::pair<Tensor, Tensor> to_peft() const override;  // peft's lora_embedding_A (r, V), lora_embedding_B (C, r)
   void from_peft(const Tensor& A, const Tensor& B) override;
 
@@ -140,6 +153,7 @@ class LoRAEmbedding : public nn::EmbeddingDelta, public LoRAModule {
   Tensor lora_A;  // (r, V)
   Tensor lora_B;  // (C, r)
   float scale;
+  bool rslora = false;
 
  private:
   bool merged_ = false;
@@ -152,12 +166,21 @@ LoRAModule* embedding_lora(nn::GPT& model);
 int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng);
 void merge(nn::GPT& model);  // every LoRA module of the model
 void unmerge(nn::GPT& model);
-// The config apply_lora used, read back from the model's modules (r, alpha = scale·r, dropout,
-// targets, layers; bias from which biases train; init_std 0). Throws when the model has no LoRA.
+// The config apply_lora used, read back from the model's modules (r, use_rslora, alpha = scale·r or
+// scale·√r, dropout, targets, layers; bias from which biases train; init_std 0). Throws when the model
+// has no LoRA.
 LoRAConfig lora_config_of(nn::GPT& model);
 
+// The scale of a LoRA of rank r: alpha / r, or alpha / √r with rsLoRA.
+float lora_scale_of(int64_t r, float alpha, bool rslora);
+
+// LoRA+ (Hayou et al., 2024): B learns ratio times faster than A. The per-tensor learning-rate
+// multipliers (optim::AdamWConfig::lr_scale) that give every trainable lora_B tensor (per slice, and
+// wte's) `ratio`; empty when ratio is 0 or 1 (off).
+std::map<std::string, float> loraplus_lr_scale(nn::GPT& model, float ratio);
+
 // Adapter files (safetensors): only the LoRA tensors (and trained biases when bias != none), with the
-// config (r, alpha, targets, layers, bias) and the base model's hash in the metadata. Loading checks
+// config (r, alpha, use_rslora, targets, layers, bias) and the base model's hash in the metadata. Loading checks
 // the hash and every tensor's name and shape.
 // base_hash: FNV-1a over the names and bytes of every parameter the adapter does not carry (all but
 // A, B and the trained biases), so a plain model hashes like itself with LoRA applied. Throws on a

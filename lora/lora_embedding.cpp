@@ -6,8 +6,8 @@
 
 namespace lowrank::lora {
 
-LoRAEmbedding::LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, float init_std, Rng& rng)
-    : weight(base.weight), scale(alpha / static_cast<float>(r)) {
+LoRAEmbedding::LoRAEmbedding(const nn::Embedding& base, int64_t r, float alpha, float init_std, Rng& rng, bool rslora_)
+    : weight(base.weight), scale(lora_scale_of(r, alpha, rslora_)), rslora(rslora_) {
   const int64_t V = weight.size(0), C = weight.size(1);
   LR_CHECK(r >= 1 && r <= std::min(V, C), "LoRAEmbedding: r=", r, " must be in [1, ", std::min(V, C), "] for a table ",
            weight.shape());

@@ -7,13 +7,15 @@
 // peft puts one LoRA on the whole fused c_attn, lowrank one per slice. Our slices S (e.g. q, v),
 // each of rank r, are written exactly as one c_attn LoRA of rank R = r·|S|:
 //   A = [A_q; A_v] (R, C);  B (3C, R) block-structured: B_q in the q rows / columns [0, r), B_v in
-//   the v rows / columns [r, 2r), zeros elsewhere;  lora_alpha = scale · R, so alpha/R = our scale.
+//   the v rows / columns [r, 2r), zeros elsewhere;  lora_alpha = scale · R, so alpha/R = our scale
+//   (with rsLoRA, use_rslora true and lora_alpha = scale · √R).
 // With other targets of rank r, "r" is theirs and rank_pattern / alpha_pattern give c_attn's R.
 // Reading back, a c_attn LoRA of rank R in general is exactly three slices q, k, v sharing A with
 // B_s = B's rows of slice s (target "c_attn", LoRAFusedQKV::shared_A). The per-slice layout is
 // restored instead when the file carries our config ("lowrank.lora.config" metadata) and B has
 // the block structure.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -42,7 +44,12 @@ PeftModule to_peft(const nn::Linear& m) {
 }
 
 json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<std::string, int64_t>& rank_of) {
-  const float scale = cfg.alpha / static_cast<float>(cfg.r);
+  const float scale = lora_scale_of(cfg.r, cfg.alpha, cfg.use_rslora);
+  // the lora_alpha that gives a module of rank R our scale: peft divides it by R, or by √R with use_rslora
+  const auto alpha_for = [&](int64_t R) {
+    const float f = static_cast<float>(R);
+    return detail::clean(scale * (cfg.use_rslora ? std::sqrt(f) : f));
+  };
   const bool qkv = rank_of.count("attn.c_attn"), o = rank_of.count("attn.c_proj"), mlp = rank_of.count("mlp.c_fc");
   std::vector<std::string> targets;  // peft matches a module whose name ends with ".<target>"
   if (qkv) targets.push_back("c_attn");
@@ -54,7 +61,7 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
   if (qkv && rank_of.at("attn.c_attn") != r) {
     const int64_t R = rank_of.at("attn.c_attn");
     rank_pattern["c_attn"] = R;
-    alpha_pattern["c_attn"] = detail::clean(scale * static_cast<float>(R));
+    alpha_pattern["c_attn"] = alpha_for(R);
   }
   std::vector<int64_t> layers = cfg.layers;
   std::sort(layers.begin(), layers.end());
@@ -62,7 +69,7 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
           {"task_type", "CAUSAL_LM"},
           {"base_model_name_or_path", base},
           {"r", r},
-          {"lora_alpha", detail::clean(scale * static_cast<float>(r))},
+          {"lora_alpha", alpha_for(r)},
           {"lora_dropout", detail::clean(cfg.dropout)},
           {"bias", cfg.bias},
           {"fan_in_fan_out", true},  // GPT-2's Conv1D stores W as (in, out); A, B keep (R, in), (out, R)
@@ -74,7 +81,7 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
           {"inference_mode", true},
           {"init_lora_weights", true},
           {"modules_to_save", nullptr},
-          {"use_rslora", false},
+          {"use_rslora", cfg.use_rslora},
           {"use_dora", false},
           {"revision", nullptr}};
 }

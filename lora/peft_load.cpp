@@ -237,7 +237,8 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
   if (static_cast<int64_t>(kinds.size()) != model.config.n_layer)
     for (const auto& kv : kinds) cfg.layers.push_back(kv.first);
   cfg.r = r;
-  cfg.alpha = scale * static_cast<float>(r);
+  cfg.use_rslora = field(p.cfg, "use_rslora", false, p.cfg_path);
+  cfg.alpha = scale * (cfg.use_rslora ? std::sqrt(static_cast<float>(r)) : static_cast<float>(r));
   cfg.dropout = field(p.cfg, "lora_dropout", 0.f, p.cfg_path);
   cfg.bias = field(p.cfg, "bias", std::string("none"), p.cfg_path);
   return detail::config_from_json(detail::config_to_json(cfg), p.cfg_path);  // validates, naming the file

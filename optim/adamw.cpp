@@ -1,5 +1,6 @@
 #include "optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/kernels.h"
@@ -60,6 +61,12 @@ AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : c
     slots_.push_back(s);
   }
   // LAB 6 end
+  for (const auto& [name, scale] : cfg_.lr_scale) {
+    auto it = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return s.name == name; });
+    LR_CHECK(it != slots_.end(), "AdamW: lr_scale names '", name, "', not a trainable parameter");
+    LR_CHECK(std::isfinite(scale) && scale > 0.f, "AdamW: lr_scale of ", name, " is ", scale, ", must be > 0");
+    it->lr_scale = scale;
+  }
 }
 
 void AdamW::step(float lr) {
@@ -75,7 +82,7 @@ void AdamW::step(float lr) {
     const float wd = s.decay ? cfg_.weight_decay : 0.f;
     // m and v were allocated on the parameter's device
     tensor::run(s.p.device(), cpu::adamw_update, cuda::adamw_update, s.p.data(), s.m.data(), s.v.data(), g.data(),
-                s.p.numel(), lr, cfg_.beta1, cfg_.beta2, cfg_.eps, wd, c1, c2, cfg_.decoupled);
+                s.p.numel(), lr * s.lr_scale, cfg_.beta1, cfg_.beta2, cfg_.eps, wd, c1, c2, cfg_.decoupled);
   }
   // LAB 6 end
 }

@@ -22,12 +22,17 @@ struct AdamWConfig {
   float eps = 1e-8f;
   float weight_decay = 0.f;
   bool decoupled = true;  // AdamW; false: Adam with L2 added to the gradient
+  // Per-tensor learning-rate multipliers by parameter name (absent: 1): tensor p steps with lr · lr_scale[p]
+  // (LoRA+ gives lora_B its ratio, lora::loraplus_lr_scale). Configuration, not state: the checkpoint
+  // (state_dict) is the same with or without them.
+  std::map<std::string, float> lr_scale;
 };
 
 class AdamW {
  public:
   // Keeps the parameters that require grad. Weight decay applies to tensors with >= 2 dims
   // (matrices and embeddings), not to biases and LayerNorm gains (GPT-2 / loralib convention).
+  // Throws when cfg.lr_scale names a tensor that is not a trainable parameter, or a multiplier <= 0.
   AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg);
 
   void step(float lr);  // one update with this learning rate (schedules pass it in)
@@ -52,6 +57,7 @@ class AdamW {
     std::string name;
     Tensor p, m, v;
     bool decay;
+    float lr_scale = 1.f;  // cfg.lr_scale's entry for this tensor
   };
   std::vector<Slot> slots_;
   AdamWConfig cfg_;

@@ -44,11 +44,12 @@ struct FinetuneOptions {
   int64_t eval_batches = 50;  // validation batches behind a valid loss (0: the whole split)
   int64_t eval_every = 0;     // steps between points of the learning curve (0: only the final valid loss)
   uint64_t seed = 1;
+  float loraplus_lr_ratio = 0.f;                // LoRA+: lora_B's learning rate is this times lr (0 or 1: off)
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
 
 // The method options finetune and finetune_e2e share: --method, --rank, --alpha, --dropout, --targets,
-// --adapter-dim, --prefix-len.
+// --use-rslora, --adapter-dim, --prefix-len.
 inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   lora::MethodConfig m;
   m.method = a["method"].as<std::string>();
@@ -56,6 +57,7 @@ inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   m.lora.alpha = a["alpha"].as<float>();
   m.lora.dropout = a["dropout"].as<float>();
   m.lora.targets = split_list(a["targets"].as<std::string>());
+  m.lora.use_rslora = a["use-rslora"].as<bool>();
   m.adapter_dim = a["adapter-dim"].as<int64_t>();
   m.prefix_len = a["prefix-len"].as<int64_t>();
   return m;
@@ -84,6 +86,11 @@ inline FinetuneOptions shared_train_options(const cxxopts::ParseResult& a) {
   o.max_len = a["max-len"].as<int64_t>();
   o.seed = a["seed"].as<uint64_t>();
   o.eval_every = a["eval-every"].as<int64_t>();
+  o.loraplus_lr_ratio = a["loraplus-lr-ratio"].as<float>();
+  LR_CHECK(std::isfinite(o.loraplus_lr_ratio) && o.loraplus_lr_ratio >= 0.f, "--loraplus-lr-ratio ",
+           o.loraplus_lr_ratio, " must be >= 0 (0 or 1: off)");
+  LR_CHECK(o.loraplus_lr_ratio == 0.f || o.loraplus_lr_ratio == 1.f || a["method"].as<std::string>() == "lora",
+           "--loraplus-lr-ratio needs --method lora, got --method ", a["method"].as<std::string>());
   o.device = device_option(a);
   return o;
 }
@@ -128,6 +135,8 @@ inline FinetuneModel prepare_model(const std::string& init, const data::Tokenize
   m.trainable = adapter.empty() ? lora::apply_method(*m.model, mc, rng) : load_adapter_into(*m.model, adapter);
   optim::AdamWConfig oc;
   oc.weight_decay = o.weight_decay;
+  if (o.loraplus_lr_ratio != 0.f && o.loraplus_lr_ratio != 1.f)
+    oc.lr_scale = lora::loraplus_lr_scale(*m.model, o.loraplus_lr_ratio);
   m.opt = std::make_unique<optim::AdamW>(m.model->named_parameters(), oc);
   return m;
 }

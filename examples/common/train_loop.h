@@ -40,28 +40,31 @@ struct CheckpointOptions {
 // must match it (the thread count and the evaluation cadence may change between the two).
 inline std::string run_fingerprint(const FinetuneOptions& o, const lora::MethodConfig& mc, const std::string& init,
                                    const std::string& adapter, const std::string& data) {
-  const nlohmann::json j = {{"init", init},
-                            {"adapter", adapter},
-                            {"data", data},
-                            {"method", mc.method},
-                            {"rank", mc.lora.r},
-                            {"alpha", mc.lora.alpha},
-                            {"targets", mc.lora.targets},
-                            {"dropout", mc.lora.dropout},
-                            {"adapter_dim", mc.adapter_dim},
-                            {"prefix_len", mc.prefix_len},
-                            {"batch_size", o.batch_size},
-                            {"accum", o.accum},
-                            {"steps", o.steps},
-                            {"epochs", o.epochs},
-                            {"warmup", o.warmup},
-                            {"decay", o.decay},
-                            {"lr", o.lr},
-                            {"weight_decay", o.weight_decay},
-                            {"label_smoothing", o.label_smoothing},
-                            {"clip", o.clip},
-                            {"max_len", o.max_len},
-                            {"seed", o.seed}};
+  nlohmann::json j = {{"init", init},
+                      {"adapter", adapter},
+                      {"data", data},
+                      {"method", mc.method},
+                      {"rank", mc.lora.r},
+                      {"alpha", mc.lora.alpha},
+                      {"targets", mc.lora.targets},
+                      {"dropout", mc.lora.dropout},
+                      {"adapter_dim", mc.adapter_dim},
+                      {"prefix_len", mc.prefix_len},
+                      {"batch_size", o.batch_size},
+                      {"accum", o.accum},
+                      {"steps", o.steps},
+                      {"epochs", o.epochs},
+                      {"warmup", o.warmup},
+                      {"decay", o.decay},
+                      {"lr", o.lr},
+                      {"weight_decay", o.weight_decay},
+                      {"label_smoothing", o.label_smoothing},
+                      {"clip", o.clip},
+                      {"max_len", o.max_len},
+                      {"seed", o.seed}};
+  // the LoRA variants enter only when set, so the runs before them keep their fingerprints
+  if (mc.lora.use_rslora) j["use_rslora"] = true;
+  if (o.loraplus_lr_ratio != 0.f && o.loraplus_lr_ratio != 1.f) j["loraplus_lr_ratio"] = o.loraplus_lr_ratio;
   return j.dump();
 }
 
