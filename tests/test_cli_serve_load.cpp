@@ -75,11 +75,23 @@ TEST_CASE("serve: SIGINT while requests are queued and decoding answers them all
     return h.status == 200 ? h.body["pending"].get<int64_t>() : -1;
   };
   std::atomic<int> ok{0};
+  std::mutex mu;
+  std::string first_error;  // the first failed request's error, shown by the failing checks
+  auto error_now = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return first_error;
+  };
   std::vector<std::thread> clients;
   auto ask = [&](json body) {
     clients.emplace_back([&, body] {
       httplib::Client cc = client(srv.port());
-      if (request(cc, "POST", "/v1/completions", body.dump()).status == 200) ++ok;
+      const Reply r = request(cc, "POST", "/v1/completions", body.dump());
+      if (r.status == 200) {
+        ++ok;
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (first_error.empty()) first_error = std::to_string(r.status) + " " + r.error + " " + r.body.dump();
     });
   };
   json slow = completion_body("qv", kServePrompts[1], 50);
@@ -89,10 +101,15 @@ TEST_CASE("serve: SIGINT while requests are queued and decoding answers them all
   for (size_t t = 0; t < 5; ++t) ask(completion_body(t % 2 ? "qv" : "base", kServePrompts[t % 4], 4));
   int64_t seen = 0;
   for (int i = 0; i < 1000 && seen < 6; ++i) seen = std::max(seen, pending());
-  CHECK(seen == 6);  // all six taken before the signal
-  CHECK(ok == 0);    // and none answered yet
+  {
+    const std::string error = error_now();
+    CAPTURE(error);
+    CHECK(seen == 6);  // all six taken before the signal
+    CHECK(ok == 0);    // and none answered yet
+  }
   const int rc = srv.stop(SIGINT);
   for (std::thread& th : clients) th.join();
+  CAPTURE(first_error);
   CHECK(rc == 0);
   CHECK(ok == 6);
   CHECK(contains(srv.err(), "SIGINT"));
