@@ -61,7 +61,9 @@ AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : c
     slots_.push_back(s);
   }
   // LAB 6 end
-  for (const auto& [name, scale] : cfg_.lr_scale) {
+  for (const auto& kv : cfg_.lr_scale) {
+    const std::string& name = kv.first;  // not a structured binding: C++17 lambdas cannot capture those
+    const float scale = kv.second;
     auto it = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& s) { return s.name == name; });
     LR_CHECK(it != slots_.end(), "AdamW: lr_scale names '", name, "', not a trainable parameter");
     LR_CHECK(std::isfinite(scale) && scale > 0.f, "AdamW: lr_scale of ", name, " is ", scale, ", must be > 0");
