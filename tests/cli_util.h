@@ -8,10 +8,28 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "data/bpe.h"
 #include "test_util.h"
 
 namespace lowrank::testing {
+
+// GPT-2's BPE (data/assets/gpt2-bpe), loaded once: the tokenizer of the GPT-2-vocabulary CLI tests.
+inline const data::Gpt2Bpe& gpt2_bpe() {
+  static const data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(std::string(LOWRANK_SOURCE_DIR) + "/data/assets/gpt2-bpe");
+  return tok;
+}
+
+// A JSON Lines file (generate's --output), one value per line.
+inline std::vector<nlohmann::json> read_json_lines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_bytes(path));
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
 
 struct Run {
   int rc = -1;

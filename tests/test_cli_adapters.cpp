@@ -20,11 +20,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-const data::Gpt2Bpe& bpe() {
-  static const data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(std::string(LOWRANK_SOURCE_DIR) + "/data/assets/gpt2-bpe");
-  return tok;
-}
-
 // Every weight N(0, std): far from a fresh init, so that greedy and beam choices are clear.
 void spread(nn::GPT& m, Rng& rng, float std, bool trainable_only) {
   for (nn::NamedTensor& p : m.named_parameters()) {
@@ -89,13 +84,6 @@ std::unique_ptr<nn::GPT> alone(const std::string& adapter) {
   return m;
 }
 
-std::vector<nlohmann::json> read_lines(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(read_bytes(path));
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("adapters: generate --adapter NAME=PATH decodes mixed batches of 3 adapters and the base as each alone") {
@@ -119,7 +107,7 @@ TEST_CASE("adapters: generate --adapter NAME=PATH decodes mixed batches of 3 ada
                               tmp);
     CAPTURE(r.err);
     REQUIRE(r.rc == 0);
-    const std::vector<nlohmann::json> lines = read_lines(out);
+    const std::vector<nlohmann::json> lines = read_json_lines(out);
     REQUIRE(lines.size() == prompts.size());
     for (size_t i = 0; i < prompts.size(); ++i) {
       CAPTURE(i);
@@ -130,9 +118,9 @@ TEST_CASE("adapters: generate --adapter NAME=PATH decodes mixed batches of 3 ada
       nn::DecodeOptions o;
       o.max_new_tokens = 8;
       o.beam_size = mode == "beam" ? 4 : 1;
-      const nn::Hypothesis h = nn::beam_decode(*m, bpe().encode(prompts[i]), o);
+      const nn::Hypothesis h = nn::beam_decode(*m, gpt2_bpe().encode(prompts[i]), o);
       CHECK(lines[i]["adapter"] == (who[i].empty() ? nlohmann::json() : nlohmann::json(who[i])));
-      CHECK(lines[i]["completion"] == bpe().decode(h.tokens));
+      CHECK(lines[i]["completion"] == gpt2_bpe().decode(h.tokens));
     }
   }
 }

@@ -23,11 +23,6 @@ using namespace lowrank::testing;
 
 namespace {
 
-const data::Gpt2Bpe& bpe() {
-  static const data::Gpt2Bpe tok = data::Gpt2Bpe::from_dir(std::string(LOWRANK_SOURCE_DIR) + "/data/assets/gpt2-bpe");
-  return tok;
-}
-
 const std::string kPrompt = "name : The Vaults | Type : pub | priceRange : more than £ 30<|endoftext|>";
 
 // Random LoRA A and B (apply_lora starts B at 0, which would change nothing).
@@ -112,17 +107,10 @@ std::string as_json_text(const std::string& s) {
       .get<std::string>();
 }
 
-std::vector<nlohmann::json> read_lines(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(read_bytes(path));
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 std::string greedy_text(nn::GPT& m, const std::string& prompt, int64_t max_new) {
   nn::DecodeOptions o;
   o.max_new_tokens = max_new;
-  return bpe().decode(nn::greedy(m, bpe().encode(prompt), o));
+  return gpt2_bpe().decode(nn::greedy(m, gpt2_bpe().encode(prompt), o));
 }
 
 }  // namespace
@@ -171,7 +159,7 @@ TEST_CASE("own data: generate --input keeps order and ids, batched beam equals o
                     tmp.file("m.json"));
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  const std::vector<nlohmann::json> out = read_lines(tmp.file("out.jsonl"));
+  const std::vector<nlohmann::json> out = read_json_lines(tmp.file("out.jsonl"));
   REQUIRE(out.size() == 4);
   CHECK(out[0]["id"] == "a");
   CHECK(out[1]["id"] == nlohmann::json::parse("{\"k\": [1, 2]}"));
@@ -186,9 +174,9 @@ TEST_CASE("own data: generate --input keeps order and ids, batched beam equals o
     o.length_penalty = 0.9f;
     o.no_repeat_ngram_size = 2;
     o.max_new_tokens = i == 1 ? 3 : 6;
-    const nn::Hypothesis h = nn::beam_decode(*m, bpe().encode(prompts[i]), o);
+    const nn::Hypothesis h = nn::beam_decode(*m, gpt2_bpe().encode(prompts[i]), o);
     CHECK(out[i]["prompt"] == prompts[i]);
-    CHECK(out[i]["completion"] == as_json_text(bpe().decode(h.tokens)));
+    CHECK(out[i]["completion"] == as_json_text(gpt2_bpe().decode(h.tokens)));
     CHECK(out[i]["tokens"] == static_cast<int64_t>(h.tokens.size()));
     CHECK(out[i]["finish_reason"] == (h.finished ? "eos" : "length"));
     total += static_cast<int64_t>(h.tokens.size());
@@ -212,7 +200,7 @@ TEST_CASE("own data: generate stops at EOS (finish_reason eos) on a model that a
                               run);
     CAPTURE(r.err);
     REQUIRE(r.rc == 0);
-    const nlohmann::json o = read_lines(tmp.file("out.jsonl")).at(0);
+    const nlohmann::json o = read_json_lines(tmp.file("out.jsonl")).at(0);
     CHECK(o["finish_reason"] == "eos");
     CHECK(o["completion"] == "");
     CHECK(o["tokens"] == 0);
@@ -223,11 +211,11 @@ TEST_CASE("own data: generate --stop cuts the completion before the stop string,
   std::unique_ptr<nn::GPT> m = load();
   nn::DecodeOptions o;
   o.max_new_tokens = 16;
-  const std::vector<int32_t> ids = nn::greedy(*m, bpe().encode(kPrompt), o);
-  const std::string full = bpe().decode(ids);
+  const std::vector<int32_t> ids = nn::greedy(*m, gpt2_bpe().encode(kPrompt), o);
+  const std::string full = gpt2_bpe().decode(ids);
   std::string stop;  // a purely alphabetic token from the middle, safe on a command line
   for (size_t i = 3; i < ids.size() && stop.empty(); ++i) {
-    const std::string t = bpe().decode({ids[i]});
+    const std::string t = gpt2_bpe().decode({ids[i]});
     if (t.size() >= 2 &&
         std::all_of(t.begin(), t.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
       stop = t;
@@ -244,12 +232,12 @@ TEST_CASE("own data: generate --stop cuts the completion before the stop string,
   const Run j = gen("--input " + tmp.file("in.jsonl") + " --output " + tmp.file("o.jsonl") +
                     " --max-new-tokens 16 --stop " + q(stop));
   REQUIRE(j.rc == 0);
-  const std::vector<nlohmann::json> out = read_lines(tmp.file("o.jsonl"));
+  const std::vector<nlohmann::json> out = read_json_lines(tmp.file("o.jsonl"));
   CHECK(out[0]["completion"] == as_json_text(want));
   CHECK(out[0]["finish_reason"] == "stop");
   CHECK(out[1]["tokens"] == 2);
   CHECK(out[1]["finish_reason"] == "length");
-  CHECK(out[1]["completion"] == as_json_text(bpe().decode({ids[0], ids[1]})));
+  CHECK(out[1]["completion"] == as_json_text(gpt2_bpe().decode({ids[0], ids[1]})));
 }
 
 TEST_CASE("own data: generate --decode sample is reproducible per seed, and request i's text is its own") {
@@ -267,14 +255,14 @@ TEST_CASE("own data: generate --decode sample is reproducible per seed, and requ
   const std::string opts = " --decode sample --temperature 1.5 --top-k 50 --top-p 0.95 --max-new-tokens 12 --seed 3";
   REQUIRE(gen("--input " + tmp.file("ab.jsonl") + " --output " + tmp.file("ab.out") + opts).rc == 0);
   REQUIRE(gen("--input " + tmp.file("ac.jsonl") + " --output " + tmp.file("ac.out") + opts).rc == 0);
-  const nlohmann::json ab = read_lines(tmp.file("ab.out")).at(0), ac = read_lines(tmp.file("ac.out")).at(0);
+  const nlohmann::json ab = read_json_lines(tmp.file("ab.out")).at(0), ac = read_json_lines(tmp.file("ac.out")).at(0);
   CHECK(ab == ac);
   CHECK(ab["completion"] == as_json_text(a.out.substr(0, a.out.size() - 1)));  // --prompt is request 0
 }
 
 TEST_CASE("own data: generate's KV-cache sampler draws nn::sample's ids") {
   std::unique_ptr<nn::GPT> m = load();
-  const std::vector<int32_t> prompt = bpe().encode(kPrompt);
+  const std::vector<int32_t> prompt = gpt2_bpe().encode(kPrompt);
   nn::SampleOptions o;
   o.max_new_tokens = 20;
   o.temperature = 1.3f;
