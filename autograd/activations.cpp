@@ -1,8 +1,9 @@
-// Elementwise activations: gelu (GPT-2's tanh approximation), relu, tanh.
+// Elementwise activations: gelu (GPT-2's tanh approximation), relu, tanh, and reciprocal (DoRA's m / ‖V‖).
 //   gelu: y = ½x(1 + tanh u),  u = k(x + a·x³),  k = √(2/π),  a = 0.044715  (tanh u by Eigen's vectorised tanh)
 //         dx += dy · [½(1 + tanh u) + ½x(1 - tanh²u)·k(1 + 3a·x²)]
 //   relu: y = max(x, 0);       dx += dy · [x > 0]   (the kink at 0 gets gradient 0)
 //   tanh: y = tanh x;          dx += dy · (1 - y²)  (from the saved output, no second tanh)
+//   reciprocal: y = 1 / x;     dx += -dy · y²       (from the saved output)
 // Every element is independent, so the loops split over elements with a static schedule.
 // CUDA tensors run cuda/activations.cu (tanhf there, Eigen's tanh here: the tests allow 1e-5 relative).
 #include <algorithm>
@@ -81,29 +82,43 @@ void tanh_backward(float* dx, const float* dy, const float* y, int64_t n) {  // 
   for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (1.f - y[i] * y[i]);
 }
 
+void reciprocal_forward(float* y, const float* x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) y[i] = 1.f / x[i];
+}
+
+void reciprocal_backward(float* dx, const float* dy, const float* y, int64_t n) {  // from the saved output y
+#pragma omp parallel for simd schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dx[i] -= dy[i] * y[i] * y[i];
+}
+
 }  // namespace cpu
 
 namespace {
 
-enum class Act { Gelu, Relu, Tanh };
-const char* act_name(Act a) { return a == Act::Gelu ? "gelu" : a == Act::Relu ? "relu" : "tanh"; }
+enum class Act { Gelu, Relu, Tanh, Reciprocal };
+const char* act_name(Act a) {
+  return a == Act::Gelu ? "gelu" : a == Act::Relu ? "relu" : a == Act::Tanh ? "tanh" : "reciprocal";
+}
 
 // y (n) = act(x (n)) on dev
 void act_forward(Device dev, Act act, float* y, const float* x, int64_t n) {
   if (act == Act::Gelu) run(dev, cpu::gelu_forward, cuda::gelu_forward, y, x, n);
   if (act == Act::Relu) run(dev, cpu::relu_forward, cuda::relu_forward, y, x, n);
   if (act == Act::Tanh) run(dev, cpu::tanh_forward, cuda::tanh_forward, y, x, n);
+  if (act == Act::Reciprocal) run(dev, cpu::reciprocal_forward, cuda::reciprocal_forward, y, x, n);
 }
 
-// dx (n) += dy (n) · act'(x) on dev; x is the input (gelu, relu), y the output (tanh).
+// dx (n) += dy (n) · act'(x) on dev; x is the input (gelu, relu), y the output (tanh, reciprocal).
 void act_backward(Device dev, Act act, float* dx, const float* dy, const float* x, const float* y, int64_t n) {
   if (act == Act::Gelu) run(dev, cpu::gelu_backward, cuda::gelu_backward, dx, dy, x, n);
   if (act == Act::Relu) run(dev, cpu::relu_backward, cuda::relu_backward, dx, dy, x, n);
   if (act == Act::Tanh) run(dev, cpu::tanh_backward, cuda::tanh_backward, dx, dy, y, n);
+  if (act == Act::Reciprocal) run(dev, cpu::reciprocal_backward, cuda::reciprocal_backward, dx, dy, y, n);
 }
 
 struct ActivationOp : Node {
-  Tensor x, out;  // x contiguous; gelu and relu read x, tanh reads out
+  Tensor x, out;  // x contiguous; gelu and relu read x, tanh and reciprocal read out
   Act act = Act::Gelu;
   void backward() override {
     const float* dy = grad_of(out);
@@ -134,5 +149,6 @@ Tensor activation(const Tensor& x_in, Act act) {
 Tensor gelu(const Tensor& x) { return activation(x, Act::Gelu); }
 Tensor relu(const Tensor& x) { return activation(x, Act::Relu); }
 Tensor tanh(const Tensor& x) { return activation(x, Act::Tanh); }
+Tensor reciprocal(const Tensor& x) { return activation(x, Act::Reciprocal); }
 
 }  // namespace lowrank::autograd

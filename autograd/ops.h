@@ -36,6 +36,7 @@ Tensor add_columns(const Tensor& y, const std::vector<Tensor>& parts, const std:
 Tensor gelu(const Tensor& x);  // GPT-2's tanh approximation
 Tensor relu(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor reciprocal(const Tensor& x);  // 1 / x (DoRA's m / ‖V‖)
 
 // ---- reductions (reduce.cpp) ----
 Tensor sum(const Tensor& x);   // all elements -> shape ()
@@ -55,6 +56,10 @@ Tensor log_softmax(const Tensor& x);
 // ---- normalisation (layernorm.cpp) ----
 // x (..., C), w (C), b (C): (x - mean) / sqrt(var + eps) * w + b over the last dim
 Tensor layernorm(const Tensor& x, const Tensor& w, const Tensor& b, float eps = 1e-5f);
+
+// ---- DoRA's weight norm (weight_norm.cpp) ----
+// w (N, C) -> (N): the Euclidean norm of each row (one per output feature of an nn.Linear weight)
+Tensor weight_norm(const Tensor& w);
 
 // ---- lookup and regularisation (embedding.cpp, dropout.cpp) ----
 // weight (V, C), ids with shape `ids_shape` (e.g. (B,T)) -> ids_shape + (C). Ids are checked in [0, V).

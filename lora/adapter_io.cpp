@@ -40,6 +40,8 @@ json config_to_json(const LoRAConfig& c) {
   json j = {{"r", c.r},           {"alpha", clean(c.alpha)}, {"dropout", clean(c.dropout)},  {"targets", c.targets},
             {"layers", c.layers}, {"bias", c.bias},          {"init_std", clean(c.init_std)}};
   if (c.use_rslora) j["use_rslora"] = true;  // absent: false, so files without it read as they always did
+  if (c.init_lora_weights != "gaussian") j["init_lora_weights"] = c.init_lora_weights;  // absent: gaussian
+  if (c.use_dora) j["use_dora"] = true;
   return j;
 }
 
@@ -63,6 +65,12 @@ LoRAConfig config_from_json(const json& j, const std::string& path) {
     LR_CHECK(!j.contains("use_rslora") || j.at("use_rslora").is_boolean(), "field 'use_rslora' is ",
              j.value("use_rslora", json()).dump(), ", not a boolean");
     c.use_rslora = j.value("use_rslora", false);
+    LR_CHECK(!j.contains("use_dora") || j.at("use_dora").is_boolean(), "field 'use_dora' is ",
+             j.value("use_dora", json()).dump(), ", not a boolean");
+    c.use_dora = j.value("use_dora", false);
+    LR_CHECK(!j.contains("init_lora_weights") || j.at("init_lora_weights").is_string(), "field 'init_lora_weights' is ",
+             j.value("init_lora_weights", json()).dump(), ", not a string");
+    c.init_lora_weights = j.value("init_lora_weights", c.init_lora_weights);
     c.validate();
   } catch (const json::exception& e) {
     throw Error(cat(path, ": invalid LoRA config ", j.dump(), ": ", e.what()));
@@ -77,7 +85,8 @@ std::string describe(const LoRAConfig& c) {
   for (const std::string& s : c.targets) t += (t.empty() ? "" : ",") + s;
   for (int64_t i : c.layers) l += (l.empty() ? "" : ",") + std::to_string(i);
   return cat("r=", c.r, " alpha=", c.alpha, " dropout=", c.dropout, " targets=", t, " layers=", l.empty() ? "all" : l,
-             " bias=", c.bias, c.use_rslora ? " rslora" : "");
+             " bias=", c.bias, c.use_rslora ? " rslora" : "", c.use_dora ? " dora" : "",
+             c.init_lora_weights != "gaussian" ? " init=" + c.init_lora_weights : "");
 }
 
 namespace {
@@ -100,6 +109,9 @@ std::string config_diff(const LoRAConfig& a, const LoRAConfig& b, int64_t n_laye
   auto blocks = [](const LoRAConfig& c) { return !(c.targets.size() == 1 && c.targets[0] == "wte"); };
   if (a.r != b.r) return cat("r ", a.r, " vs ", b.r);
   if (a.use_rslora != b.use_rslora) return cat("use_rslora ", a.use_rslora, " vs ", b.use_rslora);
+  if (a.use_dora != b.use_dora) return cat("use_dora ", a.use_dora, " vs ", b.use_dora);
+  if (a.init_lora_weights != b.init_lora_weights)
+    return cat("init_lora_weights ", a.init_lora_weights, " vs ", b.init_lora_weights);
   // alpha is read back from the modules as scale·r (scale·√r): compare the scale, with float slack
   if (!close(lora_scale_of(a.r, a.alpha, a.use_rslora), lora_scale_of(b.r, b.alpha, b.use_rslora)))
     return cat("alpha ", a.alpha, " vs ", b.alpha);
@@ -246,7 +258,7 @@ void with_merged_copies(nn::GPT& model, const std::function<void()>& write) {
         std::make_unique<nn::Linear>(m->in_features(), m->out_features(), false, nn::Init{unused, Device::Meta});
     plain->weight = m->weight.clone();
     plain->bias = m->bias;
-    if (!l->merged()) l->add_delta(plain->weight, 1.f);
+    if (!l->merged()) l->merge_into(plain->weight);
     stash.emplace_back(slot.module, std::move(*slot.module));
     *slot.module = std::move(plain);
   }

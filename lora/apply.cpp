@@ -32,8 +32,10 @@ bool has_lora(nn::GPT& model) {
   return false;
 }
 
+// lora_A, lora_B, and the variants' lora_A0, lora_B0 (pissa / olora) and lora_magnitude (DoRA)
 bool is_lora_name(const std::string& name) {
-  return name.find("lora_A") != std::string::npos || name.find("lora_B") != std::string::npos;
+  return name.find("lora_A") != std::string::npos || name.find("lora_B") != std::string::npos ||
+         name.find("lora_magnitude") != std::string::npos;
 }
 
 int slice_index(const std::string& s) { return s == "q" ? 0 : s == "k" ? 1 : s == "v" ? 2 : -1; }
@@ -105,14 +107,14 @@ int64_t apply_lora(nn::GPT& model, const LoRAConfig& cfg, Rng& rng) {
   check_rank(model, cfg, layers, !qkv.empty());
   model.set_requires_grad(false);  // everything frozen; only A, B (and the bias mode's biases) train
   auto wrap = [&](std::unique_ptr<nn::Linear>& m) {
-    auto lora = std::make_unique<LoRALinear>(*m, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng, cfg.use_rslora);
+    auto lora = std::make_unique<LoRALinear>(*m, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng, variant_of(cfg));
     m = std::move(lora);
   };
   for (int64_t l : layers) {
     nn::Block& b = *model.h[static_cast<size_t>(l)];
     if (!qkv.empty()) {
       auto fused = std::make_unique<LoRAFusedQKV>(*b.attn.c_attn, qkv, cfg.r, cfg.alpha, cfg.dropout, cfg.init_std, rng,
-                                                  shared, cfg.use_rslora);
+                                                  shared, variant_of(cfg));
       b.attn.c_attn = std::move(fused);
     }
     if (has(cfg.targets, "o")) wrap(b.attn.c_proj);
@@ -150,19 +152,29 @@ struct BlockLoRA {
   int64_t r = 0;
   float scale = 0.f, dropout = 0.f;
   bool rslora = false;
+  std::string init = "gaussian";
+  bool dora = false;
+  bool same(const BlockLoRA& o) const {
+    return r == o.r && scale == o.scale && dropout == o.dropout && rslora == o.rslora && init == o.init &&
+           dora == o.dora;
+  }
 };
 
 void note(BlockLoRA& b, const std::string& where, const LoRAModule& m) {
   const int64_t r = m.rank();
   const float scale = m.lora_scale(), dropout = m.lora_dropout();
-  const bool rslora = m.lora_rslora();
+  const LoRAVariant v = m.lora_variant();
+  BlockLoRA mine;
+  mine.r = r, mine.scale = scale, mine.dropout = dropout, mine.rslora = v.rslora, mine.init = v.init,
+  mine.dora = v.dora;
   if (b.r == 0) {
-    b.r = r, b.scale = scale, b.dropout = dropout, b.rslora = rslora;
+    mine.targets = b.targets;
+    b = mine;
     return;
   }
-  LR_CHECK(b.r == r && b.scale == scale && b.dropout == dropout && b.rslora == rslora, "lora_config_of: ", where,
-           " has r=", r, " scale=", scale, " dropout=", dropout, " rslora=", rslora,
-           ", other modules of its block r=", b.r, " scale=", b.scale, " dropout=", b.dropout, " rslora=", b.rslora,
+  LR_CHECK(b.same(mine), "lora_config_of: ", where, " has r=", r, " scale=", scale, " dropout=", dropout,
+           " rslora=", v.rslora, " init=", v.init, " dora=", v.dora, ", other modules of its block r=", b.r,
+           " scale=", b.scale, " dropout=", b.dropout, " rslora=", b.rslora, " init=", b.init, " dora=", b.dora,
            " (not one apply_lora config)");
 }
 
@@ -220,9 +232,8 @@ LoRAConfig lora_config_of(nn::GPT& model) {
     BlockLoRA b = block_lora(*model.h[i], p);
     if (b.targets.empty()) continue;
     if (layers.empty()) first = b;
-    LR_CHECK(b.targets == first.targets && b.r == first.r && b.scale == first.scale && b.dropout == first.dropout &&
-                 b.rslora == first.rslora,
-             "lora_config_of: block ", p, " differs from block h.", layers.front(), " (not one apply_lora config)");
+    LR_CHECK(b.targets == first.targets && b.same(first), "lora_config_of: block ", p, " differs from block h.",
+             layers.front(), " (not one apply_lora config)");
     layers.push_back(static_cast<int64_t>(i));
   }
   const LoRAModule* wte = embedding_lora(model);
@@ -236,6 +247,8 @@ LoRAConfig lora_config_of(nn::GPT& model) {
   if (wte) cfg.targets.push_back("wte");
   cfg.r = first.r;
   cfg.use_rslora = first.rslora;
+  cfg.init_lora_weights = first.init;
+  cfg.use_dora = first.dora;
   const float r = static_cast<float>(first.r);
   cfg.alpha = first.scale * (first.rslora ? std::sqrt(r) : r);
   cfg.dropout = first.dropout;

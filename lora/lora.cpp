@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lora/internal.h"
+#include "lora/variants.h"
 #include "tensor/error.h"
 
 namespace lowrank::lora {
@@ -101,6 +102,10 @@ void LoRAConfig::validate() const {
   }
   LR_CHECK(bias == "none" || bias == "all" || bias == "lora_only",
            "LoRAConfig: bias must be none, all or lora_only, got '", bias, "'");
+  LR_CHECK(init_lora_weights == "gaussian" || init_lora_weights == "pissa" || init_lora_weights == "olora",
+           "LoRAConfig: init_lora_weights must be gaussian, pissa or olora, got '", init_lora_weights, "'");
+  LR_CHECK(!seen.count("wte") || (init_lora_weights == "gaussian" && !use_dora),
+           "LoRAConfig: target 'wte' takes plain LoRA only (no pissa, olora or use_dora)");
 }
 
 float lora_scale_of(int64_t r, float alpha, bool rslora) {
@@ -110,17 +115,30 @@ float lora_scale_of(int64_t r, float alpha, bool rslora) {
 // ---- LoRALinear ----
 
 LoRALinear::LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout_, float init_std, Rng& rng,
-                       bool rslora_)
-    : nn::Linear(shell(base, rng)), scale(lora_scale_of(r, alpha, rslora_)), dropout(dropout_), rslora(rslora_) {
+                       const LoRAVariant& var)
+    : nn::Linear(shell(base, rng)),
+      scale(lora_scale_of(r, alpha, var.rslora)),
+      dropout(dropout_),
+      rslora(var.rslora),
+      init(var.init) {
   check_hparams("LoRALinear", r, alpha, dropout_, init_std);
   adopt_base(*this, base);
-  nn::Init init{rng, weight.device()};
-  lora_A = init_A(init, r, in_features(), init_std);
-  lora_B = init_B(init, out_features(), r);
+  nn::Init ini{rng, weight.device()};
+  lora_A = init_A(ini, r, in_features(), init_std);
+  lora_B = init_B(ini, out_features(), r);
+  if (init != "gaussian" && weight.device() != Device::Meta) {
+    std::tie(lora_A0, lora_B0) = variants::init_pair(init, weight, r, scale);
+    lora_A.copy_(lora_A0);
+    lora_B.copy_(lora_B0);
+  } else if (init != "gaussian") {
+    lora_A0 = Tensor::zeros(lora_A.shape(), Device::Meta), lora_B0 = Tensor::zeros(lora_B.shape(), Device::Meta);
+  }
+  if (var.dora) magnitude = variants::row_norms(weight).clone().requires_grad_(true);
 }
 
 // h = W0 x + b + (alpha/r) · B (A dropout(x)): two thin GEMMs, ΔW never formed (Section 4.1).
 Tensor LoRALinear::forward(const Tensor& x, const nn::Context& ctx) {
+  if (!merged_ && (lora_A0.defined() || magnitude.defined())) return forward_variant(x, ctx);
   // LAB 5 begin: LoRALinear::forward (W0 x + b + scale·B A x)
   Tensor y = autograd::linear(x, weight, bias);
   if (merged_) return y;  // ΔW already folded into W (Section 4.2: no inference latency)
@@ -133,17 +151,28 @@ void LoRALinear::collect(const std::string& prefix, std::vector<nn::NamedTensor>
   nn::Linear::collect(prefix, out);
   out.push_back({prefix + "lora_A", lora_A});
   out.push_back({prefix + "lora_B", lora_B});
+  if (lora_A0.defined()) {
+    out.push_back({prefix + "lora_A0", lora_A0});
+    out.push_back({prefix + "lora_B0", lora_B0});
+  }
+  if (magnitude.defined()) out.push_back({prefix + "lora_magnitude", magnitude});
 }
 
 void LoRALinear::merge() {
+  const bool was = merged_;
   // LAB 5 begin: LoRALinear::merge (fold ΔW into W once)
   if (merged_) return;  // merging twice would add ΔW twice
   fold(weight, lora_B, lora_A, scale);
   merged_ = true;
   // LAB 5 end
+  if (was) return;
+  if (lora_A0.defined()) fold(weight, lora_B0, lora_A0, -scale);
+  if (magnitude.defined()) dora_factor = variants::dora_merge(weight, magnitude);
 }
 
 void LoRALinear::unmerge() {
+  if (merged_ && magnitude.defined()) variants::scale_rows(weight, dora_factor, true);
+  if (merged_ && lora_A0.defined()) fold(weight, lora_B0, lora_A0, scale);
   // LAB 5 begin: LoRALinear::unmerge (take ΔW out again)
   if (!merged_) return;
   fold(weight, lora_B, lora_A, -scale);
@@ -154,28 +183,31 @@ void LoRALinear::unmerge() {
 // ---- LoRAFusedQKV ----
 
 LoRAFusedQKV::LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string>& slices_, int64_t r, float alpha,
-                           float dropout_, float init_std, Rng& rng, bool shared, bool rslora_)
+                           float dropout_, float init_std, Rng& rng, bool shared, const LoRAVariant& var)
     : nn::Linear(shell(base, rng)),
       slices(canonical_slices(slices_)),
-      scale(lora_scale_of(r, alpha, rslora_)),
+      scale(lora_scale_of(r, alpha, var.rslora)),
       dropout(dropout_),
       shared_A(shared),
-      rslora(rslora_) {
+      rslora(var.rslora),
+      init(var.init) {
   check_hparams("LoRAFusedQKV", r, alpha, dropout_, init_std);
   const int64_t C = in_features();
   LR_CHECK(out_features() == 3 * C, "LoRAFusedQKV: c_attn maps ", C, " -> ", out_features(), ", expected ", C, " -> ",
            3 * C, " (q | k | v)");
   adopt_base(*this, base);
-  nn::Init init{rng, weight.device()};
+  nn::Init ini{rng, weight.device()};
   const size_t n_A = shared_A ? 1 : slices.size();
-  for (size_t j = 0; j < n_A; ++j) lora_A.push_back(init_A(init, r, C, init_std));
-  for (size_t j = 0; j < slices.size(); ++j) lora_B.push_back(init_B(init, C, r));
+  for (size_t j = 0; j < n_A; ++j) lora_A.push_back(init_A(ini, r, C, init_std));
+  for (size_t j = 0; j < slices.size(); ++j) lora_B.push_back(init_B(ini, C, r));
+  init_variant(var.dora);
 }
 
 // Each adapted slice adds scale · B_s A_s dropout(x) into its third of the (..., 3C) output
 // (autograd::add_columns, one pass); the other thirds stay the base output. One dropout mask
 // serves all slices, as for a single LoRA on the fused c_attn (peft), so both layouts agree.
 Tensor LoRAFusedQKV::forward(const Tensor& x, const nn::Context& ctx) {
+  if (!merged_ && (!lora_A0.empty() || !magnitude.empty())) return forward_variant(x, ctx);
   // LAB 5 begin: LoRAFusedQKV::forward (per-slice LoRA on the fused c_attn)
   Tensor y = autograd::linear(x, weight, bias);
   if (merged_) return y;
@@ -200,16 +232,24 @@ void LoRAFusedQKV::collect(const std::string& prefix, std::vector<nn::NamedTenso
     if (!shared_A) out.push_back({prefix + "lora_A." + slices[j], lora_A[j]});
     out.push_back({prefix + "lora_B." + slices[j], lora_B[j]});
   }
+  if (!lora_A0.empty() && shared_A) out.push_back({prefix + "lora_A0", lora_A0[0]});
+  for (size_t j = 0; j < lora_B0.size(); ++j) {
+    if (!shared_A) out.push_back({prefix + "lora_A0." + slices[j], lora_A0[j]});
+    out.push_back({prefix + "lora_B0." + slices[j], lora_B0[j]});
+  }
+  for (size_t j = 0; j < magnitude.size(); ++j) out.push_back({prefix + "lora_magnitude." + slices[j], magnitude[j]});
 }
 
 void LoRAFusedQKV::merge() {
   if (merged_) return;
   fold_fused(weight, *this, scale);
+  merge_variant();
   merged_ = true;
 }
 
 void LoRAFusedQKV::unmerge() {
   if (!merged_) return;
+  unmerge_variant();
   fold_fused(weight, *this, -scale);
   merged_ = false;
 }
@@ -217,11 +257,13 @@ void LoRAFusedQKV::unmerge() {
 void LoRALinear::add_delta(Tensor w, float sign) const {
   LR_CHECK(w.shape() == weight.shape(), "add_delta: ", w.shape(), " vs weight ", weight.shape());
   fold(w, lora_B, lora_A, sign * scale);
+  add_delta_variant(w, sign);
 }
 
 void LoRAFusedQKV::add_delta(Tensor w, float sign) const {
   LR_CHECK(w.shape() == weight.shape(), "add_delta: ", w.shape(), " vs weight ", weight.shape());
   fold_fused(w, *this, sign * scale);
+  add_delta_variant(w, sign);
 }
 
 std::pair<Tensor, Tensor> LoRALinear::to_peft() const { return {lora_A.to(Device::CPU), lora_B.to(Device::CPU)}; }

@@ -6,7 +6,10 @@
 // GPT-2 fuses Wq, Wk, Wv into one c_attn (C -> 3C): LoRAFusedQKV adapts each slice independently,
 // so the paper's choice {Wq, Wv} leaves Wk untouched.
 // Variants (peft's names): use_rslora scales by alpha/√r (rsLoRA, Kalajdzievski, 2023); LoRA+ (Hayou
-// et al., 2024) trains B at ratio × A's learning rate (loraplus_lr_scale, an AdamW per-tensor multiplier).
+// et al., 2024) trains B at ratio × A's learning rate (loraplus_lr_scale, an AdamW per-tensor multiplier);
+// init_lora_weights pissa / olora start A, B from W0's top singular vectors / a QR factorisation with the
+// residual frozen (Meng et al., 2024; Büyükakyüz, 2024); use_dora adds DoRA's magnitude (Liu et al., 2024).
+// Their mechanics are in lora/variants.h.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,8 +35,20 @@ struct LoRAConfig {
   // rsLoRA (Kalajdzievski, 2023): scale = alpha / √r, which keeps the update's size stable as r grows
   // (with alpha / r, large ranks learn no better than small ones); peft's use_rslora.
   bool use_rslora = false;
+  // peft's init_lora_weights: "gaussian" (A ~ N(0, σ²), B = 0: the paper's), "pissa" or "olora"
+  // (A0, B0 from W0, frozen residual W0 - scale·B0 A0; lora/variants.h)
+  std::string init_lora_weights = "gaussian";
+  bool use_dora = false;  // DoRA: a trainable magnitude per output feature (lora/variants.h)
   void validate() const;  // throws naming the bad field
 };
+
+// What a LoRA module needs of its config beyond r, alpha, dropout and init_std.
+struct LoRAVariant {
+  bool rslora = false;
+  std::string init = "gaussian";  // gaussian | pissa | olora
+  bool dora = false;
+};
+inline LoRAVariant variant_of(const LoRAConfig& c) { return {c.use_rslora, c.init_lora_weights, c.use_dora}; }
 
 // Why LoRA's backward is cheap: W0 and b are frozen (requires_grad false), so autograd::linear's
 // backward gets no gradient buffer for them (autograd/op_util.h: grad_sink returns nullptr) and skips
@@ -50,12 +65,17 @@ class LoRAModule {
   virtual void unmerge() = 0;  // W -= ΔW (W0 back within float rounding); a no-op when not merged
   virtual bool merged() const = 0;
   virtual void add_delta(Tensor w, float sign) const = 0;  // w += sign · ΔW, w shaped like the weight
-  virtual int64_t rank() const = 0;                        // r of each (A, B) pair
-  virtual float lora_scale() const = 0;                    // alpha / r (alpha / √r with rsLoRA)
-  virtual bool lora_rslora() const = 0;                    // the scale came from alpha / √r
+  // w, a copy of W0, becomes what merge() makes of W0: W0 + ΔW, and for DoRA m / ‖W0 + ΔW‖ times that
+  virtual void merge_into(Tensor w) const { add_delta(w, 1.f); }
+  virtual int64_t rank() const = 0;      // r of each (A, B) pair
+  virtual float lora_scale() const = 0;  // alpha / r (alpha / √r with rsLoRA)
+  virtual bool lora_rslora() const = 0;  // the scale came from alpha / √r
   virtual float lora_dropout() const = 0;
+  virtual LoRAVariant lora_variant() const { return {lora_rslora(), "gaussian", false}; }
   // peft's layout: A (R, in), B (out, R) on the host with ΔW = scale · B A (R = r, or r per slice
   // for LoRAFusedQKV's separate slices, B zero outside each slice's block); from_peft is the inverse.
+  // With pissa / olora, ΔW = scale · (B A - B0 A0) against W0: A = [A; A0], B = [B, -B0] (R doubled,
+  // peft's conversion to a plain LoRA); from_peft then takes R of the unconverted pair.
   virtual std::pair<Tensor, Tensor> to_peft() const = 0;
   virtual void from_peft(const Tensor& A, const Tensor& B) = 0;
 };
@@ -69,26 +89,34 @@ const LoRAModule* as_lora(const nn::Linear* m);
 class LoRALinear : public nn::Linear, public LoRAModule {
  public:
   LoRALinear(const nn::Linear& base, int64_t r, float alpha, float dropout, float init_std, Rng& rng,
-             bool rslora = false);
+             const LoRAVariant& var = {});
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
   void merge() override;    // W += scale · B A
   void unmerge() override;  // W -= scale · B A
   bool merged() const override { return merged_; }
   void add_delta(Tensor w, float sign) const override;
+  void merge_into(Tensor w) const override;
   int64_t rank() const override { return lora_A.size(0); }
   float lora_scale() const override { return scale; }
   float lora_dropout() const override { return dropout; }
   bool lora_rslora() const override { return rslora; }
+  LoRAVariant lora_variant() const override { return {rslora, init, magnitude.defined()}; }
   std::pair<Tensor, Tensor> to_peft() const override;
   void from_peft(const Tensor& A, const Tensor& B) override;
 
-  Tensor lora_A;  // (r, in)
-  Tensor lora_B;  // (out, r)
+  Tensor lora_A;            // (r, in)
+  Tensor lora_B;            // (out, r)
+  Tensor lora_A0, lora_B0;  // pissa / olora: the frozen initial pair (r, in), (out, r); else undefined
+  Tensor magnitude;         // DoRA: m (out), "<prefix>lora_magnitude"; else undefined
   float scale, dropout;
   bool rslora = false;
+  std::string init = "gaussian";
+  std::vector<float> dora_factor;  // DoRA while merged: the m / ‖W0 + ΔW‖ that merge() applied
 
  private:
+  Tensor forward_variant(const Tensor& x, const nn::Context& ctx);
+  void add_delta_variant(Tensor w, float sign) const;  // - sign · s·B0 A0 (pissa / olora)
   bool merged_ = false;
 };
 
@@ -99,28 +127,40 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
   // shared_A: one A (r, C) for every slice (lora_A has one entry, named "<prefix>lora_A"): exactly a
   // single rank-r LoRA on all of c_attn with B = [B_q; B_k; B_v] (how peft adapts GPT-2's c_attn).
   LoRAFusedQKV(const nn::Linear& base, const std::vector<std::string>& slices, int64_t r, float alpha, float dropout,
-               float init_std, Rng& rng, bool shared_A = false, bool rslora = false);
+               float init_std, Rng& rng, bool shared_A = false, const LoRAVariant& var = {});
   Tensor forward(const Tensor& x, const nn::Context& ctx) override;
   void collect(const std::string& prefix, std::vector<nn::NamedTensor>& out) override;
   void merge() override;
   void unmerge() override;
   bool merged() const override { return merged_; }
   void add_delta(Tensor w, float sign) const override;
+  void merge_into(Tensor w) const override;
   int64_t rank() const override { return lora_A[0].size(0); }
   float lora_scale() const override { return scale; }
   float lora_dropout() const override { return dropout; }
   bool lora_rslora() const override { return rslora; }
+  LoRAVariant lora_variant() const override { return {rslora, init, !magnitude.empty()}; }
   std::pair<Tensor, Tensor> to_peft() const override;  // R = r (shared_A) or r · |slices|
   void from_peft(const Tensor& A, const Tensor& B) override;
 
-  std::vector<std::string> slices;  // subset of {"q","k","v"}, in q, k, v order
-  std::vector<Tensor> lora_A;       // per slice (r, C); one shared (r, C) when shared_A
-  std::vector<Tensor> lora_B;       // per slice (C, r)
+  std::vector<std::string> slices;       // subset of {"q","k","v"}, in q, k, v order
+  std::vector<Tensor> lora_A;            // per slice (r, C); one shared (r, C) when shared_A
+  std::vector<Tensor> lora_B;            // per slice (C, r)
+  std::vector<Tensor> lora_A0, lora_B0;  // pissa / olora: the frozen initial pairs, laid out as lora_A, lora_B
+  std::vector<Tensor> magnitude;         // DoRA: m (C) per slice, "<prefix>lora_magnitude.q", ...
   float scale, dropout;
   bool shared_A = false;
   bool rslora = false;
+  std::string init = "gaussian";
+  std::vector<float> dora_factor;  // DoRA while merged: per slice row, what merge() applied
 
  private:
+  // lora/lora_variants.cpp: pissa / olora / DoRA on top of the per-slice LoRA
+  void init_variant(bool dora);
+  Tensor forward_variant(const Tensor& x, const nn::Context& ctx);
+  void merge_variant();                                // after ΔW = s·B A is folded: - s·B0 A0, then DoRA's rows
+  void unmerge_variant();                              // the reverse, before s·B A is taken out
+  void add_delta_variant(Tensor w, float sign) const;  // - sign · s·B0 A0 per slice (pissa / olora)
   bool merged_ = false;
 };
 

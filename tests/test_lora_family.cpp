@@ -59,7 +59,7 @@ TEST_CASE("lora family: rsLoRA scales every module by alpha/sqrt(r), logits unch
 TEST_CASE("lora family: rsLoRA LoRALinear gradients w.r.t. x, A and B (B nonzero)") {
   Rng rng(3);
   nn::Linear base(5, 4, true, nn::Init{rng});
-  lora::LoRALinear m(base, 4, 4.f, 0.f, 0.f, rng, true);
+  lora::LoRALinear m(base, 4, 4.f, 0.f, 0.f, rng, lora::LoRAVariant{true});
   CHECK(m.scale == 2.f);  // 4 / √4
   CHECK(m.lora_rslora());
   m.lora_B.copy_(Tensor::randn({4, 4}, rng, 0.5f));

@@ -63,6 +63,13 @@ void tanh_forward(float* y, const float* x, int64_t n) {
 void tanh_backward(float* dx, const float* dy, const float* y, int64_t n) {
   cpu::tanh_backward(arg(dx, n, "tanh_backward dx"), arg(dy, n, "tanh_backward dy"), arg(y, n, "tanh_backward y"), n);
 }
+void reciprocal_forward(float* y, const float* x, int64_t n) {
+  cpu::reciprocal_forward(arg(y, n, "reciprocal y"), arg(x, n, "reciprocal x"), n);
+}
+void reciprocal_backward(float* dx, const float* dy, const float* y, int64_t n) {
+  cpu::reciprocal_backward(arg(dx, n, "reciprocal_backward dx"), arg(dy, n, "reciprocal_backward dy"),
+                           arg(y, n, "reciprocal_backward y"), n);
+}
 
 void dropout_forward(float* y, float* mask, const float* x, int64_t n, float p, uint64_t key) {
   cpu::dropout_forward(arg(y, n, "dropout y"), arg(mask, n, "dropout mask"), arg(x, n, "dropout x"), n, p, key);

@@ -1,5 +1,5 @@
 // Host emulation (see tagged.h: CI runs the CUDA tests without a GPU) of cuda/softmax.cu,
-// layernorm.cu, embedding.cu, attention.cu, cross_entropy.cu and adamw.cu. Each launcher checks its
+// layernorm.cu, weight_norm.cu, embedding.cu, attention.cu, cross_entropy.cu and adamw.cu. Each launcher checks its
 // pointers (device pointers, ranges inside one live device allocation, ids and targets in range),
 // then runs the CPU reference kernel of the same name and arguments (autograd/kernels.h,
 // autograd/attention_kernels.h, optim/adamw.h) on the untagged pointers.
@@ -47,6 +47,14 @@ void layernorm_backward_params(float* dw, float* db, const float* dy, const floa
                                  arg(dy, N * C, "layernorm_backward dy"), arg(x, N * C, "layernorm_backward x"),
                                  arg(mean, N, "layernorm_backward mean"), arg(rstd, N, "layernorm_backward rstd"), N,
                                  C);
+}
+
+void weight_norm_forward(float* n, const float* w, int64_t N, int64_t C) {
+  cpu::weight_norm_forward(arg(n, N, "weight_norm n"), arg(w, N * C, "weight_norm w"), N, C);
+}
+void weight_norm_backward(float* dw, const float* dn, const float* w, const float* n, int64_t N, int64_t C) {
+  cpu::weight_norm_backward(arg(dw, N * C, "weight_norm_backward dw"), arg(dn, N, "weight_norm_backward dn"),
+                            arg(w, N * C, "weight_norm_backward w"), arg(n, N, "weight_norm_backward n"), N, C);
 }
 
 namespace {

@@ -1,4 +1,4 @@
-// gelu, relu and tanh (autograd/activations.cpp): CPU values, gradient checks and strided inputs,
+// gelu, relu, tanh and reciprocal (autograd/activations.cpp): CPU values, gradient checks and strided inputs,
 // then the same ops on CUDA tensors against the CPU (cudatest::check_on_cuda; skipped without a GPU).
 #include "tests/test_util.h"
 
@@ -49,6 +49,15 @@ TEST_CASE("tanh: values and gradients") {
   check_grad([&] { return autograd::tanh(x); }, {x});
 }
 
+TEST_CASE("reciprocal: values and gradients (away from 0)") {
+  check_values(autograd::reciprocal(Tensor::from({0.5f, -2, 4}, {3})), {2.f, -0.5f, 0.25f});
+  Rng rng(103);
+  Tensor x = Tensor::randn({2, 3, 5}, rng, 0.3f);
+  for (float* p = x.data(); p != x.data() + x.numel(); ++p) *p += *p < 0.f ? -1.f : 1.f;  // |x| >= 1
+  x.requires_grad_(true);
+  check_grad([&] { return autograd::reciprocal(x); }, {x});
+}
+
 // ---- CUDA: activations 1e-5 relative (docs/cuda.md) ----
 #ifdef LOWRANK_HAVE_CUDA
 
@@ -63,15 +72,20 @@ const Tol kGeluGrad{1e-5, 1e-5};
 
 }  // namespace
 
-TEST_CASE("cuda: gelu, relu, tanh ops dispatch to the device") {
+TEST_CASE("cuda: gelu, relu, tanh, reciprocal ops dispatch to the device") {
   LR_SKIP_WITHOUT_GPU();
   const std::vector<OpFn> acts = {
       [](const std::vector<Tensor>& t) { return ag::gelu(t[0]); },
       [](const std::vector<Tensor>& t) { return ag::relu(t[0]); },
       [](const std::vector<Tensor>& t) { return ag::tanh(t[0]); },
+      [](const std::vector<Tensor>& t) { return ag::reciprocal(ag::add(ag::mul(t[0], t[0]), t[1])); },  // 1/(x² + 1)
   };
   for (size_t k = 0; k < acts.size(); ++k) {
-    const std::string name = k == 0 ? "gelu" : k == 1 ? "relu" : "tanh";
+    const std::string name = k == 0 ? "gelu" : k == 1 ? "relu" : k == 2 ? "tanh" : "reciprocal";
+    if (k == 3) {
+      check_on_cuda(acts[k], {leaf({5000}, 20, 2.f), Tensor::full({5000}, 1.f)}, kElementwise, kElementwise, name);
+      continue;
+    }
     check_on_cuda(acts[k], {leaf({5000}, 20, 2.f)}, kElementwise, k == 0 ? kGeluGrad : kElementwise, name);
   }
   check_on_cuda([](const std::vector<Tensor>& t) { return ag::gelu(ag::transpose(t[0], 0, 1)); },
