@@ -90,6 +90,8 @@ AdapterSet::Entry AdapterSet::read_entry(const std::string& name, const std::str
   e.info.config = lora_config_of(probe);
   LR_CHECK(e.info.config.bias == "none", "adapter '", name, "': ", path, " trains biases (bias=", e.info.config.bias,
            "): a set holds low-rank deltas only");
+  LR_CHECK(!e.info.config.use_dora, "adapter '", name, "': ", path,
+           " is DoRA (use_dora), which rescales W0's rows: a set holds low-rank deltas only (serve a merged export)");
   const Device device = model_.wte.weight.device();
   const std::vector<detail::LinearSlot> slots = detail::linear_slots(probe);
   for (size_t i = 0; i < slots.size(); ++i) {

@@ -48,6 +48,14 @@ struct PeftModule {
 // full name as peft matches it (peft_patterns.cpp), or null.
 const nlohmann::ordered_json* pattern_value(const nlohmann::ordered_json& cfg, const char* field,
                                             const std::string& module, const std::string& path);
+// The variants in peft's layout (peft_variants.cpp): DoRA's lora_magnitude_vector (out) of a module,
+// on the host, and back; the init an adapter_config.json's init_lora_weights asks for (gaussian, pissa).
+Tensor peft_magnitude(const nn::Linear& m);
+void set_peft_magnitude(nn::Linear& m, const Tensor& mag, const std::string& where);
+std::string peft_init(const nlohmann::ordered_json& v, const std::string& path);
+// Whether a c_attn magnitude (3C) is ‖W0 row‖ on every slice outside `slices` (factor 1 there), so the
+// per-slice layout holds it.
+bool magnitude_fits_slices(const Tensor& mag, const nn::Linear& c_attn, const std::vector<std::string>& slices);
 // The slices (q, k, v) of a c_attn LoRA whose B has lowrank's per-slice blocks of rank r, else {}.
 std::vector<std::string> block_slices(const PeftModule& pm, int64_t r);
 // "h.3.attn.c_attn." -> "attn.c_attn"

@@ -266,7 +266,10 @@ void LoRAFusedQKV::add_delta(Tensor w, float sign) const {
   add_delta_variant(w, sign);
 }
 
-std::pair<Tensor, Tensor> LoRALinear::to_peft() const { return {lora_A.to(Device::CPU), lora_B.to(Device::CPU)}; }
+std::pair<Tensor, Tensor> LoRALinear::to_peft() const {
+  if (lora_A0.defined()) return variants::converted(lora_A, lora_B, lora_A0, lora_B0);
+  return {lora_A.to(Device::CPU), lora_B.to(Device::CPU)};
+}
 
 void LoRALinear::from_peft(const Tensor& A, const Tensor& B) {
   lora_A.copy_(A);
@@ -277,6 +280,7 @@ void LoRALinear::from_peft(const Tensor& A, const Tensor& B) {
 // and columns of A_j, zeros elsewhere (exact). Shared A: A itself, B = [B_q; B_k; B_v] (zero rows for
 // slices not adapted).
 std::pair<Tensor, Tensor> LoRAFusedQKV::to_peft() const {
+  if (!lora_A0.empty()) return to_peft_converted();
   const int64_t C = in_features(), r = rank(), n = static_cast<int64_t>(slices.size());
   const int64_t R = shared_A ? r : r * n;
   Tensor A = Tensor::zeros({R, C}), B = Tensor::zeros({3 * C, R});

@@ -158,9 +158,10 @@ class LoRAFusedQKV : public nn::Linear, public LoRAModule {
   // lora/lora_variants.cpp: pissa / olora / DoRA on top of the per-slice LoRA
   void init_variant(bool dora);
   Tensor forward_variant(const Tensor& x, const nn::Context& ctx);
-  void merge_variant();                                // after ΔW = s·B A is folded: - s·B0 A0, then DoRA's rows
-  void unmerge_variant();                              // the reverse, before s·B A is taken out
-  void add_delta_variant(Tensor w, float sign) const;  // - sign · s·B0 A0 per slice (pissa / olora)
+  void merge_variant();                                 // after ΔW = s·B A is folded: - s·B0 A0, then DoRA's rows
+  void unmerge_variant();                               // the reverse, before s·B A is taken out
+  void add_delta_variant(Tensor w, float sign) const;   // - sign · s·B0 A0 per slice (pissa / olora)
+  std::pair<Tensor, Tensor> to_peft_converted() const;  // pissa / olora: rank 2r per slice (or 2r shared)
   bool merged_ = false;
 };
 

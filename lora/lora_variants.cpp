@@ -120,6 +120,30 @@ void LoRAFusedQKV::merge_into(Tensor w) const {
     variants::dora_merge(w.narrow(0, detail::slice_index(slices[j]) * C, C), magnitude[j]);
 }
 
+// Separate slices: per slice, 2r columns in its rows, [B_j, -B0_j] against [A_j; A0_j] (our per-slice
+// layout at rank 2r, which load_peft recognises); shared A: [A; A0] with each slice's rows [B_s, -B0_s].
+std::pair<Tensor, Tensor> LoRAFusedQKV::to_peft_converted() const {
+  const int64_t C = in_features(), r = rank(), n = static_cast<int64_t>(slices.size());
+  const int64_t R = shared_A ? 2 * r : 2 * r * n;
+  Tensor A = Tensor::zeros({R, C}), B = Tensor::zeros({3 * C, R});
+  if (shared_A) {
+    Tensor full_B = Tensor::zeros({3 * C, r}), full_B0 = Tensor::zeros({3 * C, r});
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t row = detail::slice_index(slices[static_cast<size_t>(j)]) * C;
+      full_B.narrow(0, row, C).copy_(lora_B[static_cast<size_t>(j)].to(tensor::Device::CPU));
+      full_B0.narrow(0, row, C).copy_(lora_B0[static_cast<size_t>(j)].to(tensor::Device::CPU));
+    }
+    return variants::converted(lora_A[0], full_B, lora_A0[0], full_B0);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const size_t k = static_cast<size_t>(j);
+    auto [a, b] = variants::converted(lora_A[k], lora_B[k], lora_A0[k], lora_B0[k]);
+    A.narrow(0, j * 2 * r, 2 * r).copy_(a);
+    B.narrow(0, detail::slice_index(slices[k]) * C, C).narrow(1, j * 2 * r, 2 * r).copy_(b);
+  }
+  return {A, B};
+}
+
 void LoRAFusedQKV::merge_variant() {
   const int64_t C = in_features();
   dora_factor.clear();

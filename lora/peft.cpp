@@ -13,7 +13,8 @@
 // Reading back, a c_attn LoRA of rank R in general is exactly three slices q, k, v sharing A with
 // B_s = B's rows of slice s (target "c_attn", LoRAFusedQKV::shared_A). The per-slice layout is
 // restored instead when the file carries our config ("lowrank.lora.config" metadata) and B has
-// the block structure.
+// the block structure. The variants' layout (DoRA's magnitudes, pissa / olora converted to plain LoRA) is
+// described in peft_variants.cpp.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -56,7 +57,8 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
   if (o) targets.push_back(mlp ? "c_proj" : "attn.c_proj");
   if (mlp) targets.push_back("c_fc");
   if (mlp && !o) targets.push_back("mlp.c_proj");
-  const int64_t r = (qkv && !o && !mlp) ? rank_of.at("attn.c_attn") : cfg.r;
+  // the rank of the modules other than c_attn (2r for pissa / olora, written converted), else c_attn's
+  const int64_t r = (qkv && !o && !mlp) ? rank_of.at("attn.c_attn") : rank_of.at(o ? "attn.c_proj" : "mlp.c_fc");
   json rank_pattern = json::object(), alpha_pattern = json::object();
   if (qkv && rank_of.at("attn.c_attn") != r) {
     const int64_t R = rank_of.at("attn.c_attn");
@@ -82,7 +84,7 @@ json peft_config(const std::string& base, const LoRAConfig& cfg, const std::map<
           {"init_lora_weights", true},
           {"modules_to_save", nullptr},
           {"use_rslora", cfg.use_rslora},
-          {"use_dora", false},
+          {"use_dora", cfg.use_dora},
           {"revision", nullptr}};
 }
 
@@ -103,6 +105,7 @@ void save_peft(const std::string& dir, nn::GPT& model, const LoRAConfig& cfg, co
     tensors[kPeftPrefix + s.prefix + "lora_A.weight"] = pm.A;
     tensors[kPeftPrefix + s.prefix + "lora_B.weight"] = pm.B;
     rank_of[kind_of(s.prefix)] = pm.A.size(0);
+    if (cfg.use_dora) tensors[kPeftPrefix + s.prefix + "lora_magnitude_vector"] = detail::peft_magnitude(**s.module);
     wrapped.insert(s.prefix + "bias");
   }
   // Trained biases; peft (>= 0.7) names a wrapped module's own bias "<module>.base_layer.bias".

@@ -26,6 +26,7 @@ struct PeftFiles {
   SafetensorsFile st;
   std::map<std::string, PeftModule> modules;  // "h.0.attn.c_attn." -> (A, B)
   std::map<std::string, Tensor> biases;       // "h.0.attn.c_attn.bias" -> tensor
+  std::map<std::string, Tensor> magnitudes;   // DoRA: "h.0.attn.c_attn." -> lora_magnitude_vector (out)
 };
 
 ojson read_json(const std::string& path) {
@@ -54,7 +55,6 @@ void check_supported(const ojson& j, const std::string& path) {
   LR_CHECK(j.is_object(), path, ": expected a JSON object, got ", j.type_name(), " ", j.dump());
   const std::string type = field(j, "peft_type", std::string(), path);
   LR_CHECK(type == "LORA", path, ": peft_type '", type, "' is not supported (only LORA)");
-  LR_CHECK(!field(j, "use_dora", false, path), path, ": use_dora (DoRA's magnitude vectors) is not supported");
   LR_CHECK(!field(j, "lora_bias", false, path), path,
            ": lora_bias is true (a bias on every lora_B): not supported, lowrank's LoRA has none");
   const ojson m = j.value("modules_to_save", ojson(nullptr));
@@ -91,6 +91,9 @@ void parse_tensors(PeftFiles& p, nn::GPT& model) {
       name.clear();
     }
     if (name.empty()) continue;
+    for (const char* m : {".lora_magnitude_vector", ".lora_magnitude_vector.weight"})
+      if (ends_with(name, m)) p.magnitudes[name.substr(0, name.find(".lora_magnitude_vector") + 1)] = kv.second;
+    if (name.find(".lora_magnitude_vector") != std::string::npos) continue;
     LR_CHECK(name.find("lora_embedding_") == std::string::npos, p.st_path, ": tensor '", kv.first,
              "' is a LoRA on an embedding (peft's lora_embedding_A/B): not read, since peft's tied lm_head does not "
              "see it and lowrank's does (lowrank adapter files carry target wte)");
@@ -211,8 +214,20 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
   LR_CHECK(first.count("mlp.c_fc") == first.count("mlp.c_proj"), p.st_path,
            ": adapts only one of mlp.c_fc, mlp.c_proj (lowrank's target 'mlp' adapts both)");
   for (const auto& kv : p.modules) check_shapes(p, kv.first, kv.second, *slot.at(kv.first));  // before any read
+  for (const auto& kv : p.magnitudes) {
+    LR_CHECK(p.modules.count(kv.first), p.st_path, ": a lora_magnitude_vector for '", kv.first, "', which has no LoRA");
+    const int64_t out = slot.at(kv.first)->out_features();
+    LR_CHECK(kv.second.ndim() == 1 && kv.second.size(0) == out, p.st_path, ": '", kv.first,
+             "lora_magnitude_vector' has shape ", kv.second.shape(), ", expected (", out, ",)");
+  }
   LoRAConfig meta;
-  const bool blocks = lowrank_slices(p, meta) || slices_from_tensors(p, meta);
+  // pissa's factorisation covers the whole fused c_attn: no per-slice layout; DoRA's magnitude fits one
+  // only when the slices without an adapter keep factor 1
+  const bool pissa = detail::peft_init(p.cfg.value("init_lora_weights", ojson(nullptr)), p.cfg_path) != "gaussian";
+  bool blocks = !pissa && (lowrank_slices(p, meta) || slices_from_tensors(p, meta));
+  for (const auto& kv : p.magnitudes)
+    if (blocks && kind_of(kv.first) == "attn.c_attn")
+      blocks = detail::magnitude_fits_slices(kv.second, *slot.at(kv.first), meta.targets);
   int64_t r = 0;
   float scale = 0.f;
   for (const auto& kv : p.modules) {
@@ -241,6 +256,12 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
   cfg.alpha = scale * (cfg.use_rslora ? std::sqrt(static_cast<float>(r)) : static_cast<float>(r));
   cfg.dropout = field(p.cfg, "lora_dropout", 0.f, p.cfg_path);
   cfg.bias = field(p.cfg, "bias", std::string("none"), p.cfg_path);
+  cfg.use_dora = field(p.cfg, "use_dora", false, p.cfg_path);
+  cfg.init_lora_weights = detail::peft_init(p.cfg.value("init_lora_weights", ojson(nullptr)), p.cfg_path);
+  for (const auto& kv : p.modules)
+    LR_CHECK(p.magnitudes.count(kv.first) == (cfg.use_dora ? 1u : 0u), p.st_path, ": module ", kv.first,
+             cfg.use_dora ? " lacks its lora_magnitude_vector (use_dora is true)"
+                          : " has a lora_magnitude_vector but use_dora is false");
   return detail::config_from_json(detail::config_to_json(cfg), p.cfg_path);  // validates, naming the file
 }
 
@@ -251,6 +272,8 @@ void import_modules(const PeftFiles& p, nn::GPT& model) {
     LoRAModule* l = as_lora(s.module->get());
     LR_CHECK(l != nullptr, "load_peft: ", s.prefix, " has no LoRA module to load into");
     l->from_peft(it->second.A, it->second.B);
+    auto mag = p.magnitudes.find(s.prefix);
+    if (mag != p.magnitudes.end()) detail::set_peft_magnitude(**s.module, mag->second, p.st_path + ": " + s.prefix);
   }
 }
 

@@ -70,6 +70,18 @@ Tensor row_norms(const Tensor& w) {
   return autograd::weight_norm(w.detach());
 }
 
+std::pair<Tensor, Tensor> converted(const Tensor& A, const Tensor& B, const Tensor& A0, const Tensor& B0) {
+  const int64_t r = A.size(0), in = A.size(1), out = B.size(0);
+  Tensor a = Tensor::empty(Shape{2 * r, in}), b = Tensor::empty(Shape{out, 2 * r});
+  a.narrow(0, 0, r).copy_(A.to(Device::CPU));
+  a.narrow(0, r, r).copy_(A0.to(Device::CPU));
+  b.narrow(1, 0, r).copy_(B.to(Device::CPU));
+  Tensor nb = Tensor::zeros(B0.shape());
+  nb.add_(B0.to(Device::CPU), -1.f);
+  b.narrow(1, r, r).copy_(nb);
+  return {a, b};
+}
+
 std::vector<float> dora_merge(Tensor w, const Tensor& m) {
   std::vector<float> g = m.to_vector();
   const std::vector<float> n = row_norms(w).to_vector();

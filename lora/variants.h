@@ -38,6 +38,10 @@ Tensor dora_factor(const Tensor& m, const Tensor& w0, const Tensor& dw);
 // ‖w‖ per row, on the host: DoRA's magnitude at initialisation (m = ‖W0‖_c).
 Tensor row_norms(const Tensor& w);
 
+// pissa / olora as a plain LoRA against W0 (peft's conversion): A' = [A; A0] (2r, in), B' = [B, -B0]
+// (out, 2r), so s·B' A' = s·(B A - B0 A0); on the host.
+std::pair<Tensor, Tensor> converted(const Tensor& A, const Tensor& B, const Tensor& A0, const Tensor& B0);
+
 // DoRA's merge of w = W0 + ΔW (already folded): w ← g ⊙ w per row with g = m / ‖w‖; returns g for unmerge.
 std::vector<float> dora_merge(Tensor w, const Tensor& m);
 // w (rows, in) ⊙= g per row (g on the host, one per row), or /= g: DoRA's merge and unmerge.
