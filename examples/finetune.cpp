@@ -49,6 +49,8 @@ cxxopts::Options make_options() {
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("8"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("16"))
     ("use-rslora", "rsLoRA: scale alpha/sqrt(r) instead of alpha/r (Kalajdzievski, 2023)")
+    ("init-lora-weights", "gaussian | pissa | olora: A, B from W0's top singular vectors or QR, residual frozen (Meng et al., 2024; Buyukakyuz, 2024)", cxxopts::value<std::string>()->default_value("gaussian"))
+    ("use-dora", "DoRA: a trainable magnitude per output feature over LoRA's direction (Liu et al., 2024)")
     ("targets", "LoRA targets: q,k,v,o,mlp,wte", cxxopts::value<std::string>()->default_value("q,v"))
     ("dropout", "LoRA and model dropout", cxxopts::value<float>()->default_value("0.05"))
     ("adapter-dim", "adapter bottleneck (adapter-h, adapter-l)", cxxopts::value<int64_t>()->default_value("8"))
@@ -104,7 +106,7 @@ void check_run_options(const cxxopts::ParseResult& a) {
   for (const char* req : {"init", "data", "out"}) LR_CHECK(a.count(req), "--", req, " is required (try --help)");
   const std::string method = a["method"].as<std::string>(), adapter = a["adapter"].as<std::string>();
   LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
-  for (const char* opt : {"rank", "alpha", "targets", "use-rslora"})
+  for (const char* opt : {"rank", "alpha", "targets", "use-rslora", "init-lora-weights", "use-dora"})
     LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
              " (its config gives it)");
   LR_CHECK(a["save-peft"].as<std::string>().empty() || method == "lora",

@@ -50,6 +50,8 @@ cxxopts::Options make_options() {
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("4"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("32"))
     ("use-rslora", "rsLoRA: scale alpha/sqrt(r) instead of alpha/r (Kalajdzievski, 2023)")
+    ("init-lora-weights", "gaussian | pissa | olora: A, B from W0's top singular vectors or QR, residual frozen (Meng et al., 2024; Buyukakyuz, 2024)", cxxopts::value<std::string>()->default_value("gaussian"))
+    ("use-dora", "DoRA: a trainable magnitude per output feature over LoRA's direction (Liu et al., 2024)")
     ("targets", "LoRA targets: q,k,v,o,mlp,wte (wte: LoRA on the token embedding and tied head)", cxxopts::value<std::string>()->default_value("q,v"))
     ("dropout", "LoRA / model dropout", cxxopts::value<float>()->default_value("0.1"))
     ("adapter-dim", "adapter bottleneck", cxxopts::value<int64_t>()->default_value("8"))
@@ -158,6 +160,8 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   // Only what differs from the table's recipe, so that the headline rows keep their keys.
   if (a["label-smoothing"].as<float>() != 0.1f) k += " ls=" + ex::fixed(a["label-smoothing"].as<float>(), 2);
   if (mc.method == "lora" && lc.use_rslora) k += " rslora";
+  if (mc.method == "lora" && lc.init_lora_weights != "gaussian") k += " " + lc.init_lora_weights;
+  if (mc.method == "lora" && lc.use_dora) k += " dora";
   const float loraplus = a["loraplus-lr-ratio"].as<float>();
   if (loraplus != 0.f && loraplus != 1.f) {
     char ratio[32];
@@ -182,7 +186,7 @@ void check_run_options(const cxxopts::ParseResult& a) {
   LR_CHECK(a["save-adapter"].as<std::string>().empty() || method == "lora",
            "--save-adapter needs --method lora, got --method ", method);
   LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
-  for (const char* opt : {"rank", "alpha", "targets", "use-rslora"})  // the adapter's own config decides these
+  for (const char* opt : {"rank", "alpha", "targets", "use-rslora", "init-lora-weights", "use-dora"})  // the adapter's own config decides these
     LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
              " (its config gives it)");
   // A folder the user named must exist now; the default out/e2e_outputs.txt gets its folder when written.

@@ -265,3 +265,44 @@ TEST_CASE("lora family: finetune --use-rslora --loraplus-lr-ratio 16 trains and 
   CHECK(again.rc == 1);
   CHECK(contains(again.err, "--use-rslora cannot be combined with --adapter"));
 }
+
+TEST_CASE("lora family: finetune --init-lora-weights pissa --use-dora trains a DoRA adapter; a bad init is refused") {
+  TempDir t("ft_dora");
+  nn::GPTConfig c;
+  c.vocab_size = 50257;
+  c.n_positions = 32;
+  c.n_embd = 16;
+  c.n_layer = 1;
+  c.n_head = 2;
+  Rng rng(3);
+  nn::GPT base_model(c, rng);
+  const std::string base = t.file("base"), data = t.file("train.jsonl"), out = t.file("run");
+  nn::save_hf_dir(base, base_model);
+  std::string s;
+  for (int i = 0; i < 12; ++i)
+    s += nlohmann::json{{"prompt", "Q: " + std::to_string(i % 7) + "+1="}, {"completion", " " + std::to_string(i % 7 + 1)}}
+             .dump() +
+         "\n";
+  write_bytes(data, s);
+  const std::string common = "--init " + base + " --data " + data + " --val-frac 0 --batch-size 2 --steps 3 --lr 1e-2" +
+                             " --threads 1 --rank 2 --alpha 8 --targets q,v,o";
+  const Run r = run_example("finetune", common + " --out " + out + " --init-lora-weights pissa --use-dora", t);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  const lora::LoRAConfig cfg = lora::read_adapter_config(out + "/adapter.safetensors");
+  CHECK(cfg.init_lora_weights == "pissa");
+  CHECK(cfg.use_dora);
+  Rng r0(0);
+  auto model = nn::load_model(base, r0);
+  lora::apply_lora(*model, cfg, r0);
+  lora::load_adapter(out + "/adapter.safetensors", *model);
+  auto* o = dynamic_cast<lora::LoRALinear*>(model->h[0]->attn.c_proj.get());
+  REQUIRE(o);
+  CHECK(o->magnitude.defined());
+  CHECK(o->lora_A0.defined());
+
+  const Run bad = run_example("finetune", common + " --out " + t.file("bad") + " --init-lora-weights svd", t);
+  CHECK(bad.rc == 1);
+  CHECK(contains(bad.err, "init_lora_weights must be gaussian, pissa or olora, got 'svd'"));
+  CHECK(!fs::exists(t.file("bad")));
+}

@@ -49,7 +49,7 @@ struct FinetuneOptions {
 };
 
 // The method options finetune and finetune_e2e share: --method, --rank, --alpha, --dropout, --targets,
-// --use-rslora, --adapter-dim, --prefix-len.
+// --use-rslora, --init-lora-weights, --use-dora, --adapter-dim, --prefix-len.
 inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   lora::MethodConfig m;
   m.method = a["method"].as<std::string>();
@@ -58,6 +58,8 @@ inline lora::MethodConfig method_config(const cxxopts::ParseResult& a) {
   m.lora.dropout = a["dropout"].as<float>();
   m.lora.targets = split_list(a["targets"].as<std::string>());
   m.lora.use_rslora = a["use-rslora"].as<bool>();
+  m.lora.init_lora_weights = a["init-lora-weights"].as<std::string>();
+  m.lora.use_dora = a["use-dora"].as<bool>();
   m.adapter_dim = a["adapter-dim"].as<int64_t>();
   m.prefix_len = a["prefix-len"].as<int64_t>();
   return m;

@@ -64,6 +64,8 @@ inline std::string run_fingerprint(const FinetuneOptions& o, const lora::MethodC
                       {"seed", o.seed}};
   // the LoRA variants enter only when set, so the runs before them keep their fingerprints
   if (mc.lora.use_rslora) j["use_rslora"] = true;
+  if (mc.lora.init_lora_weights != "gaussian") j["init_lora_weights"] = mc.lora.init_lora_weights;
+  if (mc.lora.use_dora) j["use_dora"] = true;
   if (o.loraplus_lr_ratio != 0.f && o.loraplus_lr_ratio != 1.f) j["loraplus_lr_ratio"] = o.loraplus_lr_ratio;
   return j.dump();
 }
