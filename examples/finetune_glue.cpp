@@ -41,6 +41,10 @@ cxxopts::Options make_options() {
     ("rank", "LoRA rank r", cxxopts::value<int64_t>()->default_value("8"))
     ("alpha", "LoRA alpha (scale alpha/r)", cxxopts::value<float>()->default_value("16"))
     ("targets", "LoRA targets: q,k,v,o,mlp,wte (wte: LoRA on the token embedding and tied head)", cxxopts::value<std::string>()->default_value("q,v"))
+    ("use-rslora", "rsLoRA: scale alpha/sqrt(r) instead of alpha/r (Kalajdzievski, 2023)")
+    ("init-lora-weights", "gaussian | pissa | olora: A, B from W0's top singular vectors or QR, residual frozen (Meng et al., 2024; Buyukakyuz, 2024)", cxxopts::value<std::string>()->default_value("gaussian"))
+    ("use-dora", "DoRA: a trainable magnitude per output feature over LoRA's direction (Liu et al., 2024)")
+    ("loraplus-lr-ratio", "LoRA+: lora_B learns at this times --lr (Hayou et al., 2024; 0: off)", cxxopts::value<float>()->default_value("0"))
     ("pooling", "classifier input: mean (of the real tokens) | last (token, as GPT-2)",
      cxxopts::value<std::string>()->default_value("mean"))
     ("dropout", "model and LoRA dropout", cxxopts::value<float>()->default_value("0.1"))
@@ -82,6 +86,15 @@ ex::GlueRunConfig run_config(const cxxopts::ParseResult& a) {
   c.method.lora.alpha = a["alpha"].as<float>();
   c.method.lora.dropout = a["dropout"].as<float>();
   c.method.lora.targets = ex::split_list(a["targets"].as<std::string>());
+  c.method.lora.use_rslora = a["use-rslora"].as<bool>();
+  c.method.lora.init_lora_weights = a["init-lora-weights"].as<std::string>();
+  c.method.lora.use_dora = a["use-dora"].as<bool>();
+  c.loraplus_lr_ratio = a["loraplus-lr-ratio"].as<float>();
+  const bool variant = c.method.lora.use_rslora || c.method.lora.use_dora ||
+                       c.method.lora.init_lora_weights != "gaussian" || c.loraplus_lr_ratio != 0.f;
+  LR_CHECK(!variant || c.method.method == "lora", "--use-rslora, --init-lora-weights, --use-dora and ",
+           "--loraplus-lr-ratio need --method lora, got --method ", c.method.method);
+  c.method.lora.validate();
   c.method.adapter_dim = a["adapter-dim"].as<int64_t>();
   c.steps = a["steps"].as<int64_t>();
   c.batch_size = a["batch-size"].as<int64_t>();
@@ -126,6 +139,11 @@ std::string run_key(const std::string& task, const ex::GlueRunConfig& c, int64_t
     std::string t;
     for (const std::string& x : c.method.lora.targets) t += (t.empty() ? "" : ",") + x;
     k += " r=" + std::to_string(c.method.lora.r) + " alpha=" + ex::fixed(c.method.lora.alpha, 0) + " targets=" + t;
+    // the variants are named only when set, so that earlier rows keep their keys
+    if (c.method.lora.use_rslora) k += " rslora";
+    if (c.method.lora.init_lora_weights != "gaussian") k += " " + c.method.lora.init_lora_weights;
+    if (c.method.lora.use_dora) k += " dora";
+    if (c.loraplus_lr_ratio != 0.f && c.loraplus_lr_ratio != 1.f) k += " loraplus=" + ex::fixed(c.loraplus_lr_ratio, 0);
   }
   if (c.method.method == "adapter-h" || c.method.method == "adapter-l")
     k += " dim=" + std::to_string(c.method.adapter_dim);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "data/text.h"
+#include "examples/common/bases_figure.h"
 #include "examples/common/cli.h"
 #include "examples/common/results.h"
 #include "examples/common/svg_lines.h"
@@ -31,6 +32,7 @@ cxxopts::Options make_options() {
     ("markdown", "rewrite this file's <!-- results:NAME --> section (else: print)", cxxopts::value<std::string>()->default_value(""))
     ("merge", "first add every row of this results file to --results (same key: replaced)", cxxopts::value<std::string>()->default_value(""))
     ("svg", "write the learning curves (valid loss vs examples, first seed of each row) here", cxxopts::value<std::string>()->default_value(""))
+    ("bases-svg", "E2E: zero-shot, LoRA and FT BLEU per base checkpoint (stages 1-5, the control) as bars here", cxxopts::value<std::string>()->default_value(""))
     ("match", "only the runs whose key contains this text", cxxopts::value<std::string>()->default_value(""))
     ("section", "write <!-- results:SECTION --> instead of the file's table name", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
@@ -188,6 +190,7 @@ int table_main(int argc, char** argv) {
   else
     ex::rewrite_section(a["markdown"].as<std::string>(), section.empty() ? name : section, table);
   if (!a["svg"].as<std::string>().empty()) write_curves(a["svg"].as<std::string>(), name, groups);
+  if (!a["bases-svg"].as<std::string>().empty()) ex::write_bases_figure(a["bases-svg"].as<std::string>(), j["runs"]);
   return 0;
 }
 

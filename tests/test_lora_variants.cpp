@@ -3,6 +3,7 @@
 // the model unchanged at initialisation, gradients, merge and unmerge, adapter files and merged export.
 #include <cmath>
 
+#include "lora/adapter_set.h"
 #include "lora/lora.h"
 #include "lora/variants.h"
 #include "lora_test_util.h"
@@ -175,4 +176,24 @@ TEST_CASE("lora family: variant adapter files round trip; another variant's conf
   }
   CHECK(contains(error_of([] { variant_cfg({"q", "wte"}, "pissa", false).validate(); }), "target 'wte' takes plain"));
   CHECK(contains(error_of([] { variant_cfg({"q"}, "svd", false).validate(); }), "init_lora_weights must be"));
+}
+
+TEST_CASE("lora family: an AdapterSet serves a PiSSA adapter as its plain delta and refuses DoRA by name") {
+  TempDir tmp("variant_set");
+  std::vector<float> want;
+  for (bool dora : {false, true}) {
+    const lora::LoRAConfig cfg = variant_cfg({"q", "v", "o"}, dora ? "gaussian" : "pissa", dora);
+    auto model = make_gpt(1);
+    Rng rng(5);
+    lora::apply_lora(*model, cfg, rng);
+    perturb_adapter(*model, 3);
+    lora::save_adapter(tmp.file(dora ? "d.safetensors" : "p.safetensors"), *model, cfg);
+    if (!dora) want = logits(*model);
+  }
+  auto base = make_gpt(1);
+  lora::AdapterSet set(*base);
+  set.load("pissa", tmp.file("p.safetensors"));
+  set.activate("pissa");
+  CHECK(max_diff(logits(*base), want) <= 1e-4f);
+  CHECK(contains(error_of([&] { set.load("dora", tmp.file("d.safetensors")); }), "is DoRA (use_dora)"));
 }

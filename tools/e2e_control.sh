@@ -10,8 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=data/assets/gpt-e2e-control/gpt-e2e-control.safetensors
-if [ "${1:-runs}" = table ]; then
-  BASE=$BASE tools/e2e_headline.sh table
+if [ "${1:-runs}" = table ]; then  # the full E2E table, and the bars of every base (zero-shot, LoRA, FT)
+  [ -x build/results_table ] || tools/setup.sh build results_table
+  ./build/results_table --results docs/results/e2e.json --markdown REPRODUCTION.md --svg docs/results/e2e_curves.svg \
+    --bases-svg docs/results/e2e_bases.svg
   exit 0
 fi
 BIN=out/control-bin

@@ -37,6 +37,7 @@ struct GlueRunConfig {
   float lr = 1e-3f, weight_decay = 0.01f, clip = 1.f, dropout = 0.1f;  // dropout: model (and LoRA's own)
   float head_lr = 0.f;                          // peak learning rate of the classification head; 0: lr
   bool train_wte = false;                       // a diagnosis, not a method: the token embedding trains too (9.6M)
+  float loraplus_lr_ratio = 0.f;                // LoRA+: every lora_B learns at this times lr (0 or 1: off)
   bool progress = true;                         // a progress bar on stderr during training
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
 };
@@ -102,7 +103,7 @@ struct GlueOptimizer {
   float head_scale = 1.f;  // head lr / lr, applied at every step of the schedule
 
   GlueOptimizer(nn::Classifier& clf, const GlueRunConfig& c)
-      : encoder(clf.encoder.named_parameters(), config(c)),
+      : encoder(clf.encoder.named_parameters(), config(c, &clf)),
         head(head_tensors(clf), config(c)),
         head_scale(c.head_lr > 0.f ? c.head_lr / c.lr : 1.f) {}
   void zero_grad() {
@@ -115,9 +116,10 @@ struct GlueOptimizer {
   }
 
  private:
-  static optim::AdamWConfig config(const GlueRunConfig& c) {
+  static optim::AdamWConfig config(const GlueRunConfig& c, nn::Classifier* clf = nullptr) {
     optim::AdamWConfig oc;
     oc.weight_decay = c.weight_decay;
+    if (clf && c.method.method == "lora") oc.lr_scale = lora::loraplus_lr_scale(clf->encoder, c.loraplus_lr_ratio);
     return oc;
   }
 };

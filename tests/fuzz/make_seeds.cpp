@@ -117,10 +117,13 @@ std::string peft_input(const std::string& dir, const std::string& tensors) {
 }
 
 void peft_seeds(const std::string& tmp) {
-  for (const char* d : {"peft_made", "peft_resaved", "lowrank_written"}) {
+  for (const char* d : {"peft_made", "peft_resaved", "lowrank_written", "variants/dora", "variants/pissa",
+                        "variants/rslora", "variants/lowrank_written_dora", "variants/lowrank_written_pissa"}) {
     const std::string dir = std::string(LOWRANK_SOURCE_DIR) + "/tests/fixtures/peft_tiny/" + d;
-    put("peft", d, peft_input(dir, read(dir + "/adapter_model.safetensors")));
-    put("safetensors", d, read(dir + "/adapter_model.safetensors"));
+    std::string name = d;  // a file name: variants/dora -> variants_dora
+    for (char& c : name) c = c == '/' ? '_' : c;
+    put("peft", name, peft_input(dir, read(dir + "/adapter_model.safetensors")));
+    put("safetensors", name, read(dir + "/adapter_model.safetensors"));
   }
   Rng rng(1);
   nn::GPT model(fuzz::peft_base_config(), rng);
