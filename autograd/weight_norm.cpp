@@ -28,12 +28,14 @@ void weight_norm_forward(float* n, const float* w, int64_t N, int64_t C) {
 
 // dw (N, C) += dn_j · w_ji / n_j, from the saved output n (N)
 void weight_norm_backward(float* dw, const float* dn, const float* w, const float* n, int64_t N, int64_t C) {
+  // LAB 9 begin: weight_norm_backward (the direction's gradient)
 #pragma omp parallel for schedule(static) if (N * C > tensor::kParallelGrain)
   for (int64_t j = 0; j < N; ++j) {
     if (n[j] == 0.f) continue;
     const float g = dn[j] / n[j];
     for (int64_t i = 0; i < C; ++i) dw[j * C + i] += g * w[j * C + i];
   }
+  // LAB 9 end
 }
 
 }  // namespace cpu
