@@ -1,8 +1,9 @@
 #pragma once
-// The GEMMs of linear and matmul whose right operand is a weight (autograd/matmul.cpp): y = x·Wᵀ and
-// dx = dy·W of linear, C = A·op(B) and dA = dC·op(B)ᵀ of a matmul by one 2-D B. Under the bf16 precision
-// policy (tensor/precision.h, docs/precision.md) such a product runs in bf16 when the weight is frozen;
-// a trainable weight (and its gradient dW, never computed for a frozen one) stays fp32.
+// The GEMMs whose right operand is a weight: y = x·Wᵀ and dx = dy·W of linear, C = A·op(B) and
+// dA = dC·op(B)ᵀ of a matmul by one 2-D B (autograd/matmul.cpp), the logits h·wᵀ and G_h = dz·w of the
+// fused head (autograd/linear_cross_entropy.cpp). Under the bf16 precision policy (tensor/precision.h,
+// docs/precision.md) such a product runs in bf16 when the weight is frozen; a trainable weight (and its
+// gradient dW, never computed for a frozen one) stays fp32.
 #include <cstdint>
 
 #include "tensor/tensor.h"

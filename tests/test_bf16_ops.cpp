@@ -1,8 +1,9 @@
-// linear and matmul by a frozen weight under the bf16 policy (autograd/weight_gemm.h, docs/precision.md):
-// forward and input gradient within bf16's tolerance of the fp32 path, what stays fp32 (trainable
-// weights, thin products, products of two activations), merge and unmerge seen by the next bf16
-// forward, and the fp32 fallback forced as on a CPU without bf16. Where this CPU has no bf16 GEMM the
+// linear, matmul and the fused LM head by a frozen weight under the bf16 policy (autograd/weight_gemm.h,
+// docs/precision.md): forward and input gradient within bf16's tolerance of the fp32 path, what stays fp32
+// (trainable weights, thin products, products of two activations), merge and unmerge seen by the next
+// bf16 forward, and the fp32 fallback forced as on a CPU without bf16. Where this CPU has no bf16 GEMM the
 // checks that need one say why they are skipped; the fallback and the fp32 parts run everywhere.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -103,6 +104,38 @@ TEST_CASE("bf16: matmul by a frozen 2-D weight runs in bf16, forward and dA; a b
   const int64_t before = tensor::bf16_gemm_calls();
   autograd::matmul(q, k, false, true);
   CHECK(tensor::bf16_gemm_calls() == before);
+}
+
+TEST_CASE("bf16: the fused LM head multiplies a frozen head in bf16, loss and dh within tolerance of fp32") {
+  if (!bf16_gemm_here()) return;
+  const int64_t N = 50, C = 24, V = 300;
+  Tensor h = param({N, C}, 16), w = param({V, C}, 17, 0.5f);
+  w.requires_grad_(false);  // the tied embedding of a LoRA run
+  std::vector<int32_t> targets(N);
+  for (int64_t i = 0; i < N; ++i) targets[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37) % V);
+  auto run = [&](Precision p, float& loss, std::vector<float>& dh) {
+    PrecisionGuard g(p);
+    h.zero_grad();
+    Tensor l = autograd::linear_cross_entropy(h, w, targets, {}, 20);  // chunks of 20, 20 and 10 rows
+    autograd::backward(l);
+    loss = l.item(), dh = h.grad().to_vector();
+  };
+  float l32 = 0, l16 = 0;
+  std::vector<float> dh32, dh16;
+  run(Precision::fp32, l32, dh32);
+  const int64_t calls = tensor::bf16_gemm_calls();
+  run(Precision::bf16, l16, dh16);
+  // The logits and G_h of the two full chunks in bf16; the last chunk's 10 rows are thin: fp32.
+  CHECK(tensor::bf16_gemm_calls() == calls + 4);
+  // Each logit is off by at most kBf16Tol of its magnitude Σ|h||w|, the loss (lse - z_target) by twice that.
+  const std::vector<float> mag = magnitude_xwt(h.detach(), w);
+  const float zmax = *std::max_element(mag.begin(), mag.end());
+  CHECK(std::fabs(l16 - l32) <= 2 * kBf16Tol * zmax);
+  CHECK(l16 != l32);
+  float dmax = 0, err = 0;
+  for (size_t i = 0; i < dh32.size(); ++i)
+    dmax = std::max(dmax, std::fabs(dh32[i])), err = std::max(err, std::fabs(dh16[i] - dh32[i]));
+  CHECK(err <= 2 * kBf16Tol * dmax);
 }
 
 TEST_CASE("bf16: merge and unmerge of a LoRA layer are seen by the next bf16 forward") {
