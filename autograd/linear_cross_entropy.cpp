@@ -25,11 +25,14 @@
 // Every kernel is an existing one (GEMM, cross_entropy's row kernels, mul's backward for the scaling), so
 // CUDA tensors run on the existing launchers and dloss stays a device scalar there. Chunks run in order
 // and each GEMM is the thread-count-independent tensor::gemm: results do not depend on the thread count.
+// The two products by w, z_c = h_c wᵀ and G_h = dz_c·w, go through weight_gemm (autograd/weight_gemm.h):
+// bf16 under the bf16 policy when w is frozen (the tied head of a LoRA run), the logits still fp32.
 #include <algorithm>
 
 #include "autograd/kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
+#include "autograd/weight_gemm.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
 
@@ -53,7 +56,7 @@ void cuda_scaled_add(float* dx, const float* g, const float* s, int64_t n) {  //
 // One forward's operands and results, raw pointers on one device.
 struct HeadRows {
   const float* h = nullptr;                           // (N, C)
-  const float* w = nullptr;                           // (V, C)
+  const Tensor* w = nullptr;                          // (V, C), contiguous
   const int32_t* targets = nullptr;                   // (N)
   const float *weights = nullptr, *scales = nullptr;  // (N) w_i and w_i / W
   float *row_loss = nullptr, *lse = nullptr;          // (N)
@@ -74,7 +77,7 @@ void head_chunks(Device dev, const HeadRows& a) {
     const int64_t n = std::min(R, a.N - r0);
     const float* hc = a.h + r0 * C;  // (n, C)
     // z (n, V) = h_c (n, C) · wᵀ
-    gemm_batched(dev, false, true, n, V, C, 1.f, hc, C, 0, a.w, C, 0, 0.f, z.data(), V, 0, 1);
+    weight_gemm(dev, true, n, V, C, hc, C, *a.w, C, 0.f, z.data(), V);
     run(dev, cpu::cross_entropy_forward, cuda::cross_entropy_forward, a.row_loss + r0, a.lse + r0, z.data(),
         a.targets + r0, a.weights + r0, n, V, a.eps);
     if (!grad) continue;
@@ -82,7 +85,7 @@ void head_chunks(Device dev, const HeadRows& a) {
     run(dev, cpu::cross_entropy_backward, cuda::cross_entropy_backward, dz.data(), z.data(), a.lse + r0, a.targets + r0,
         a.scales + r0, one.data(), n, V, a.eps);
     if (a.gh)  // G_h rows (n, C) = dz (n, V) · w (V, C)
-      gemm_batched(dev, false, false, n, C, V, 1.f, dz.data(), V, 0, a.w, C, 0, 0.f, a.gh + r0 * C, C, 0, 1);
+      weight_gemm(dev, false, n, C, V, dz.data(), V, *a.w, C, 0.f, a.gh + r0 * C, C);
     if (a.gw)  // G_w (V, C) += dzᵀ (V, n) · h_c (n, C)
       gemm_batched(dev, true, false, V, C, n, 1.f, dz.data(), V, 0, hc, C, 0, 1.f, a.gw, C, 0, 1);
   }
@@ -126,7 +129,7 @@ Tensor linear_cross_entropy(const Tensor& h_in, const Tensor& w_in, const std::v
   Tensor gw = record_node && w.requires_grad() ? Tensor::zeros({V, C}, dev) : Tensor();  // accumulated
   HeadRows a;
   a.h = h.data();
-  a.w = w.data();
+  a.w = &w;
   a.targets = ints(r.targets);
   a.weights = r.weights.data();
   a.scales = r.scales.data();

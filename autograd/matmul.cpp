@@ -5,10 +5,13 @@
 //   dB = op(A)ᵀ·dC   (stored Bᵀ when trans_b: dBᵀ = dCᵀ·op(A))
 // Each is accumulated with beta = 1, so backward adds into .grad as the tape requires, or written with
 // beta = 0 into a gradient buffer allocated just now (GemmSink, autograd/op_util.h: no zero fill first).
+// The products by a weight (linear's W, a matmul's one 2-D B) go through weight_gemm
+// (autograd/weight_gemm.h): bf16 when the precision policy asks for it and the weight is frozen.
 #include <algorithm>
 
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
+#include "autograd/weight_gemm.h"
 #include "tensor/gemm.h"
 #include "tensor/parallel.h"
 
@@ -48,25 +51,26 @@ MatmulDims matmul_dims(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   return d;
 }
 
-// C (batch, M, N) = op(A)·op(B) on dev. When b is shared and A is not transposed the batch folds into M.
-void matmul_forward(Device dev, float* C, const float* A, const float* B, const MatmulDims& d) {
-  if (d.b_shared && !d.ta) {
-    gemm_batched(dev, false, d.tb, d.batch * d.M, d.N, d.K, 1.f, A, d.lda(), 0, B, d.ldb(), 0, 0.f, C, d.N, 0, 1);
-    return;
-  }
+// C (batch, M, N) = op(A)·op(B) on dev. When b is shared and A is not transposed the batch folds into M,
+// and b is a weight (weight_gemm).
+void matmul_forward(Device dev, float* C, const float* A, const Tensor& b, const MatmulDims& d) {
+  if (d.b_shared && !d.ta) return weight_gemm(dev, d.tb, d.batch * d.M, d.N, d.K, A, d.lda(), b, d.ldb(), 0.f, C, d.N);
   const int64_t sB = d.b_shared ? 0 : d.K * d.N;
-  gemm_batched(dev, d.ta, d.tb, d.M, d.N, d.K, 1.f, A, d.lda(), d.M * d.K, B, d.ldb(), sB, 0.f, C, d.N, d.M * d.N,
-               d.batch);
+  gemm_batched(dev, d.ta, d.tb, d.M, d.N, d.K, 1.f, A, d.lda(), d.M * d.K, b.data(), d.ldb(), sB, 0.f, C, d.N,
+               d.M * d.N, d.batch);
 }
 
 // dA (+)= dC·op(B)ᵀ, then dB (+)= op(A)ᵀ·dC (each only when its sink is non-null), each over the whole batch.
-void matmul_backward(Device dev, GemmSink dA, GemmSink dB, const float* dC, const float* A, const float* B,
+void matmul_backward(Device dev, GemmSink dA, GemmSink dB, const float* dC, const float* A, const Tensor& b,
                      const MatmulDims& d) {
   const bool fold = d.b_shared && !d.ta;
   const int64_t nb = fold ? 1 : d.batch, M = fold ? d.batch * d.M : d.M;
   const int64_t sA = M * d.K, sC = M * d.N, sB = d.b_shared ? 0 : d.K * d.N;
   const float ba = dA.beta, bb = dB.beta;
-  if (dA.p && !d.ta)
+  const float* B = b.data();
+  if (dA.p && fold)  // dA = dC·op(B)ᵀ, by the weight b
+    weight_gemm(dev, !d.tb, M, d.K, d.N, dC, d.N, b, d.ldb(), ba, dA.p, d.K);
+  else if (dA.p && !d.ta)
     gemm_batched(dev, false, !d.tb, M, d.K, d.N, 1.f, dC, d.N, sC, B, d.ldb(), sB, ba, dA.p, d.K, sA, nb);
   if (dA.p && d.ta) gemm_batched(dev, d.tb, true, d.K, M, d.N, 1.f, B, d.ldb(), sB, dC, d.N, sC, ba, dA.p, M, sA, nb);
   if (dB.p && !d.tb)
@@ -82,7 +86,7 @@ struct MatmulOp : Node {
     if (!dout) return;
     const GemmSink da = gemm_sink(a);  // in the order they are written: matmul(x, x) adds dB onto dA
     const GemmSink db = gemm_sink(b);
-    matmul_backward(out.device(), da, db, dout, a.data(), b.data(), dims);
+    matmul_backward(out.device(), da, db, dout, a.data(), b, dims);
   }
   const char* name() const override { return "matmul"; }
 };
@@ -132,7 +136,7 @@ struct LinearOp : Node {
     if (!dy) return;
     const Device dev = out.device();
     if (const GemmSink dx = gemm_sink(x); dx.p)  // dx (N, in) (+)= dy (N, out) · w (out, in)
-      gemm_batched(dev, false, false, N, in, outf, 1.f, dy, outf, 0, w.data(), in, 0, dx.beta, dx.p, in, 0, 1);
+      weight_gemm(dev, false, N, in, outf, dy, outf, w, in, dx.beta, dx.p, in);
     if (const GemmSink dw = gemm_sink(w); dw.p)  // dw (out, in) (+)= dyᵀ · x (N, in)
       gemm_batched(dev, true, false, outf, in, N, 1.f, dy, outf, 0, x.data(), in, 0, dw.beta, dw.p, in, 0, 1);
     if (float* db = grad_sink(b)) run(dev, bias_backward, cuda_bias_backward, db, dy, N, outf);
@@ -150,7 +154,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
   s[-2] = d.M;
   s[-1] = d.N;
   Tensor out = Tensor::empty(s, dev);
-  matmul_forward(dev, out.data(), a.data(), b.data(), d);
+  matmul_forward(dev, out.data(), a.data(), b, d);
   if (needs_grad({&a, &b})) {
     auto node = std::make_unique<MatmulOp>();
     node->a = a;
@@ -176,8 +180,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w, const Tensor& b) {
   Tensor out = Tensor::empty(s, dev);
   float* y = out.data();
   if (b.defined()) run(dev, bias_rows, cuda_bias_rows, y, b.data(), N, outf);
-  gemm_batched(dev, false, true, N, outf, in, 1.f, x.data(), in, 0, w.data(), in, 0, b.defined() ? 1.f : 0.f, y, outf,
-               0, 1);
+  weight_gemm(dev, true, N, outf, in, x.data(), in, w, in, b.defined() ? 1.f : 0.f, y, outf);
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_unique<LinearOp>();
     node->x = x;

@@ -5,6 +5,7 @@
 //   ./build/bench_step --device cuda --json out/bench_step_gpu.json   # B=8, T=1024 on the GPU
 //   ./build/bench_step --model mini --batch 8 --seq 75 --loss-rows 26  # E2E's step: loss on completions
 //   ./build/bench_step --methods lora --profile       # + backward per op, GEMMs per shape (CPU)
+//   ./build/bench_step --methods lora --precision bf16   # frozen weights' GEMMs in bf16 (docs/precision.md)
 // Reports median and spread of the step time, tokens/s, GFLOP/s from the exact FLOP count below,
 // the fraction of the GEMM-bound floor (a fixed rate: 622 GFLOP LoRA / 875 GFLOP FT at ~200 GFLOP/s
 // = 3.1 s / 4.4 s; also against this machine's sgemm rate and against 80% of its FMA
@@ -29,8 +30,11 @@
 #include "nn/config.h"
 #include "nn/gpt.h"
 #include "optim/adamw.h"
+#include "tensor/bf16.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_bf16.h"
 #include "tensor/parallel.h"
+#include "tensor/precision.h"
 #include "tensor/storage.h"
 
 using namespace lowrank;
@@ -45,6 +49,8 @@ cxxopts::Options make_options() {
     ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
     ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
     ("tf32", "cuda: TF32 tensor-core GEMMs (the fraction of peak stays against the fp32 peak)")
+    ("precision", "fp32 | bf16: the frozen weights' GEMMs in bf16, trainable ones fp32 (cpu; ft has none frozen)",
+     cxxopts::value<std::string>()->default_value("fp32"))
     ("batch", "sequences per step B (0: 1 on cpu, 8 on cuda)", cxxopts::value<int64_t>()->default_value("0"))
     ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))
     ("loss-rows", "loss and head on the last L positions of each sequence only, as E2E's completion "
@@ -81,6 +87,25 @@ double measure_gemm_gflops(int64_t N, int64_t C, Device dev) {
     } else {
       tensor::gemm(false, false, N, 4 * C, C, 1.f, a.data(), C, b.data(), 4 * C, 0.f, c.data(), 4 * C);
     }
+    if (i > 0) s.push_back(t.seconds());
+  }
+  return 2.0 * N * C * 4 * C / ex::median(s) / 1e9;
+}
+
+// The same product in bf16 (tensor/gemm_bf16.h), operands converted once outside the timing; 0 where
+// the bf16 GEMM does not run.
+double measure_bf16_gemm_gflops(int64_t N, int64_t C) {
+  if (!tensor::bf16_gemm_available()) return 0;
+  Rng rng(3);
+  const Tensor a = Tensor::randn({N, C}, rng), b = Tensor::randn({C, 4 * C}, rng);
+  std::vector<uint16_t> a16(static_cast<size_t>(N * C)), b16(static_cast<size_t>(C * 4 * C));
+  tensor::to_bf16(a16.data(), a.data(), N * C);
+  tensor::to_bf16(b16.data(), b.data(), C * 4 * C);
+  Tensor c = Tensor::zeros({N, 4 * C});
+  std::vector<double> s;
+  for (int i = 0; i < 6; ++i) {
+    ex::Timer t;
+    tensor::gemm_bf16(false, false, N, 4 * C, C, a16.data(), C, b16.data(), 4 * C, 0.f, c.data(), 4 * C);
     if (i > 0) s.push_back(t.seconds());
   }
   return 2.0 * N * C * 4 * C / ex::median(s) / 1e9;
@@ -129,6 +154,7 @@ struct Result {
   std::vector<double> times;
   double loss = 0, flops = 0;
   size_t weights = 0, grads = 0, optimizer = 0, peak = 0;
+  int64_t bf16_gemms = 0;   // GEMMs that ran in bf16 over the timed steps (--precision bf16)
   ex::StepProfile profile;  // --profile: over the timed steps
 };
 
@@ -179,7 +205,9 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
   const int warmup = a["warmup"].as<int>(), steps = a["steps"].as<int>();
   ex::ProgressBar bar(warmup + steps);
   const bool profile = a.count("profile") > 0;
+  int64_t bf16_before = 0;
   for (int s = 0; s < warmup + steps; ++s) {
+    if (s == warmup) bf16_before = tensor::bf16_gemm_calls();
     if (profile && s == warmup) autograd::tape().start_profile(), tensor::gemm_profile_start();
     ex::Timer t;
     r.loss = train_step(model, opt, ids, targets, rows, B, T, rng);
@@ -187,6 +215,7 @@ Result bench_method(const std::string& method, const cxxopts::ParseResult& a, De
     bar.update(s + 1, r.loss, static_cast<double>(B * T) / t.seconds());
   }
   bar.finish();
+  r.bf16_gemms = tensor::bf16_gemm_calls() - bf16_before;
   if (profile) r.profile = {autograd::tape().stop_profile(), tensor::gemm_profile_stop(), steps};
   const auto ps = model.named_parameters();
   r.weights = bytes_of(ps, false, false);
@@ -202,6 +231,7 @@ double mb(size_t b) { return static_cast<double>(b) / 1e6; }
 // measured in this run, and on the CPU the FMA peak on this run's threads (0 on a GPU: not measured).
 struct Rates {
   double floor = 0, gemm = 0, fma = 0;
+  double bf16_gemm = 0;                  // the same product in bf16 (--precision bf16 where it runs), else 0
   double fma_before = 0, fma_after = 0;  // fma is the higher of the two measurements
 };
 constexpr double kFmaShare = 0.8;  // a GEMM-bound step at 80% of the FMA peak is the issue-13 target
@@ -226,6 +256,7 @@ nlohmann::json to_json(const Result& r, int64_t tokens, const Rates& rate) {
                       {"x_floor_measured_gemm", med / (r.flops / gemm / 1e9)},
                       {"fraction_of_floor", r.flops / floor_rate / 1e9 / med},
                       {"loss", r.loss},
+                      {"bf16_gemms_per_step", static_cast<double>(r.bf16_gemms) / static_cast<double>(r.times.size())},
                       {"bytes",
                        {{"weights", r.weights},
                         {"grads", r.grads},
@@ -257,7 +288,10 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
                       {"floor_gflop_per_s", rate.floor},
                       {"gemm_backend", tensor::gemm_backend()},
                       {"gemm_backend_info", tensor::gemm_backend_info()},
+                      {"precision", tensor::precision_name(tensor::precision())},
+                      {"bf16_gemm", tensor::bf16_gemm_info()},
                       {"methods", nlohmann::json::array()}};
+  if (rate.bf16_gemm > 0) j["bf16_gemm_gflop_per_s"] = rate.bf16_gemm;
   if (rate.fma > 0)
     j["fma_peak_gflop_per_s"] = rate.fma, j["fma_vector_bits"] = ex::fma_vector_bits(),
     j["fma_peak_gflop_per_s_before"] = rate.fma_before, j["fma_peak_gflop_per_s_after"] = rate.fma_after;
@@ -328,6 +362,9 @@ int bench_main(int argc, char** argv) {
   LR_CHECK(!a.count("profile") || dev == Device::CPU, "--profile times the CPU (CUDA launches are asynchronous)");
   if constexpr (tensor::kCudaBuilt)
     if (dev == Device::CUDA) cuda::set_tf32(a.count("tf32") > 0);
+  tensor::set_precision(tensor::parse_precision(a["precision"].as<std::string>()));
+  const bool bf16 = tensor::precision() == tensor::Precision::bf16;
+  LR_CHECK(!bf16 || dev == Device::CPU, "--precision bf16 runs on the CPU only (--device cuda is fp32)");
   const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
   LR_CHECK(B > 0 && T > 0 && a["steps"].as<int>() > 0, "--batch, --seq and --steps must be positive");
   LR_CHECK(a["loss-rows"].as<int64_t>() >= 0 && a["loss-rows"].as<int64_t>() <= T,
@@ -339,6 +376,12 @@ int bench_main(int argc, char** argv) {
   std::cout << "model " << cfg.name << ", B=" << B << " T=" << T << " on " << tensor::device_name(dev) << ", "
             << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << ex::fixed(rate.gemm, 1)
             << " GFLOP/s (" << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
+  if (bf16) {
+    rate.bf16_gemm = measure_bf16_gemm_gflops(B * T, cfg.n_embd);
+    std::cout << "precision bf16 (" << tensor::bf16_gemm_info() << ")"
+              << (rate.bf16_gemm > 0 ? "; bf16 GEMM (B*T,C)x(C,4C): " + ex::fixed(rate.bf16_gemm, 1) + " GFLOP/s" : "")
+              << "\n";
+  }
   if (dev == Device::CPU) {  // the cores' own limit, whatever kernels the BLAS picked
     rate.fma_before = ex::fma_peak_gflops(tensor::num_threads());
     std::cout << "FMA peak " << ex::fixed(rate.fma_before, 1) << " GFLOP/s (" << ex::fma_vector_bits()

@@ -71,7 +71,9 @@ cxxopts::Options make_options() {
     ("label-smoothing", "label smoothing", cxxopts::value<float>()->default_value("0"))
     ("seed", "random seed (batch order, dropout, LoRA's init)", cxxopts::value<uint64_t>()->default_value("1"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
-    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"));
+    ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
+    ("precision", "fp32 | bf16: bf16 runs the frozen weights' GEMMs in bfloat16, what trains stays fp32 (docs/precision.md)",
+     cxxopts::value<std::string>()->default_value("fp32"));
   // clang-format on
   // clang-format off
   o.add_options("progress and outputs")
@@ -184,6 +186,8 @@ void write_run(const cxxopts::ParseResult& a, ex::FinetuneModel& em, const lora:
                       {"total_params", em.total_params},
                       {"fingerprint", ck.fingerprint}};
   metrics["threads"] = tensor::num_threads();
+  if (to.precision != tensor::Precision::fp32)
+    metrics["precision"] = tensor::precision_name(to.precision), metrics["bf16_gemm"] = tensor::bf16_gemm_info();
   ex::write_json((out / "metrics.json").string(), metrics);
   ex::write_curve_svg((out / "curve.svg").string(), tr);
   ex::print_summary(tr, exported, out.string());

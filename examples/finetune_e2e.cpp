@@ -86,6 +86,8 @@ cxxopts::Options make_options() {
     ("resume", "continue the run from this training checkpoint (the same options)", cxxopts::value<std::string>()->default_value(""))
     ("seed", "random seed", cxxopts::value<uint64_t>()->default_value("1"))
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
+    ("precision", "fp32 | bf16: bf16 runs the frozen weights' GEMMs in bfloat16, what trains stays fp32 (docs/precision.md)",
+     cxxopts::value<std::string>()->default_value("fp32"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("eval-every", "steps between learning-curve points (valid loss; 0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
     ("results", "add this run as a row of a results file (e.g. docs/results/e2e.json)", cxxopts::value<std::string>()->default_value(""))
@@ -173,6 +175,7 @@ std::string run_key(const cxxopts::ParseResult& a, const lora::MethodConfig& mc,
   if (base != "gpt-e2e-base") k += " base=" + base;
   if (a["device"].as<std::string>() != "cpu")
     k += " device=" + a["device"].as<std::string>();  // never replaces a CPU row
+  if (a["precision"].as<std::string>() != "fp32") k += " " + a["precision"].as<std::string>();  // nor an fp32 one
   return k + " B=" + std::to_string(a["batch-size"].as<int64_t>()) + " steps=" + std::to_string(tr.steps) +
          " mrs=" + std::to_string(a["test-mrs"].as<int64_t>()) +
          (a["test-stride"].as<int64_t>() > 1 ? " stride=" + std::to_string(a["test-stride"].as<int64_t>()) : "") +
@@ -279,7 +282,9 @@ void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& t
     std::printf("full fine-tuning trains all %lld parameters, with %lld bytes of AdamW state (%.0fx more)\n",
                 static_cast<long long>(em.total_params), static_cast<long long>(em.total_params) * 8,
                 total * 8.0 / std::max(1.0, state));
-  const nlohmann::json row = result_row(a, mc, em, tr, train_size, m, hyps.size(), decode_s);
+  nlohmann::json row = result_row(a, mc, em, tr, train_size, m, hyps.size(), decode_s);
+  if (tensor::precision() != tensor::Precision::fp32)  // fp32 rows stay as they were
+    row["precision"] = tensor::precision_name(tensor::precision()), row["bf16_gemm"] = tensor::bf16_gemm_info();
   if (!a["json"].as<std::string>().empty()) {  // every step's loss too (not in --results' rows)
     nlohmann::json full = row;
     full["losses"] = tr.losses;

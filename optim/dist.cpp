@@ -93,6 +93,7 @@ void broadcast(std::vector<Tensor>& tensors, int root) {
     std::vector<float> v = t.to_vector();
     detail::broadcast_bytes(v.data(), static_cast<int64_t>(v.size() * sizeof(float)), root);
     tensor::copy_floats(t.data(), t.device(), v.data(), Device::CPU, v.size());
+    t.mark_written();  // a raw write of a parameter: drops its derived copies (tensor/storage.h)
   }
 }
 

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tensor/bf16.h"
 #include "tensor/safetensors.h"
 
 namespace lowrank::tensor {
@@ -41,12 +42,6 @@ float bfloat16_to_float(uint16_t h) {
   return f;
 }
 
-uint16_t float_to_bfloat16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // quiet NaN
-  const uint32_t lsb = (bits >> 16) & 1u;  // ties go to the even bfloat16
-  return static_cast<uint16_t>((bits + 0x7fffu + lsb) >> 16);
-}
+uint16_t float_to_bfloat16(float f) { return round_to_bf16(f); }  // tensor/bf16.h: the one rounding
 
 }  // namespace lowrank::tensor

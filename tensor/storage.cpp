@@ -124,7 +124,8 @@ Storage::Storage(size_t numel, Device device) : numel_(numel), device_(device) {
 
 Storage::~Storage() { release(); }
 
-Storage::Storage(Storage&& o) noexcept : ptr_(o.ptr_), numel_(o.numel_), device_(o.device_) {
+Storage::Storage(Storage&& o) noexcept
+    : ptr_(o.ptr_), numel_(o.numel_), device_(o.device_), version_(o.version_), derived_(std::move(o.derived_)) {
   o.ptr_ = nullptr;
   o.numel_ = 0;
 }
@@ -135,6 +136,8 @@ Storage& Storage::operator=(Storage&& o) noexcept {
     ptr_ = o.ptr_;
     numel_ = o.numel_;
     device_ = o.device_;
+    version_ = o.version_;  // the contents, their count of writes and what was derived from them move together
+    derived_ = std::move(o.derived_);
     o.ptr_ = nullptr;
     o.numel_ = 0;
   }

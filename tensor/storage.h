@@ -1,7 +1,10 @@
 #pragma once
 // Storage: one owned, move-only buffer of float32 on a device. Tensors share it via shared_ptr.
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 
 namespace lowrank::tensor {
 
@@ -32,11 +35,26 @@ class Storage {
   size_t bytes() const { return numel_ * sizeof(float); }
   Device device() const { return device_; }
 
+  // Writes are counted, as PyTorch's version counter counts them: Tensor's in-place methods (copy_,
+  // add_, fill_) and Tensor::mark_written, which a writer through raw pointers into a parameter calls,
+  // bump the version and drop `derived`, what was computed from the old contents (the bf16 copy of a
+  // frozen weight, tensor/bf16.h), so a stale copy can never be read. Kernels that write their outputs
+  // through data() do not count: those buffers are fresh, nothing was derived from them yet.
+  uint64_t version() const { return version_; }
+  void bump_version() {
+    ++version_;
+    derived_.reset();
+  }
+  const std::shared_ptr<const void>& derived() const { return derived_; }
+  void set_derived(std::shared_ptr<const void> d) { derived_ = std::move(d); }
+
  private:
   void release();
   float* ptr_ = nullptr;
   size_t numel_ = 0;
   Device device_ = Device::CPU;
+  uint64_t version_ = 0;
+  std::shared_ptr<const void> derived_;
 };
 
 // Bytes currently held by CPU storages, and the high-water mark (for memory reports).

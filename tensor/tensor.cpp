@@ -181,10 +181,20 @@ Tensor Tensor::detach() const {
 
 bool Tensor::requires_grad() const { return slot_ && slot_->requires_grad; }
 
+// A tensor that becomes trainable is written from then on by the optimizer through raw pointers, which
+// do not count as writes: its storage forgets what was derived from it now (a bf16 copy made while it was
+// frozen, tensor/bf16.h), so that copy cannot outlive the training; frozen again, it gets a fresh one.
 Tensor& Tensor::requires_grad_(bool on) {
   LR_CHECK(slot_, "requires_grad_: undefined tensor");
+  if (on && !slot_->requires_grad) mark_written();
   slot_->requires_grad = on;
   return *this;
+}
+
+uint64_t Tensor::version() const { return storage_ ? storage_->version() : 0; }
+
+void Tensor::mark_written() const {
+  if (storage_) storage_->bump_version();
 }
 
 Tensor Tensor::grad() const { return slot_ ? slot_->grad : Tensor(); }

@@ -57,10 +57,15 @@ class Tensor {
   Tensor to(Device device) const;
   Tensor detach() const;  // same data, no autograd state
 
-  // ---- in-place (any strides, same shape) ----
+  // ---- in-place (any strides, same shape); each counts as a write of the storage (below) ----
   void copy_(const Tensor& src);
   void add_(const Tensor& src, float alpha = 1.f);  // this += alpha * src
   void fill_(float v);
+
+  // ---- writes: the storage's version counter (tensor/storage.h) ----
+  uint64_t version() const;   // writes of the storage so far (0 when undefined)
+  void mark_written() const;  // after writing a parameter's values through data(): drops derived copies
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
 
   // ---- autograd state ----
   bool requires_grad() const;

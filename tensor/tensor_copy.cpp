@@ -86,6 +86,7 @@ void cuda_zip(const Tensor& dst, const Tensor& src, bool add, float alpha) {
 // ---- in-place ----
 
 void Tensor::copy_(const Tensor& src) {
+  mark_written();
   if (device() == Device::CPU && src.device() == Device::CPU)
     return zip_strided(*this, src, "copy_", [](float& d, float s) { d = s; });
   check_pair(*this, src, "copy_");
@@ -99,6 +100,7 @@ void Tensor::copy_(const Tensor& src) {
 }
 
 void Tensor::add_(const Tensor& src, float alpha) {
+  mark_written();
   if (device() == Device::CPU && src.device() == Device::CPU)
     return zip_strided(*this, src, "add_", [alpha](float& d, float s) { d += alpha * s; });
   check_pair(*this, src, "add_");
@@ -108,6 +110,7 @@ void Tensor::add_(const Tensor& src, float alpha) {
 }
 
 void Tensor::fill_(float v) {
+  mark_written();
   if (device() == Device::CPU) return zip_strided(*this, *this, "fill_", [v](float& d, float) { d = v; });
   LR_CHECK(device() != Device::Meta, "fill_: meta tensor ", shape_, " has no data");
   if (numel() == 0) return;

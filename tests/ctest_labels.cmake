@@ -6,10 +6,10 @@
 # is listed below, so every test has exactly one label.
 #   cli: runs a program of examples/ (cli: ..., e2e_score: ..., ablation: ..., hf dir: finetune_e2e ...,
 #        own data: finetune ..., own data: generate ..., own data: to_jsonl ..., adapters: ..., serve: ...,
-#        data parallel: ... (under mpirun, with a timeout so that a hung rank fails the test))
+#        data parallel: ... (under mpirun, with a timeout so that a hung rank fails the test), bf16 cli: ...)
 #   e2e: trains or loads a whole model against a reference (PyTorch, transformers, peft) or a base
 #        checkpoint of data/assets
-set(lowrank_cli_re "^(cli[ :_]|e2e_score: |ablation: |hf dir: finetune_e2e |own data: finetune |own data: generate |own data: to_jsonl |adapters: |serve: |data parallel: )")
+set(lowrank_cli_re "^(cli[ :_]|e2e_score: |ablation: |hf dir: finetune_e2e |own data: finetune |own data: generate |own data: to_jsonl |adapters: |serve: |data parallel: |bf16 cli: )")
 set(lowrank_e2e_re "^(train smoke: |train reference: |base checkpoint: |hf gpt2: |peft fixtures: |hf dir: )")
 foreach(lowrank_test IN LISTS lowrank_tests_TESTS)
   if(lowrank_test MATCHES "${lowrank_cli_re}")

@@ -26,6 +26,8 @@
 #include "nn/checkpoint.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
+#include "tensor/gemm_bf16.h"
+#include "tensor/precision.h"
 
 namespace lowrank::examples {
 
@@ -46,6 +48,7 @@ struct FinetuneOptions {
   uint64_t seed = 1;
   float loraplus_lr_ratio = 0.f;                // LoRA+: lora_B's learning rate is this times lr (0 or 1: off)
   tensor::Device device = tensor::Device::CPU;  // where the model trains (--device)
+  tensor::Precision precision = tensor::Precision::fp32;  // --precision (tensor/precision.h)
 };
 
 // The method options finetune and finetune_e2e share: --method, --rank, --alpha, --dropout, --targets,
@@ -73,6 +76,19 @@ inline std::vector<nn::NamedTensor> trainable_tensors(nn::GPT& model) {
   return out;
 }
 
+// --precision fp32|bf16. bf16 computes with the frozen weights in bf16 and keeps what trains in fp32
+// (docs/precision.md), so it is refused where it would change nothing or is not built: full fine-tuning
+// (every weight trains, in fp32) and CUDA (the bf16 GEMM is the CPU's oneDNN).
+inline tensor::Precision precision_option(const cxxopts::ParseResult& a, tensor::Device device) {
+  const tensor::Precision p = tensor::parse_precision(a["precision"].as<std::string>());
+  if (p == tensor::Precision::fp32) return p;
+  LR_CHECK(a["method"].as<std::string>() != "ft",
+           "--precision bf16 runs the frozen weights in bf16, and --method ft trains every weight (in fp32): "
+           "use --precision fp32, or a method that freezes the base (lora)");
+  LR_CHECK(device == tensor::Device::CPU, "--precision bf16 runs on the CPU only (--device cuda trains in fp32)");
+  return p;
+}
+
 // The options finetune and finetune_e2e share, read from their command lines (each adds its own:
 // finetune's warmup share and schedule, finetune_e2e's warmup steps).
 inline FinetuneOptions shared_train_options(const cxxopts::ParseResult& a) {
@@ -94,6 +110,7 @@ inline FinetuneOptions shared_train_options(const cxxopts::ParseResult& a) {
   LR_CHECK(o.loraplus_lr_ratio == 0.f || o.loraplus_lr_ratio == 1.f || a["method"].as<std::string>() == "lora",
            "--loraplus-lr-ratio needs --method lora, got --method ", a["method"].as<std::string>());
   o.device = device_option(a);
+  o.precision = precision_option(a, o.device);
   return o;
 }
 
@@ -128,6 +145,11 @@ inline E2ESplits load_e2e_splits(const std::string& dir, const data::Tokenizer& 
 // init: a lowrank checkpoint or a Hugging Face GPT-2 directory (nn::load_model); adapter: "" or as above.
 inline FinetuneModel prepare_model(const std::string& init, const data::Tokenizer& tok, const lora::MethodConfig& mc,
                                    const FinetuneOptions& o, const std::string& adapter = "") {
+  // The precision is the process's (tensor/precision.h): training, validation and decoding all run at it.
+  tensor::set_precision(o.precision);
+  if (o.precision == tensor::Precision::bf16)
+    std::cout << "precision bf16: frozen weights' GEMMs in bf16, trainable ones fp32 (" << tensor::bf16_gemm_info()
+              << ")\n";
   Rng rng(o.seed);
   FinetuneModel m;
   m.model = nn::load_model(init, rng, o.device);

@@ -67,6 +67,7 @@ inline std::string run_fingerprint(const FinetuneOptions& o, const lora::MethodC
   if (mc.lora.init_lora_weights != "gaussian") j["init_lora_weights"] = mc.lora.init_lora_weights;
   if (mc.lora.use_dora) j["use_dora"] = true;
   if (o.loraplus_lr_ratio != 0.f && o.loraplus_lr_ratio != 1.f) j["loraplus_lr_ratio"] = o.loraplus_lr_ratio;
+  if (o.precision != tensor::Precision::fp32) j["precision"] = tensor::precision_name(o.precision);
   return j.dump();
 }
 
