@@ -163,7 +163,9 @@ TEST_CASE("bf16: a weight's bf16 copy is made once, shared, and dropped by every
       {"mark_written", [&] { w.data()[0] = 9.f, w.mark_written(); }},
       {"requires_grad_(true)", [&] { w.data()[1] = 8.f, w.requires_grad_(true), w.requires_grad_(false); }},
   };
-  for (const auto& [what, write] : writes) {
+  for (const auto& entry : writes) {  // no structured binding: clang 14 cannot capture one in CAPTURE
+    const std::string what = entry.first;
+    const auto& write = entry.second;
     CAPTURE(what);
     const uint64_t version = w.version();
     const auto before = tensor::bf16_copy(w);
