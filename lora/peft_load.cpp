@@ -223,7 +223,8 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
   LoRAConfig meta;
   // pissa's factorisation covers the whole fused c_attn: no per-slice layout; DoRA's magnitude fits one
   // only when the slices without an adapter keep factor 1
-  const bool pissa = detail::peft_init(p.cfg.value("init_lora_weights", ojson(nullptr)), p.cfg_path) != "gaussian";
+  const std::string init = detail::peft_init(p.cfg.value("init_lora_weights", ojson(nullptr)), p.cfg_path);
+  const bool pissa = init != "gaussian";
   bool blocks = !pissa && (lowrank_slices(p, meta) || slices_from_tensors(p, meta));
   for (const auto& kv : p.magnitudes)
     if (blocks && kind_of(kv.first) == "attn.c_attn")
@@ -257,7 +258,7 @@ LoRAConfig infer_config(const PeftFiles& p, nn::GPT& model) {
   cfg.dropout = field(p.cfg, "lora_dropout", 0.f, p.cfg_path);
   cfg.bias = field(p.cfg, "bias", std::string("none"), p.cfg_path);
   cfg.use_dora = field(p.cfg, "use_dora", false, p.cfg_path);
-  cfg.init_lora_weights = detail::peft_init(p.cfg.value("init_lora_weights", ojson(nullptr)), p.cfg_path);
+  cfg.init_lora_weights = init;
   for (const auto& kv : p.modules)
     LR_CHECK(p.magnitudes.count(kv.first) == (cfg.use_dora ? 1u : 0u), p.st_path, ": module ", kv.first,
              cfg.use_dora ? " lacks its lora_magnitude_vector (use_dora is true)"

@@ -28,6 +28,27 @@ lora::LoRAConfig rs_cfg(std::vector<std::string> targets) {
   return c;
 }
 
+// A one-block GPT-2-vocabulary base as an HF directory and 12 prompt/completion records: what the
+// finetune CLI tests below train on.
+void write_tiny_run(const std::string& base, const std::string& data) {
+  nn::GPTConfig c;
+  c.vocab_size = 50257;
+  c.n_positions = 32;
+  c.n_embd = 16;
+  c.n_layer = 1;
+  c.n_head = 2;
+  Rng rng(3);
+  nn::GPT base_model(c, rng);
+  nn::save_hf_dir(base, base_model);
+  std::string s;
+  for (int i = 0; i < 12; ++i)
+    s += nlohmann::json{{"prompt", "Q: " + std::to_string(i % 7) + "+1="},
+                        {"completion", " " + std::to_string(i % 7 + 1)}}
+             .dump() +
+         "\n";
+  write_bytes(data, s);
+}
+
 }  // namespace
 
 TEST_CASE("lora family: rsLoRA scales every module by alpha/sqrt(r), logits unchanged at init") {
@@ -222,23 +243,8 @@ TEST_CASE("lora family: LoRA+ steps every lora_B at ratio x lr and A at lr, as t
 
 TEST_CASE("lora family: finetune --use-rslora --loraplus-lr-ratio 16 trains and writes an rsLoRA adapter") {
   TempDir t("ft_family");
-  nn::GPTConfig c;
-  c.vocab_size = 50257;
-  c.n_positions = 32;
-  c.n_embd = 16;
-  c.n_layer = 1;
-  c.n_head = 2;
-  Rng rng(3);
-  nn::GPT base_model(c, rng);
   const std::string base = t.file("base"), data = t.file("train.jsonl"), out = t.file("run");
-  nn::save_hf_dir(base, base_model);
-  std::string s;
-  for (int i = 0; i < 12; ++i)
-    s += nlohmann::json{{"prompt", "Q: " + std::to_string(i % 7) + "+1="},
-                        {"completion", " " + std::to_string(i % 7 + 1)}}
-             .dump() +
-         "\n";
-  write_bytes(data, s);
+  write_tiny_run(base, data);
   const Run r = run_example("finetune",
                             "--init " + base + " --data " + data + " --out " + out +
                                 " --val-frac 0 --batch-size 2 --steps 3 --lr 1e-2 --threads 1 --rank 4 --alpha 8"
@@ -268,22 +274,8 @@ TEST_CASE("lora family: finetune --use-rslora --loraplus-lr-ratio 16 trains and 
 
 TEST_CASE("lora family: finetune --init-lora-weights pissa --use-dora trains a DoRA adapter; a bad init is refused") {
   TempDir t("ft_dora");
-  nn::GPTConfig c;
-  c.vocab_size = 50257;
-  c.n_positions = 32;
-  c.n_embd = 16;
-  c.n_layer = 1;
-  c.n_head = 2;
-  Rng rng(3);
-  nn::GPT base_model(c, rng);
   const std::string base = t.file("base"), data = t.file("train.jsonl"), out = t.file("run");
-  nn::save_hf_dir(base, base_model);
-  std::string s;
-  for (int i = 0; i < 12; ++i)
-    s += nlohmann::json{{"prompt", "Q: " + std::to_string(i % 7) + "+1="}, {"completion", " " + std::to_string(i % 7 + 1)}}
-             .dump() +
-         "\n";
-  write_bytes(data, s);
+  write_tiny_run(base, data);
   const std::string common = "--init " + base + " --data " + data + " --val-frac 0 --batch-size 2 --steps 3 --lr 1e-2" +
                              " --threads 1 --rank 2 --alpha 8 --targets q,v,o";
   const Run r = run_example("finetune", common + " --out " + out + " --init-lora-weights pissa --use-dora", t);

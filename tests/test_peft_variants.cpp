@@ -8,6 +8,7 @@
 // is plain LoRA against W0 (converted), which peft loads like any other.
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -117,4 +118,35 @@ TEST_CASE("peft variants: peft gives our logits on what save_peft writes for eac
     CHECK(max_err(ours, v + "_lowrank_written_peft_logits") < 1e-4);  // our SVD and peft's agree to ~1e-6
     CHECK(max_err(ref_logits(*back), v + "_lowrank_written_peft_logits") < 1e-5);
   }
+}
+
+TEST_CASE("peft variants: bad variant files are refused naming the file and field, the model untouched") {
+  TempDir t("peft_variants_bad");
+  const std::string dir = t.file("a");
+  std::filesystem::copy(kDir + "/dora", dir);
+  auto edit = [&](const std::string& key, const nlohmann::json& v) {
+    nlohmann::json j = nlohmann::json::parse(read_bytes(kDir + "/dora/adapter_config.json"));
+    j[key] = v;
+    write_bytes(dir + "/adapter_config.json", j.dump());
+  };
+  auto refused = [&](const std::string& part) {
+    auto m = base();
+    const std::vector<float> before = ref_logits(*m);
+    const std::string e = error_of([&] { lora::load_peft(dir, *m); });
+    CAPTURE(e);
+    CHECK(contains(e, part));
+    CHECK(ref_logits(*m) == before);  // a failed load leaves the model as it was
+  };
+  edit("use_dora", false);  // magnitudes in the file, use_dora off
+  refused("has a lora_magnitude_vector but use_dora is false");
+  edit("init_lora_weights", "olora");
+  refused("init_lora_weights 'olora' without conversion");
+  edit("init_lora_weights", "pissa_niter_4");
+  refused("init_lora_weights 'pissa_niter_4' is not supported");
+  edit("init_lora_weights", 3);
+  refused("field 'init_lora_weights' is 3");
+  std::filesystem::copy(kDir + "/rslora/adapter_model.safetensors", dir + "/adapter_model.safetensors",
+                        std::filesystem::copy_options::overwrite_existing);
+  edit("init_lora_weights", false);  // use_dora true, but the tensors carry no magnitudes
+  refused("lacks its lora_magnitude_vector (use_dora is true)");
 }
