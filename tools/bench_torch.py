@@ -14,10 +14,15 @@ With --model mini --batch 8 --seq 75 --loss-rows 26 it is the E2E fine-tuning st
 (bench_step's same options): the loss, and the head, only on the last 26 positions of each sequence, as
 E2E's completion-only loss (lowrank's GPT::head_loss; here the hidden states of those rows through lm_head).
 
+With --precision bf16 the forward and the loss run under torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's
+CPU mixed precision (its GEMMs in bf16 through oneDNN where the CPU has AVX512-BF16 or AMX; the weights, their
+gradients and AdamW stay fp32): the peer of bench_step --precision bf16 (docs/precision.md).
+
   /tmp/venv-bench/bin/python tools/bench_torch.py --threads 2 --json /tmp/torch.json
 Needs torch, transformers and peft (PyPI); nothing in the build or the tests needs this script.
 """
 import argparse
+import contextlib
 import gc
 import json
 import statistics
@@ -43,6 +48,8 @@ def parse():
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--attn", default="sdpa", help="transformers attn_implementation (sdpa or eager)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: forward and loss under torch.autocast(cpu, bfloat16)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", default="", help="write results to this JSON file")
     a = p.parse_args()
@@ -84,6 +91,13 @@ def build(method, a, torch, transformers, peft):
     return model, opt, sum(p.numel() for p in params)
 
 
+def autocast(a, torch):
+    """PyTorch's CPU mixed precision for --precision bf16; nothing for fp32."""
+    if a.precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def bench_method(method, a, torch, transformers, peft):
     model, opt, trainable = build(method, a, torch, transformers, peft)
     vocab = model.config.vocab_size
@@ -94,12 +108,13 @@ def bench_method(method, a, torch, transformers, peft):
     times, loss = [], float("nan")
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
-        if a.loss_rows:  # the head only on the loss rows, as lowrank's GPT::head_loss
-            h = lm.transformer(input_ids=ids).last_hidden_state[:, -a.loss_rows:, :]
-            logits = lm.lm_head(h)
-        else:
-            logits = model(input_ids=ids).logits
-        out = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets)
+        with autocast(a, torch):
+            if a.loss_rows:  # the head only on the loss rows, as lowrank's GPT::head_loss
+                h = lm.transformer(input_ids=ids).last_hidden_state[:, -a.loss_rows:, :]
+                logits = lm.lm_head(h)
+            else:
+                logits = model(input_ids=ids).logits
+            out = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets)
         opt.zero_grad()
         out.backward()
         opt.step()
@@ -124,11 +139,12 @@ def main():
     info = {"benchmark": "bench_torch", "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "threads": torch.get_num_threads(), "model": a.model, "batch": a.batch, "seq": a.seq,
             "loss_rows": a.loss_rows,
-            "rank": a.rank, "attn_implementation": a.attn, "mkl": torch.backends.mkl.is_available(),
+            "rank": a.rank, "attn_implementation": a.attn, "precision": a.precision,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "mkl": torch.backends.mkl.is_available(),
             "date": time.strftime("%Y-%m-%d"), "methods": []}
     print(f"torch {info['torch']}, transformers {info['transformers']}, peft {info['peft']}, "
           f"{info['threads']} threads, {a.model} B={a.batch} T={a.seq} loss rows {a.loss_rows or a.seq}, "
-          f"attention {a.attn}")
+          f"attention {a.attn}, precision {a.precision}")
     for m in a.methods.split(","):
         info["methods"].append(bench_method(m, a, torch, transformers, peft))
     by = {r["method"]: r for r in info["methods"]}
