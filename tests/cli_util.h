@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/bpe.h"
+#include "nn/hf_gpt2.h"
 #include "test_util.h"
 
 namespace lowrank::testing {
@@ -29,6 +30,25 @@ inline std::vector<nlohmann::json> read_json_lines(const std::string& path) {
   std::istringstream in(read_bytes(path));
   for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
   return out;
+}
+
+// A JSON file, parsed.
+inline nlohmann::json read_json_file(const std::string& path) { return nlohmann::json::parse(read_bytes(path)); }
+
+// A one-layer GPT (2 heads, random weights from seed 3) with GPT-2 BPE's vocabulary, saved as a Hugging
+// Face directory at dir: the --init of the CLI tests. Width 32 puts every frozen product above the thin
+// GEMMs' size of 16 (the bf16 tests need that); 16 is the smallest and fastest.
+inline std::string write_tiny_hf_base(const std::string& dir, int64_t n_embd = 16, int64_t n_positions = 64) {
+  nn::GPTConfig c;
+  c.vocab_size = 50257;
+  c.n_positions = n_positions;
+  c.n_embd = n_embd;
+  c.n_layer = 1;
+  c.n_head = 2;
+  Rng rng(3);
+  nn::GPT base(c, rng);
+  nn::save_hf_dir(dir, base);
+  return dir;
 }
 
 struct Run {

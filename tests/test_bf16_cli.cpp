@@ -18,23 +18,8 @@ using namespace lowrank::testing;
 
 namespace {
 
-// A one-layer GPT of width 32 (every frozen product above the thin size of 16) with GPT-2 BPE's
-// vocabulary, as a Hugging Face directory.
-std::string bf16_base(const TempDir& t) {
-  nn::GPTConfig c;
-  c.vocab_size = 50257;
-  c.n_positions = 128;
-  c.n_embd = 32;
-  c.n_layer = 1;
-  c.n_head = 2;
-  Rng rng(3);
-  nn::GPT base(c, rng);
-  const std::string dir = t.file("base");
-  nn::save_hf_dir(dir, base);
-  return dir;
-}
-
-nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_bytes(path)); }
+// Width 32: every frozen product above the thin GEMMs' size of 16, so that it runs in bf16.
+std::string bf16_base(const TempDir& t) { return write_tiny_hf_base(t.file("base"), 32, 128); }
 
 }  // namespace
 
@@ -54,7 +39,7 @@ TEST_CASE("bf16 cli: finetune --precision bf16 trains LoRA and records the preci
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
   CHECK(contains(r.out, "precision bf16: frozen weights' GEMMs in bf16"));
-  const nlohmann::json m = read_json(t.file("bf16/metrics.json"));
+  const nlohmann::json m = read_json_file(t.file("bf16/metrics.json"));
   CHECK(m.at("precision") == "bf16");
   CHECK(m.at("bf16_gemm") == tensor::bf16_gemm_info());
   CHECK(contains(m.at("model").at("fingerprint").get<std::string>(), "\"precision\":\"bf16\""));
@@ -62,7 +47,7 @@ TEST_CASE("bf16 cli: finetune --precision bf16 trains LoRA and records the preci
   // An fp32 run's metrics and fingerprint carry no precision: runs from before --precision keep theirs.
   const Run f = run_example("finetune", common + " --out " + t.file("fp32"), t);
   REQUIRE(f.rc == 0);
-  const nlohmann::json m32 = read_json(t.file("fp32/metrics.json"));
+  const nlohmann::json m32 = read_json_file(t.file("fp32/metrics.json"));
   CHECK(!m32.contains("precision"));
   CHECK(!contains(m32.at("model").at("fingerprint").get<std::string>(), "precision"));
   check_refused("finetune", common + " --out " + t.file("ft") + " --method ft --precision bf16",
@@ -82,7 +67,7 @@ TEST_CASE("bf16 cli: finetune_e2e --precision bf16 keys its results row apart fr
                             t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  const nlohmann::json rows = read_json(results);
+  const nlohmann::json rows = read_json_file(results);
   const nlohmann::json& row = rows.is_array() ? rows.at(0) : rows.at("runs").at(0);
   CAPTURE(row.dump());
   CHECK(contains(row.at("key").get<std::string>(), " bf16 B=2 "));
@@ -101,7 +86,7 @@ TEST_CASE("bf16 cli: bench_step --precision bf16 runs a few steps and writes the
   Run r = run_example("bench_step", args, tmp);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  nlohmann::json j = read_json(json_path);
+  nlohmann::json j = read_json_file(json_path);
   CHECK(j.at("precision") == "bf16");
   CHECK(j.at("bf16_gemm") == tensor::bf16_gemm_info());
   REQUIRE(j.at("methods").size() == 2);
@@ -119,7 +104,7 @@ TEST_CASE("bf16 cli: bench_step --precision bf16 runs a few steps and writes the
   r = run_command("ONEDNN_MAX_CPU_ISA=AVX512_CORE " + example_path("bench_step") + " " + args, tmp);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  j = read_json(json_path);
+  j = read_json_file(json_path);
   CHECK(j.at("bf16_gemm").get<std::string>().rfind("fp32 fallback: ", 0) == 0);
   CHECK(j.at("methods").at(1).at("bf16_gemms_per_step") == 0);
   CHECK(!j.contains("bf16_gemm_gflop_per_s"));

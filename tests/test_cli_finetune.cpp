@@ -18,19 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A one-layer GPT with GPT-2 BPE's vocabulary as a Hugging Face directory: finetune's --init.
+// finetune's --init.
 std::string tiny_hf_base(const TempDir& t, int64_t n_positions = 64) {
-  nn::GPTConfig c;
-  c.vocab_size = 50257;
-  c.n_positions = n_positions;
-  c.n_embd = 16;
-  c.n_layer = 1;
-  c.n_head = 2;
-  Rng rng(3);
-  nn::GPT base(c, rng);
-  const std::string dir = t.file("base");
-  nn::save_hf_dir(dir, base);
-  return dir;
+  return write_tiny_hf_base(t.file("base"), 16, n_positions);
 }
 
 // n prompt/completion records: "Q: a+b=" -> " c".
@@ -44,7 +34,6 @@ std::string sums_jsonl(int n) {
   return s;
 }
 
-nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_bytes(path)); }
 
 // Exit status 1, one "error: ..." line containing `expect`, and `out` never created.
 void check_refused_run(const std::string& args, const std::string& expect, const std::string& out, const TempDir& t) {
@@ -73,7 +62,7 @@ TEST_CASE("own data: finetune trains LoRA on a JSONL file, adapter, peft, merged
                             t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  const nlohmann::json m = read_json(out + "/metrics.json");
+  const nlohmann::json m = read_json_file(out + "/metrics.json");
   CHECK(m.at("data").at("train_examples") == 54);  // 6 of 60 held out (ceil 10%)
   CHECK(m.at("data").at("valid_examples") == 6);
   CHECK(m.at("steps") == 2 * (54 / 4));
@@ -112,7 +101,7 @@ TEST_CASE("own data: finetune trains LoRA on a JSONL file, adapter, peft, merged
                   t);
   CAPTURE(g.err);
   REQUIRE(g.rc == 0);
-  const nlohmann::json gm = read_json(t.file("gen.json"));
+  const nlohmann::json gm = read_json_file(t.file("gen.json"));
   CHECK(gm.at("expected") == 60);
   CHECK(gm.at("exact_match").get<double>() >= 0.0);
   CHECK(contains(g.out, "exact match"));
@@ -144,7 +133,7 @@ TEST_CASE("own data: finetune --stop-after then --resume gives the uninterrupted
   r = run_example("finetune", common + " --out " + t.file("parts") + " --resume " + ckpt, t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  const nlohmann::json whole = read_json(t.file("whole/metrics.json")), parts = read_json(t.file("parts/metrics.json"));
+  const nlohmann::json whole = read_json_file(t.file("whole/metrics.json")), parts = read_json_file(t.file("parts/metrics.json"));
   CHECK(whole.at("losses") == parts.at("losses"));
   CHECK(whole.at("curve") == parts.at("curve"));
   CHECK(parts.at("resumed_at") == 4);
@@ -175,7 +164,7 @@ TEST_CASE("own data: finetune on E2E as JSON Lines gives finetune_e2e's losses a
                   t);
   CAPTURE(r.err);
   REQUIRE(r.rc == 0);
-  const nlohmann::json a = read_json(t.file("run/metrics.json")), b = read_json(t.file("e2e.json"));
+  const nlohmann::json a = read_json_file(t.file("run/metrics.json")), b = read_json_file(t.file("e2e.json"));
   REQUIRE(a.at("losses").size() == 4);
   CHECK(a.at("losses") == b.at("losses"));
   CHECK(a.at("valid_loss") == b.at("valid_loss"));
@@ -198,7 +187,7 @@ TEST_CASE("own data: finetune reads chat messages and plain text") {
                     t);
     CAPTURE(r.err);
     REQUIRE(r.rc == 0);
-    CHECK(read_json(t.file(file + std::string(".out/metrics.json"))).at("data").at("format") == format);
+    CHECK(read_json_file(t.file(file + std::string(".out/metrics.json"))).at("data").at("format") == format);
   }
 }
 

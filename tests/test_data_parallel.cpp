@@ -53,22 +53,7 @@ Run run_ranks(int n, const std::string& binary, const std::string& args, const T
   return run_command(mpirun_prefix() + " -np " + std::to_string(n) + " " + example_path(binary) + " " + args, t);
 }
 
-// A one-layer GPT with GPT-2 BPE's vocabulary as a Hugging Face directory.
-std::string tiny_base(const TempDir& t) {
-  nn::GPTConfig c;
-  c.vocab_size = 50257;
-  c.n_positions = 128;
-  c.n_embd = 16;
-  c.n_layer = 1;
-  c.n_head = 2;
-  Rng rng(3);
-  nn::GPT base(c, rng);
-  const std::string dir = t.file("base");
-  nn::save_hf_dir(dir, base);
-  return dir;
-}
-
-nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_bytes(path)); }
+std::string tiny_base(const TempDir& t) { return write_tiny_hf_base(t.file("base"), 16, 128); }
 
 // |a - b| <= rel * max(|a|, |b|) + abs_tol, for every element of two lists.
 void check_close(const std::vector<float>& a, const std::vector<float>& b, double rel, double abs_tol,
@@ -121,7 +106,7 @@ TEST_CASE("data parallel: finetune_e2e on 2 ranks x 2 examples trains as 1 proce
     REQUIRE(two.rc == 0);
     // Rank 0 alone prints and writes.
     CHECK(std::count(two.out.begin(), two.out.end(), '\n') == std::count(one.out.begin(), one.out.end(), '\n'));
-    const nlohmann::json j1 = read_json(t.file(method + "1.json")), j2 = read_json(t.file(method + "2.json"));
+    const nlohmann::json j1 = read_json_file(t.file(method + "1.json")), j2 = read_json_file(t.file(method + "2.json"));
     check_close(losses_of(j1), losses_of(j2), 1e-5, 0, "losses");
     CHECK(j1.at("examples_seen") == j2.at("examples_seen"));
     // Weights: 1e-5 relative, plus 1e-5 absolute (a 200th of one step at lr 2e-3) for the elements whose
@@ -152,7 +137,7 @@ TEST_CASE("data parallel: finetune on 2 ranks trains LoRA on a JSONL file as 1 p
   const Run two = run_ranks(2, "finetune", common + " --out " + t.file("two"), t);
   CAPTURE(two.err);
   REQUIRE(two.rc == 0);
-  const nlohmann::json a = read_json(t.file("one/metrics.json")), b = read_json(t.file("two/metrics.json"));
+  const nlohmann::json a = read_json_file(t.file("one/metrics.json")), b = read_json_file(t.file("two/metrics.json"));
   check_close(losses_of(a), losses_of(b), 1e-5, 0, "losses");
   CHECK(a.at("best_step") == b.at("best_step"));
   check_same_tensors(t.file("one/adapter.safetensors"), t.file("two/adapter.safetensors"), 1e-5, 1e-5);
@@ -172,7 +157,7 @@ TEST_CASE("data parallel: train_gpt on 2 ranks x 2 sequences trains as 1 process
       run_ranks(2, "train_gpt", common + " --save " + t.file("two.safetensors") + " --json " + t.file("two.json"), t);
   CAPTURE(two.err);
   REQUIRE(two.rc == 0);
-  const nlohmann::json a = read_json(t.file("one.json")), b = read_json(t.file("two.json"));
+  const nlohmann::json a = read_json_file(t.file("one.json")), b = read_json_file(t.file("two.json"));
   check_close({a.at("final_train_loss").get<float>(), a.at("val_loss").get<float>()},
               {b.at("final_train_loss").get<float>(), b.at("val_loss").get<float>()}, 1e-5, 0, "losses");
   check_same_tensors(t.file("one.safetensors"), t.file("two.safetensors"), 1e-5, 1e-5);
@@ -200,7 +185,7 @@ TEST_CASE("data parallel: finetune_glue on 2 ranks x 2 examples trains as 1 proc
       2, "finetune_glue", common + " --save-adapter " + t.file("two.safetensors") + " --json " + t.file("two.json"), t);
   CAPTURE(two.err);
   REQUIRE(two.rc == 0);
-  const nlohmann::json a = read_json(t.file("one.json"))["runs"][0], b = read_json(t.file("two.json"))["runs"][0];
+  const nlohmann::json a = read_json_file(t.file("one.json"))["runs"][0], b = read_json_file(t.file("two.json"))["runs"][0];
   check_close({a.at("final_train_loss").get<float>(), a.at("dev_loss").get<float>()},
               {b.at("final_train_loss").get<float>(), b.at("dev_loss").get<float>()}, 1e-5, 0, "losses");
   check_same_tensors(t.file("one.safetensors"), t.file("two.safetensors"), 1e-5, 1e-5);

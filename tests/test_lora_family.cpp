@@ -31,15 +31,7 @@ lora::LoRAConfig rs_cfg(std::vector<std::string> targets) {
 // A one-block GPT-2-vocabulary base as an HF directory and 12 prompt/completion records: what the
 // finetune CLI tests below train on.
 void write_tiny_run(const std::string& base, const std::string& data) {
-  nn::GPTConfig c;
-  c.vocab_size = 50257;
-  c.n_positions = 32;
-  c.n_embd = 16;
-  c.n_layer = 1;
-  c.n_head = 2;
-  Rng rng(3);
-  nn::GPT base_model(c, rng);
-  nn::save_hf_dir(base, base_model);
+  write_tiny_hf_base(base, 16, 32);
   std::string s;
   for (int i = 0; i < 12; ++i)
     s += nlohmann::json{{"prompt", "Q: " + std::to_string(i % 7) + "+1="},
