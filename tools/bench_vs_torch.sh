@@ -11,7 +11,8 @@
 #   ... --e2e [--json]    # the E2E fine-tuning step of the mini model instead (docs/results/bench_vs_torch_e2e.json):
 #                         # B = 8, T = 75, loss and head on the last 26 positions, 20 timed steps + 3 warm-up
 #   ... --bf16 [--json]   # LoRA only, both sides in bf16 (docs/results/bench_vs_torch_bf16.json): bench_step
-#                         # --precision bf16 against the PyTorch step under torch.autocast("cpu", bfloat16)
+#                         # --precision bf16 against the PyTorch step under torch.autocast("cpu", bfloat16);
+#                         # each round also runs bench_step in fp32, for bf16's own gain
 # Environment: PYTHON (python3; needs torch, transformers, peft), BUILD (build; bench_step must be
 # built), THREADS (2), MODEL (gpt2), BATCH (1), SEQ (1024), LOSS_ROWS (0: all), STEPS (3 timed steps per
 # run), WARMUP (1), ROUNDS (2). About 8-10 minutes at the defaults on 2 cores, 1-2 with --e2e.
@@ -53,16 +54,20 @@ fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 COMMON=(--threads "$THREADS" --model "$MODEL" --batch "$BATCH" --seq "$SEQ" --loss-rows "$LOSS_ROWS"
-        --steps "$STEPS" --warmup "$WARMUP" --precision "$PRECISION")
+        --steps "$STEPS" --warmup "$WARMUP")
 
 # One run of one side for one method; its log is shown only when it fails.
 run_side() {
   local side=$1 round=$2 m=$3 out="$TMP/${1}_${2}_${3}"
   echo "==> round $round, $m: $side"
   if [ "$side" = lowrank ]; then
-    "$BUILD/bench_step" --methods "$m" "${COMMON[@]}" --json "$out.json" >"$out.log" 2>&1 || { cat "$out.log"; exit 1; }
+    "$BUILD/bench_step" --methods "$m" "${COMMON[@]}" --precision "$PRECISION" --json "$out.json" >"$out.log" 2>&1 ||
+      { cat "$out.log"; exit 1; }
+  elif [ "$side" = lowrank_fp32 ]; then
+    "$BUILD/bench_step" --methods "$m" "${COMMON[@]}" --precision fp32 --json "$out.json" >"$out.log" 2>&1 ||
+      { cat "$out.log"; exit 1; }
   else
-    "$PYTHON" tools/bench_torch.py --methods "$m" "${COMMON[@]}" --json "$out.json" >"$out.log" 2>&1 || { cat "$out.log"; exit 1; }
+    "$PYTHON" tools/bench_torch.py --methods "$m" "${COMMON[@]}" --precision "$PRECISION" --json "$out.json" >"$out.log" 2>&1 || { cat "$out.log"; exit 1; }
   fi
 }
 
@@ -71,6 +76,7 @@ echo "load average before: $LOAD_BEFORE"
 for r in $(seq 1 "$ROUNDS"); do
   sides=(lowrank torch)
   [ $((r % 2)) -eq 0 ] && sides=(torch lowrank)
+  [ "$PRECISION" = bf16 ] && sides+=(lowrank_fp32)
   for m in $METHODS; do
     for s in "${sides[@]}"; do run_side "$s" "$r" "$m"; done
   done
@@ -95,6 +101,9 @@ for r in range(1, rounds + 1):
         lr, pt = med("lowrank", r, m), med("torch", r, m)
         row[m] = {"lowrank_s": lr, "torch_s": pt, "lowrank_faster_by": pt / lr,
                   "lowrank_x_floor_fma": rd("lowrank", r, m)["methods"][0].get("x_floor_fma")}
+    if precision == "bf16":  # bf16's gain over fp32 within lowrank, the same round
+        row["lora"]["lowrank_fp32_s"] = med("lowrank_fp32", r, "lora")
+        row["lora"]["lowrank_bf16_gain"] = row["lora"]["lowrank_fp32_s"] / row["lora"]["lowrank_s"]
     if "ft" in methods:
         row["lora_over_ft"] = {s: row["lora"][f"{s}_s"] / row["ft"][f"{s}_s"] for s in ("lowrank", "torch")}
     rows.append(row)
@@ -104,10 +113,14 @@ for row in rows:
         c = row[m]
         print(f"{row['round']:>5} {m:>5} {c['torch_s']:8.3f} {c['lowrank_s']:9.3f} {c['lowrank_faster_by']:16.2f}x "
               f"{c['lowrank_x_floor_fma'] or float('nan'):15.2f}")
+    if precision == "bf16":
+        print(f"{row['round']:>5} lowrank fp32 {row['lora']['lowrank_fp32_s']:.3f} s: bf16 faster by {row['lora']['lowrank_bf16_gain']:.2f}x")
     if "lora_over_ft" in row:
         print(f"{row['round']:>5} LoRA/FT: torch {row['lora_over_ft']['torch']:.3f}, lowrank {row['lora_over_ft']['lowrank']:.3f}")
 span = lambda xs: [min(xs), max(xs)]
 summary = {m: span([row[m]["lowrank_faster_by"] for row in rows]) for m in methods}
+if precision == "bf16":
+    summary["lowrank_bf16_gain"] = span([row["lora"]["lowrank_bf16_gain"] for row in rows])
 if "ft" in methods:
     summary["lora_over_ft"] = {s: span([row["lora_over_ft"][s] for row in rows]) for s in ("lowrank", "torch")}
 print(f"lowrank faster by ({precision}): " + ", ".join(f"{m} {summary[m][0]:.2f}-{summary[m][1]:.2f}x" for m in methods))
