@@ -33,7 +33,7 @@ cxxopts::Options make_options() {
     ("merge", "first add every row of this results file to --results (same key: replaced)", cxxopts::value<std::string>()->default_value(""))
     ("svg", "write the learning curves (valid loss vs examples, first seed of each row) here", cxxopts::value<std::string>()->default_value(""))
     ("bases-svg", "E2E: zero-shot, LoRA and FT BLEU per base checkpoint (stages 1-5, the control) as bars here", cxxopts::value<std::string>()->default_value(""))
-    ("match", "only the runs whose key contains this text", cxxopts::value<std::string>()->default_value(""))
+    ("match", "only the runs whose key contains this text ('*' between parts: each part, in this order)", cxxopts::value<std::string>()->default_value(""))
     ("section", "write <!-- results:SECTION --> instead of the file's table name", cxxopts::value<std::string>()->default_value(""))
     ("h,help", "show help");
   // clang-format on
@@ -50,13 +50,27 @@ std::string config_of(const std::string& key) {
   return s == std::string::npos ? key : key.substr(0, s);
 }
 
-// Groups in first-appearance order, of the runs whose key contains `match` (all when empty).
+// Whether key contains the parts of match between its '*'s, in that order ("lora*base=gpt-e2e-base5 ":
+// every LoRA variant's row on that base). A match without '*' is a plain substring.
+bool key_matches(const std::string& key, const std::string& match) {
+  size_t at = 0, from = 0;
+  while (true) {
+    const size_t star = match.find('*', from);
+    const std::string part = match.substr(from, star == std::string::npos ? std::string::npos : star - from);
+    if ((at = key.find(part, at)) == std::string::npos) return false;
+    at += part.size();
+    if (star == std::string::npos) return true;
+    from = star + 1;
+  }
+}
+
+// Groups in first-appearance order, of the runs whose key matches `match` (all when empty).
 std::vector<Group> group_runs(const nlohmann::json& runs, const std::string& match) {
   std::vector<Group> groups;
   std::map<std::string, size_t> at;
   for (const auto& r : runs) {
     const std::string key = r.at("key").get<std::string>();
-    if (key.find(match) == std::string::npos) continue;
+    if (!key_matches(key, match)) continue;
     const std::string c = config_of(key);
     if (!at.count(c)) {
       at[c] = groups.size();
@@ -183,7 +197,7 @@ int table_main(int argc, char** argv) {
   LR_CHECK(!name.empty(), path, ": field 'table' missing");
   const std::string match = a["match"].as<std::string>(), section = a["section"].as<std::string>();
   const std::vector<Group> groups = group_runs(j["runs"], match);
-  LR_CHECK(!groups.empty() || match.empty(), path, ": no run's key contains '", match, "' (--match)");
+  LR_CHECK(!groups.empty() || match.empty(), path, ": no run's key matches '", match, "' (--match)");
   const std::string table = markdown_table(name, groups);
   if (a["markdown"].as<std::string>().empty())
     std::cout << table;

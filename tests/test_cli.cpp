@@ -191,7 +191,14 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
   CHECK(contains(doc, "| ft device=cuda | 1 |"));
   CHECK(!contains(doc, "old"));
   CHECK(!contains(doc, "| lora | 1 |"));
-  check_refused("results_table", "--results " + e2e + " --match base=nothing", "no run's key contains 'base=nothing'");
+  check_refused("results_table", "--results " + e2e + " --match base=nothing", "no run's key matches 'base=nothing'");
+  // '*' between parts: each part, in order.
+  const Run parts = run_example("results_table", "--results " + e2e + " --match 'lora*cuda'", tmp);
+  REQUIRE(parts.rc == 0);
+  CHECK(contains(parts.out, "| lora device=cuda | 1 |"));
+  CHECK(!contains(parts.out, "| ft device=cuda | 1 |"));
+  CHECK(!contains(parts.out, "| lora | 1 |"));
+  check_refused("results_table", "--results " + e2e + " --match 'cuda*lora'", "no run's key matches 'cuda*lora'");
   write("glue.json", R"({"table": "glue", "runs": []})");
   const Run bad = run_example("results_table", "--results " + e2e + " --merge " + tmp.file("glue.json"), tmp);
   CHECK(bad.rc == 1);
