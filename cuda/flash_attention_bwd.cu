@@ -18,9 +18,9 @@
 #include "cuda/attention_paths.h"
 #include "cuda/flash_attention.cuh"
 
-namespace lowrank::cuda::detail {
+namespace lowrank::cuda::flash {
 
-using namespace flash;
+using autograd::detail::AttnGrads;
 
 namespace {
 
@@ -38,17 +38,15 @@ __global__ void d_kernel(float* D, const float* dout, const float* out, AttnDims
   }
 }
 
-// dS = P ⊙ (dP − D) of one key tile for the warp's RW query rows (rows i0w + r), keys j0 + lane,
-// into the warp's rows of Sw. Lr, Dr: the rows' L and D.
+// dS = P ⊙ (dP − D) of one key tile for the warp's RW query rows, keys j0 + lane (row r sees keys
+// [0, n[r])), into the warp's rows of Sw. Lr, Dr: the rows' L and D.
 template <int RW>
 __device__ __forceinline__ void dq_scores(float* Sw, const float (&s)[RW], const float (&dp)[RW], const float (&Lr)[RW],
-                                          const float (&Dr)[RW], const AttnDims& d, int64_t b, int64_t i0w,
-                                          int64_t j0) {
-  const int lane = threadIdx.x & 31;
+                                          const float (&Dr)[RW], const int (&n)[RW], float scale, int j0) {
+  const int lane = threadIdx.x & 31, j = j0 + lane;
 #pragma unroll
   for (int r = 0; r < RW; ++r) {
-    const int64_t i = min(i0w + r, d.Tq - 1);  // rows past Tq: finite, never written
-    const float p = j0 + lane < visible_keys(d, b, i) ? expf(d.scale * s[r] - Lr[r]) : 0.f;
+    const float p = j < n[r] ? expf(scale * s[r] - Lr[r]) : 0.f;
     Sw[r * kLdp + lane] = p * (dp[r] - Dr[r]);
   }
 }
@@ -70,9 +68,11 @@ __global__ void __launch_bounds__(kThreads)
   load_rows<HS>(Qs, row_at(q, t.b, t.h, HS, i0), q.st, BR, static_cast<int>(rows));
   load_rows<HS>(dOs, dout + (t.b * d.Tq + i0) * d.C + t.h * HS, d.C, BR, static_cast<int>(rows));
   float Lr[RW], Dr[RW], acc[RW][HS / 32];
+  int n[RW];  // keys row r sees; rows past Tq (zero Q and dO, never written) take the last row's
 #pragma unroll
   for (int r = 0; r < RW; ++r) {
-    const int64_t at = (t.b * d.NH + t.h) * d.Tq + min(i0w + r, d.Tq - 1);
+    const int64_t i = min(i0w + r, d.Tq - 1), at = (t.b * d.NH + t.h) * d.Tq + i;
+    n[r] = static_cast<int>(visible_keys(d, t.b, i));
     Lr[r] = L[at];
     Dr[r] = D[at];
 #pragma unroll
@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(kThreads)
     float s[RW], dp[RW];
     dot_rows<HS, RW>(s, Qs + warp * RW * LD, Ks);    // Q Kᵀ
     dot_rows<HS, RW>(dp, dOs + warp * RW * LD, Vs);  // dP = dO Vᵀ
-    dq_scores<RW>(Ss + warp * RW * kLdp, s, dp, Lr, Dr, d, t.b, i0w, j0);
+    dq_scores<RW>(Ss + warp * RW * kLdp, s, dp, Lr, Dr, n, d.scale, static_cast<int>(j0));
     __syncwarp();
     mul_rows<HS, RW>(acc, Ss + warp * RW * kLdp, Ks);  // dQ += dS K (scale applied once, below)
     __syncthreads();
@@ -112,29 +112,41 @@ void launch_dq(const AttnGrads& g, const float* L, const float* D, const Operand
   LR_CUDA_LAUNCHED();
 }
 
+// D (B, NH, Tq) = rowsum(dO ⊙ O): kWarps rows per block.
+void launch_d(float* D, const AttnGrads& g, const AttnDims& d) {
+  const int64_t rows = d.B * d.NH * d.Tq;
+  d_kernel<<<detail::blocks_for(rows, kWarps), kThreads, 0, stream()>>>(D, g.dout, g.out, d);
+  LR_CUDA_LAUNCHED();
+}
+
+// dQ += for d.hs, the head sizes with a kernel.
+void run_dq(const AttnGrads& g, const float* L, const float* D, const Operand& q, const Operand& k, const Operand& v,
+            const AttnDims& d) {
+  switch (d.hs) {
+    case 32:
+      return launch_dq<32>(g, L, D, q, k, v, d);
+    case 64:
+      return launch_dq<64>(g, L, D, q, k, v, d);
+    case 128:
+      return launch_dq<128>(g, L, D, q, k, v, d);
+    default:
+      LR_CHECK(false, "flash attention: head size ", d.hs, " has no fused kernel (32, 64 or 128)");
+  }
+}
+
 }  // namespace
+
+}  // namespace lowrank::cuda::flash
+
+namespace lowrank::cuda::detail {
 
 void flash_attention_backward(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
                               const AttnDims& d) {
   LR_CHECK(g.out, "flash attention backward: needs the forward's output (AttnGrads::out)");
   const size_t dbytes = sizeof(float) * static_cast<size_t>(d.B * d.NH * d.Tq);
   float* D = static_cast<float*>(alloc(dbytes));
-  const int64_t warps_per_block = kThreads / 32, rows = d.B * d.NH * d.Tq;
-  d_kernel<<<blocks_for(rows, static_cast<int>(warps_per_block)), kThreads, 0, stream()>>>(D, g.dout, g.out, d);
-  LR_CUDA_LAUNCHED();
-  if (g.dq) switch (d.hs) {
-      case 32:
-        launch_dq<32>(g, L, D, q, k, v, d);
-        break;
-      case 64:
-        launch_dq<64>(g, L, D, q, k, v, d);
-        break;
-      case 128:
-        launch_dq<128>(g, L, D, q, k, v, d);
-        break;
-      default:
-        LR_CHECK(false, "flash attention: head size ", d.hs, " has no fused kernel (32, 64 or 128)");
-    }
+  flash::launch_d(D, g, d);
+  if (g.dq) flash::run_dq(g, L, D, q, k, v, d);
   if (g.dk || g.dv) flash_attention_dkdv(g, L, D, q, k, v, d);
   release(D, dbytes);  // stream-ordered: the next user of the block runs after these kernels
 }

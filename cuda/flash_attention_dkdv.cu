@@ -14,9 +14,9 @@
 #include "cuda/attention_paths.h"
 #include "cuda/flash_attention.cuh"
 
-namespace lowrank::cuda::detail {
+namespace lowrank::cuda::flash {
 
-using namespace flash;
+using autograd::detail::AttnGrads;
 
 namespace {
 
@@ -110,15 +110,19 @@ void launch_dkdv(const AttnGrads& g, const float* L, const float* D, const Opera
 
 }  // namespace
 
+}  // namespace lowrank::cuda::flash
+
+namespace lowrank::cuda::detail {
+
 void flash_attention_dkdv(const AttnGrads& g, const float* L, const float* D, const Operand& q, const Operand& k,
                           const Operand& v, const AttnDims& d) {
   switch (d.hs) {
     case 32:
-      return launch_dkdv<32>(g, L, D, q, k, v, d);
+      return flash::launch_dkdv<32>(g, L, D, q, k, v, d);
     case 64:
-      return launch_dkdv<64>(g, L, D, q, k, v, d);
+      return flash::launch_dkdv<64>(g, L, D, q, k, v, d);
     case 128:
-      return launch_dkdv<128>(g, L, D, q, k, v, d);
+      return flash::launch_dkdv<128>(g, L, D, q, k, v, d);
     default:
       LR_CHECK(false, "flash attention: head size ", d.hs, " has no fused kernel (32, 64 or 128)");
   }

@@ -19,24 +19,20 @@
 #include "cuda/attention_paths.h"
 #include "cuda/flash_attention.cuh"
 
-namespace lowrank::cuda::detail {
-
-using namespace flash;
+namespace lowrank::cuda::flash {
 
 namespace {
 
-// The online-softmax step of one key tile for the warp's RW rows (rows i0w + r), keys j0 + lane:
-// updates m, the lane's partial ℓ and O (rescaled by α), and writes P to the warp's rows of Pw.
+// The online-softmax step of one key tile for the warp's RW rows, keys j0 + lane (row r sees keys
+// [0, n[r])): updates m, the lane's partial ℓ and O (rescaled by α), and writes P to the warp's rows of Pw.
 template <int HS, int RW>
 __device__ __forceinline__ void online_softmax(const float (&s)[RW], float (&m)[RW], float (&l)[RW],
-                                               float (&o)[RW][HS / 32], float* Pw, const AttnDims& d, int64_t b,
-                                               int64_t i0w, int64_t j0) {
-  const int lane = threadIdx.x & 31;
-  const int64_t j = j0 + lane;
+                                               float (&o)[RW][HS / 32], float* Pw, const int (&n)[RW], float scale,
+                                               int j0) {
+  const int lane = threadIdx.x & 31, j = j0 + lane;
 #pragma unroll
   for (int r = 0; r < RW; ++r) {
-    const int64_t i = min(i0w + r, d.Tq - 1);  // rows past Tq (zero Q) take the last row's mask
-    const float sr = j < visible_keys(d, b, i) ? d.scale * s[r] : -INFINITY;
+    const float sr = j < n[r] ? scale * s[r] : -INFINITY;
     const float mnew = fmaxf(m[r], detail::warp_max(sr));
     const float alpha = expf(m[r] - mnew), p = expf(sr - mnew);
     l[r] = alpha * l[r] + p;
@@ -78,15 +74,17 @@ __global__ void __launch_bounds__(kThreads)
   const BlockTile t = block_tile(d.NH, (d.Tq + BR - 1) / BR, d.causal);
   const int64_t i0 = t.tile * BR, rows = min(static_cast<int64_t>(BR), d.Tq - i0);
   load_rows<HS>(Qs, row_at(q, t.b, t.h, HS, i0), q.st, BR, static_cast<int>(rows));
+  const int64_t i0w = i0 + warp * RW, kend = key_end(d, t.b, i0 + rows);
   float m[RW], l[RW], o[RW][HS / 32];
+  int n[RW];  // keys row r sees; rows past Tq (zero Q, never written) take the last row's
 #pragma unroll
   for (int r = 0; r < RW; ++r) {
+    n[r] = static_cast<int>(visible_keys(d, t.b, min(i0w + r, d.Tq - 1)));
     m[r] = -INFINITY;
     l[r] = 0.f;
 #pragma unroll
     for (int c = 0; c < HS / 32; ++c) o[r][c] = 0.f;
   }
-  const int64_t i0w = i0 + warp * RW, kend = key_end(d, t.b, i0 + rows);
   for (int64_t j0 = 0; j0 < kend; j0 += kLanes) {
     const int keys = static_cast<int>(min(static_cast<int64_t>(kLanes), d.Tk - j0));
     load_rows<HS>(Ks, row_at(k, t.b, t.h, HS, j0), k.st, kLanes, keys);
@@ -94,7 +92,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     float s[RW];
     dot_rows<HS, RW>(s, Qs + warp * RW * LD, Ks);  // Q Kᵀ
-    online_softmax<HS, RW>(s, m, l, o, Ps + warp * RW * kLdp, d, t.b, i0w, j0);
+    online_softmax<HS, RW>(s, m, l, o, Ps + warp * RW * kLdp, n, d.scale, static_cast<int>(j0));
     __syncwarp();                                    // the warp's P rows are written
     mul_rows<HS, RW>(o, Ps + warp * RW * kLdp, Vs);  // O += P V
     __syncthreads();                                 // K, V and P are free for the next tile
@@ -114,15 +112,19 @@ void launch_forward(float* out, float* L, const Operand& q, const Operand& k, co
 
 }  // namespace
 
+}  // namespace lowrank::cuda::flash
+
+namespace lowrank::cuda::detail {
+
 void flash_attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
                              const AttnDims& d) {
   switch (d.hs) {
     case 32:
-      return launch_forward<32>(out, L, q, k, v, d);
+      return flash::launch_forward<32>(out, L, q, k, v, d);
     case 64:
-      return launch_forward<64>(out, L, q, k, v, d);
+      return flash::launch_forward<64>(out, L, q, k, v, d);
     case 128:
-      return launch_forward<128>(out, L, q, k, v, d);
+      return flash::launch_forward<128>(out, L, q, k, v, d);
     default:
       LR_CHECK(false, "flash attention: head size ", d.hs, " has no fused kernel (32, 64 or 128)");
   }
