@@ -2,8 +2,8 @@
 // out (B, Tq, C). This file holds the op: argument checks, the node, and the dispatch; the CPU
 // kernels, and the derivation of forward and backward they implement, are in attention_kernels.cpp,
 // and cuda/attention.cu implements the same scheme on the device with the same arguments. The node
-// saves only the row log-sum-exp L (B, NH, Tq) and backward recomputes P from it, never keeping P
-// (B, NH, Tq, Tk). Key lengths are copied into a node-owned buffer on the tensors' device.
+// saves only the row log-sum-exp L (B, NH, Tq) (and keeps the output, whose gradient it reads, which
+// the CUDA flash kernels also use) and backward recomputes P from L, never keeping P (B, NH, Tq, Tk). Key lengths are copied into a node-owned buffer on the tensors' device.
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -40,6 +40,7 @@ struct AttentionOp : Node {
     g.dq = grad_sink(q);
     g.dk = grad_sink(k);
     g.dv = grad_sink(v);
+    g.out = out.data();  // the CUDA flash backward's D = rowsum(dO ⊙ O)
     run(q.device(), detail::attention_backward, cuda::attention_backward, g, L.data(), operand(q), operand(k),
         operand(v), dims);
   }

@@ -29,9 +29,12 @@ struct AttnDims {
 };
 
 // Gradient buffers: contiguous (B, T, C), row stride C; nullptr = that input needs no gradient.
+// out: the forward's output (B, Tq, C), which the CUDA flash kernels read for D = rowsum(dO ⊙ O)
+// (cuda/flash_attention_bwd.cu); the CPU kernels do not read it.
 struct AttnGrads {
   float *dq = nullptr, *dk = nullptr, *dv = nullptr;
   const float* dout = nullptr;
+  const float* out = nullptr;
 };
 
 // out (B, Tq, C); L (B, NH, Tq) the row log-sum-exps (always written: Tq floats per pair).

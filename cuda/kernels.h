@@ -51,13 +51,15 @@ void axpy_strided(float* dst, const int64_t* dst_strides, const float* src, cons
 void sumsq_forward(float* out, const float* x, int64_t n);
 
 // ---- attention (attention.cu): the CPU kernels' arguments (autograd/attention_kernels.h) ----------
-// q/k/v operands with unit channel stride and row stride st >= C (the GEMMs' leading dimension);
-// d.key_len (B) is a device int32 array or nullptr. out (B, Tq, C) contiguous; L (B, NH, Tq) the row
-// log-sum-exps of the scores, which backward recomputes P from (P itself is never kept: scratch of
-// B·NH·Tq·Tk floats comes from the caching allocator for the duration of one call).
+// q/k/v operands with unit channel stride and row stride st >= C (the fallback's GEMM leading
+// dimension); d.key_len (B) is a device int32 array or nullptr. out (B, Tq, C) contiguous; L (B, NH, Tq)
+// the row log-sum-exps of the scores, which backward recomputes P from (P itself is never kept). Head
+// sizes 32, 64, 128: fused FlashAttention-2 kernels, no (Tq, Tk) memory; others: cuBLAS GEMMs with
+// B·NH·Tq·Tk floats of scratch from the caching allocator for the duration of one call.
 void attention_forward(float* out, float* L, const autograd::detail::Operand& q, const autograd::detail::Operand& k,
                        const autograd::detail::Operand& v, const autograd::detail::AttnDims& d);
-// g.dq (B, Tq, C), g.dk and g.dv (B, Tk, C), contiguous, += (each may be nullptr), from g.dout (B, Tq, C).
+// g.dq (B, Tq, C), g.dk and g.dv (B, Tk, C), contiguous, += (each may be nullptr), from g.dout (B, Tq, C);
+// the fused kernels also read g.out, the forward's output (without it: the cuBLAS path).
 void attention_backward(const autograd::detail::AttnGrads& g, const float* L, const autograd::detail::Operand& q,
                         const autograd::detail::Operand& k, const autograd::detail::Operand& v,
                         const autograd::detail::AttnDims& d);

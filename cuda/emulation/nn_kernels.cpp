@@ -2,12 +2,16 @@
 // layernorm.cu, weight_norm.cu, embedding.cu, attention.cu, cross_entropy.cu and adamw.cu. Each launcher checks its
 // pointers (device pointers, ranges inside one live device allocation, ids and targets in range),
 // then runs the CPU reference kernel of the same name and arguments (autograd/kernels.h,
-// autograd/attention_kernels.h, optim/adamw.h) on the untagged pointers.
+// autograd/attention_kernels.h, optim/adamw.h) on the untagged pointers. Attention follows
+// cuda/attention.cu's choice: head sizes with a fused kernel run its host reference
+// (flash_attention.cpp, the kernels' tiling), the others the CPU kernels (the cuBLAS path's scheme).
 #include <algorithm>
 
 #include "autograd/attention_kernels.h"
 #include "autograd/kernels.h"
+#include "cuda/emulation/flash_attention.h"
 #include "cuda/emulation/tagged.h"
+#include "cuda/flash_attention.h"
 #include "cuda/kernels.h"
 #include "optim/adamw.h"
 
@@ -95,8 +99,8 @@ void embedding_backward(float* dweight, const float* dy, const int32_t* ids, int
 }
 
 void attention_forward(float* out, float* L, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d) {
-  autograd::detail::attention_forward(
-      arg(out, d.B * d.Tq * d.C, "attention out"), arg(L, d.B * d.NH * d.Tq, "attention L"),
+  auto run = flash::supported(d.hs) ? emu::flash_attention_forward : autograd::detail::attention_forward;
+  run(arg(out, d.B * d.Tq * d.C, "attention out"), arg(L, d.B * d.NH * d.Tq, "attention L"),
       host_operand(q, d.B, d.Tq, d.C, "attention q"), host_operand(k, d.B, d.Tk, d.C, "attention k"),
       host_operand(v, d.B, d.Tk, d.C, "attention v"), host_dims(d));
 }
@@ -107,10 +111,11 @@ void attention_backward(const AttnGrads& g, const float* L, const Operand& q, co
   h.dk = opt_arg(g.dk, d.B * d.Tk * d.C, "attention_backward dk");
   h.dv = opt_arg(g.dv, d.B * d.Tk * d.C, "attention_backward dv");
   h.dout = arg(g.dout, d.B * d.Tq * d.C, "attention_backward dout");
-  autograd::detail::attention_backward(h, arg(L, d.B * d.NH * d.Tq, "attention_backward L"),
-                                       host_operand(q, d.B, d.Tq, d.C, "attention_backward q"),
-                                       host_operand(k, d.B, d.Tk, d.C, "attention_backward k"),
-                                       host_operand(v, d.B, d.Tk, d.C, "attention_backward v"), host_dims(d));
+  h.out = opt_arg(g.out, d.B * d.Tq * d.C, "attention_backward out");
+  auto run = flash::supported(d.hs) && h.out ? emu::flash_attention_backward : autograd::detail::attention_backward;
+  run(h, arg(L, d.B * d.NH * d.Tq, "attention_backward L"), host_operand(q, d.B, d.Tq, d.C, "attention_backward q"),
+      host_operand(k, d.B, d.Tk, d.C, "attention_backward k"), host_operand(v, d.B, d.Tk, d.C, "attention_backward v"),
+      host_dims(d));
 }
 
 void cross_entropy_forward(float* row_loss, float* lse, const float* x, const int32_t* targets, const float* w,

@@ -198,8 +198,42 @@ AttnInputs attn_inputs(const AttnCase& c, bool on_gpu) {
   return in;
 }
 
+// The op on CUDA tensors against the CPU op, forward and gradients, with fresh gradients and with
+// gradients accumulated onto a random G0 (the same on both devices: backward adds to it).
+void check_attention_on_cuda(const AttnCase& c) {
+  for (bool accumulate : {false, true}) {
+    CAPTURE(accumulate);
+    Tensor seed = randn({c.B, c.Tq, c.C}, 84);
+    AttnInputs cpu = attn_inputs(c, false);
+    std::vector<Tensor> g0;
+    if (accumulate)
+      for (Tensor t : cpu.leaves()) {
+        g0.push_back(randn(t.shape(), 85 + g0.size()));
+        t.set_grad(g0.back().clone());
+      }
+    Tensor out = ag::attention(cpu.q, cpu.k, cpu.v, c.NH, c.causal, c.key_len);
+    ag::backward(out, seed);
+    AttnInputs gpu = attn_inputs(c, true);
+    for (size_t i = 0; i < g0.size(); ++i) gpu.leaves()[i].set_grad(dev(g0[i]));
+    Tensor dout = ag::attention(gpu.q, gpu.k, gpu.v, c.NH, c.causal, c.key_len);
+    CHECK(dout.device() == Device::CUDA);
+    expect_close(dout, out, 1e-4, 1e-5, "forward");
+    {
+      ag::NoGradGuard no_grad;  // inference: no node, the same kernels give the same output
+      Tensor infer = ag::attention(gpu.q, gpu.k, gpu.v, c.NH, c.causal, c.key_len);
+      CHECK(!infer.requires_grad());
+      CHECK(infer.to_vector() == dout.to_vector());
+    }
+    ag::backward(dout, dev(seed));
+    const std::vector<Tensor> lc = cpu.leaves(), lg = gpu.leaves();
+    const char* names[] = {"dq", "dk", "dv"};
+    for (size_t i = 0; i < lc.size(); ++i) expect_grad(lg[i], lc[i], 1e-4, 1e-5, c.fused ? "dqkv" : names[i]);
+  }
+}
+
 }  // namespace
 
+// Head size 8: the cuBLAS path (cuda/attention_cublas.cu).
 TEST_CASE("cuda: attention op on CUDA tensors matches the CPU op (causal, prefix, key lengths, fused qkv)") {
   LR_SKIP_WITHOUT_GPU();
   const std::vector<AttnCase> cases = {
@@ -209,39 +243,32 @@ TEST_CASE("cuda: attention op on CUDA tensors matches the CPU op (causal, prefix
       {2, 300, 300, 16, 2, true, true, {}},       // rows longer than a block; q/k/v strided slices of qkv
       {3, 5, 5, 24, 2, true, true, {5, 3, 1}},    // fused slices with key lengths, B > NH
   };
-  for (size_t ci = 0; ci < cases.size(); ++ci)
-    for (bool accumulate : {false, true}) {
-      const AttnCase& c = cases[ci];
-      CAPTURE(ci);
-      CAPTURE(accumulate);
-      Tensor seed = randn({c.B, c.Tq, c.C}, 84);
-      AttnInputs cpu = attn_inputs(c, false);
-      // accumulate: every leaf's gradient starts from a random G0, the same on both devices (the
-      // backward launcher adds to it)
-      std::vector<Tensor> g0;
-      if (accumulate)
-        for (Tensor t : cpu.leaves()) {
-          g0.push_back(randn(t.shape(), 85 + g0.size()));
-          t.set_grad(g0.back().clone());
-        }
-      Tensor out = ag::attention(cpu.q, cpu.k, cpu.v, c.NH, c.causal, c.key_len);
-      ag::backward(out, seed);
-      AttnInputs gpu = attn_inputs(c, true);
-      for (size_t i = 0; i < g0.size(); ++i) gpu.leaves()[i].set_grad(dev(g0[i]));
-      Tensor dout = ag::attention(gpu.q, gpu.k, gpu.v, c.NH, c.causal, c.key_len);
-      CHECK(dout.device() == Device::CUDA);
-      expect_close(dout, out, 1e-4, 1e-5, "forward");
-      {
-        ag::NoGradGuard no_grad;  // inference: no node, the same kernels give the same output
-        Tensor infer = ag::attention(gpu.q, gpu.k, gpu.v, c.NH, c.causal, c.key_len);
-        CHECK(!infer.requires_grad());
-        CHECK(infer.to_vector() == dout.to_vector());
-      }
-      ag::backward(dout, dev(seed));
-      const std::vector<Tensor> lc = cpu.leaves(), lg = gpu.leaves();
-      const char* names[] = {"dq", "dk", "dv"};
-      for (size_t i = 0; i < lc.size(); ++i) expect_grad(lg[i], lc[i], 1e-4, 1e-5, c.fused ? "dqkv" : names[i]);
-    }
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    CAPTURE(ci);
+    check_attention_on_cuda(cases[ci]);
+  }
+}
+
+// Head sizes 32, 64, 128: the fused kernels (cuda/flash_attention_*.cu; tiles of 64 query rows, 32
+// at hs 128, and of 32 keys: cuda/flash_attention.h), and 48, which falls back to cuBLAS. Sequence
+// lengths are not multiples of the tiles; key lengths end inside a tile and before whole tiles.
+TEST_CASE("cuda: attention flash kernels match the CPU op (hs 32, 64, 128, fallback 48; masks, ragged tiles)") {
+  LR_SKIP_WITHOUT_GPU();
+  const std::vector<AttnCase> cases = {
+      {2, 70, 70, 64, 2, true, false, {}},           // hs 32, causal, 2 query tiles, 3 key tiles
+      {2, 70, 70, 128, 2, false, false, {70, 45}},   // hs 64, bidirectional, key_len ends mid-tile
+      {3, 5, 77, 128, 2, true, false, {77, 40, 6}},  // hs 64, Tq < Tk (KV cache) with key lengths
+      {2, 1, 50, 64, 2, true, false, {50, 17}},      // hs 32, one query over a cache (decoding)
+      {2, 100, 100, 128, 2, true, true, {100, 33}},  // hs 64, fused qkv (row stride 3C), causal
+      {2, 40, 40, 256, 2, true, true, {}},           // hs 128, fused qkv, 2 query tiles of 32
+      {1, 33, 97, 256, 2, true, false, {}},          // hs 128, Tq < Tk
+      {2, 37, 37, 96, 2, true, true, {37, 20}},      // hs 48: the cuBLAS path, fused qkv
+      {2, 66, 66, 64, 1, false, false, {66, 1}},     // hs 64, one head, a sequence of one key
+  };
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    CAPTURE(ci);
+    check_attention_on_cuda(cases[ci]);
+  }
 }
 
 #endif  // LOWRANK_HAVE_CUDA
