@@ -30,6 +30,16 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
 void set_tf32(bool on);
 bool tf32();
 
+// ---- bf16 GEMM (gemm.cu): the frozen-weight products of the bf16 policy (autograd/weight_gemm.h) ----
+// dst (rows·cols bf16 values, contiguous) = src (rows, cols) fp32 with leading dim ld, each rounded by
+// tensor::round_to_bf16 (tensor/bf16_round.h: nearest, ties to even, NaN stays a quiet NaN), the CPU's
+// rounding bit for bit.
+void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld);
+// C (M,N) fp32 = op(A) (M,K) · op(B) (K,N) + beta · C with bf16 A and B and fp32 sums, conventions as gemm:
+// cublasGemmEx with CUDA_R_16BF operands, a CUDA_R_32F C and CUBLAS_COMPUTE_32F. beta 0 or 1; M, N, K >= 1.
+void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+               const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // ---- tensor plumbing (tensor_ops.cu), for Tensor::fill_ / copy_ / add_ / contiguous on CUDA ----
 void fill(float* p, float v, int64_t n);  // p (n) = v
 // dst = src elementwise over `sizes` (ndim <= 4 dims), each side with its own element strides

@@ -284,7 +284,7 @@ void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& t
                 total * 8.0 / std::max(1.0, state));
   nlohmann::json row = result_row(a, mc, em, tr, train_size, m, hyps.size(), decode_s);
   if (tensor::precision() != tensor::Precision::fp32)  // fp32 rows stay as they were
-    row["precision"] = tensor::precision_name(tensor::precision()), row["bf16_gemm"] = tensor::bf16_gemm_info();
+    row["precision"] = tensor::precision_name(tensor::precision()), row["bf16_gemm"] = autograd::bf16_gemm_info(ex::device_option(a));
   if (!a["json"].as<std::string>().empty()) {  // every step's loss too (not in --results' rows)
     nlohmann::json full = row;
     full["losses"] = tr.losses;

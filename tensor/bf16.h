@@ -4,26 +4,16 @@
 // bfloat16 is float32's upper half: the same 8-bit exponent (range, infinities, NaN, subnormals), 8 bits
 // of significand instead of 24, so one rounding costs a relative error of at most 2^-9 ≈ 0.2%.
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <vector>
 
+#include "tensor/bf16_round.h"
 #include "tensor/tensor.h"
 
 namespace lowrank::tensor {
 
-// The bfloat16 nearest to f, ties to the even one: adding 0x7fff plus the kept half's lowest bit carries
-// into the kept half exactly when the dropped half is above the midpoint, or at it with an odd kept half.
-// A NaN keeps its sign and upper payload and is made quiet (a payload only in the dropped bits would
-// otherwise round to inf). Inline and branch-free so conversion loops vectorise.
-inline uint16_t round_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  const uint32_t lsb = (bits >> 16) & 1u;
-  const auto rounded = static_cast<uint16_t>((bits + 0x7fffu + lsb) >> 16);
-  const auto quiet_nan = static_cast<uint16_t>((bits >> 16) | 0x0040u);
-  return (bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
-}
+// round_to_bf16(f), the nearest bfloat16 (ties to even, NaN kept quiet): tensor/bf16_round.h, shared with
+// the CUDA kernel that rounds activations.
 
 // dst[i] = round_to_bf16(src[i]) for i < n: infinities stay, a finite value past the largest bf16 rounds
 // to ±inf as IEEE rounding does, subnormals round within bf16's subnormals (no flush to zero).
@@ -44,6 +34,9 @@ struct Bf16Copy {
 // the copy always matches w's current values. One copy per storage: a call with another view of the same
 // storage replaces it. Thread-safe. w: contiguous, on the CPU.
 std::shared_ptr<const Bf16Copy> bf16_copy(const Tensor& w);
-int64_t bf16_copies_made();  // conversions bf16_copy has made in this process (for tests)
+// Conversions into a cached bf16 copy in this process (for tests): bf16_copy's, and those of its CUDA twin
+// (autograd::device_bf16_copy), which calls count_bf16_copy().
+int64_t bf16_copies_made();
+void count_bf16_copy();
 
 }  // namespace lowrank::tensor
