@@ -78,4 +78,25 @@ void attention_backward(const autograd::detail::AttnGrads& g, const float* L, co
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
                   float eps, float wd, float c1, float c2, bool decoupled);
 
+// ---- AdamW over many tensors in one launch (adamw.cu): apex's multi_tensor_apply, without its limits ----
+// One entry per tensor, in a device array the caller uploads once and re-uses while the tensors stay the
+// same (optim::AdamW keeps it). Tensor i's elements are chunks first_chunk .. first_chunk + ceil(n / chunk)
+// - 1 of the launch, kAdamWChunk elements each (first_chunk: the prefix sum of the earlier tensors' chunk
+// counts); a block updates one chunk, and finds its tensor by a binary search over first_chunk.
+struct AdamWEntry {
+  float* p;
+  float* m;
+  float* v;
+  const float* g;
+  int64_t n;
+  int64_t first_chunk;
+  float lr_scale;  // this tensor's step is lr · lr_scale (optim::AdamWConfig::lr_scale)
+  float wd;        // this tensor's weight decay (0 for biases)
+};
+inline constexpr int64_t kAdamWChunk = 4096;  // elements per block: 16 per thread of a 256-thread block
+// entries (count, device) covering `chunks` chunks in all; each tensor's update is adamw_update's, with
+// lr · lr_scale and wd from its entry, bit for bit (one device function does both).
+void adamw_multi_update(const AdamWEntry* entries, int64_t count, int64_t chunks, float lr, float beta1, float beta2,
+                        float eps, float c1, float c2, bool decoupled);
+
 }  // namespace lowrank::cuda

@@ -83,6 +83,9 @@ void adamw_update(float*, float*, float*, const float*, int64_t, float, float, f
                   bool) {
   no_cuda("adamw_update");
 }
+void adamw_multi_update(const AdamWEntry*, int64_t, int64_t, float, float, float, float, float, float, bool) {
+  no_cuda("adamw_multi_update");
+}
 
 // One stub per kernel of autograd/kernels.def. The stubs take the named parameters of the .def and
 // read none of them: -Wunused-parameter is silenced for these definitions only.
