@@ -147,7 +147,7 @@ TEST_CASE("cuda: bf16 rounding kernel gives tensor::round_to_bf16's bits (ties, 
   CHECK(wrong == 0);
 }
 
-TEST_CASE("cuda: the device bf16 copy of a frozen weight is kept, and dropped by every write to the weight") {
+TEST_CASE("cuda: bf16 copy of a frozen weight on the device is kept, and dropped by every write to the weight") {
   LR_SKIP_WITHOUT_GPU();
   const int64_t N = 33, in = 40, out = 24;
   Tensor x = randn({N, in}, 20), w = randn({out, in}, 21, 0.2f);
