@@ -68,7 +68,8 @@ void weight_gemm(Device dev, bool tw, int64_t M, int64_t N, int64_t K, const flo
 
 Tensor device_bf16_copy(const Tensor& w) {
   LR_CHECK(w.defined() && w.device() == Device::CUDA && w.is_contiguous(),
-           "device_bf16_copy: needs a contiguous CUDA tensor, got ", w.shape(), " on ", tensor::device_name(w.device()));
+           "device_bf16_copy: needs a contiguous CUDA tensor, got ", w.shape(), " on ",
+           tensor::device_name(w.device()));
   tensor::Storage& s = *w.storage();
   const int64_t offset = w.numel() == 0 ? 0 : w.data() - s.data();
   std::lock_guard<std::mutex> lock(g_device_copy_mu);

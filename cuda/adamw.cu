@@ -45,8 +45,11 @@ __global__ void adamw_multi_kernel(const AdamWEntry* entries, int64_t count, int
     int64_t lo = 0, hi = count - 1;
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) / 2;
-      if (entries[mid].first_chunk <= b) lo = mid;
-      else hi = mid - 1;
+      if (entries[mid].first_chunk <= b) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
     }
     const AdamWEntry e = entries[lo];
     const int64_t begin = (b - e.first_chunk) * kAdamWChunk;

@@ -112,8 +112,8 @@ void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, i
 // bf16 matmul on the CPU (tensor/gemm_bf16.h), so both devices round only the operands.
 void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  LR_CHECK(M > 0 && N > 0 && K > 0 && (beta == 0.f || beta == 1.f), "cuda::gemm_bf16: (", M, "x", K, ")·(", K, "x",
-           N, ") with beta ", beta, ": needs every dimension >= 1 and beta 0 or 1");
+  LR_CHECK(M > 0 && N > 0 && K > 0 && (beta == 0.f || beta == 1.f), "cuda::gemm_bf16: (", M, "x", K, ")·(", K, "x", N,
+           ") with beta ", beta, ": needs every dimension >= 1 and beta 0 or 1");
   const float alpha = 1.f;
   CUBLAS_CHECK(cublasGemmEx(handle(), op(transB), op(transA), as_int(N, "N"), as_int(M, "M"), as_int(K, "K"), &alpha, B,
                             CUDA_R_16BF, as_int(ldb, "ldb"), A, CUDA_R_16BF, as_int(lda, "lda"), &beta, C, CUDA_R_32F,

@@ -291,6 +291,7 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
            const Rates& rate) {
   std::vector<std::vector<std::string>> rows;
   const int64_t tokens = B * a["seq"].as<int64_t>();
+  const Device dev = a["device"].as<std::string>() == "cuda" ? Device::CUDA : Device::CPU;
   nlohmann::json j = {{"model", a["model"].as<std::string>()},
                       {"device", a["device"].as<std::string>()},
                       {"device_info", device},
@@ -303,8 +304,7 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
                       {"gemm_backend", tensor::gemm_backend()},
                       {"gemm_backend_info", tensor::gemm_backend_info()},
                       {"precision", tensor::precision_name(tensor::precision())},
-                      {"bf16_gemm", autograd::bf16_gemm_info(a["device"].as<std::string>() == "cuda" ? Device::CUDA
-                                                                                                  : Device::CPU)},
+                      {"bf16_gemm", autograd::bf16_gemm_info(dev)},
                       {"methods", nlohmann::json::array()}};
   if (rate.bf16_gemm > 0) j["bf16_gemm_gflop_per_s"] = rate.bf16_gemm;
   if (rate.fma > 0)

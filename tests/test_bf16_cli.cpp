@@ -154,4 +154,32 @@ TEST_CASE("bf16 cli: bench_step --device cuda --precision bf16 reports its bf16 
   REQUIRE(r.rc == 0);
   CHECK(read_json(tmp.file("cpu.json")).at("methods").at(1).at("bf16_gemms_per_step").get<double>() == lora);
 }
+
+// finetune trains LoRA on CUDA with its frozen weights in bf16 and says which GEMM ran; full fine-tuning
+// in bf16 stays refused on this device too.
+TEST_CASE("bf16 cli: finetune --device cuda --precision bf16 trains LoRA through cuBLAS's bf16 GEMM") {
+  if (!cuda::available()) {
+    MESSAGE("no CUDA device: skipped");
+    return;
+  }
+  TempDir t("bf16_ft_cuda");
+  const std::string base = bf16_base(t), data = t.file("train.jsonl");
+  std::string lines;
+  for (int i = 0; i < 8; ++i)
+    lines +=
+        nlohmann::json{{"prompt", "Q: " + std::to_string(i) + "="}, {"completion", " " + std::to_string(i)}}.dump() +
+        "\n";
+  write_bytes(data, lines);
+  const std::string common = "--init " + base + " --data " + data +
+                             " --val-frac 0 --batch-size 4 --steps 2 --threads 1 --device cuda --precision bf16";
+  const Run r = run_example("finetune", common + " --out " + t.file("bf16"), t);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  const nlohmann::json m = read_json(t.file("bf16/metrics.json"));
+  CHECK(m.at("precision") == "bf16");
+  CHECK(m.at("bf16_gemm").get<std::string>().rfind("bf16 cuBLAS GemmEx", 0) == 0);
+  for (const nlohmann::json& l : m.at("losses")) CHECK(std::isfinite(l.get<double>()));
+  check_refused("finetune", common + " --out " + t.file("ft") + " --method ft",
+                "--precision bf16 runs the frozen weights in bf16, and --method ft trains every weight");
+}
 #endif

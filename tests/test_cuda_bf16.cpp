@@ -125,8 +125,8 @@ TEST_CASE("cuda: bf16 matmul by a frozen 2-D weight (the tied head), forward and
 TEST_CASE("cuda: bf16 rounding kernel gives tensor::round_to_bf16's bits (ties, NaN, inf, subnormals)") {
   LR_SKIP_WITHOUT_GPU();
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> v{0.f,  -0.f, 1.f,        1.00390625f, 1.01171875f, 3.3895314e38f, -3.4e38f, inf,
-                       -inf, nan,  -nan,       1e-40f,      -1e-45f,     1.17549435e-38f};
+  std::vector<float> v{0.f, -0.f, 1.f, 1.00390625f, 1.01171875f, 3.3895314e38f, -3.4e38f,
+                       inf, -inf, nan, -nan,        1e-40f,      -1e-45f,       1.17549435e-38f};
   uint32_t snan_bits = 0x7f800001u;  // a signalling NaN whose payload is only in the dropped bits
   float snan;
   std::memcpy(&snan, &snan_bits, sizeof snan);

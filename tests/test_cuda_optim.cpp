@@ -255,15 +255,19 @@ TEST_CASE("cuda: adamw multi-tensor launch over 134 tensors of 1 to 100k element
       cpu.push_back({name, c});
       gpu.push_back({name, dleaf(c)});
       each.push_back(dev(c));
-      each_m.push_back(Tensor::zeros(shapes[i], Device::CUDA)), each_v.push_back(Tensor::zeros(shapes[i], Device::CUDA));
+      each_m.push_back(Tensor::zeros(shapes[i], Device::CUDA));
+      each_v.push_back(Tensor::zeros(shapes[i], Device::CUDA));
     }
     optim::AdamW opt_c(cpu, cfg), opt_g(gpu, cfg);
     for (int t = 1; t <= 5; ++t) {
       for (size_t i = 0; i < shapes.size(); ++i) {
         const Tensor g = randn(shapes[i], 1000 * t + i);
         cpu[i].tensor.set_grad(g.clone());
-        if (t == 1 || t == 5) gpu[i].tensor.set_grad(dev(g));  // new buffers: a new table
-        else gpu[i].tensor.grad().copy_(dev(g));              // in place: the same buffers, the same table
+        if (t == 1 || t == 5) {
+          gpu[i].tensor.set_grad(dev(g));  // new buffers: a new table
+        } else {
+          gpu[i].tensor.grad().copy_(dev(g));  // in place: the same buffers, the same table
+        }
         const float c1 = 1.f - std::pow(cfg.beta1, static_cast<float>(t));
         const float c2 = 1.f - std::pow(cfg.beta2, static_cast<float>(t));
         const float scale = i == 5 ? 16.f : i == 130 ? 0.5f : 1.f, wd = shapes[i].ndim >= 2 ? cfg.weight_decay : 0.f;

@@ -88,15 +88,14 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
 void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
   if (rows == 0 || cols == 0) return;
   LR_CHECK(ld >= cols, "cuda::to_bf16_rows: leading dim ", ld, " below the row length ", cols);
-  tensor::to_bf16_rows(emu::arg(dst, rows * cols, "to_bf16 dst"), emu::arg(src, emu::matrix_extent(rows, cols, ld),
-                                                                             "to_bf16 src"),
-                       rows, cols, ld);
+  tensor::to_bf16_rows(emu::arg(dst, rows * cols, "to_bf16 dst"),
+                       emu::arg(src, emu::matrix_extent(rows, cols, ld), "to_bf16 src"), rows, cols, ld);
 }
 
 void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  LR_CHECK(M > 0 && N > 0 && K > 0 && (beta == 0.f || beta == 1.f), "cuda::gemm_bf16: (", M, "x", K, ")·(", K, "x",
-           N, ") with beta ", beta, ": needs every dimension >= 1 and beta 0 or 1");
+  LR_CHECK(M > 0 && N > 0 && K > 0 && (beta == 0.f || beta == 1.f), "cuda::gemm_bf16: (", M, "x", K, ")·(", K, "x", N,
+           ") with beta ", beta, ": needs every dimension >= 1 and beta 0 or 1");
   check_cublas_args(transA, transB, M, N, K, lda, ldb, ldc, 1);
   const int64_t nA = emu::matrix_extent(transA ? K : M, transA ? M : K, lda);
   const int64_t nB = emu::matrix_extent(transB ? N : K, transB ? K : N, ldb);

@@ -153,7 +153,8 @@ void adamw_multi_update(const AdamWEntry* entries, int64_t count, int64_t chunks
              ", expected ", next);
     next += (t.n + kAdamWChunk - 1) / kAdamWChunk;
     optim::cpu::adamw_update(arg(t.p, t.n, "adamw p"), arg(t.m, t.n, "adamw m"), arg(t.v, t.n, "adamw v"),
-                             arg(t.g, t.n, "adamw g"), t.n, lr * t.lr_scale, beta1, beta2, eps, t.wd, c1, c2, decoupled);
+                             arg(t.g, t.n, "adamw g"), t.n, lr * t.lr_scale, beta1, beta2, eps, t.wd, c1, c2,
+                             decoupled);
   }
   LR_CHECK(next == chunks, "cuda::adamw_multi_update: the entries cover ", next, " chunks, the launch ", chunks);
 }
