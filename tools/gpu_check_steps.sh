@@ -119,8 +119,8 @@ step_bench_step() {
     fi
     st=$(worse "$st" "$s")
     figure+="$prec tok/s $(awk '/"method": /{gsub(/[",]/,"",$2); m=$2} /"tokens_per_s": /{gsub(/,/,"",$2); \
-printf "%s%s %.0f", sep, m, $2; sep=" "} /"bf16_gemms_per_step": [1-9]/{gsub(/,/,"",$2); \
-printf ", %s bf16 GEMMs/step", $2}' "$j" 2>/dev/null || true); "
+printf "%s%s %.0f", sep, m, $2; sep=" "} /"bf16_gemms_per_step": [1-9]/{gsub(/,/,"",$2); g=$2} \
+END{if (g != "") printf ", %.0f bf16 GEMMs/step", g}' "$j" 2>/dev/null || true); "
   done
   record bench_step "$st" $((SECONDS - t0)) "${figure%; }"
 }
