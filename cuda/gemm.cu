@@ -17,7 +17,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
-#include "tensor/bf16_round.h"
+#include "tensor/bf16.h"
 #include "tensor/error.h"
 
 namespace lowrank::cuda {

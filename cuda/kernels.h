@@ -32,7 +32,7 @@ bool tf32();
 
 // ---- bf16 GEMM (gemm.cu): the frozen-weight products of the bf16 policy (autograd/weight_gemm.h) ----
 // dst (rows·cols bf16 values, contiguous) = src (rows, cols) fp32 with leading dim ld, each rounded by
-// tensor::round_to_bf16 (tensor/bf16_round.h: nearest, ties to even, NaN stays a quiet NaN), the CPU's
+// tensor::round_to_bf16 (tensor/bf16.h: nearest, ties to even, NaN stays a quiet NaN), the CPU's
 // rounding bit for bit.
 void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld);
 // C (M,N) fp32 = op(A) (M,K) · op(B) (K,N) + beta · C with bf16 A and B and fp32 sums, conventions as gemm:

@@ -4,16 +4,38 @@
 // bfloat16 is float32's upper half: the same 8-bit exponent (range, infinities, NaN, subnormals), 8 bits
 // of significand instead of 24, so one rounding costs a relative error of at most 2^-9 ≈ 0.2%.
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
-#include "tensor/bf16_round.h"
 #include "tensor/tensor.h"
+
+#ifdef __CUDACC__
+#define LR_BF16_FN __host__ __device__ __forceinline__
+#else
+#define LR_BF16_FN inline
+#endif
 
 namespace lowrank::tensor {
 
-// round_to_bf16(f), the nearest bfloat16 (ties to even, NaN kept quiet): tensor/bf16_round.h, shared with
-// the CUDA kernel that rounds activations.
+// The bfloat16 nearest to f, ties to the even one: adding 0x7fff plus the kept half's lowest bit carries
+// into the kept half exactly when the dropped half is above the midpoint, or at it with an odd kept half.
+// A NaN keeps its sign and upper payload and is made quiet (a payload only in the dropped bits would
+// otherwise round to inf). Inline and branch-free so conversion loops vectorise. nvcc compiles it too
+// (cuda/gemm.cu includes this header): the CUDA kernel that rounds activations calls this very function,
+// so a value rounds to the same bits on either device.
+LR_BF16_FN uint16_t round_to_bf16(float f) {
+#ifdef __CUDA_ARCH__
+  const uint32_t bits = __float_as_uint(f);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+#endif
+  const uint32_t lsb = (bits >> 16) & 1u;
+  const auto rounded = static_cast<uint16_t>((bits + 0x7fffu + lsb) >> 16);
+  const auto quiet_nan = static_cast<uint16_t>((bits >> 16) | 0x0040u);
+  return (bits & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
+}
 
 // dst[i] = round_to_bf16(src[i]) for i < n: infinities stay, a finite value past the largest bf16 rounds
 // to ±inf as IEEE rounding does, subnormals round within bf16's subnormals (no flush to zero).
@@ -40,3 +62,5 @@ int64_t bf16_copies_made();
 void count_bf16_copy();
 
 }  // namespace lowrank::tensor
+
+#undef LR_BF16_FN
