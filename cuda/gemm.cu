@@ -8,12 +8,16 @@
 // No data moves; the leading dimensions pass through unchanged.
 // Math mode: CUBLAS_DEFAULT_MATH (true fp32, results comparable with the CPU) unless set_tf32(true)
 // selects CUBLAS_TF32_TENSOR_OP_MATH (inputs rounded to 10-bit mantissas, ~1e-3 relative error).
+// The bf16 GEMM of the bf16 policy (gemm_bf16, last) makes the same swapped call through cublasGemmEx
+// with bf16 operands and fp32 compute; the math mode does not apply to it (bf16 inputs are exact in the
+// tensor cores' fp32 products either way).
 #include <atomic>
 #include <limits>
 #include <mutex>
 
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
+#include "tensor/bf16.h"
 #include "tensor/error.h"
 
 namespace lowrank::cuda {
@@ -69,6 +73,12 @@ void scale_only(float* C, int64_t M, int64_t N, int64_t ldc, int64_t strideC, in
 
 cublasOperation_t op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+// One thread per element; the row-major (rows, cols) source may have padded rows (ld > cols), the
+// destination is compact, as the GEMM's operand.
+__global__ void to_bf16_kernel(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+  LR_GRID_STRIDE(i, rows * cols) { dst[i] = tensor::round_to_bf16(src[(i / cols) * ld + i % cols]); }
+}
+
 }  // namespace
 
 void set_tf32(bool on) { g_tf32.store(on); }
@@ -90,6 +100,24 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
   CUBLAS_CHECK(cublasSgemmStridedBatched(handle(), op(transB), op(transA), as_int(N, "N"), as_int(M, "M"),
                                          as_int(K, "K"), &alpha, B, as_int(ldb, "ldb"), strideB, A, as_int(lda, "lda"),
                                          strideA, &beta, C, as_int(ldc, "ldc"), strideC, as_int(batch, "batch")));
+}
+
+void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+  if (rows == 0 || cols == 0) return;
+  to_bf16_kernel<<<detail::blocks_for(rows * cols), detail::kThreads, 0, stream()>>>(dst, src, rows, cols, ld);
+  LR_CUDA_LAUNCHED();
+}
+
+// The operand swap of gemm above; the sums are fp32 (CUBLAS_COMPUTE_32F) into an fp32 C, as oneDNN's
+// bf16 matmul on the CPU (tensor/gemm_bf16.h), so both devices round only the operands.
+void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+               const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  LR_CHECK(M > 0 && N > 0 && K > 0 && (beta == 0.f || beta == 1.f), "cuda::gemm_bf16: (", M, "x", K, ")·(", K, "x", N,
+           ") with beta ", beta, ": needs every dimension >= 1 and beta 0 or 1");
+  const float alpha = 1.f;
+  CUBLAS_CHECK(cublasGemmEx(handle(), op(transB), op(transA), as_int(N, "N"), as_int(M, "M"), as_int(K, "K"), &alpha, B,
+                            CUDA_R_16BF, as_int(ldb, "ldb"), A, CUDA_R_16BF, as_int(lda, "lda"), &beta, C, CUDA_R_32F,
+                            as_int(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace lowrank::cuda

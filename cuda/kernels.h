@@ -30,6 +30,16 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
 void set_tf32(bool on);
 bool tf32();
 
+// ---- bf16 GEMM (gemm.cu): the frozen-weight products of the bf16 policy (autograd/weight_gemm.h) ----
+// dst (rows·cols bf16 values, contiguous) = src (rows, cols) fp32 with leading dim ld, each rounded by
+// tensor::round_to_bf16 (tensor/bf16.h: nearest, ties to even, NaN stays a quiet NaN), the CPU's
+// rounding bit for bit.
+void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld);
+// C (M,N) fp32 = op(A) (M,K) · op(B) (K,N) + beta · C with bf16 A and B and fp32 sums, conventions as gemm:
+// cublasGemmEx with CUDA_R_16BF operands, a CUDA_R_32F C and CUBLAS_COMPUTE_32F. beta 0 or 1; M, N, K >= 1.
+void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+               const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // ---- tensor plumbing (tensor_ops.cu), for Tensor::fill_ / copy_ / add_ / contiguous on CUDA ----
 void fill(float* p, float v, int64_t n);  // p (n) = v
 // dst = src elementwise over `sizes` (ndim <= 4 dims), each side with its own element strides
@@ -69,5 +79,26 @@ void attention_backward(const autograd::detail::AttnGrads& g, const float* L, co
 // decoupled = AdamW, else Adam with L2 added to the gradient.
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1, float beta2,
                   float eps, float wd, float c1, float c2, bool decoupled);
+
+// ---- AdamW over many tensors in one launch (adamw.cu): apex's multi_tensor_apply, without its limits ----
+// One entry per tensor, in a device array the caller uploads once and re-uses while the tensors stay the
+// same (optim::AdamW keeps it). Tensor i's elements are chunks first_chunk .. first_chunk + ceil(n / chunk)
+// - 1 of the launch, kAdamWChunk elements each (first_chunk: the prefix sum of the earlier tensors' chunk
+// counts); a block updates one chunk, and finds its tensor by a binary search over first_chunk.
+struct AdamWEntry {
+  float* p;
+  float* m;
+  float* v;
+  const float* g;
+  int64_t n;
+  int64_t first_chunk;
+  float lr_scale;  // this tensor's step is lr · lr_scale (optim::AdamWConfig::lr_scale)
+  float wd;        // this tensor's weight decay (0 for biases)
+};
+inline constexpr int64_t kAdamWChunk = 4096;  // elements per block: 16 per thread of a 256-thread block
+// entries (count, device) covering `chunks` chunks in all; each tensor's update is adamw_update's, with
+// lr · lr_scale and wd from its entry, bit for bit (one device function does both).
+void adamw_multi_update(const AdamWEntry* entries, int64_t count, int64_t chunks, float lr, float beta1, float beta2,
+                        float eps, float c1, float c2, bool decoupled);
 
 }  // namespace lowrank::cuda

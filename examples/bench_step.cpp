@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "autograd/ops.h"
+#include "autograd/weight_gemm.h"
 #include "cuda/device_info.h"
 #include "cuda/kernels.h"
 #include "examples/common/cli.h"
@@ -49,7 +50,7 @@ cxxopts::Options make_options() {
     ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
     ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
     ("tf32", "cuda: TF32 tensor-core GEMMs (the fraction of peak stays against the fp32 peak)")
-    ("precision", "fp32 | bf16: the frozen weights' GEMMs in bf16, trainable ones fp32 (cpu; ft has none frozen)",
+    ("precision", "fp32 | bf16: the frozen weights' GEMMs in bf16, trainable ones fp32 (ft has none frozen)",
      cxxopts::value<std::string>()->default_value("fp32"))
     ("batch", "sequences per step B (0: 1 on cpu, 8 on cuda)", cxxopts::value<int64_t>()->default_value("0"))
     ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))
@@ -92,20 +93,33 @@ double measure_gemm_gflops(int64_t N, int64_t C, Device dev) {
   return 2.0 * N * C * 4 * C / ex::median(s) / 1e9;
 }
 
-// The same product in bf16 (tensor/gemm_bf16.h), operands converted once outside the timing; 0 where
-// the bf16 GEMM does not run.
-double measure_bf16_gemm_gflops(int64_t N, int64_t C) {
-  if (!tensor::bf16_gemm_available()) return 0;
+// n bf16 values of x, as the bytes of a float tensor (two values a float) on dev.
+Tensor bf16_values(const Tensor& x, Device dev) {
+  Tensor carrier = Tensor::empty(Shape{(x.numel() + 1) / 2});
+  tensor::to_bf16(reinterpret_cast<uint16_t*>(carrier.data()), x.data(), x.numel());
+  return carrier.to(dev);
+}
+
+// The same product in bf16, operands converted once outside the timing: tensor/gemm_bf16.h on the CPU
+// (0 where it does not run), cuBLAS's GemmEx on CUDA (cuda/kernels.h), timed to completion.
+double measure_bf16_gemm_gflops(int64_t N, int64_t C, Device dev) {
+  if (dev == Device::CPU && !tensor::bf16_gemm_available()) return 0;
   Rng rng(3);
-  const Tensor a = Tensor::randn({N, C}, rng), b = Tensor::randn({C, 4 * C}, rng);
-  std::vector<uint16_t> a16(static_cast<size_t>(N * C)), b16(static_cast<size_t>(C * 4 * C));
-  tensor::to_bf16(a16.data(), a.data(), N * C);
-  tensor::to_bf16(b16.data(), b.data(), C * 4 * C);
-  Tensor c = Tensor::zeros({N, 4 * C});
+  const Tensor a = bf16_values(Tensor::randn({N, C}, rng), dev), b = bf16_values(Tensor::randn({C, 4 * C}, rng), dev);
+  const auto* a16 = reinterpret_cast<const uint16_t*>(a.data());
+  const auto* b16 = reinterpret_cast<const uint16_t*>(b.data());
+  Tensor c = Tensor::zeros({N, 4 * C}, dev);
   std::vector<double> s;
   for (int i = 0; i < 6; ++i) {
     ex::Timer t;
-    tensor::gemm_bf16(false, false, N, 4 * C, C, a16.data(), C, b16.data(), 4 * C, 0.f, c.data(), 4 * C);
+    if (dev == Device::CUDA) {
+      if constexpr (tensor::kCudaBuilt) {
+        cuda::gemm_bf16(false, false, N, 4 * C, C, a16, C, b16, 4 * C, 0.f, c.data(), 4 * C);
+        cuda::synchronize();
+      }
+    } else {
+      tensor::gemm_bf16(false, false, N, 4 * C, C, a16, C, b16, 4 * C, 0.f, c.data(), 4 * C);
+    }
     if (i > 0) s.push_back(t.seconds());
   }
   return 2.0 * N * C * 4 * C / ex::median(s) / 1e9;
@@ -277,6 +291,7 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
            const Rates& rate) {
   std::vector<std::vector<std::string>> rows;
   const int64_t tokens = B * a["seq"].as<int64_t>();
+  const Device dev = a["device"].as<std::string>() == "cuda" ? Device::CUDA : Device::CPU;
   nlohmann::json j = {{"model", a["model"].as<std::string>()},
                       {"device", a["device"].as<std::string>()},
                       {"device_info", device},
@@ -289,7 +304,7 @@ int report(const std::vector<Result>& rs, const cxxopts::ParseResult& a, const n
                       {"gemm_backend", tensor::gemm_backend()},
                       {"gemm_backend_info", tensor::gemm_backend_info()},
                       {"precision", tensor::precision_name(tensor::precision())},
-                      {"bf16_gemm", tensor::bf16_gemm_info()},
+                      {"bf16_gemm", autograd::bf16_gemm_info(dev)},
                       {"methods", nlohmann::json::array()}};
   if (rate.bf16_gemm > 0) j["bf16_gemm_gflop_per_s"] = rate.bf16_gemm;
   if (rate.fma > 0)
@@ -364,7 +379,6 @@ int bench_main(int argc, char** argv) {
     if (dev == Device::CUDA) cuda::set_tf32(a.count("tf32") > 0);
   tensor::set_precision(tensor::parse_precision(a["precision"].as<std::string>()));
   const bool bf16 = tensor::precision() == tensor::Precision::bf16;
-  LR_CHECK(!bf16 || dev == Device::CPU, "--precision bf16 runs on the CPU only (--device cuda is fp32)");
   const int64_t B = batch_of(a, dev), T = a["seq"].as<int64_t>();
   LR_CHECK(B > 0 && T > 0 && a["steps"].as<int>() > 0, "--batch, --seq and --steps must be positive");
   LR_CHECK(a["loss-rows"].as<int64_t>() >= 0 && a["loss-rows"].as<int64_t>() <= T,
@@ -377,8 +391,8 @@ int bench_main(int argc, char** argv) {
             << tensor::num_threads() << " CPU threads; sgemm (B*T,C)x(C,4C): " << ex::fixed(rate.gemm, 1)
             << " GFLOP/s (" << tensor::gemm_backend() << ": " << tensor::gemm_backend_info() << ")\n";
   if (bf16) {
-    rate.bf16_gemm = measure_bf16_gemm_gflops(B * T, cfg.n_embd);
-    std::cout << "precision bf16 (" << tensor::bf16_gemm_info() << ")"
+    rate.bf16_gemm = measure_bf16_gemm_gflops(B * T, cfg.n_embd, dev);
+    std::cout << "precision bf16 (" << autograd::bf16_gemm_info(dev) << ")"
               << (rate.bf16_gemm > 0 ? "; bf16 GEMM (B*T,C)x(C,4C): " + ex::fixed(rate.bf16_gemm, 1) + " GFLOP/s" : "")
               << "\n";
   }

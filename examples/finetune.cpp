@@ -187,7 +187,8 @@ void write_run(const cxxopts::ParseResult& a, ex::FinetuneModel& em, const lora:
                       {"fingerprint", ck.fingerprint}};
   metrics["threads"] = tensor::num_threads();
   if (to.precision != tensor::Precision::fp32)
-    metrics["precision"] = tensor::precision_name(to.precision), metrics["bf16_gemm"] = tensor::bf16_gemm_info();
+    metrics["precision"] = tensor::precision_name(to.precision),
+    metrics["bf16_gemm"] = autograd::bf16_gemm_info(to.device);
   ex::write_json((out / "metrics.json").string(), metrics);
   ex::write_curve_svg((out / "curve.svg").string(), tr);
   ex::print_summary(tr, exported, out.string());

@@ -189,7 +189,8 @@ void check_run_options(const cxxopts::ParseResult& a) {
   LR_CHECK(a["save-adapter"].as<std::string>().empty() || method == "lora",
            "--save-adapter needs --method lora, got --method ", method);
   LR_CHECK(adapter.empty() || method == "lora", "--adapter needs --method lora, got --method ", method);
-  for (const char* opt : {"rank", "alpha", "targets", "use-rslora", "init-lora-weights", "use-dora"})  // the adapter's own config decides these
+  for (const char* opt : {"rank", "alpha", "targets", "use-rslora", "init-lora-weights",
+                          "use-dora"})  // the adapter's own config decides these
     LR_CHECK(adapter.empty() || !a.count(opt), "--", opt, " cannot be combined with --adapter ", adapter,
              " (its config gives it)");
   // A folder the user named must exist now; the default out/e2e_outputs.txt gets its folder when written.
@@ -284,7 +285,8 @@ void evaluate_and_report(const cxxopts::ParseResult& a, const data::Tokenizer& t
                 total * 8.0 / std::max(1.0, state));
   nlohmann::json row = result_row(a, mc, em, tr, train_size, m, hyps.size(), decode_s);
   if (tensor::precision() != tensor::Precision::fp32)  // fp32 rows stay as they were
-    row["precision"] = tensor::precision_name(tensor::precision()), row["bf16_gemm"] = tensor::bf16_gemm_info();
+    row["precision"] = tensor::precision_name(tensor::precision()),
+    row["bf16_gemm"] = autograd::bf16_gemm_info(ex::device_option(a));
   if (!a["json"].as<std::string>().empty()) {  // every step's loss too (not in --results' rows)
     nlohmann::json full = row;
     full["losses"] = tr.losses;

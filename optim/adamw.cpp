@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "autograd/kernels.h"
 #include "cuda/kernels.h"
@@ -71,8 +72,79 @@ AdamW::AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg) : c
   }
 }
 
+// The entries of the CUDA tensors this step updates, and the device copy of them the last launch read.
+struct AdamW::DeviceTable {
+  std::vector<cuda::AdamWEntry> host;
+  Tensor device;  // host's bytes, in a float tensor of as many 4-byte words
+  int64_t uploads = 0;
+};
+
+namespace {
+
+bool same_entry(const cuda::AdamWEntry& a, const cuda::AdamWEntry& b) {
+  return a.p == b.p && a.m == b.m && a.v == b.v && a.g == b.g && a.n == b.n && a.first_chunk == b.first_chunk &&
+         a.lr_scale == b.lr_scale && a.wd == b.wd;
+}
+
+// The entries on the device: a float tensor holding their bytes, uploaded as any host tensor is.
+Tensor upload(const std::vector<cuda::AdamWEntry>& entries) {
+  static_assert(sizeof(cuda::AdamWEntry) % sizeof(float) == 0, "AdamWEntry is a whole number of floats");
+  const auto words = static_cast<int64_t>(entries.size() * sizeof(cuda::AdamWEntry) / sizeof(float));
+  Tensor host = Tensor::empty(Shape{words});
+  std::memcpy(host.data(), entries.data(), entries.size() * sizeof(cuda::AdamWEntry));
+  return host.to(Device::CUDA);
+}
+
+}  // namespace
+
 void AdamW::step(float lr) {
-  // LAB 6 begin: AdamW::step (bias corrections, decay only on matrices)
+  const bool on_cuda =
+      std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.p.device() == Device::CUDA; });
+  if (on_cuda) return step_grouped(lr);
+  step_each(lr);
+}
+
+// On CUDA a LoRA model's hundreds of small A and B matrices would cost a kernel launch each, more than
+// their updates; here they are one launch of cuda::adamw_multi_update, the same math per element. The
+// table is uploaded again only when a tensor, a gradient buffer (made at the first backward) or the set
+// of tensors with a gradient changes: in a training run, at the first step and rarely after.
+void AdamW::step_grouped(float lr) {
+  ++t_;
+  const float c1 = 1.f - std::pow(cfg_.beta1, static_cast<float>(t_));
+  const float c2 = 1.f - std::pow(cfg_.beta2, static_cast<float>(t_));
+  std::vector<cuda::AdamWEntry> entries;
+  int64_t chunks = 0;
+  for (Slot& s : slots_) {
+    Tensor g = s.p.grad();
+    if (!g.defined()) continue;
+    LR_CHECK(g.device() == s.p.device(), "AdamW: gradient of ", s.name, " is on ", tensor::device_name(g.device()),
+             ", the parameter on ", tensor::device_name(s.p.device()));
+    const float wd = s.decay ? cfg_.weight_decay : 0.f;
+    if (s.p.device() != Device::CUDA) {  // a model split across devices: its CPU tensors one by one
+      cpu::adamw_update(s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), lr * s.lr_scale, cfg_.beta1,
+                        cfg_.beta2, cfg_.eps, wd, c1, c2, cfg_.decoupled);
+      continue;
+    }
+    if (s.p.numel() == 0) continue;
+    entries.push_back({s.p.data(), s.m.data(), s.v.data(), g.data(), s.p.numel(), chunks, s.lr_scale, wd});
+    chunks += (s.p.numel() + cuda::kAdamWChunk - 1) / cuda::kAdamWChunk;
+  }
+  if (entries.empty()) return;
+  if (!table_) table_ = std::make_shared<DeviceTable>();
+  if (!std::equal(entries.begin(), entries.end(), table_->host.begin(), table_->host.end(), same_entry)) {
+    table_->device = upload(entries);
+    table_->host = std::move(entries);
+    ++table_->uploads;
+  }
+  cuda::adamw_multi_update(reinterpret_cast<const cuda::AdamWEntry*>(table_->device.data()),
+                           static_cast<int64_t>(table_->host.size()), chunks, lr, cfg_.beta1, cfg_.beta2, cfg_.eps, c1,
+                           c2, cfg_.decoupled);
+}
+
+int64_t AdamW::device_table_uploads() const { return table_ ? table_->uploads : 0; }
+
+void AdamW::step_each(float lr) {
+  // LAB 6 begin: AdamW::step_each (bias corrections, decay only on matrices)
   ++t_;
   const float c1 = 1.f - std::pow(cfg_.beta1, static_cast<float>(t_));
   const float c2 = 1.f - std::pow(cfg_.beta2, static_cast<float>(t_));

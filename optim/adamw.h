@@ -6,6 +6,7 @@
 //   p -= lr · ( m̂ / (sqrt(v̂) + eps) + wd · p )     (AdamW: decay decoupled from the gradient)
 //   Adam (decoupled = false) instead adds wd · p to g before the moments (L2 regularisation).
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,9 @@ class AdamW {
   // Throws when cfg.lr_scale names a tensor that is not a trainable parameter, or a multiplier <= 0.
   AdamW(const std::vector<NamedTensor>& params, const AdamWConfig& cfg);
 
-  void step(float lr);  // one update with this learning rate (schedules pass it in)
+  // One update with this learning rate (schedules pass it in). On the CPU one update per tensor
+  // (step_each); where a parameter is on CUDA, every CUDA tensor in one launch (step_grouped).
+  void step(float lr);
   void step() { step(cfg_.lr); }
   void zero_grad();
 
@@ -43,6 +46,8 @@ class AdamW {
   size_t num_tensors() const { return slots_.size(); }
   size_t state_bytes() const;  // bytes of m and v together
   const AdamWConfig& config() const { return cfg_; }
+  // Uploads of the CUDA launch's tensor table so far (tests: it is re-used while the tensors stay).
+  int64_t device_table_uploads() const;
 
   // Optimizer state for exact resume: "m.<name>", "v.<name>" tensors and the step count. The tensors
   // are the live buffers, on the parameters' device (save_safetensors copies CUDA ones to the host);
@@ -59,9 +64,15 @@ class AdamW {
     bool decay;
     float lr_scale = 1.f;  // cfg.lr_scale's entry for this tensor
   };
+  // The CUDA launch's table of tensors (cuda::AdamWEntry), on the device: uploaded by the first
+  // step_grouped and re-used while the tensors it lists stay the same (optim/adamw.cpp).
+  struct DeviceTable;
+  void step_each(float lr);
+  void step_grouped(float lr);
   std::vector<Slot> slots_;
   AdamWConfig cfg_;
   int64_t t_ = 0;
+  std::shared_ptr<DeviceTable> table_;  // shared_ptr: DeviceTable is complete only in adamw.cpp
 };
 
 // Scales all gradients so their global L2 norm is at most max_norm; returns the norm before.

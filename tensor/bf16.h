@@ -10,15 +10,27 @@
 
 #include "tensor/tensor.h"
 
+#ifdef __CUDACC__
+#define LR_BF16_FN __host__ __device__ __forceinline__
+#else
+#define LR_BF16_FN inline
+#endif
+
 namespace lowrank::tensor {
 
 // The bfloat16 nearest to f, ties to the even one: adding 0x7fff plus the kept half's lowest bit carries
 // into the kept half exactly when the dropped half is above the midpoint, or at it with an odd kept half.
 // A NaN keeps its sign and upper payload and is made quiet (a payload only in the dropped bits would
-// otherwise round to inf). Inline and branch-free so conversion loops vectorise.
-inline uint16_t round_to_bf16(float f) {
+// otherwise round to inf). Inline and branch-free so conversion loops vectorise. nvcc compiles it too
+// (cuda/gemm.cu includes this header): the CUDA kernel that rounds activations calls this very function,
+// so a value rounds to the same bits on either device.
+LR_BF16_FN uint16_t round_to_bf16(float f) {
+#ifdef __CUDA_ARCH__
+  const uint32_t bits = __float_as_uint(f);
+#else
   uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
+#endif
   const uint32_t lsb = (bits >> 16) & 1u;
   const auto rounded = static_cast<uint16_t>((bits + 0x7fffu + lsb) >> 16);
   const auto quiet_nan = static_cast<uint16_t>((bits >> 16) | 0x0040u);
@@ -44,6 +56,11 @@ struct Bf16Copy {
 // the copy always matches w's current values. One copy per storage: a call with another view of the same
 // storage replaces it. Thread-safe. w: contiguous, on the CPU.
 std::shared_ptr<const Bf16Copy> bf16_copy(const Tensor& w);
-int64_t bf16_copies_made();  // conversions bf16_copy has made in this process (for tests)
+// Conversions into a cached bf16 copy in this process (for tests): bf16_copy's, and those of its CUDA twin
+// (autograd::device_bf16_copy), which calls count_bf16_copy().
+int64_t bf16_copies_made();
+void count_bf16_copy();
 
 }  // namespace lowrank::tensor
+
+#undef LR_BF16_FN

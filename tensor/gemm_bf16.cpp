@@ -27,6 +27,7 @@ std::atomic<int64_t> g_calls{0};
 
 void set_bf16_gemm_enabled(bool on) { g_enabled.store(on); }
 int64_t bf16_gemm_calls() { return g_calls.load(); }
+void count_bf16_gemm() { ++g_calls; }
 
 #if defined(LOWRANK_GEMM_ONEDNN)
 namespace {

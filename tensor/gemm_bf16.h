@@ -23,6 +23,9 @@ void set_bf16_gemm_enabled(bool on);
 // The product above; needs bf16_gemm_available(), M, N, K >= 1, beta 0 or 1. Thread-safe.
 void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
-int64_t bf16_gemm_calls();  // gemm_bf16 calls so far in this process (tests, bench_step)
+// bf16 GEMMs so far in this process (tests, bench_step): gemm_bf16's calls, and the CUDA bf16 GEMMs
+// (autograd/weight_gemm.cpp), which call count_bf16_gemm() since tensor/ knows nothing of cuda/.
+int64_t bf16_gemm_calls();
+void count_bf16_gemm();
 
 }  // namespace lowrank::tensor

@@ -2,9 +2,9 @@
 // The compute precision policy (docs/precision.md). fp32, the default, is the reference every test
 // holds the framework to. bf16 runs the GEMMs whose weight operand is frozen (requires_grad false: LoRA's
 // W0, the layers a method leaves alone, the tied embedding read by a matmul) with bfloat16 operands,
-// fp32 accumulation and an fp32 result (tensor/gemm_bf16.h); everything that trains (LoRA's A and B,
-// biases, LayerNorm, a fully trained matrix) keeps fp32 weights and fp32 GEMMs, and so do the loss,
-// softmax and the LayerNorm statistics.
+// fp32 accumulation and an fp32 result (tensor/gemm_bf16.h on the CPU, cuBLAS on CUDA:
+// autograd/weight_gemm.h); everything that trains (LoRA's A and B, biases, LayerNorm, a fully trained
+// matrix) keeps fp32 weights and fp32 GEMMs, and so do the loss, softmax and the LayerNorm statistics.
 //
 // Why one setting per process and not a field of nn::Context or of each module: the decision needs two
 // facts, "does this run want bf16" and "is this weight frozen". The second is already on the tensor

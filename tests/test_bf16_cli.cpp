@@ -2,7 +2,7 @@
 // and finetune_e2e train LoRA with the frozen weights in bf16 and record the precision in their
 // fingerprint, results key and rows (fp32 runs keep theirs unchanged); bench_step writes the precision,
 // the bf16 path and its bf16 GEMMs per step into its JSON, and reports the fallback where oneDNN's ISA
-// has no bf16; full fine-tuning in bf16 is refused in one line.
+// has no bf16, and on CUDA the bf16 products it ran; full fine-tuning in bf16 is refused in one line.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +12,9 @@
 #include "nn/hf_gpt2.h"
 #include "tensor/gemm_bf16.h"
 #include "test_util.h"
+#ifdef LOWRANK_HAVE_CUDA
+#include "cuda/memory.h"
+#endif
 
 using namespace lowrank;
 using namespace lowrank::testing;
@@ -109,3 +112,59 @@ TEST_CASE("bf16 cli: bench_step --precision bf16 runs a few steps and writes the
   CHECK(j.at("methods").at(1).at("bf16_gemms_per_step") == 0);
   CHECK(!j.contains("bf16_gemm_gflop_per_s"));
 }
+
+#ifdef LOWRANK_HAVE_CUDA
+// On CUDA the same run multiplies its frozen weights through cuBLAS's bf16 GemmEx, every bf16 product
+// counted as on the CPU: where the CPU has a bf16 GEMM too, both devices report the same products per step.
+TEST_CASE("bf16 cli: bench_step --device cuda --precision bf16 reports its bf16 GEMMs per step as the CPU does") {
+  if (!cuda::available()) {
+    MESSAGE("no CUDA device: skipped");
+    return;
+  }
+  TempDir tmp("bf16_bench_cuda");
+  const std::string args = "--model tiny --seq 32 --steps 2 --warmup 1 --threads 1 --precision bf16 --json ";
+  Run r = run_example("bench_step", args + tmp.file("gpu.json") + " --device cuda --batch 1", tmp);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  const nlohmann::json gpu = read_json_file(tmp.file("gpu.json"));
+  CHECK(gpu.at("precision") == "bf16");
+  CHECK(gpu.at("bf16_gemm").get<std::string>().rfind("bf16 cuBLAS GemmEx", 0) == 0);
+  CHECK(gpu.at("bf16_gemm_gflop_per_s").get<double>() > 0);
+  REQUIRE(gpu.at("methods").size() == 2);
+  CHECK(gpu.at("methods").at(0).at("bf16_gemms_per_step") == 0);  // ft: nothing frozen
+  const double lora = gpu.at("methods").at(1).at("bf16_gemms_per_step").get<double>();
+  CHECK(lora > 0);
+  if (!tensor::bf16_gemm_available()) return;
+  r = run_example("bench_step", args + tmp.file("cpu.json") + " --batch 1", tmp);
+  REQUIRE(r.rc == 0);
+  CHECK(read_json_file(tmp.file("cpu.json")).at("methods").at(1).at("bf16_gemms_per_step").get<double>() == lora);
+}
+
+// finetune trains LoRA on CUDA with its frozen weights in bf16 and says which GEMM ran; full fine-tuning
+// in bf16 stays refused on this device too.
+TEST_CASE("bf16 cli: finetune --device cuda --precision bf16 trains LoRA through cuBLAS's bf16 GEMM") {
+  if (!cuda::available()) {
+    MESSAGE("no CUDA device: skipped");
+    return;
+  }
+  TempDir t("bf16_ft_cuda");
+  const std::string base = bf16_base(t), data = t.file("train.jsonl");
+  std::string lines;
+  for (int i = 0; i < 8; ++i)
+    lines +=
+        nlohmann::json{{"prompt", "Q: " + std::to_string(i) + "="}, {"completion", " " + std::to_string(i)}}.dump() +
+        "\n";
+  write_bytes(data, lines);
+  const std::string common = "--init " + base + " --data " + data +
+                             " --val-frac 0 --batch-size 4 --steps 2 --threads 1 --device cuda --precision bf16";
+  const Run r = run_example("finetune", common + " --out " + t.file("bf16"), t);
+  CAPTURE(r.err);
+  REQUIRE(r.rc == 0);
+  const nlohmann::json m = read_json_file(t.file("bf16/metrics.json"));
+  CHECK(m.at("precision") == "bf16");
+  CHECK(m.at("bf16_gemm").get<std::string>().rfind("bf16 cuBLAS GemmEx", 0) == 0);
+  for (const nlohmann::json& l : m.at("losses")) CHECK(std::isfinite(l.get<double>()));
+  check_refused("finetune", common + " --out " + t.file("ft") + " --method ft",
+                "--precision bf16 runs the frozen weights in bf16, and --method ft trains every weight");
+}
+#endif

@@ -4,7 +4,7 @@
 # no BLAS) and checks it in five steps, each bounded by `timeout` so that a hang loses only that step:
 #   1 device: nvidia-smi, device properties, copy GB/s and sgemm fp32/TF32 (bench_ops --device cuda)
 #   2 tests: every cuda* doctest in its own process, pass/fail and worst error against the CPU
-#   3 bench_step --device cuda: GPT-2 124M step, FT vs LoRA at B*T = 8*1024, fp32 and --tf32
+#   3 bench_step --device cuda: GPT-2 124M step, FT vs LoRA at B*T = 8*1024, fp32 and --tf32; LoRA in bf16
 #   4 latency_table --grid full --device cuda (the paper's Table 1 grid)
 #   5 a 200-step LoRA E2E fine-tune on the GPU and the same on the CPU, losses side by side
 # Usage: bash tools/gpu_check.sh [OUTDIR]      (default out/gpu)

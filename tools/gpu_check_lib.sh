@@ -66,7 +66,7 @@ write_results_json() {
   local f="$OUT/results.json" first=1 name path
   echo "{" >"$f"
   echo "  \"mode\": \"$MODE\", \"date\": \"$(date -u '+%Y-%m-%dT%H:%M:%SZ')\"," >>"$f"
-  for name in bench_ops bench_step_fp32 bench_step_tf32 latency_table e2e_cuda e2e_cpu; do
+  for name in bench_ops bench_step_fp32 bench_step_tf32 bench_step_bf16 latency_table e2e_cuda e2e_cpu; do
     path=$TMP/$name.json
     [ "$first" = 1 ] || echo "," >>"$f"
     first=0

@@ -101,18 +101,26 @@ step_device() {
 $(fmt_num "$(json_num "$j" sgemm_fp32_tflops)" %.1f) / TF32 $(fmt_num "$(json_num "$j" sgemm_tf32_tflops)" %.1f) TFLOP/s"
 }
 
-# 3: GPT-2 124M training step, FT vs LoRA at B*T = 8*1024 (bench_step's cuda default), fp32 then TF32.
+# 3: GPT-2 124M training step, FT vs LoRA at B*T = 8*1024 (bench_step's cuda default), fp32 then TF32,
+# then LoRA alone with --precision bf16 (its frozen weights through cuBLAS's bf16 GemmEx; its figure adds
+# the bf16 GEMMs per step, which must be above 0).
 step_bench_step() {
   local log=$OUT/3_bench_step.txt t0=$SECONDS st=skipped s size=(--steps 3 --warmup 1) figure=""
   gpu_or_skip bench_step "$log" || return 0
   [ "$MODE" = emulation ] && size=(--model tiny --batch 2 --seq 32 --steps 1 --warmup 0)
-  for prec in fp32 tf32; do
+  for prec in fp32 tf32 bf16; do
     local j=$TMP/bench_step_$prec.json flag=()
     [ "$prec" = tf32 ] && flag=(--tf32)
+    [ "$prec" = bf16 ] && flag=(--precision bf16 --methods lora)
     s=$(bounded "$(limit_for 100)" "$log" "$BIN/bench_step" --device cuda "${flag[@]}" "${size[@]}" --json "$j")
+    if [ "$prec" = bf16 ] && [ "$s" = pass ] && ! grep -Eq '"bf16_gemms_per_step": [1-9]' "$j"; then
+      echo "bench_step --precision bf16: no bf16 GEMM ran on the GPU" >>"$log"
+      s=fail
+    fi
     st=$(worse "$st" "$s")
     figure+="$prec tok/s $(awk '/"method": /{gsub(/[",]/,"",$2); m=$2} /"tokens_per_s": /{gsub(/,/,"",$2); \
-printf "%s%s %.0f", sep, m, $2; sep=" "}' "$j" 2>/dev/null || true); "
+printf "%s%s %.0f", sep, m, $2; sep=" "} /"bf16_gemms_per_step": [1-9]/{gsub(/,/,"",$2); g=$2} \
+END{if (g != "") printf ", %.0f bf16 GEMMs/step", g}' "$j" 2>/dev/null || true); "
   done
   record bench_step "$st" $((SECONDS - t0)) "${figure%; }"
 }

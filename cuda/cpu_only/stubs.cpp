@@ -58,6 +58,11 @@ void gemm_strided_batched(bool, bool, int64_t, int64_t, int64_t, float, const fl
   no_cuda("gemm_strided_batched");
 }
 void set_tf32(bool) { no_cuda("set_tf32"); }
+void to_bf16_rows(uint16_t*, const float*, int64_t, int64_t, int64_t) { no_cuda("to_bf16_rows"); }
+void gemm_bf16(bool, bool, int64_t, int64_t, int64_t, const uint16_t*, int64_t, const uint16_t*, int64_t, float, float*,
+               int64_t) {
+  no_cuda("gemm_bf16");
+}
 bool tf32() { return false; }
 void fill(float*, float, int64_t) { no_cuda("fill"); }
 void copy_strided(float*, const int64_t*, const float*, const int64_t*, const int64_t*, int) {
@@ -77,6 +82,9 @@ void attention_backward(const AttnGrads&, const float*, const Operand&, const Op
 void adamw_update(float*, float*, float*, const float*, int64_t, float, float, float, float, float, float, float,
                   bool) {
   no_cuda("adamw_update");
+}
+void adamw_multi_update(const AdamWEntry*, int64_t, int64_t, float, float, float, float, float, float, bool) {
+  no_cuda("adamw_multi_update");
 }
 
 // One stub per kernel of autograd/kernels.def. The stubs take the named parameters of the .def and

@@ -1,16 +1,21 @@
 // Host emulation (see tagged.h: CI runs the CUDA tests without a GPU) of cuda/gemm.cu and
-// cuda/tensor_ops.cu: gemm, gemm_strided_batched, the TF32 switch, fill, copy_strided and
-// axpy_strided. The GEMMs call tensor::gemm (the CPU path's GEMM, same row-major conventions as
+// cuda/tensor_ops.cu: gemm, gemm_strided_batched, the TF32 switch, the bf16 rounding and GEMM, fill,
+// copy_strided and axpy_strided. The GEMMs call tensor::gemm (the CPU path's GEMM, same row-major conventions as
 // cuda::gemm) on the untagged pointers, after the argument checks cuBLAS itself makes (leading
 // dims, int range) and two it does not, whose violation is undefined on a GPU: the output overlaps
 // an input, or several entries of a batched GEMM write one output (stride 0).
-// TF32 is only recorded: the emulated math is always full fp32.
+// TF32 is only recorded: the emulated math is always full fp32. The bf16 GEMM widens its bf16
+// operands to fp32 (exact) and runs tensor::gemm: every product of two bf16 values is exact in fp32, so
+// this is what cuBLAS's and oneDNN's bf16 GEMMs compute, up to the order of the fp32 sums, on any CPU
+// (oneDNN's bf16 matmul runs only where the CPU has bf16 instructions).
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <vector>
 
 #include "cuda/emulation/tagged.h"
 #include "cuda/kernels.h"
+#include "tensor/bf16.h"
 #include "tensor/gemm.h"
 
 namespace lowrank::cuda {
@@ -76,6 +81,29 @@ void gemm_strided_batched(bool transA, bool transB, int64_t M, int64_t N, int64_
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm_strided_batched(transA, transB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+// ---- bf16 ----
+
+void to_bf16_rows(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+  if (rows == 0 || cols == 0) return;
+  LR_CHECK(ld >= cols, "cuda::to_bf16_rows: leading dim ", ld, " below the row length ", cols);
+  tensor::to_bf16_rows(emu::arg(dst, rows * cols, "to_bf16 dst"),
+                       emu::arg(src, emu::matrix_extent(rows, cols, ld), "to_bf16 src"), rows, cols, ld);
+}
+
+void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
+               const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  LR_CHECK(M > 0 && N > 0 && K > 0 && (beta == 0.f || beta == 1.f), "cuda::gemm_bf16: (", M, "x", K, ")·(", K, "x", N,
+           ") with beta ", beta, ": needs every dimension >= 1 and beta 0 or 1");
+  check_cublas_args(transA, transB, M, N, K, lda, ldb, ldc, 1);
+  const int64_t nA = emu::matrix_extent(transA ? K : M, transA ? M : K, lda);
+  const int64_t nB = emu::matrix_extent(transB ? N : K, transB ? K : N, ldb);
+  std::vector<float> a(static_cast<size_t>(nA)), b(static_cast<size_t>(nB));
+  tensor::from_bf16(a.data(), emu::arg(A, nA, "gemm_bf16 A"), nA);
+  tensor::from_bf16(b.data(), emu::arg(B, nB, "gemm_bf16 B"), nB);
+  float* c = emu::arg(C, emu::matrix_extent(M, N, ldc), "gemm_bf16 C");
+  tensor::gemm(transA, transB, M, N, K, 1.f, a.data(), lda, b.data(), ldb, beta, c, ldc);
 }
 
 // ---- tensor plumbing ----

@@ -146,4 +146,22 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float
                            lr, beta1, beta2, eps, wd, c1, c2, decoupled);
 }
 
+// The entries are read from the emulated device as a GPU reads them; each tensor's chunks must follow
+// the previous tensor's (what the kernel's binary search relies on), then the CPU update runs per tensor.
+void adamw_multi_update(const AdamWEntry* entries, int64_t count, int64_t chunks, float lr, float beta1, float beta2,
+                        float eps, float c1, float c2, bool decoupled) {
+  const AdamWEntry* e = arg(entries, count, "adamw_multi entries");
+  int64_t next = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    const AdamWEntry& t = e[i];
+    LR_CHECK(t.first_chunk == next, "cuda::adamw_multi_update: entry ", i, " starts at chunk ", t.first_chunk,
+             ", expected ", next);
+    next += (t.n + kAdamWChunk - 1) / kAdamWChunk;
+    optim::cpu::adamw_update(arg(t.p, t.n, "adamw p"), arg(t.m, t.n, "adamw m"), arg(t.v, t.n, "adamw v"),
+                             arg(t.g, t.n, "adamw g"), t.n, lr * t.lr_scale, beta1, beta2, eps, t.wd, c1, c2,
+                             decoupled);
+  }
+  LR_CHECK(next == chunks, "cuda::adamw_multi_update: the entries cover ", next, " chunks, the launch ", chunks);
+}
+
 }  // namespace lowrank::cuda

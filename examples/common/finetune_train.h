@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "autograd/weight_gemm.h"
 #include "data/e2e.h"
 #include "data/tokenizer.h"
 #include "examples/common/batches.h"
@@ -77,15 +78,14 @@ inline std::vector<nn::NamedTensor> trainable_tensors(nn::GPT& model) {
 }
 
 // --precision fp32|bf16. bf16 computes with the frozen weights in bf16 and keeps what trains in fp32
-// (docs/precision.md), so it is refused where it would change nothing or is not built: full fine-tuning
-// (every weight trains, in fp32) and CUDA (the bf16 GEMM is the CPU's oneDNN).
-inline tensor::Precision precision_option(const cxxopts::ParseResult& a, tensor::Device device) {
+// (docs/precision.md), on either device, so it is refused where it would change nothing: full
+// fine-tuning (every weight trains, in fp32).
+inline tensor::Precision precision_option(const cxxopts::ParseResult& a) {
   const tensor::Precision p = tensor::parse_precision(a["precision"].as<std::string>());
   if (p == tensor::Precision::fp32) return p;
   LR_CHECK(a["method"].as<std::string>() != "ft",
            "--precision bf16 runs the frozen weights in bf16, and --method ft trains every weight (in fp32): "
            "use --precision fp32, or a method that freezes the base (lora)");
-  LR_CHECK(device == tensor::Device::CPU, "--precision bf16 runs on the CPU only (--device cuda trains in fp32)");
   return p;
 }
 
@@ -110,7 +110,7 @@ inline FinetuneOptions shared_train_options(const cxxopts::ParseResult& a) {
   LR_CHECK(o.loraplus_lr_ratio == 0.f || o.loraplus_lr_ratio == 1.f || a["method"].as<std::string>() == "lora",
            "--loraplus-lr-ratio needs --method lora, got --method ", a["method"].as<std::string>());
   o.device = device_option(a);
-  o.precision = precision_option(a, o.device);
+  o.precision = precision_option(a);
   return o;
 }
 
@@ -148,8 +148,8 @@ inline FinetuneModel prepare_model(const std::string& init, const data::Tokenize
   // The precision is the process's (tensor/precision.h): training, validation and decoding all run at it.
   tensor::set_precision(o.precision);
   if (o.precision == tensor::Precision::bf16)
-    std::cout << "precision bf16: frozen weights' GEMMs in bf16, trainable ones fp32 (" << tensor::bf16_gemm_info()
-              << ")\n";
+    std::cout << "precision bf16: frozen weights' GEMMs in bf16, trainable ones fp32 ("
+              << autograd::bf16_gemm_info(o.device) << ")\n";
   Rng rng(o.seed);
   FinetuneModel m;
   m.model = nn::load_model(init, rng, o.device);
