@@ -5,7 +5,7 @@
 //                                          # of one MR on consecutive lines and MRs separated by a blank
 //                                          # line, or a .csv / .tsv with mr,ref columns; outputs one per line
 //                                          # or mr,output), the i-th output scored against the i-th MR's refs
-//   ./build/e2e_score --outputs docs/results/e2e_outputs/gpt-e2e-base4-ft-seed1.txt [--first 40]
+//   ./build/e2e_score --outputs docs/results/e2e_outputs/gpt-e2e-base5-ft-seed1.txt [--first 40]
 //                                          # finetune_e2e's "MR||text" lines against the test split's references
 // --first N scores the first N test MRs (test-file order), as finetune_e2e --test-mrs N decodes them.
 // METEOR is Meteor 1.5's exact + stem modules (no WordNet synonyms / paraphrases): a lower bound of the
