@@ -4,7 +4,7 @@
 #                                 # -> docs/results/e2e_lr_sweep.json (the lowest valid loss wins)
 #   tools/e2e_headline.sh runs    # one epoch of all 42,061 training examples (5,257 steps of 8) per
 #                                 # method and seed, all 630 test MRs -> docs/results/e2e.json and
-#                                 # docs/results/e2e_outputs/BASE-METHOD-seedS.txt
+#                                 # docs/results/e2e_outputs/BASE-METHOD-seedS.txt.xz (stored compressed)
 #   tools/e2e_headline.sh zeroshot # BASE before any fine-tuning: its texts for all 630 test MRs, scored
 #   tools/e2e_headline.sh table   # REPRODUCTION.md's tables (all runs; BASE's runs alone, the headline) and
 #                                 # docs/results/e2e_curves.svg, e2e_headline_curves.svg from the JSON
@@ -53,21 +53,24 @@ case "$stage" in
     for s in $SEEDS; do
       for m in $METHODS; do
         run=$TAG-$m-seed$s
-        [ -f "$RES/e2e_outputs/$run.txt" ] && continue  # finished: its row is in e2e.json
+        # finished: its row is in e2e.json (the demo's --compare file stays plain text)
+        [ -f "$RES/e2e_outputs/$run.txt.xz" ] || [ -f "$RES/e2e_outputs/$run.txt" ] && continue
         ck=out/e2e-runs/$run.ckpt
         echo "$BIN/finetune_e2e --init $BASE --method $m --lr ${LR[$m]} --steps 0 --epochs 1 --eval-every 500" \
              "--test-mrs 0 --seed $s --threads 1 --show 0 --checkpoint $ck --save-every 500" \
              "$([ -f "$ck" ] && echo "--resume $ck") --outputs $RES/e2e_outputs/$run.txt" \
-             "--results $RES/e2e.json >> out/e2e-runs/$run.log 2>&1"
+             "--results $RES/e2e.json >> out/e2e-runs/$run.log 2>&1 && xz -9f $RES/e2e_outputs/$run.txt"
       done
     done | xargs -P "$JOBS" -I{} sh -c '{}'
     "$BIN"/results_table --results "$RES/e2e.json"
     ;;
   zeroshot)
     run=$TAG-zeroshot
-    [ -f "$RES/e2e_outputs/$run.txt" ] ||
+    if [ ! -f "$RES/e2e_outputs/$run.txt.xz" ]; then
       "$BIN"/finetune_e2e --init "$BASE" --steps 0 --epochs 0 --test-mrs 0 --threads 1 --show 0 \
         --outputs "$RES/e2e_outputs/$run.txt" --results "$RES/e2e.json" > "out/e2e-runs/$run.log" 2>&1
+      xz -9f "$RES/e2e_outputs/$run.txt"
+    fi
     ;;
   table)
     ./build/results_table --results "$RES/e2e.json" --markdown REPRODUCTION.md --svg "$RES/e2e_curves.svg"

@@ -7,7 +7,7 @@
 #   lora-5ep --method lora --lr 2e-3 --steps 0 --epochs 5
 # Every run gets --init $BASE (default: the headline base) --device cuda --test-mrs 0 --eval-every 500
 # --show 0 and writes its row to out/gpu-e2e/e2e.json (table e2e; keys carry device=cuda), its outputs to
-# docs/results/e2e_outputs/BASE-NAME.txt and its log to out/gpu-e2e/NAME.log. At most PARALLEL runs at once
+# docs/results/e2e_outputs/BASE-NAME.txt.xz and its log to out/gpu-e2e/NAME.log. At most PARALLEL runs at once
 # (default 4), each stopped after TIMEOUT_S seconds (default 420). All of it is packed into one file,
 # OUTDIR/e2e_gpu.tar.gz (a GPU machine returns few files). Back on the CPU machine, in the repository:
 #   tar xzf e2e_gpu.tar.gz && ./build/results_table --results docs/results/e2e.json --merge out/gpu-e2e/e2e.json
@@ -41,5 +41,7 @@ printf '%s\n' "$runs" | xargs -P "$PARALLEL" -I{} bash -c 'run_one {}'
 # The last lines of each log: the score table, or where a run stopped.
 for f in "$WORK"/*.log; do echo "== $f"; tr '\r' '\n' <"$f" | grep -v '^\s*$' | tail -n 6; done
 names=$(printf '%s\n' "$runs" | awk '{print "docs/results/e2e_outputs/'"$TAG"'-" $1 ".txt"}')
+# The outputs are stored xz-compressed, as every file of docs/results/e2e_outputs (the tree has to travel).
+for f in $names; do if [ -f "$f" ]; then xz -9f "$f"; fi; done
 # shellcheck disable=SC2086
-tar czf "$OUTDIR/e2e_gpu.tar.gz" "$WORK" $(ls $names 2>/dev/null)
+tar czf "$OUTDIR/e2e_gpu.tar.gz" "$WORK" $(ls $(printf '%s.xz ' $names) 2>/dev/null)
