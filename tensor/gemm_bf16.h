@@ -24,5 +24,6 @@ void set_bf16_gemm_enabled(bool on);
 void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda,
                const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
 int64_t bf16_gemm_calls();  // gemm_bf16 calls so far in this process (tests, bench_step)
+int64_t bf16_gemm_primitives_made();  // oneDNN primitives gemm_bf16 has created so far (tests)
 
 }  // namespace lowrank::tensor
