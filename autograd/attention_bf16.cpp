@@ -8,7 +8,7 @@
 // operands, fp32 statistics.
 //
 // Each (b, h) pair rounds its Q, K, V (and dO) to bf16 once, into the thread's buffers (row stride hs);
-// the tiles then round only what they produce (P and scale·dS). A pair's products run single-threaded
+// the tiles then round only what they produce (P and dS). A pair's products run single-threaded
 // inside the OpenMP region (oneDNN runs a primitive on one thread there), pairs are independent, so
 // results do not depend on the thread count.
 //
@@ -34,30 +34,42 @@ using tensor::gemm_bf16;
 
 constexpr int64_t kKeyStep = 32;
 
-// One thread's bf16 operands for the pair it runs, and its fp32 tile scratch.
+// One thread's bf16 operands for the pair it runs, and its fp32 tile scratch. The scale goes into K
+// (and, for dK, into a second copy of Q) as they are rounded, so no pass over a tile applies it:
+//   S = Q (scale·K)ᵀ,   dQ = dS (scale·K),   dK = dSᵀ (scale·Q).
 struct PairBuffers {
-  std::vector<uint16_t> q, k, v, dout;  // (Tq, hs), (Tk, hs), (Tk, hs), (Tq, hs), row stride hs
-  std::vector<uint16_t> p16, ds16;      // one tile's P and scale·dS in bf16, (rows, nk)
-  std::vector<float> P, dS;             // one tile's fp32 S → P and dP → dS, (rows, nk)
+  std::vector<uint16_t> q, qs, dout;  // Q, scale·Q, dO: (Tq, hs), row stride hs
+  std::vector<uint16_t> ks, v;        // scale·K, V: (Tk, hs)
+  std::vector<uint16_t> p16, ds16;    // one tile's P and dS, (rows, nk)
+  std::vector<float> P, dS;           // one tile's fp32 S → P and dP → dS, (rows, nk)
   explicit PairBuffers(const AttnDims& d) {
     const auto tile = static_cast<size_t>(std::min(d.Tq, kRowBlock) * d.Tk);
-    q.resize(static_cast<size_t>(d.Tq * d.hs)), dout.resize(q.size());
-    k.resize(static_cast<size_t>(d.Tk * d.hs)), v.resize(k.size());
+    q.resize(static_cast<size_t>(d.Tq * d.hs)), qs.resize(q.size()), dout.resize(q.size());
+    ks.resize(static_cast<size_t>(d.Tk * d.hs)), v.resize(ks.size());
     p16.resize(tile), ds16.resize(tile), P.resize(tile), dS.resize(tile);
   }
 };
 
-// dst (T, hs) = bf16 of head h's rows [0, n) of x in sequence b; rows [n, T) zero.
-void round_head(std::vector<uint16_t>& dst, const Operand& x, const AttnDims& d, int64_t b, int64_t h, int64_t n) {
-  tensor::to_bf16_rows(dst.data(), x.head(b, h, d.hs), n, d.hs, x.st);
+// dst[i] = bf16(s · src[i]) for i < n, one vectorised pass on the pair's thread (tensor::to_bf16 would
+// open an OpenMP region of its own for a large tile).
+void round_scaled(uint16_t* dst, const float* src, int64_t n, float s) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = tensor::round_to_bf16(s * src[i]);
+}
+
+// dst (T, hs) = bf16(s · x) for a head's rows [0, n) at x (row stride ld); rows [n, T) zero.
+void round_head(std::vector<uint16_t>& dst, const float* x, int64_t ld, const AttnDims& d, int64_t n, float s) {
+  for (int64_t r = 0; r < n; ++r) round_scaled(dst.data() + r * d.hs, x + r * ld, d.hs, s);
   std::fill(dst.begin() + n * d.hs, dst.end(), uint16_t{0});
 }
 
-// K and V of pair (b, h); keys past key_len[b] zero.
-void round_keys(PairBuffers& p, const Operand& k, const Operand& v, const AttnDims& d, int64_t b, int64_t h) {
+// Q, scale·K and V of pair (b, h); keys past key_len[b] zero.
+void round_pair(PairBuffers& p, const Operand& q, const Operand& k, const Operand& v, const AttnDims& d, int64_t b,
+                int64_t h) {
   const int64_t n = d.key_len ? std::min<int64_t>(d.Tk, d.key_len[b]) : d.Tk;
-  round_head(p.k, k, d, b, h, n);
-  round_head(p.v, v, d, b, h, n);
+  round_head(p.q, q.head(b, h, d.hs), q.st, d, d.Tq, 1.f);
+  round_head(p.ks, k.head(b, h, d.hs), k.st, d, n, d.scale);
+  round_head(p.v, v.head(b, h, d.hs), v.st, d, n, 1.f);
 }
 
 // The tile with its key count rounded up to a multiple of kKeyStep, at most Tk.
@@ -66,26 +78,20 @@ Tile stepped(const AttnDims& d, Tile t) {
   return t;
 }
 
-void scale_in_place(float* x, int64_t n, float s) {
-  for (int64_t i = 0; i < n; ++i) x[i] *= s;
-}
-
-// S (rows, nk) = scale · Q[i0:i1] K[0:nk]ᵀ: bf16 products summed in fp32, scaled in fp32.
+// S (rows, nk) = Q[i0:i1] (scale·K[0:nk])ᵀ: bf16 products summed in fp32.
 void scores_bf16(float* S, const PairBuffers& p, const AttnDims& d, const Tile& t) {
-  gemm_bf16(false, true, t.rows(), t.nk, d.hs, p.q.data() + t.i0 * d.hs, d.hs, p.k.data(), d.hs, 0.f, S, t.nk);
-  scale_in_place(S, t.rows() * t.nk, d.scale);
+  gemm_bf16(false, true, t.rows(), t.nk, d.hs, p.q.data() + t.i0 * d.hs, d.hs, p.ks.data(), d.hs, 0.f, S, t.nk);
 }
 
 // Pair (b, h) of the forward: O rows into out, L[i] for its rows (L points at the pair's Tq values).
 void forward_pair(float* out, float* L, PairBuffers& p, const Operand& q, const Operand& k, const Operand& v,
                   const AttnDims& d, int64_t b, int64_t h) {
-  round_head(p.q, q, d, b, h, d.Tq);
-  round_keys(p, k, v, d, b, h);
+  round_pair(p, q, k, v, d, b, h);
   for_each_tile(d, b, h, [&](const Tile& tile) {
     const Tile t = stepped(d, tile);
     scores_bf16(p.P.data(), p, d, t);
     softmax_tile(p.P.data(), L, d, t);
-    tensor::to_bf16(p.p16.data(), p.P.data(), t.rows() * t.nk);
+    round_scaled(p.p16.data(), p.P.data(), t.rows() * t.nk, 1.f);
     float* o = out + (b * d.Tq + t.i0) * d.C + h * d.hs;  // (rows, hs), row stride C
     gemm_bf16(false, false, t.rows(), d.hs, t.nk, p.p16.data(), t.nk, p.v.data(), d.hs, 0.f, o, d.C);
   });
@@ -98,17 +104,16 @@ void backward_tile(const AttnGrads& g, const float* L, PairBuffers& p, const Att
   const uint16_t* dO = p.dout.data() + t.i0 * d.hs;  // (rows, hs)
   scores_bf16(p.P.data(), p, d, t);
   probs_tile(p.P.data(), L, d, t);
-  tensor::to_bf16(p.p16.data(), p.P.data(), n);
+  round_scaled(p.p16.data(), p.P.data(), n, 1.f);
   if (g.dv) gemm_bf16(true, false, t.nk, d.hs, t.rows(), p.p16.data(), t.nk, dO, d.hs, 1.f, g.dv + koff, d.C);
   if (!g.dq && !g.dk) return;
   gemm_bf16(false, true, t.rows(), t.nk, d.hs, dO, d.hs, p.v.data(), d.hs, 0.f, p.dS.data(), t.nk);  // dP
   softmax_backward_tile(p.dS.data(), p.P.data(), t);
-  scale_in_place(p.dS.data(), n, d.scale);  // the scale of dQ and dK, applied once before rounding
-  tensor::to_bf16(p.ds16.data(), p.dS.data(), n);
-  if (g.dq) gemm_bf16(false, false, t.rows(), d.hs, t.nk, p.ds16.data(), t.nk, p.k.data(), d.hs, 1.f, g.dq + qoff, d.C);
-  if (g.dk)
-    gemm_bf16(true, false, t.nk, d.hs, t.rows(), p.ds16.data(), t.nk, p.q.data() + t.i0 * d.hs, d.hs, 1.f, g.dk + koff,
-              d.C);
+  round_scaled(p.ds16.data(), p.dS.data(), n, 1.f);
+  const uint16_t* qs = p.qs.data() + t.i0 * d.hs;  // scale·Q[i0:i1] (rows, hs)
+  if (g.dq)
+    gemm_bf16(false, false, t.rows(), d.hs, t.nk, p.ds16.data(), t.nk, p.ks.data(), d.hs, 1.f, g.dq + qoff, d.C);
+  if (g.dk) gemm_bf16(true, false, t.nk, d.hs, t.rows(), p.ds16.data(), t.nk, qs, d.hs, 1.f, g.dk + koff, d.C);
 }
 
 }  // namespace
@@ -133,9 +138,9 @@ void attention_backward_bf16(const AttnGrads& g, const float* L, const Operand& 
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < pairs; ++bh) {
       const int64_t b = bh / d.NH, h = bh % d.NH;
-      round_head(p.q, q, d, b, h, d.Tq);
-      round_keys(p, k, v, d, b, h);
-      tensor::to_bf16_rows(p.dout.data(), g.dout + b * d.Tq * d.C + h * d.hs, d.Tq, d.hs, d.C);
+      round_pair(p, q, k, v, d, b, h);
+      round_head(p.qs, q.head(b, h, d.hs), q.st, d, d.Tq, d.scale);
+      round_head(p.dout, g.dout + b * d.Tq * d.C + h * d.hs, d.C, d, d.Tq, 1.f);
       for_each_tile(d, b, h, [&](const Tile& t) { backward_tile(g, L + bh * d.Tq, p, d, stepped(d, t)); });
     }
   }
