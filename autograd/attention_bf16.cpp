@@ -19,6 +19,7 @@
 // probs_tile), so the extra columns add exact zeros to O, dK and dV.
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <vector>
 
 #include "autograd/attention_kernels.h"
@@ -116,34 +117,47 @@ void backward_tile(const AttnGrads& g, const float* L, PairBuffers& p, const Att
   if (g.dk) gemm_bf16(true, false, t.nk, d.hs, t.rows(), p.ds16.data(), t.nk, qs, d.hs, 1.f, g.dk + koff, d.C);
 }
 
-}  // namespace
-
-void attention_forward_bf16(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
-                            const AttnDims& d) {
+// Runs f(buffers, bh) for every (b, h) pair on OpenMP threads, each thread with its own buffers. An
+// exception must not leave an OpenMP region (the runtime would terminate the process): the first one is
+// kept and rethrown after the region. The tile helpers throw in a course lab's student copy
+// (tools/make_lab.sh), which then fails its tests instead of aborting them.
+template <typename F>
+void for_each_pair(const AttnDims& d, F f) {
   const int64_t pairs = d.B * d.NH;
-#pragma omp parallel if (d.work() > tensor::kParallelGrain)
-  {
-    PairBuffers p(d);
-#pragma omp for schedule(static)
-    for (int64_t bh = 0; bh < pairs; ++bh) forward_pair(out, L + bh * d.Tq, p, q, k, v, d, bh / d.NH, bh % d.NH);
-  }
-}
-
-void attention_backward_bf16(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
-                             const AttnDims& d) {
-  const int64_t pairs = d.B * d.NH;
+  std::exception_ptr error;
 #pragma omp parallel if (d.work() > tensor::kParallelGrain)
   {
     PairBuffers p(d);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < pairs; ++bh) {
-      const int64_t b = bh / d.NH, h = bh % d.NH;
-      round_pair(p, q, k, v, d, b, h);
-      round_head(p.qs, q.head(b, h, d.hs), q.st, d, d.Tq, d.scale);
-      round_head(p.dout, g.dout + b * d.Tq * d.C + h * d.hs, d.C, d, d.Tq, 1.f);
-      for_each_tile(d, b, h, [&](const Tile& t) { backward_tile(g, L + bh * d.Tq, p, d, stepped(d, t)); });
+      try {
+        f(p, bh);
+      } catch (...) {
+#pragma omp critical(attention_bf16_error)
+        if (!error) error = std::current_exception();
+      }
     }
   }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+void attention_forward_bf16(float* out, float* L, const Operand& q, const Operand& k, const Operand& v,
+                            const AttnDims& d) {
+  for_each_pair(
+      d, [&](PairBuffers& p, int64_t bh) { forward_pair(out, L + bh * d.Tq, p, q, k, v, d, bh / d.NH, bh % d.NH); });
+}
+
+void attention_backward_bf16(const AttnGrads& g, const float* L, const Operand& q, const Operand& k, const Operand& v,
+                             const AttnDims& d) {
+  for_each_pair(d, [&](PairBuffers& p, int64_t bh) {
+    const int64_t b = bh / d.NH, h = bh % d.NH;
+    round_pair(p, q, k, v, d, b, h);
+    round_head(p.qs, q.head(b, h, d.hs), q.st, d, d.Tq, d.scale);
+    round_head(p.dout, g.dout + b * d.Tq * d.C + h * d.hs, d.C, d, d.Tq, 1.f);
+    for_each_tile(d, b, h, [&](const Tile& t) { backward_tile(g, L + bh * d.Tq, p, d, stepped(d, t)); });
+  });
 }
 
 }  // namespace lowrank::autograd::detail
