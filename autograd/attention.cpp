@@ -11,6 +11,8 @@
 #include "autograd/attention_kernels.h"
 #include "autograd/op_util.h"
 #include "autograd/ops.h"
+#include "tensor/gemm_bf16.h"
+#include "tensor/precision.h"
 
 namespace lowrank::autograd {
 
@@ -27,6 +29,13 @@ Operand operand(const Tensor& t) {
   return Operand{t.data(), t.strides()[0], st};
 }
 
+// Under the bf16 policy the CPU kernels multiply their tiles in bf16 with fp32 accumulation, softmax and
+// L in fp32 (attention_bf16.cpp), as PyTorch's CPU autocast runs scaled_dot_product_attention; elsewhere
+// (fp32 policy, no bf16 GEMM on this machine) the fp32 kernels, unchanged. Forward and backward each ask.
+bool in_bf16(Device dev) {
+  return dev == Device::CPU && tensor::precision() == tensor::Precision::bf16 && tensor::bf16_gemm_available();
+}
+
 struct AttentionOp : Node {
   Tensor q, k, v;  // as given: rows may be strided, channel stride 1; all on one device
   Tensor L;        // (B, NH, Tq) row log-sum-exp of the scores: backward recomputes P from it
@@ -41,8 +50,8 @@ struct AttentionOp : Node {
     g.dk = grad_sink(k);
     g.dv = grad_sink(v);
     g.out = out.data();  // the CUDA flash backward's D = rowsum(dO ⊙ O)
-    run(q.device(), detail::attention_backward, cuda::attention_backward, g, L.data(), operand(q), operand(k),
-        operand(v), dims);
+    run(q.device(), in_bf16(q.device()) ? detail::attention_backward_bf16 : detail::attention_backward,
+        cuda::attention_backward, g, L.data(), operand(q), operand(k), operand(v), dims);
   }
   const char* name() const override { return "attention"; }
 };
@@ -98,8 +107,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int NH, bool
   d.key_len = key_len.defined() ? ints(key_len) : nullptr;
   Tensor out = Tensor::empty({d.B, d.Tq, d.C}, dev);
   Tensor L = Tensor::empty({d.B, d.NH, d.Tq}, dev);
-  run(dev, detail::attention_forward, cuda::attention_forward, out.data(), L.data(), operand(q), operand(k), operand(v),
-      d);
+  run(dev, in_bf16(dev) ? detail::attention_forward_bf16 : detail::attention_forward, cuda::attention_forward,
+      out.data(), L.data(), operand(q), operand(k), operand(v), d);
   if (needs_grad({&q, &k, &v})) {
     auto node = std::make_unique<AttentionOp>();
     node->q = q;

@@ -43,14 +43,7 @@ using tensor::gemm;
 
 namespace {
 
-constexpr int64_t kRowBlock = 64;  // query rows per tile: S tile (64, Tk) stays in L2
-constexpr int64_t kLanes = 16;     // explicit float lanes: GCC 12 vectorises these row loops
-
-// One tile: query rows [i0, i1) of pair (b, h) against keys [0, nk), nk = what row i1-1 sees.
-struct Tile {
-  int64_t b, h, i0, i1, nk;
-  int64_t rows() const { return i1 - i0; }
-};
+constexpr int64_t kLanes = 16;  // explicit float lanes: GCC 12 vectorises these row loops
 
 // S (rows, nk) = scale · Q[i0:i1] K[0:nk]ᵀ, row stride nk.
 void scores(float* S, const Operand& q, const Operand& k, const AttnDims& d, const Tile& t) {
@@ -81,6 +74,8 @@ float lane_exp(float* x, int64_t n, float shift) {
   for (; j < n; ++j) r += (x[j] = tensor::fast_exp(x[j] - shift));
   return r;
 }
+
+}  // namespace
 
 // Forward: each row of S becomes its softmax over the visible keys (max-subtracted, so exp never
 // overflows), masked keys exactly 0; L[i] = m + log Σ exp(S − m).
@@ -127,14 +122,7 @@ void softmax_backward_tile(float* dS, const float* P, const Tile& t) {
   // LAB 4 end
 }
 
-// Runs f(tile) over every tile of pair (b, h), rows in blocks of kRowBlock.
-template <typename F>
-void for_each_tile(const AttnDims& d, int64_t b, int64_t h, F f) {
-  for (int64_t i0 = 0; i0 < d.Tq; i0 += kRowBlock) {
-    const int64_t i1 = std::min(d.Tq, i0 + kRowBlock);
-    f(Tile{b, h, i0, i1, d.visible(b, i1 - 1)});
-  }
-}
+namespace {
 
 // One tile, accumulating into dq/dk/dv: P recomputed; dV += Pᵀ dO; dS from dP = dO Vᵀ;
 // dQ += scale·dS K; dK += scale·dSᵀ Q. P and dS are the caller's (rows, nk) scratch.

@@ -50,7 +50,8 @@ cxxopts::Options make_options() {
     ("model", "config preset", cxxopts::value<std::string>()->default_value("gpt2"))
     ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
     ("tf32", "cuda: TF32 tensor-core GEMMs (the fraction of peak stays against the fp32 peak)")
-    ("precision", "fp32 | bf16: the frozen weights' GEMMs in bf16, trainable ones fp32 (ft has none frozen)",
+    ("precision", "fp32 | bf16: the frozen weights' GEMMs in bf16 (and attention's products on the cpu), trainable "
+     "ones fp32 (ft has no frozen weight)",
      cxxopts::value<std::string>()->default_value("fp32"))
     ("batch", "sequences per step B (0: 1 on cpu, 8 on cuda)", cxxopts::value<int64_t>()->default_value("0"))
     ("seq", "tokens per sequence T", cxxopts::value<int64_t>()->default_value("1024"))

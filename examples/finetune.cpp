@@ -72,7 +72,8 @@ cxxopts::Options make_options() {
     ("seed", "random seed (batch order, dropout, LoRA's init)", cxxopts::value<uint64_t>()->default_value("1"))
     ("threads", "CPU threads (0: all)", cxxopts::value<int>()->default_value("0"))
     ("device", "cpu or cuda (a GPU build)", cxxopts::value<std::string>()->default_value("cpu"))
-    ("precision", "fp32 | bf16: bf16 runs the frozen weights' GEMMs in bfloat16, what trains stays fp32 (docs/precision.md)",
+    ("precision", "fp32 | bf16: bf16 runs the frozen weights' GEMMs and attention's products in bfloat16, "
+     "what trains stays fp32 (docs/precision.md)",
      cxxopts::value<std::string>()->default_value("fp32"));
   // clang-format on
   // clang-format off

@@ -27,5 +27,7 @@ void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const 
 // (autograd/weight_gemm.cpp), which call count_bf16_gemm() since tensor/ knows nothing of cuda/.
 int64_t bf16_gemm_calls();
 void count_bf16_gemm();
+int64_t bf16_gemm_calls();  // gemm_bf16 calls so far in this process (tests, bench_step)
+int64_t bf16_gemm_primitives_made();  // oneDNN primitives gemm_bf16 has created so far (tests)
 
 }  // namespace lowrank::tensor

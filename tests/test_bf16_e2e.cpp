@@ -5,6 +5,7 @@
 // Where this CPU has no bf16 GEMM both runs are fp32 and must agree exactly.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -55,12 +56,16 @@ TEST_CASE("bf16 cli: 200 E2E steps of LoRA in bf16 follow the fp32 run's train a
   CHECK(fp32.valid.back() < fp32.valid.front() - 0.1);  // it learns: the comparison is of a moving curve
   const bool here = tensor::bf16_gemm_available();
   if (!here) MESSAGE("no bf16 GEMM here (" << tensor::bf16_gemm_info() << "): both runs are fp32");
+  double worst = 0.0;
   for (size_t i = 0; i < fp32.valid.size(); ++i) {
     CAPTURE(i);
-    // bf16 rounds each frozen operand to 8 significant bits; over 200 steps the losses move apart by
-    // 0.15% at most on the development machine (docs/precision.md), well inside 1%.
+    // bf16 rounds each frozen operand and attention's operands to 8 significant bits; over 200 steps the
+    // losses move apart by a few tenths of a percent at most (docs/precision.md), well inside 1%.
     const double tol = here ? 1e-2 : 0.0;
     CHECK(std::fabs(bf16.valid[i] - fp32.valid[i]) <= tol * fp32.valid[i]);
     CHECK(std::fabs(bf16.train[i] - fp32.train[i]) <= tol * fp32.train[i]);
+    worst =
+        std::max({worst, std::fabs(bf16.valid[i] / fp32.valid[i] - 1), std::fabs(bf16.train[i] / fp32.train[i] - 1)});
   }
+  MESSAGE("largest relative loss difference bf16 vs fp32: " << worst);
 }

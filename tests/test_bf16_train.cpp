@@ -1,6 +1,6 @@
 // The bf16 precision policy over a whole training run: a tiny GPT's LoRA fine-tuning (50 AdamW steps,
-// every frozen GEMM in bf16: W0 of every layer forward and backward, the tied head) follows the fp32
-// run's loss curve. Where this CPU has no bf16 GEMM both runs are fp32 and must agree exactly.
+// every frozen GEMM in bf16: W0 of every layer forward and backward, the tied head; and attention's tile
+// products) follows the fp32 run's loss curve. Where this CPU has no bf16 GEMM both runs are fp32 and must agree exactly.
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -107,8 +107,9 @@ TEST_CASE("bf16: a tiny GPT's LoRA training follows the fp32 loss curve within 2
   }
   // Per step: the 8 linears of the 2 blocks (c_attn, c_proj, c_fc, mlp.c_proj) forward and dx, less
   // block 0's c_attn dx (its input, LayerNorm over the frozen embeddings, needs no gradient), and the
-  // tied head's logits and dh: 8 + 7 + 2.
-  CHECK(bf16_calls == 50 * (8 + 7 + 2));
+  // tied head's logits and dh: 8 + 7 + 2; and attention's tile products, one row tile per (b, h) pair at
+  // T = 16, 4 · 4 pairs in each of the 2 blocks: S and P V forward, S, dV, dP, dQ and dK backward.
+  CHECK(bf16_calls == 50 * (8 + 7 + 2 + 2 * 4 * 4 * (2 + 5)));
   float worst = 0.f;
   for (size_t i = 0; i < fp32.size(); ++i) {
     CAPTURE(i);

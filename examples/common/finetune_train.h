@@ -148,7 +148,8 @@ inline FinetuneModel prepare_model(const std::string& init, const data::Tokenize
   // The precision is the process's (tensor/precision.h): training, validation and decoding all run at it.
   tensor::set_precision(o.precision);
   if (o.precision == tensor::Precision::bf16)
-    std::cout << "precision bf16: frozen weights' GEMMs in bf16, trainable ones fp32 ("
+    std::cout << "precision bf16: frozen weights' GEMMs in bf16 (attention's products too on the CPU), trainable "
+                 "ones fp32 ("
               << autograd::bf16_gemm_info(o.device) << ")\n";
   Rng rng(o.seed);
   FinetuneModel m;
