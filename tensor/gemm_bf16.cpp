@@ -87,7 +87,8 @@ Prim make_prim(const Key& k, const dnnl::engine& eng) {
   Prim p{{},
          operand(k.M, k.K, k.lda, k.ta, dt::bf16),
          operand(k.K, k.N, k.ldb, k.tb, dt::bf16),
-         operand(k.M, k.N, k.ldc, false, dt::f32)};
+         operand(k.M, k.N, k.ldc, false, dt::f32),
+         {}};
   dnnl::primitive_attr attr;
   // The caller's scratchpad (scratch_for): attention runs the same primitive on several threads at once,
   // and oneDNN's own scratchpad is shared between them (two threads' matmuls then mixed their buffers).
