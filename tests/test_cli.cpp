@@ -199,6 +199,19 @@ TEST_CASE("cli: results_table --merge adds rows run elsewhere, replacing only ro
   CHECK(!contains(parts.out, "| ft device=cuda | 1 |"));
   CHECK(!contains(parts.out, "| lora | 1 |"));
   check_refused("results_table", "--results " + e2e + " --match 'cuda*lora'", "no run's key matches 'cuda*lora'");
+  // --bases-svg: only the recipe's own rows are seeds of a bar; a bf16 or a variant row is a row of its own.
+  const std::string lora = "lora r=4 alpha=32 targets=q,v lr=0.002", b5 = " base=gpt-e2e-base5 B=8 steps=5257 mrs=0 seed=";
+  const std::string bases = write("bases.json", R"({"table": "e2e", "runs": [)" + with(row, lora + b5 + "1", "0.6") +
+                                                    "," + with(row, lora + b5 + "2", "0.7") + "," +
+                                                    with(row, lora + " base=gpt-e2e-base5 bf16" + b5.substr(19) + "1", "0.1") +
+                                                    "," + with(row, lora + " rslora" + b5 + "3", "0.1") + "]}");
+  const Run fig = run_example("results_table", "--results " + bases + " --bases-svg " + tmp.file("b.svg"), tmp);
+  CAPTURE(fig.err);
+  REQUIRE(fig.rc == 0);
+  const std::string svg = read_bytes(tmp.file("b.svg"));
+  CHECK(contains(svg, "×2"));
+  CHECK(!contains(svg, "×3"));
+  CHECK(!contains(svg, "×4"));
   write("glue.json", R"({"table": "glue", "runs": []})");
   const Run bad = run_example("results_table", "--results " + e2e + " --merge " + tmp.file("glue.json"), tmp);
   CHECK(bad.rc == 1);

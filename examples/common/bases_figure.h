@@ -22,14 +22,21 @@ inline std::string base_of_key(const std::string& key) {
   return key.substr(at + 6, end == std::string::npos ? std::string::npos : end - at - 6);
 }
 
-// 0 zero-shot, 1 LoRA, 2 FT at the headline recipe, or -1 for any other row.
+// 0 zero-shot, 1 LoRA, 2 FT at the headline recipe, or -1 for any other row. With its " base=NAME"
+// taken out, the key must be the recipe's exactly: a variant, a precision or a device adds a word
+// (" rslora", " bf16", " device=cuda") and is a row of its own, not another seed of these bars.
 inline int bases_series(const std::string& key) {
-  if (key.find(" device=") != std::string::npos || key.find(" ls=") != std::string::npos) return -1;
-  const bool full_epoch = key.find(" B=8 steps=5257 mrs=0 ") != std::string::npos;
-  if (key.rfind("lora r=4 alpha=32 targets=q,v lr=", 0) == 0 && key.find(" steps=0 mrs=0 ") != std::string::npos)
-    return 0;
-  if (key.rfind("lora r=4 alpha=32 targets=q,v lr=0.002 ", 0) == 0 && full_epoch) return 1;
-  if (key.rfind("ft lr=0.002 ", 0) == 0 && full_epoch) return 2;
+  std::string k = key;
+  const size_t at = k.find(" base=");
+  if (at != std::string::npos) k.erase(at, k.find(' ', at + 1) - at);
+  const std::string recipe = k.substr(0, k.rfind(" seed="));
+  const std::string lora = "lora r=4 alpha=32 targets=q,v lr=";
+  if (recipe.rfind(lora, 0) == 0) {
+    const size_t after_lr = recipe.find(' ', lora.size());  // zero-shot rows carry any lr: nothing trained
+    if (after_lr != std::string::npos && recipe.substr(after_lr) == " B=8 steps=0 mrs=0") return 0;
+  }
+  if (recipe == lora + "0.002 B=8 steps=5257 mrs=0") return 1;
+  if (recipe == "ft lr=0.002 B=8 steps=5257 mrs=0") return 2;
   return -1;
 }
 
